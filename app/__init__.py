@@ -1,0 +1,1 @@
+"""The Notes service: a notes REST API with a pure domain behind aiohttp."""

@@ -1,0 +1,83 @@
+"""Apply the Alembic migrations to a SQL store, safely from several processes at once.
+
+PostgreSQL serialises concurrent runs with an advisory lock (see migrations/env.py); SQLite with
+an exclusive `flock` on the database file. Upgrading to the head that is already applied is a
+no-op, and no migration ever drops data on the way up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import migrations
+
+SCRIPTS = Path(migrations.__file__).parent
+
+
+def _config(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    command.upgrade(_config(connection), "head")
+
+
+def sqlite_path(database_url: str) -> str:
+    """`sqlite:///notes.db` -> notes.db, `sqlite:////var/lib/notes.db` -> /var/lib/notes.db."""
+    path = sa.make_url(database_url).database
+    if not path or path == ":memory:":
+        raise ValueError(f"{database_url!r} names no database file: use sqlite:///path/to/notes.db")
+    return path
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The URL as asyncpg takes it (it reads both postgresql:// and postgres://)."""
+    return database_url
+
+
+def migrate_sqlite(database_url: str) -> None:
+    path = sqlite_path(database_url)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+                _upgrade(connection)
+                connection.commit()
+        finally:
+            engine.dispose()
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+async def migrate_postgres(database_url: str) -> None:
+    url = sa.make_url(database_url).set(drivername="postgresql+asyncpg")
+    engine = create_async_engine(url, poolclass=sa.NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_upgrade)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def migrate(database_url: str, backend: str) -> None:
+    """Bring the store at `database_url` to the newest schema; nothing to do for memory."""
+    if backend == "sqlite":
+        migrate_sqlite(database_url)
+    elif backend == "postgresql":
+        asyncio.run(migrate_postgres(database_url))

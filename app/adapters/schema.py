@@ -1,0 +1,58 @@
+"""The schema, described once. Alembic's migrations build it; the adapters' SQL reads it.
+
+The two SQL stores differ where each has a better native form: PostgreSQL keeps timestamps as
+`timestamptz` and tags as `text[]` (with a GIN index for "all of these tags"); SQLite keeps
+timestamps as integer microseconds since the epoch (exact and sortable) and tags as a JSON array,
+mirrored by triggers into `note_tags` for the same lookup. `title_key` and `search_text` are
+computed by the domain (`title_sort_key`, `search_text`) so that every store orders and searches alike.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+
+_Timestamp = sa.DateTime(timezone=True).with_variant(sa.BigInteger(), "sqlite")
+_Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+
+notes = sa.Table(
+    "notes",
+    metadata,
+    sa.Column("id", _Id, sa.Identity(always=True), primary_key=True),
+    sa.Column("title", sa.Text(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("priority", sa.SmallInteger(), nullable=False),
+    sa.Column("tags", sa.Text().with_variant(postgresql.ARRAY(sa.Text()), "postgresql"), nullable=False),
+    sa.Column("created_by", sa.Text(), nullable=True),
+    sa.Column("created_at", _Timestamp, nullable=False),
+    sa.Column("updated_at", _Timestamp, nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("title_key", sa.Text().with_variant(sa.Text(collation="C"), "postgresql"), nullable=False),
+    sa.Column("search_text", sa.Text(), nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused, not even the newest one's after a delete
+)
+
+# One index per sort order, (key, id) to match the keyset; and one per equality filter.
+for _column in ("created_at", "updated_at", "priority", "title_key", "created_by"):
+    sa.Index(f"ix_notes_{_column}_id", notes.c[_column], notes.c.id)
+sa.Index("ix_notes_tags", notes.c.tags, postgresql_using="gin").ddl_if(dialect="postgresql")
+sa.Index(
+    "ix_notes_search_text_trgm",
+    notes.c.search_text,
+    postgresql_using="gin",
+    postgresql_ops={"search_text": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key", sa.Text(), primary_key=True),
+    sa.Column("fingerprint", sa.Text(), nullable=False),
+    sa.Column("claimed_at", _Timestamp, nullable=False),
+    sa.Column("status", sa.SmallInteger(), nullable=True),  # null while the first request runs
+    sa.Column("headers", sa.Text(), nullable=True),  # JSON array of [name, value]
+    sa.Column("body", sa.LargeBinary(), nullable=True),
+)
+sa.Index("ix_idempotency_keys_claimed_at", idempotency_keys.c.claimed_at)

@@ -1,0 +1,98 @@
+"""SQL that both SQL adapters share: the columns of a note and the listing's keyset query.
+
+The listing is assembled from fixed fragments, one per filter in use; each dialect supplies its
+placeholders and the forms where the two stores differ (tags, search terms, timestamps). Values
+always travel as parameters, and the drivers' statement caches prepare each shape once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+
+from app.domain.errors import IdempotencyKeyInUseError, IdempotencyKeyReusedError
+from app.domain.ports import RecordedResponse
+from app.domain.query import ListQuery, SortField
+
+NOTE_COLUMNS = "id, title, description, priority, tags, created_by, created_at, updated_at, version"
+SELECT_NOTES = f"SELECT {NOTE_COLUMNS} FROM notes"
+SORT_COLUMNS = {
+    SortField.ID: "id",
+    SortField.CREATED_AT: "created_at",
+    SortField.UPDATED_AT: "updated_at",
+    SortField.PRIORITY: "priority",
+    SortField.TITLE: "title_key",  # the domain's collation key, compared as bytes
+}
+
+Arg = Callable[[Any], str]  # adds a parameter, returns its placeholder
+
+
+class Dialect(Protocol):
+    def placeholder(self, position: int) -> str: ...
+
+    def timestamp(self, moment: datetime) -> Any: ...
+
+    def all_tags(self, tags: Sequence[str], arg: Arg) -> str: ...
+
+    def all_terms(self, terms: Sequence[str], arg: Arg) -> list[str]: ...
+
+
+def list_statement(query: ListQuery, dialect: Dialect) -> tuple[str, list[Any]]:
+    """The SQL and parameters of one listing page."""
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return dialect.placeholder(len(args))
+
+    f = query.filter
+    where: list[str] = []
+    if f.tags:
+        where.append(dialect.all_tags(sorted(f.tags), arg))
+    for column, operator, value in (
+        ("created_by", "=", f.created_by),
+        ("priority", "=", f.priority),
+        ("priority", ">=", f.min_priority),
+        ("priority", "<=", f.max_priority),
+    ):
+        if value is not None:
+            where.append(f"{column} {operator} {arg(value)}")
+    for column, operator, moment in (
+        ("created_at", ">=", f.created_after),
+        ("created_at", "<", f.created_before),
+        ("updated_at", ">=", f.updated_after),
+        ("updated_at", "<", f.updated_before),
+    ):
+        if moment is not None:
+            where.append(f"{column} {operator} {arg(dialect.timestamp(moment))}")
+    if f.terms:
+        where.extend(dialect.all_terms(f.terms, arg))
+
+    column = SORT_COLUMNS[query.sort.field]
+    direction, beyond = ("DESC", "<") if query.sort.descending else ("ASC", ">")
+    if query.after is not None:
+        value, note_id = query.after
+        if isinstance(value, datetime):
+            value = dialect.timestamp(value)
+        if column == "id":
+            where.append(f"id {beyond} {arg(note_id)}")
+        else:
+            where.append(f"({column}, id) {beyond} ({arg(value)}, {arg(note_id)})")
+    order = f"{column} {direction}" if column == "id" else f"{column} {direction}, id {direction}"
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"{SELECT_NOTES}{condition} ORDER BY {order} LIMIT {arg(query.limit)}", args
+
+
+def replay(
+    key: str, fingerprint: str, stored: str, status: int | None, headers: str | None, body: bytes | None
+) -> RecordedResponse:
+    """The recorded answer for a key that is claimed already, or the reason there is none to give."""
+    if stored != fingerprint:
+        raise IdempotencyKeyReusedError(key)
+    if status is None or headers is None:
+        raise IdempotencyKeyInUseError(key)
+    pairs = tuple((name, value) for name, value in orjson.loads(headers))
+    return RecordedResponse(status, pairs, bytes(body or b""))

@@ -1,0 +1,109 @@
+"""The Note entity and the text keys that every adapter stores beside it."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoteContent:
+    """What a client controls in a note, already checked against the rules (see `rules.py`)."""
+
+    title: str
+    description: str = ""
+    priority: int = 0
+    tags: tuple[str, ...] = ()
+    created_by: str | None = None
+    created_at: datetime | None = None  # None: now on create, unchanged on replace
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoteDraft:
+    """A note about to be stored for the first time: everything but the id the store assigns."""
+
+    title: str
+    description: str
+    priority: int
+    tags: tuple[str, ...]
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_content(cls, content: NoteContent, now: datetime) -> NoteDraft:
+        return cls(
+            title=content.title,
+            description=content.description,
+            priority=content.priority,
+            tags=content.tags,
+            created_by=content.created_by,
+            created_at=content.created_at or now,
+            updated_at=now,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Note:
+    """A stored note. Immutable: every change makes a new value with `version` one higher."""
+
+    id: int
+    title: str
+    description: str
+    priority: int
+    tags: tuple[str, ...]
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @property
+    def etag(self) -> str:
+        """A strong entity tag: it changes exactly when the note changes."""
+        return f'"{self.version}"'
+
+    def content(self) -> NoteContent:
+        return NoteContent(
+            title=self.title,
+            description=self.description,
+            priority=self.priority,
+            tags=self.tags,
+            created_by=self.created_by,
+            created_at=self.created_at,
+        )
+
+    def revised(self, content: NoteContent, now: datetime) -> Note:
+        """The next version of this note with `content`; an unset `created_at` keeps its value."""
+        return replace(
+            self,
+            title=content.title,
+            description=content.description,
+            priority=content.priority,
+            tags=content.tags,
+            created_by=content.created_by,
+            created_at=content.created_at or self.created_at,
+            updated_at=now,
+            version=self.version + 1,
+        )
+
+
+def title_sort_key(title: str) -> str:
+    """The collation of titles, the same in every adapter.
+
+    Titles compare by this key, code point by code point: the title decomposed (NFKD), with its
+    combining marks removed, then case-folded. So "Été" sorts with "ete", and "B" after "a".
+    Titles with equal keys are ordered by id. Adapters store the key beside the title and compare it
+    as bytes (UTF-8 byte order is code point order), so no database collation is involved.
+    """
+    decomposed = unicodedata.normalize("NFKD", title)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def search_text(title: str, description: str) -> str:
+    """The text that `q` terms are searched in: title and description, case-folded.
+
+    The newline between them cannot be part of a term (terms split on whitespace), so a term found
+    here was found in the title or in the description, never across both.
+    """
+    return f"{title.casefold()}\n{description.casefold()}"

@@ -1,0 +1,114 @@
+"""The command line: `python -m app serve` and `python -m app migrate` (also `notes-api ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from app.container import SUPPORTED_URLS, Settings, UnsupportedDatabaseError, backend_of
+from app.domain.errors import StorageUnavailableError
+
+log = logging.getLogger("app")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _flag(parser: argparse.ArgumentParser, flag: str, env: str, default: str, help: str, **kw) -> None:
+    parser.add_argument(flag, default=_env(env, default), help=f"{help} [env {env}; default %(default)s]", **kw)
+
+
+def _switch(parser: argparse.ArgumentParser, flag: str, env: str, help: str) -> None:
+    on = _env(env, "").lower() in ("1", "true", "yes", "on")
+    parser.add_argument(flag, action="store_true", default=on, help=f"{help} [env {env}]")
+
+
+def _database_flag(parser: argparse.ArgumentParser) -> None:
+    _flag(parser, "--database-url", "DATABASE_URL", "memory://", f"where notes live: {SUPPORTED_URLS}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="notes-api", description="The Notes REST API.",
+        epilog="Run 'notes-api serve --help' for the server's options.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the HTTP API", description="Serve the HTTP API.")
+    _database_flag(serve)
+    _flag(serve, "--host", "NOTES_HOST", "127.0.0.1", "address to listen on")
+    _flag(serve, "--port", "NOTES_PORT", "8080", "port to listen on", type=int)
+    _flag(serve, "--workers", "NOTES_WORKERS", "1", "server processes sharing the port", type=int)
+    _switch(serve, "--no-migrate", "NOTES_NO_MIGRATE", "do not apply pending migrations at start-up")
+    _flag(serve, "--pool-size", "NOTES_POOL_SIZE", "10", "PostgreSQL connections per process", type=int)
+    _flag(serve, "--db-timeout", "NOTES_DB_TIMEOUT", "5", "seconds to wait on the database before a 503", type=float)
+    _flag(serve, "--max-body-bytes", "NOTES_MAX_BODY_BYTES", str(1024 * 1024), "largest request body", type=int)
+    _switch(serve, "--require-if-match", "NOTES_REQUIRE_IF_MATCH", "answer 428 to PUT, PATCH and DELETE without If-Match")
+    _flag(serve, "--cursor-secret", "NOTES_CURSOR_SECRET", "notes-cursor", "key that signs listing cursors (share it between processes)")
+    _flag(serve, "--log-level", "NOTES_LOG_LEVEL", "info", "debug, info, warning or error")
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations", description="Apply pending migrations.")
+    _database_flag(migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        backend = backend_of(args.database_url)
+    except UnsupportedDatabaseError as error:
+        parser.exit(2, f"notes-api: error: {error}\n")
+    try:
+        if args.command == "migrate" or not args.no_migrate:
+            _migrate(args.database_url, backend)
+        if args.command == "serve":
+            return _serve(args, backend, parser)
+    except (StorageUnavailableError, OSError, ValueError) as error:
+        parser.exit(1, f"notes-api: error: {error}\n")
+    return 0
+
+
+def _migrate(database_url: str, backend: str) -> None:
+    from app.adapters.migrate import migrate
+
+    try:
+        migrate(database_url, backend)
+    except Exception as error:  # the driver's or Alembic's: say it in one line, not a traceback
+        raise StorageUnavailableError(f"cannot migrate {database_url}: {error}") from error
+
+
+def _serve(args: argparse.Namespace, backend: str, parser: argparse.ArgumentParser) -> int:
+    from app.entrypoints.server import run_server, run_workers
+
+    settings = Settings(
+        database_url=args.database_url,
+        db_timeout=args.db_timeout,
+        pool_size=args.pool_size,
+        max_body_bytes=args.max_body_bytes,
+        require_if_match=args.require_if_match,
+        cursor_secret=args.cursor_secret,
+    )
+    if args.workers < 1:
+        parser.exit(2, "notes-api: error: --workers must be at least 1\n")
+    if args.workers > 1:
+        if backend == "memory":
+            parser.exit(
+                2,
+                "notes-api: error: memory:// lives inside one process and cannot be shared by"
+                " --workers; use one worker, or sqlite:// or postgresql://\n",
+            )
+        return run_workers(settings, args.host, args.port, args.workers)
+    run_server(settings, args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

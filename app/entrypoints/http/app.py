@@ -1,0 +1,63 @@
+"""The aiohttp application factory: routes, middleware and the storage's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from app.entrypoints.http import handlers
+from app.entrypoints.http.keys import (
+    CLOCK,
+    CONTAINER,
+    CURSORS,
+    IDEMPOTENCY,
+    NOTES,
+    SETTINGS,
+    HttpSettings,
+)
+from app.entrypoints.http.listing import CursorCodec
+from app.entrypoints.http.problems import problem_middleware
+
+if TYPE_CHECKING:
+    from app.container import Container
+
+
+def create_app(container: Container) -> web.Application:
+    """Build the application. Does no I/O: the storage opens in `cleanup_ctx` on start-up."""
+    settings = container.http_settings()
+    app = web.Application(
+        middlewares=[problem_middleware], client_max_size=settings.max_body_bytes
+    )
+    app[CONTAINER] = container
+    app[SETTINGS] = settings
+    app[CLOCK] = container.clock()
+    app[CURSORS] = CursorCodec(settings.cursor_secret)
+    app.cleanup_ctx.append(_storage)
+    _add_routes(app.router)
+    return app
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    container = app[CONTAINER]
+    storage = await container.storage()
+    app[NOTES] = container.notes(repository=storage.notes)
+    app[IDEMPOTENCY] = storage.idempotency
+    yield
+    await container.shutdown_resources()
+
+
+def _add_routes(router: web.UrlDispatcher) -> None:
+    notes = router.add_resource("/notes", name="notes")
+    notes.add_route("GET", handlers.list_notes)
+    notes.add_route("HEAD", handlers.list_notes)
+    notes.add_route("POST", handlers.create_note)
+    note = router.add_resource("/notes/{id}", name="note")
+    note.add_route("GET", handlers.get_note)
+    note.add_route("HEAD", handlers.get_note)
+    note.add_route("PUT", handlers.replace_note)
+    note.add_route("PATCH", handlers.patch_note)
+    note.add_route("DELETE", handlers.delete_note)
+    router.add_get("/healthz", handlers.healthz)
+    router.add_get("/readyz", handlers.readyz)

@@ -1,0 +1,127 @@
+"""Request handlers: parse the request, call one use case, write the answer."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import orjson
+from aiohttp import web
+
+from app.domain.errors import NoteError
+from app.domain.ports import RecordedResponse
+from app.domain.services import IfMatch
+from app.entrypoints.http.conditions import none_match, parse_if_match
+from app.entrypoints.http.keys import CLOCK, CURSORS, IDEMPOTENCY, NOTES, SETTINGS
+from app.entrypoints.http.listing import parse_list_query
+from app.entrypoints.http.problems import ProblemError, bad_request
+from app.entrypoints.http.representation import (
+    json_response,
+    note_document,
+    note_response,
+    read_json_object,
+)
+
+_ID = re.compile(r"[1-9][0-9]{0,18}")
+_ID_MAX = 2**63 - 1  # the largest id a 64-bit database column holds
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def note_id(request: web.Request) -> int:
+    """The id in the path; an id that is not a positive integer, or too large to exist, is 404."""
+    text = request.match_info["id"]
+    if _ID.fullmatch(text) is None or int(text) > _ID_MAX:
+        raise ProblemError(404, f"there is no note {text!r}: ids are positive integers", slug="note-not-found")
+    return int(text)
+
+
+def if_match(request: web.Request) -> IfMatch | None:
+    header = request.headers.get("If-Match")
+    if header is None and request.app[SETTINGS].require_if_match:
+        raise ProblemError(
+            428,
+            f"{request.method} needs an If-Match header with the note's ETag",
+            slug="precondition-required",
+        )
+    return parse_if_match(header)
+
+
+async def get_note(request: web.Request) -> web.Response:
+    note = await request.app[NOTES].get(note_id(request))
+    if none_match(request.headers.get("If-None-Match"), note):
+        return web.Response(status=304, headers={"ETag": note.etag})
+    return note_response(note)
+
+
+async def create_note(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return _created(await request.app[NOTES].create(body))
+    if _IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise bad_request(
+            "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
+        )
+    store, now = request.app[IDEMPOTENCY], request.app[CLOCK]()
+    fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    recorded = await store.claim(key, fingerprint, now)
+    if recorded is not None:
+        return web.Response(
+            status=recorded.status,
+            body=recorded.body,
+            headers={**dict(recorded.headers), "Idempotent-Replayed": "true"},
+        )
+    try:
+        response = _created(await request.app[NOTES].create(body))
+    except (NoteError, ProblemError):
+        await store.release(key)
+        raise
+    headers = tuple((name, response.headers[name]) for name in ("Content-Type", "Location", "ETag"))
+    await store.finish(key, RecordedResponse(201, headers, response.body), request.app[CLOCK]())
+    return response
+
+
+def _created(note) -> web.Response:
+    return note_response(note, status=201, headers={"Location": f"/notes/{note.id}"})
+
+
+async def replace_note(request: web.Request) -> web.Response:
+    note_id_ = note_id(request)
+    condition = if_match(request)
+    body = await read_json_object(request)
+    return note_response(await request.app[NOTES].replace(note_id_, body, condition))
+
+
+async def patch_note(request: web.Request) -> web.Response:
+    note_id_ = note_id(request)
+    condition = if_match(request)
+    patch = await read_json_object(request)
+    return note_response(await request.app[NOTES].patch(note_id_, patch, condition))
+
+
+async def delete_note(request: web.Request) -> web.Response:
+    note_id_ = note_id(request)
+    await request.app[NOTES].delete(note_id_, if_match(request))
+    return web.Response(status=204)
+
+
+async def list_notes(request: web.Request) -> web.Response:
+    cursors = request.app[CURSORS]
+    query = parse_list_query(request.query, cursors)
+    page = await request.app[NOTES].list(query)
+    next_cursor = None if page.next_after is None else cursors.encode(query, page.next_after)
+    headers = {}
+    if next_cursor is not None:
+        params = [(k, v) for k, v in request.query.items() if k != "cursor"] + [("cursor", next_cursor)]
+        headers["Link"] = f'<{request.rel_url.with_query(params)}>; rel="next"'
+    document = {"notes": [note_document(n) for n in page.notes], "next_cursor": next_cursor}
+    return json_response(document, headers=headers)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    await request.app[NOTES].check_storage()
+    return json_response({"status": "ready"})

@@ -1,0 +1,32 @@
+"""Every `web.AppKey` of the application, and the HTTP settings they carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from app.domain.ports import IdempotencyStore
+from app.domain.services import Clock, NoteService
+
+if TYPE_CHECKING:
+    from app.container import Container
+    from app.entrypoints.http.listing import CursorCodec
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    max_body_bytes: int = MIB
+    require_if_match: bool = False
+    cursor_secret: str = "notes-cursor"  # cursors are tamper-evident, not secret: see listing.py
+
+
+CONTAINER = web.AppKey("container", "Container")
+SETTINGS = web.AppKey("settings", HttpSettings)
+NOTES = web.AppKey("notes", NoteService)
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
+CLOCK = web.AppKey("clock", Clock)
+CURSORS = web.AppKey("cursors", "CursorCodec")

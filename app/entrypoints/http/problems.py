@@ -1,0 +1,129 @@
+"""Problem details (RFC 9457): every error leaves the service as application/problem+json.
+
+Domain errors are mapped to problems here, once, by `problem_middleware`; handlers only raise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from app.domain import errors
+from app.entrypoints.http.keys import SETTINGS
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = "1"
+log = logging.getLogger("app.http")
+
+
+class ProblemError(Exception):
+    """An error answered with one problem document. `slug` names its type, under /problems/."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+    def response(self) -> web.Response:
+        document: dict[str, Any] = {
+            "type": f"/problems/{self.slug}" if self.slug else "about:blank",
+            "title": HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extensions,
+        }
+        return web.Response(
+            status=self.status,
+            body=orjson.dumps(document),
+            content_type=PROBLEM_JSON,
+            headers=self.headers,
+        )
+
+
+def bad_request(slug: str, detail: str, **extensions: Any) -> ProblemError:
+    return ProblemError(400, detail, slug=slug, **extensions)
+
+
+def _from_domain(error: errors.NoteError) -> ProblemError:
+    match error:
+        case errors.NoteNotFoundError():
+            return ProblemError(404, str(error), slug="note-not-found")
+        case errors.NoteValidationError(problems=problems):
+            return ProblemError(
+                422,
+                f"the note breaks {len(problems)} rule{'s' if len(problems) > 1 else ''}",
+                slug="validation-error",
+                errors=[{"pointer": p.pointer, "detail": p.detail} for p in problems],
+            )
+        case errors.PreconditionFailedError() | errors.VersionConflictError():
+            return ProblemError(412, str(error), slug="precondition-failed")
+        case errors.IdempotencyKeyInUseError():
+            return ProblemError(
+                409,
+                "a request with this Idempotency-Key is still being processed",
+                slug="idempotency-key-in-use",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        case errors.IdempotencyKeyReusedError():
+            return ProblemError(
+                422,
+                "this Idempotency-Key was used with another request body",
+                slug="idempotency-key-reused",
+            )
+        case errors.StorageUnavailableError():
+            return ProblemError(
+                503,
+                "the database cannot be reached now; retry shortly",
+                slug="database-unavailable",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+    return ProblemError(500, "an unexpected error occurred")
+
+
+def _from_http(exc: web.HTTPException, request: web.Request) -> ProblemError:
+    if exc.status == 413:
+        detail = f"the request body is over the limit of {request.app[SETTINGS].max_body_bytes:,} bytes"
+    else:
+        detail = {
+            404: "no resource at this path",
+            405: f"{request.method} is not allowed here; see the Allow header",
+        }.get(exc.status, exc.reason)
+    headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+    return ProblemError(exc.status, detail, headers=headers)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every error into problem+json; a 5xx other than 503 is logged as the bug it is."""
+    try:
+        return await handler(request)
+    except ProblemError as problem:
+        return problem.response()
+    except errors.NoteError as error:
+        return _from_domain(error).response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _from_http(exc, request).response()
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return ProblemError(500, "an unexpected error occurred").response()

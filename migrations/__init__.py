@@ -1,0 +1,1 @@
+"""Alembic migrations for the SQL adapters (run them with `python -m app migrate`)."""
