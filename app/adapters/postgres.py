@@ -10,7 +10,7 @@ broken connections by itself, so the service recovers when the database does, wi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
@@ -74,8 +74,13 @@ _UPDATE = (
 def _note(row: asyncpg.Record) -> Note:
     return Note(
         id=row[0], title=row[1], description=row[2], priority=row[3], tags=tuple(row[4]),
-        created_by=row[5], created_at=row[6], updated_at=row[7], version=row[8],
+        created_by=row[5], created_at=_aware(row[6]), updated_at=_aware(row[7]), version=row[8],
     )
+
+
+def _aware(moment: datetime) -> datetime:
+    # asyncpg gives datetime.min back without its zone (it reads it as -infinity's stand-in).
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _values(note: Note | NoteDraft) -> tuple:

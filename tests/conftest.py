@@ -1,0 +1,76 @@
+"""Fixtures shared by every suite: one storage fixture parametrized over all three adapters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from app.adapters import Storage
+from app.adapters.migrate import migrate
+from app.container import Container, Settings, build_container
+from app.entrypoints.http import create_app
+from tests.databases import in_thread, postgres_database, postgres_server
+
+BACKENDS = ("memory", "sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres_server_url: str) -> Iterator[str]:
+    """One migrated database for the session; each test starts from empty tables."""
+    with postgres_database(postgres_server_url) as url:
+        in_thread(migrate, url, "postgresql")
+        yield url
+
+
+async def _empty(url: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("TRUNCATE notes, idempotency_keys RESTART IDENTITY")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated store of each kind."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'notes.db'}"
+        in_thread(migrate, url, "sqlite")
+        return url
+    url = request.getfixturevalue("migrated_postgres")
+    await _empty(url)
+    return url
+
+
+def settings_for(database_url: str, **overrides: object) -> Settings:
+    return Settings(database_url=database_url, db_timeout=5.0, pool_size=4, **overrides)
+
+
+@pytest.fixture
+async def container(database_url: str) -> AsyncIterator[Container]:
+    container = build_container(settings_for(database_url))
+    yield container
+    await container.shutdown_resources()
+
+
+@pytest.fixture
+async def storage(container: Container) -> Storage:
+    return await container.storage()
+
+
+@pytest.fixture
+async def client(aiohttp_client, database_url: str) -> TestClient:
+    """An HTTP client of the whole application, on each adapter."""
+    return await aiohttp_client(create_app(build_container(settings_for(database_url))))

@@ -1,0 +1,98 @@
+"""Where the tests find PostgreSQL, and how they make and drop their own databases.
+
+Order: NOTES_TEST_POSTGRES_URL; else a testcontainers PostgreSQL where Docker works; else the
+PostgreSQL tests are skipped with one line, except when CI is set, where that fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+
+T = TypeVar("T")
+
+
+def in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking set-up (which may call asyncio.run) away from the test's event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
+
+
+def _admin(server_url: str, statement: str) -> None:
+    async def run() -> None:
+        connection = await asyncpg.connect(server_url)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    in_thread(asyncio.run, run())
+
+
+def database_url(server_url: str, name: str) -> str:
+    return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def postgres_database(server_url: str, prefix: str = "notes_test") -> Iterator[str]:
+    """A new, empty database on the server, dropped afterwards whatever happens."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _admin(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(server_url, name)
+    finally:
+        _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server the tests may create databases on."""
+    url = os.environ.get("NOTES_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    try:
+        container = _start_container()
+    except Exception as error:  # no Docker engine, no image, no permission
+        reason = f"no PostgreSQL: NOTES_TEST_POSTGRES_URL is unset and Docker failed ({type(error).__name__})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI requires PostgreSQL", pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield container.get_connection_url(driver=None)
+    finally:
+        container.stop()
+
+
+def _docker_answers() -> bool:
+    """A cheap look for a Docker engine, so that testcontainers is only tried where one runs."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return True  # a remote engine: let testcontainers find out
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(host.removeprefix("unix://"))
+        except OSError:
+            return False
+    return True
+
+
+def _start_container() -> Any:
+    if not _docker_answers():
+        raise ConnectionError("no Docker engine answers")
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:  # older testcontainers keep it at testcontainers.postgres
+        from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef]
+    return PostgresContainer("postgres:16-alpine").start()

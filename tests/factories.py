@@ -1,0 +1,37 @@
+"""Small builders of test data."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from app.domain.model import NoteDraft
+
+T0 = datetime(2017, 8, 23, 0, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+def draft(**overrides: Any) -> NoteDraft:
+    values: dict[str, Any] = {
+        "title": "note two",
+        "description": "sample notes",
+        "priority": 4,
+        "tags": ("home", "work"),
+        "created_by": "apcelent",
+        "created_at": T0,
+        "updated_at": T0 + timedelta(microseconds=1),
+    }
+    values.update(overrides)
+    return NoteDraft(**values)
+
+
+def tutorial_body(**overrides: Any) -> dict[str, Any]:
+    """The body the tutorial's client sends."""
+    body: dict[str, Any] = {
+        "title": "note two",
+        "created_at": "2017-08-23 00:00",
+        "created_by": "apcelent",
+        "description": "sample notes",
+        "priority": 4,
+    }
+    body.update(overrides)
+    return body
