@@ -1,0 +1,92 @@
+"""ETags, If-None-Match, If-Match and --require-if-match, on every adapter."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from app.entrypoints.http import create_app
+from app.container import build_container
+from tests.conftest import settings_for
+from tests.http.support import all_notes, create, problem, send
+
+
+async def test_every_note_response_carries_a_strong_etag_that_changes_with_the_note(client) -> None:
+    note = await create(client)
+    first = await client.get(f"/notes/{note['id']}")
+    changed = await send(client, "PATCH", f"/notes/{note['id']}", {"priority": 3})
+    assert first.headers["ETag"] == '"1"' and changed.headers["ETag"] == '"2"'
+    assert (await client.get(f"/notes/{note['id']}")).headers["ETag"] == '"2"'
+
+
+@pytest.mark.parametrize("header", ['"1"', 'W/"1"', '"7", "1"', "*"])
+async def test_if_none_match_that_matches_is_304_on_get_and_head(client, header: str) -> None:
+    note = await create(client)
+    for method in ("GET", "HEAD"):
+        response = await client.request(method, f"/notes/{note['id']}", headers={"If-None-Match": header})
+        assert response.status == 304 and response.headers["ETag"] == '"1"'
+        assert await response.read() == b""
+
+
+async def test_if_none_match_with_a_stale_tag_gets_the_note(client) -> None:
+    note = await create(client)
+    await send(client, "PATCH", f"/notes/{note['id']}", {"priority": 3})
+    response = await client.get(f"/notes/{note['id']}", headers={"If-None-Match": '"1"'})
+    assert response.status == 200 and orjson.loads(await response.read())["priority"] == 3
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+async def test_a_stale_if_match_is_412_and_writes_nothing(client, method: str) -> None:
+    note = await create(client)
+    edited = orjson.loads(await (await send(client, "PATCH", f"/notes/{note['id']}", {"priority": 3})).read())
+    for stale in ('"1"', 'W/"2"', '"banana"'):
+        response = await send(client, method, f"/notes/{note['id']}", {"title": "lost"}, headers={"If-Match": stale})
+        await problem(response, 412)
+    assert await all_notes(client) == [edited]
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+async def test_a_current_if_match_or_a_star_lets_the_write_through(client, method: str) -> None:
+    for header in ('"1"', '"9", "1"', "*"):
+        note = await create(client)
+        response = await send(client, method, f"/notes/{note['id']}", {"title": "won"}, headers={"If-Match": header})
+        assert response.status in (200, 204), await response.text()
+
+
+async def test_if_match_star_on_a_missing_note_is_404(client) -> None:
+    await problem(await send(client, "PUT", "/notes/77", {"title": "t"}, headers={"If-Match": "*"}), 404)
+
+
+async def test_of_two_concurrent_puts_with_one_if_match_exactly_one_wins(client) -> None:
+    note = await create(client)
+    responses = await asyncio.gather(*(
+        send(client, "PUT", f"/notes/{note['id']}", {"title": f"writer {i}"}, headers={"If-Match": '"1"'})
+        for i in range(2)
+    ))
+    assert sorted(r.status for r in responses) == [200, 412]
+    stored = (await all_notes(client))[0]
+    assert stored["version"] == 2
+    winner = next(r for r in responses if r.status == 200)
+    assert orjson.loads(await winner.read())["title"] == stored["title"]
+
+
+async def test_concurrent_writes_without_if_match_all_apply(client) -> None:
+    note = await create(client)
+    await asyncio.gather(*(send(client, "PATCH", f"/notes/{note['id']}", {"priority": i % 11}) for i in range(20)))
+    assert (await all_notes(client))[0]["version"] == 21
+
+
+@pytest.fixture
+async def strict_client(aiohttp_client, database_url: str):
+    return await aiohttp_client(create_app(build_container(settings_for(database_url, require_if_match=True))))
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+async def test_with_require_if_match_a_write_without_it_is_428(strict_client, method: str) -> None:
+    note = await create(strict_client)
+    await problem(await send(strict_client, method, f"/notes/{note['id']}", {"title": "t"}), 428)
+    assert await all_notes(strict_client) == [note]
+    response = await send(strict_client, method, f"/notes/{note['id']}", {"title": "t"}, headers={"If-Match": '"1"'})
+    assert response.status in (200, 204)

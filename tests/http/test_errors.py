@@ -1,0 +1,144 @@
+"""Every error is problem+json with the right status, and a failed request writes nothing."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+import pytest
+
+from tests.factories import tutorial_body
+from tests.http.support import all_notes, create, problem, send
+
+
+async def test_malformed_json_is_400_and_writes_nothing(client) -> None:
+    response = await client.post("/notes", data=b'{"title": "x",', headers={"Content-Type": "application/json"})
+    assert "not valid JSON" in (await problem(response, 400))["detail"]
+    assert await all_notes(client) == []
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"a string"', b"42", b"null", b"", b"   "])
+async def test_a_body_that_is_not_a_json_object_is_400(client, body: bytes) -> None:
+    await problem(await client.post("/notes", data=body, skip_auto_headers={"Content-Type"}), 400)
+    assert await all_notes(client) == []
+
+
+async def test_a_malformed_body_on_put_leaves_the_note_unchanged(client) -> None:
+    note = await create(client)
+    await problem(await client.put(f"/notes/{note['id']}", data=b"{nope", headers={"Content-Type": "application/json"}), 400)
+    assert await all_notes(client) == [note]
+
+
+async def test_a_missing_note_is_404_on_every_method(client) -> None:
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        response = await send(client, method, "/notes/12345", None if method in ("GET", "DELETE") else {"title": "t"})
+        await problem(response, 404)
+    assert await all_notes(client) == []
+
+
+@pytest.mark.parametrize("note_id", ["abc", "0", "-1", "1.5", "01", "%201", "9223372036854775808", "99999999999999999999999"])
+async def test_an_id_that_cannot_exist_is_404_not_500(client, note_id: str) -> None:
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        await problem(await send(client, method, f"/notes/{note_id}", {"title": "t"}), 404)
+
+
+async def test_the_largest_possible_id_is_simply_not_found(client) -> None:
+    await problem(await client.get("/notes/9223372036854775807"), 404)
+
+
+async def test_an_unknown_path_is_404(client) -> None:
+    await problem(await client.get("/nowhere"), 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("POST", "/notes/1", {"GET", "HEAD", "PUT", "PATCH", "DELETE"}),
+     ("DELETE", "/notes", {"GET", "HEAD", "POST"}),
+     ("PUT", "/notes", {"GET", "HEAD", "POST"}),
+     ("POST", "/healthz", {"GET", "HEAD"})],
+)
+async def test_a_method_not_allowed_is_405_with_a_correct_allow_header(client, method, path, allow) -> None:
+    response = await send(client, method, path, {"title": "t"})
+    await problem(response, 405)
+    assert set(response.headers["Allow"].split(",")) >= allow
+    assert set(response.headers["Allow"].split(",")) - {"OPTIONS"} == allow
+    assert await all_notes(client) == []
+
+
+async def test_a_body_over_one_mebibyte_is_413_and_writes_nothing(client) -> None:
+    body = orjson.dumps({"title": "big", "description": "x" * (1024 * 1024)})
+    response = await client.post("/notes", data=io.BytesIO(body), headers={"Content-Type": "application/json"})
+    await problem(response, 413)
+    assert await all_notes(client) == []
+
+
+async def test_a_chunked_body_over_the_limit_is_413_too(client) -> None:
+    async def chunks():
+        yield b'{"title": "big", "description": "'
+        for _ in range(65):
+            yield b"y" * 16384
+        yield b'"}'
+
+    await problem(await client.post("/notes", data=chunks(), headers={"Content-Type": "application/json"}), 413)
+    assert await all_notes(client) == []
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", "application/json; charset=latin-1"])
+async def test_a_declared_content_type_that_is_not_json_is_415(client, content_type: str) -> None:
+    note = await create(client)
+    body = orjson.dumps(tutorial_body())
+    await problem(await client.post("/notes", data=body, headers={"Content-Type": content_type}), 415)
+    await problem(await client.put(f"/notes/{note['id']}", data=body, headers={"Content-Type": content_type}), 415)
+    response = await client.patch(f"/notes/{note['id']}", data=body, headers={"Content-Type": content_type})
+    await problem(response, 415)
+    assert response.headers["Accept-Patch"] == "application/merge-patch+json"
+    assert await all_notes(client) == [note]
+
+
+async def test_validation_reports_every_problem_at_once_with_pointers(client) -> None:
+    body = {"title": "", "priority": True, "tags": ["ok", "has space", 3], "created_at": "yesterday", "colour": "red"}
+    document = await problem(await send(client, "POST", "/notes", body), 422)
+    assert sorted(e["pointer"] for e in document["errors"]) == [
+        "/colour", "/created_at", "/priority", "/tags/1", "/tags/2", "/title",
+    ]
+    assert all(e["detail"] for e in document["errors"])
+    assert await all_notes(client) == []
+
+
+async def test_three_bad_fields_give_three_errors(client) -> None:
+    document = await problem(await send(client, "POST", "/notes", {"title": "x" * 201, "priority": 11, "description": 5}), 422)
+    assert [e["pointer"] for e in document["errors"]] == ["/title", "/description", "/priority"]
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [({}, "/title"), ({"title": "   "}, "/title"), ({"title": "a\u0000b"}, "/title"),
+     ({"title": "t", "priority": 4.0}, "/priority"), ({"title": "t", "priority": -1}, "/priority"),
+     ({"title": "t", "tags": "a,b"}, "/tags"), ({"title": "t", "tags": ["a,b"]}, "/tags/0"),
+     ({"title": "t", "tags": [f"t{i}" for i in range(21)]}, "/tags"),
+     ({"title": "t", "tags": ["x" * 51]}, "/tags/0"), ({"title": "t", "created_by": ""}, "/created_by"),
+     ({"title": "t", "created_by": "x" * 101}, "/created_by"), ({"title": "t", "description": "x" * 10_001}, "/description"),
+     ({"title": "t", "created_at": "2017-02-30 00:00"}, "/created_at"),
+     ({"title": "t", "created_at": "2017-08-23T00:00:00.1234567Z"}, "/created_at"),
+     ({"title": "t", "created_at": "0001-01-01T00:00:00+01:00"}, "/created_at"),
+     ({"title": "t", "created_at": 1503446400}, "/created_at"), ({"title": "t", "a/b~c": 1}, "/a~1b~0c")],
+)
+async def test_each_rule_of_the_note_is_enforced_with_a_pointer(client, body, pointer) -> None:
+    document = await problem(await send(client, "POST", "/notes", body), 422)
+    assert [e["pointer"] for e in document["errors"]] == [pointer]
+    assert await all_notes(client) == []
+
+
+async def test_an_id_in_the_body_that_differs_from_the_url_is_422(client) -> None:
+    note = await create(client)
+    document = await problem(await send(client, "PUT", f"/notes/{note['id']}", {"id": note["id"] + 1, "title": "t"}), 422)
+    assert [e["pointer"] for e in document["errors"]] == ["/id"]
+    assert await all_notes(client) == [note]
+
+
+@pytest.mark.parametrize("field", ["title", "created_at"])
+async def test_patch_with_null_for_a_field_without_default_is_422(client, field: str) -> None:
+    note = await create(client)
+    document = await problem(await send(client, "PATCH", f"/notes/{note['id']}", {field: None}), 422)
+    assert [e["pointer"] for e in document["errors"]] == [f"/{field}"]
+    assert await all_notes(client) == [note]
