@@ -31,17 +31,17 @@ class Instruction:
 
 
 def parse_dockerfile(text: str) -> list[Instruction]:
-    """The instructions in order: comments dropped, continuation lines joined, keywords upper-cased."""
+    """The instructions in order: comments dropped, continued lines joined, keywords upper-cased."""
     instructions, pending = [], ""
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.startswith("#") or (not stripped and not pending):
-            continue  # Docker also drops comments found between continued lines
+        if not stripped or stripped.startswith("#"):
+            continue  # Docker also skips blank and comment lines between continued lines
         if stripped.endswith("\\"):
             pending += stripped[:-1] + " "
             continue
-        keyword, _, arguments = (pending + stripped).partition(" ")
-        instructions.append(Instruction(keyword.upper(), arguments.strip()))
+        keyword, *arguments = (pending + stripped).split(None, 1)
+        instructions.append(Instruction(keyword.upper(), "".join(arguments).strip()))
         pending = ""
     return instructions
 
@@ -63,12 +63,12 @@ def words(arguments: str) -> list[str]:
 
 
 def final_stage(instructions: list[Instruction]) -> list[Instruction]:
-    last_from = max(i for i, instruction in enumerate(instructions) if instruction.keyword == "FROM")
+    last_from = max(i for i, ins in enumerate(instructions) if ins.keyword == "FROM")
     return instructions[last_from:]
 
 
 def container_command(stage: list[Instruction]) -> list[str]:
-    """What the container runs: an exec-form ENTRYPOINT gets CMD as arguments, a shell-form one does not."""
+    """What the container runs: an exec-form ENTRYPOINT takes CMD as arguments, a shell form not."""
     entrypoint = [i.arguments for i in stage if i.keyword == "ENTRYPOINT"]
     cmd = [i.arguments for i in stage if i.keyword == "CMD"]
     command = words(entrypoint[-1]) if entrypoint else []
@@ -78,7 +78,7 @@ def container_command(stage: list[Instruction]) -> list[str]:
 
 
 def _pattern(pattern: str) -> re.Pattern[str]:
-    """A .dockerignore pattern as Docker reads it: `*` and `?` stay inside one directory, `**` spans any."""
+    """A .dockerignore pattern as Docker reads it: `*` stays in one directory, `**` spans any."""
     regex, index = "", 0
     while index < len(pattern):
         if pattern.startswith("**/", index):
@@ -89,7 +89,8 @@ def _pattern(pattern: str) -> re.Pattern[str]:
             regex, index = regex + ("[^/]*" if pattern[index] == "*" else "[^/]"), index + 1
         elif pattern[index] == "[":
             end = pattern.index("]", index)
-            regex, index = regex + "[" + pattern[index + 1 : end].replace("!", "^", 1) + "]", end + 1
+            members = pattern[index + 1 : end]
+            regex, index = regex + "[" + re.sub(r"^!", "^", members) + "]", end + 1
         else:
             regex, index = regex + re.escape(pattern[index]), index + 1
     return re.compile(regex)
@@ -108,7 +109,7 @@ def is_ignored(path: str, patterns: list[str]) -> bool:
 
 
 def listed(values: object) -> dict[str, str]:
-    """Compose's environment as a mapping, whether it was written as a mapping or as KEY=value lines."""
+    """Compose's environment as a mapping, whether written as a mapping or as KEY=value lines."""
     if isinstance(values, list):
         return dict(item.partition("=")[::2] for item in values)
     return {key: str(value) for key, value in (values or {}).items()}
@@ -226,7 +227,7 @@ def test_final_stage_copies_only_what_the_builder_made(dockerfile):
 
 def test_service_runs_as_a_user_that_is_not_root(dockerfile):
     stage = final_stage(dockerfile)
-    starts = [i for i, instruction in enumerate(stage) if instruction.keyword in ("CMD", "ENTRYPOINT")]
+    starts = [i for i, ins in enumerate(stage) if ins.keyword in ("CMD", "ENTRYPOINT")]
     assert starts, "the final stage names no command"
     start = starts[0]
     users = [i.arguments.partition(":")[0] for i in stage[:start] if i.keyword == "USER"]
@@ -235,7 +236,8 @@ def test_service_runs_as_a_user_that_is_not_root(dockerfile):
 
 
 def test_image_exposes_port_8080(dockerfile):
-    exposed = [p.split("/")[0] for i in dockerfile if i.keyword == "EXPOSE" for p in i.arguments.split()]
+    exposes = [i.arguments.split() for i in dockerfile if i.keyword == "EXPOSE"]
+    exposed = [port.split("/")[0] for ports in exposes for port in ports]
     assert PORT in exposed
 
 
@@ -263,19 +265,23 @@ def test_container_applies_migrations_before_serving(dockerfile):
 
 def test_every_copy_source_is_in_the_build_context(dockerfile, ignored_patterns):
     copies = [split_options(i.arguments) for i in dockerfile if i.keyword in ("COPY", "ADD")]
-    sources = [source for options, rest in copies if "from" not in options for source in words(rest)[:-1]]
+    # Sources from an earlier stage (--from) are not in the repository; the last word is the target.
+    sources = [s for options, rest in copies if "from" not in options for s in words(rest)[:-1]]
     assert sources
     for source in sources:
         relative = source.lstrip("/")
-        found = list(ROOT.glob(relative)) if any(c in relative for c in "*?[") else (ROOT / relative).exists()
+        wildcard = any(c in relative for c in "*?[")
+        found = list(ROOT.glob(relative)) if wildcard else (ROOT / relative).exists()
         assert found, f"COPY {source}: no such path in the repository"
         assert not is_ignored(source, ignored_patterns), f"COPY {source}: left out by .dockerignore"
 
 
 @pytest.mark.parametrize(
     "path",
-    [".venv", ".git/HEAD", "notes.db", "data/notes.db", "bench/results/run.json", "tests/conftest.py",
-     "app/__pycache__/cli.cpython-311.pyc", ".pytest_cache/v"],
+    [
+        ".venv", ".git/HEAD", "notes.db", "data/notes.db", "bench/results/run.json",
+        "tests/conftest.py", "app/__pycache__/cli.cpython-311.pyc", ".pytest_cache/v",
+    ],
 )
 def test_build_context_leaves_out_local_state(ignored_patterns, path):
     assert is_ignored(path, ignored_patterns)
