@@ -55,7 +55,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def settings_for(database_url: str, **overrides: object) -> Settings:
-    return Settings(database_url=database_url, db_timeout=5.0, pool_size=4, **overrides)
+    values: dict[str, object] = {"db_timeout": 5.0, "pool_size": 4, **overrides}
+    return Settings(database_url=database_url, **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ UNAVAILABLE = (
     asyncpg.exceptions.OperatorInterventionError,  # class 57: terminated, shutting down
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
     asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.InternalClientError,  # a connection left mid-protocol by one of the above
 )
 
 
@@ -146,7 +147,11 @@ async def run(pool: asyncpg.Pool, timeout: float, method: str, sql: str, *args: 
     """One statement on a pooled connection, every wait bounded; outages become a 503."""
     try:
         async with pool.acquire(timeout=timeout) as connection:
-            return await getattr(connection, method)(sql, *args, timeout=timeout)
+            try:
+                return await getattr(connection, method)(sql, *args, timeout=timeout)
+            except UNAVAILABLE:
+                connection.terminate()  # the pool opens a fresh one; never reuse a broken link
+                raise
     except UNAVAILABLE as error:
         raise StorageUnavailableError(f"{type(error).__name__}: {error}") from error
 

@@ -1,0 +1,97 @@
+"""Losing PostgreSQL mid-run: 503 with Retry-After, nothing written, and recovery without restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from app.container import build_container
+from app.entrypoints.http import create_app
+from tests.conftest import settings_for
+from tests.e2e.proxy import Proxy
+from tests.http.support import all_notes, create, problem, send
+
+TIMEOUT = 1.0
+
+
+@pytest.fixture
+async def proxy(migrated_postgres: str):
+    url = sa.make_url(migrated_postgres)
+    proxy = await Proxy(url.host or "127.0.0.1", url.port or 5432).start()
+    yield proxy
+    await proxy.cut()
+
+
+@pytest.fixture
+async def client(aiohttp_client, migrated_postgres: str, proxy: Proxy):
+    connection = await asyncpg.connect(migrated_postgres)
+    await connection.execute("TRUNCATE notes, idempotency_keys RESTART IDENTITY")
+    await connection.close()
+    through_proxy = sa.make_url(migrated_postgres).set(host="127.0.0.1", port=proxy.port)
+    url = through_proxy.render_as_string(hide_password=False)
+    return await aiohttp_client(create_app(build_container(settings_for(url, db_timeout=TIMEOUT))))
+
+
+async def unavailable(response) -> None:
+    document = await problem(response, 503)
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "Traceback" not in orjson.dumps(document).decode()
+
+
+async def eventually_ready(client, within: float = 15) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if (await client.get("/readyz")).status == 200:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the service did not recover")
+
+
+async def test_a_lost_database_gives_503_then_the_service_recovers_by_itself(client, proxy: Proxy) -> None:
+    note = await create(client, title="before")
+    await proxy.cut()
+    await unavailable(await client.get(f"/notes/{note['id']}"))
+    await unavailable(await client.get("/notes"))
+    await unavailable(await send(client, "POST", "/notes", {"title": "during"}))
+    await unavailable(await send(client, "PATCH", f"/notes/{note['id']}", {"title": "during"}))
+    await unavailable(await client.get("/readyz"))
+    assert (await client.get("/healthz")).status == 200  # the process itself is fine
+
+    await proxy.restore()
+    await eventually_ready(client)
+    assert await all_notes(client) == [note]  # nothing from the outage was written
+    assert (await send(client, "POST", "/notes", {"title": "after"})).status == 201
+
+
+async def test_a_database_that_stops_answering_gives_503_within_the_timeout(client, proxy: Proxy) -> None:
+    note = await create(client)
+    await proxy.cut()
+    proxy.black_hole = True
+    await proxy.start()
+    started = time.monotonic()
+    await unavailable(await client.get(f"/notes/{note['id']}"))
+    assert time.monotonic() - started < TIMEOUT * 3
+    await proxy.cut()
+    await proxy.restore()
+    await eventually_ready(client)
+
+
+async def test_terminated_backends_give_503_not_500_and_then_recover(client, migrated_postgres: str) -> None:
+    note = await create(client)
+    admin = await asyncpg.connect(migrated_postgres)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    statuses = {(await client.get(f"/notes/{note['id']}")).status for _ in range(10)}
+    assert statuses <= {200, 503} and 500 not in statuses
+    await eventually_ready(client)
+    assert (await client.get(f"/notes/{note['id']}")).status == 200
