@@ -7,7 +7,7 @@ FROM python:3.11-slim AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY app ./app
 COPY migrations ./migrations
 # The cache mount keeps downloaded dependencies between builds without putting them in a layer.
