@@ -50,7 +50,7 @@ class NoteFilter:
     created_before: datetime | None = None
     updated_after: datetime | None = None
     updated_before: datetime | None = None
-    terms: tuple[str, ...] = ()  # case-folded; each must occur in the title or the description
+    terms: tuple[str, ...] = ()  # case-folded, no whitespace; each in the title or the description
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
