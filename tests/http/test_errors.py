@@ -142,3 +142,26 @@ async def test_patch_with_null_for_a_field_without_default_is_422(client, field:
     document = await problem(await send(client, "PATCH", f"/notes/{note['id']}", {field: None}), 422)
     assert [e["pointer"] for e in document["errors"]] == [f"/{field}"]
     assert await all_notes(client) == [note]
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml, text/*", "application/json;q=0, text/html", "image/*"])
+async def test_an_accept_header_that_admits_no_json_is_406(client, accept: str) -> None:
+    note = await create(client)
+    await problem(await client.get(f"/notes/{note['id']}", headers={"Accept": accept}), 406)
+    await problem(await send(client, "POST", "/notes", {"title": "t"}, headers={"Accept": accept}), 406)
+    assert await all_notes(client) == [note]
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/*", "application/json", "application/problem+json",
+                                    "text/html, application/json;q=0.1", "*/*;q=0.5, text/html"])
+async def test_an_accept_header_that_admits_json_is_served(client, accept: str) -> None:
+    note = await create(client)
+    assert (await client.get(f"/notes/{note['id']}", headers={"Accept": accept})).status == 200
+
+
+@pytest.mark.parametrize(("path", "allow"), [("/notes", "GET, HEAD, OPTIONS, POST"),
+                                             ("/notes/1", "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"),
+                                             ("/healthz", "GET, HEAD, OPTIONS")])
+async def test_options_lists_the_allowed_methods(client, path: str, allow: str) -> None:
+    response = await client.options(path)
+    assert response.status == 204 and response.headers["Allow"] == allow

@@ -36,6 +36,7 @@ def create_app(container: Container) -> web.Application:
     app[CURSORS] = CursorCodec(settings.cursor_secret)
     app.cleanup_ctx.append(_storage)
     _add_routes(app.router)
+    _add_options(app.router)
     return app
 
 
@@ -59,5 +60,12 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     note.add_route("PUT", handlers.replace_note)
     note.add_route("PATCH", handlers.patch_note)
     note.add_route("DELETE", handlers.delete_note)
-    router.add_get("/healthz", handlers.healthz)
-    router.add_get("/readyz", handlers.readyz)
+    router.add_get("/healthz", handlers.healthz, name="healthz")
+    router.add_get("/readyz", handlers.readyz, name="readyz")
+
+
+def _add_options(router: web.UrlDispatcher) -> None:
+    """OPTIONS on every resource, answering with the methods it allows."""
+    for resource in list(router.resources()):
+        methods = sorted({route.method for route in resource} | {"OPTIONS"})
+        resource.add_route("OPTIONS", handlers.options(", ".join(methods)))

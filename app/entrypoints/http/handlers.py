@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -16,6 +17,7 @@ from app.entrypoints.http.keys import CLOCK, CURSORS, IDEMPOTENCY, NOTES, SETTIN
 from app.entrypoints.http.listing import parse_list_query
 from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.http.representation import (
+    MERGE_PATCH_JSON,
     json_response,
     note_document,
     note_response,
@@ -125,3 +127,15 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     await request.app[NOTES].check_storage()
     return json_response({"status": "ready"})
+
+
+def options(allow: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A handler for OPTIONS on a resource that allows the methods in `allow`."""
+
+    async def answer(request: web.Request) -> web.Response:
+        headers = {"Allow": allow}
+        if "PATCH" in allow:
+            headers["Accept-Patch"] = MERGE_PATCH_JSON
+        return web.Response(status=204, headers=headers)
+
+    return answer

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from app.domain import errors
 from app.entrypoints.http.keys import SETTINGS
+from app.entrypoints.http.negotiation import accepts_json
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
@@ -109,12 +110,24 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> ProblemError:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NOT_JSON_ROUTES = frozenset({"docs", "docs-assets", "metrics"})  # resource names
+
+
+def _produces_json(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    return resource is not None and resource.name not in NOT_JSON_ROUTES
 
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every error into problem+json; a 5xx other than 503 is logged as the bug it is."""
+    """Turn every error into problem+json; a 5xx other than 503 is logged as the bug it is.
+
+    Also refuses, with 406, a request to a JSON route whose Accept header admits no JSON.
+    """
     try:
+        accept = request.headers.get("Accept")
+        if accept is not None and not accepts_json(accept) and _produces_json(request):
+            raise ProblemError(406, "this resource is only available as application/json")
         return await handler(request)
     except ProblemError as problem:
         return problem.response()
