@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +14,7 @@ from app.adapters.migrate import migrate
 from app.container import Container, Settings, build_container
 from app.entrypoints.http import create_app
 from tests.databases import in_thread, postgres_database, postgres_server
+from tests.http.spec_check import SpecChecker
 
 BACKENDS = ("memory", "sqlite", "postgresql")
 
@@ -72,6 +73,24 @@ async def storage(container: Container) -> Storage:
 
 
 @pytest.fixture
-async def client(aiohttp_client, database_url: str) -> TestClient:
+def make_client(aiohttp_client) -> Iterator[Callable[..., Awaitable[TestClient]]]:
+    """Clients of the whole application; every response they get is checked against the spec."""
+    checkers: list[SpecChecker] = []
+
+    async def make(database_url: str, **settings: object) -> TestClient:
+        container = build_container(settings_for(database_url, **settings))
+        app = create_app(container)
+        checker = SpecChecker(container.http_settings())
+        app.middlewares.insert(0, checker.middleware)
+        checkers.append(checker)
+        return await aiohttp_client(app)
+
+    yield make
+    violations = [v for checker in checkers for v in checker.violations]
+    assert not violations, "responses that break /openapi.json:\n" + "\n".join(violations)
+
+
+@pytest.fixture
+async def client(make_client, database_url: str) -> TestClient:
     """An HTTP client of the whole application, on each adapter."""
-    return await aiohttp_client(create_app(build_container(settings_for(database_url))))
+    return await make_client(database_url)

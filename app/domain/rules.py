@@ -1,12 +1,15 @@
-"""The rules of API.md's note table, applied to a decoded JSON body.
+"""The rules of API.md's note table, as data, and their application to a decoded JSON body.
 
+The rule objects below are the one description of a valid note: `parse_content` and `merge_patch`
+check bodies with them, and the HTTP adapter renders the same objects as the OpenAPI schemas.
 Every check runs, and every problem is reported with its JSON pointer, so a client fixes its body
 in one round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,15 +17,110 @@ from app.domain.errors import FieldProblem, NoteValidationError
 from app.domain.model import Note, NoteContent
 from app.domain.timestamps import parse_timestamp
 
-TITLE_MAX = 200
-DESCRIPTION_MAX = 10_000
-PRIORITY_MIN, PRIORITY_MAX = 0, 10
-TAGS_MAX, TAG_MAX = 20, 50
-CREATED_BY_MAX = 100
+# Exactly the characters for which str.isspace() is true (tests/unit checks it), so the rules
+# and the patterns rendered from them agree on what whitespace is.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+NUL = "\x00"
 
-CLIENT_FIELDS = ("title", "description", "priority", "tags", "created_by", "created_at")
-SERVER_FIELDS = ("id", "updated_at", "version")
-_DEFAULTS: dict[str, Any] = {"description": "", "priority": 0, "tags": (), "created_by": None}
+Fail = Callable[..., None]  # fail(detail, *path)
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A string of `min_length` to `max_length` code points, never with NUL (PostgreSQL cannot
+    store it), optionally without `forbidden` characters or needing one that is not whitespace."""
+
+    min_length: int
+    max_length: int
+    forbidden: str = NUL
+    not_blank: bool = False
+    nullable: bool = False
+    description: str = ""
+
+    def check(self, value: Any, fail: Fail, *path: str | int) -> str | None:
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, str):
+            fail("must be a string" + (" or null" if self.nullable else ""), *path)
+            return None
+        if not self.min_length <= len(value) <= self.max_length:
+            fail(f"must be {self.min_length} to {self.max_length:,} characters long", *path)
+        elif any(c in self.forbidden for c in value):
+            fail(f"must not contain {_names(self.forbidden)}", *path)
+        elif self.not_blank and not value.strip():
+            fail("must not be only whitespace", *path)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Integer:
+    minimum: int
+    maximum: int
+    description: str = ""
+
+    def check(self, value: Any, fail: Fail, *path: str | int) -> int | None:
+        if not isinstance(value, int) or isinstance(value, bool):  # JSON true is not an integer
+            fail("must be an integer", *path)
+            return None
+        if not self.minimum <= value <= self.maximum:
+            fail(f"must be between {self.minimum} and {self.maximum}", *path)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamp:
+    """RFC 3339, or the tutorial's 'YYYY-MM-DD HH:MM[:SS[.ffffff]]'; no offset means UTC."""
+
+    description: str = ""
+
+    def check(self, value: Any, fail: Fail, *path: str | int) -> datetime | None:
+        if not isinstance(value, str):
+            fail("must be a timestamp string", *path)
+            return None
+        try:
+            return parse_timestamp(value)
+        except ValueError as error:
+            fail(str(error), *path)
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Tags:
+    """An array of tags: duplicates removed, sorted, at most `max_items` distinct ones."""
+
+    max_items: int
+    item: Text
+    description: str = ""
+
+    def check(self, value: Any, fail: Fail, *path: str | int) -> tuple[str, ...] | None:
+        if not isinstance(value, list):
+            fail("must be an array of strings", *path)
+            return None
+        for index, tag in enumerate(value):
+            self.item.check(tag, fail, *path, index)
+        unique = sorted({t for t in value if isinstance(t, str)})
+        if len(unique) > self.max_items:
+            fail(f"must hold at most {self.max_items} distinct tags", *path)
+        return tuple(unique)
+
+
+Rule = Text | Integer | Timestamp | Tags
+
+TAG = Text(1, 50, forbidden=WHITESPACE + "," + NUL, description="no whitespace or commas")
+FIELDS: dict[str, Rule] = {
+    "title": Text(1, 200, not_blank=True, description="not only whitespace"),
+    "description": Text(0, 10_000),
+    "priority": Integer(0, 10),
+    "tags": Tags(20, TAG, description="duplicates removed; returned sorted"),
+    "created_by": Text(1, 100, nullable=True),
+    "created_at": Timestamp(description="default: now; kept by PUT when omitted"),
+}
+REQUIRED = ("title",)
+DEFAULTS: dict[str, Any] = {"description": "", "priority": 0, "tags": (), "created_by": None}
+SERVER_FIELDS = ("id", "updated_at", "version")  # may be echoed back; ignored but for a wrong id
 
 
 def pointer(*parts: str | int) -> str:
@@ -30,102 +128,51 @@ def pointer(*parts: str | int) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-class _Checker:
+def _names(characters: str) -> str:
+    parts = []
+    if NUL in characters:
+        parts.append("NUL characters")
+    if "," in characters:
+        parts.append("commas")
+    if " " in characters:
+        parts.append("whitespace")
+    return " or ".join(parts)
+
+
+class _Problems:
     def __init__(self) -> None:
-        self.problems: list[FieldProblem] = []
+        self.found: list[FieldProblem] = []
 
-    def fail(self, detail: str, *path: str | int) -> None:
-        self.problems.append(FieldProblem(pointer(*path), detail))
-
-    def text(self, name: str, value: Any, low: int, high: int) -> str | None:
-        if not isinstance(value, str):
-            self.fail("must be a string", name)
-            return None
-        if not low <= len(value) <= high:
-            self.fail(f"must be {low} to {high:,} characters long", name)
-        elif "\x00" in value:
-            self.fail("must not contain NUL characters", name)
-        return value
-
-    def title(self, value: Any) -> str | None:
-        title = self.text("title", value, 1, TITLE_MAX)
-        if title and not title.strip():
-            self.fail("must not be only whitespace", "title")
-        return title
-
-    def priority(self, value: Any) -> int | None:
-        if not isinstance(value, int) or isinstance(value, bool):
-            self.fail("must be an integer", "priority")
-            return None
-        if not PRIORITY_MIN <= value <= PRIORITY_MAX:
-            self.fail(f"must be between {PRIORITY_MIN} and {PRIORITY_MAX}", "priority")
-        return value
-
-    def tags(self, value: Any) -> tuple[str, ...] | None:
-        if not isinstance(value, list):
-            self.fail("must be an array of strings", "tags")
-            return None
-        for index, tag in enumerate(value):
-            if not isinstance(tag, str):
-                self.fail("must be a string", "tags", index)
-            elif not 1 <= len(tag) <= TAG_MAX:
-                self.fail(f"must be 1 to {TAG_MAX} characters long", "tags", index)
-            elif "," in tag or any(c.isspace() or c == "\x00" for c in tag):
-                self.fail("must not contain whitespace, commas or NUL characters", "tags", index)
-        unique = sorted({t for t in value if isinstance(t, str)})
-        if len(unique) > TAGS_MAX:
-            self.fail(f"must hold at most {TAGS_MAX} distinct tags", "tags")
-        return tuple(unique)
-
-    def created_by(self, value: Any) -> str | None:
-        return None if value is None else self.text("created_by", value, 1, CREATED_BY_MAX)
-
-    def created_at(self, value: Any) -> datetime | None:
-        if not isinstance(value, str):
-            self.fail("must be a timestamp string", "created_at")
-            return None
-        try:
-            return parse_timestamp(value)
-        except ValueError as error:
-            self.fail(str(error), "created_at")
-            return None
-
-    def field(self, name: str, value: Any) -> Any:
-        if name == "title":
-            return self.title(value)
-        if name == "description":
-            return self.text("description", value, 0, DESCRIPTION_MAX)
-        return getattr(self, name)(value)
-
-    def server_fields(self, body: Mapping[str, Any], note_id: int | None) -> None:
-        """Server-owned fields may come back as received and are ignored; a different id is not."""
-        if note_id is not None and "id" in body:
-            sent = body["id"]
-            if isinstance(sent, bool) or sent != note_id:
-                self.fail(f"must equal the id in the URL ({note_id}) or be left out", "id")
-
-    def unknown_fields(self, body: Mapping[str, Any]) -> None:
-        for name in body:
-            if name not in CLIENT_FIELDS and name not in SERVER_FIELDS:
-                self.fail("is not a field of a note", name)
+    def __call__(self, detail: str, *path: str | int) -> None:
+        self.found.append(FieldProblem(pointer(*path), detail))
 
     def raise_if_any(self) -> None:
-        if self.problems:
-            raise NoteValidationError(self.problems)
+        if self.found:
+            raise NoteValidationError(self.found)
+
+
+def _check_members(body: Mapping[str, Any], fail: _Problems, note_id: int | None) -> None:
+    for name in body:
+        if name not in FIELDS and name not in SERVER_FIELDS:
+            fail("is not a field of a note", name)
+    if note_id is not None and "id" in body:
+        sent = body["id"]
+        if isinstance(sent, bool) or sent != note_id:
+            fail(f"must equal the id in the URL ({note_id}) or be left out", "id")
 
 
 def parse_content(body: Mapping[str, Any], *, note_id: int | None = None) -> NoteContent:
     """Check a full note body (create or replace); omitted optional fields take their defaults."""
-    check = _Checker()
-    check.unknown_fields(body)
-    check.server_fields(body, note_id)
-    values = dict(_DEFAULTS)
-    if "title" not in body:
-        check.fail("is required", "title")
-    for name in CLIENT_FIELDS:
+    fail = _Problems()
+    _check_members(body, fail, note_id)
+    values = dict(DEFAULTS)
+    for name in REQUIRED:
+        if name not in body:
+            fail("is required", name)
+    for name, rule in FIELDS.items():
         if name in body:
-            values[name] = check.field(name, body[name])
-    check.raise_if_any()
+            values[name] = rule.check(body[name], fail, name)
+    fail.raise_if_any()
     return NoteContent(**values)
 
 
@@ -134,19 +181,17 @@ def merge_patch(note: Note, patch: Mapping[str, Any]) -> NoteContent:
 
     `null` resets a field to its default; `title` and `created_at` have none, so `null` is refused.
     """
-    check = _Checker()
-    check.unknown_fields(patch)
-    check.server_fields(patch, note.id)
-    values = {name: getattr(note, name) for name in CLIENT_FIELDS}
-    for name in CLIENT_FIELDS:
+    fail = _Problems()
+    _check_members(patch, fail, note.id)
+    values = {name: getattr(note, name) for name in FIELDS}
+    for name, rule in FIELDS.items():
         if name not in patch:
             continue
-        value = patch[name]
-        if value is None and name in _DEFAULTS:
-            values[name] = _DEFAULTS[name]
-        elif value is None:
-            check.fail("cannot be null", name)
+        if patch[name] is None and name in DEFAULTS:
+            values[name] = DEFAULTS[name]
+        elif patch[name] is None:
+            fail("cannot be null", name)
         else:
-            values[name] = check.field(name, value)
-    check.raise_if_any()
+            values[name] = rule.check(patch[name], fail, name)
+    fail.raise_if_any()
     return NoteContent(**values)

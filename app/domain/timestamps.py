@@ -9,11 +9,11 @@ UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # RFC 3339 date-time, plus the tutorial's "YYYY-MM-DD HH:MM[:SS[.ffffff]]" (no offset means UTC).
-_TIMESTAMP = re.compile(
+TIMESTAMP_PATTERN = (
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?",
-    re.ASCII,
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?"
 )
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN, re.ASCII)
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -7,9 +7,6 @@ import asyncio
 import orjson
 import pytest
 
-from app.entrypoints.http import create_app
-from app.container import build_container
-from tests.conftest import settings_for
 from tests.http.support import all_notes, create, problem, send
 
 
@@ -79,8 +76,8 @@ async def test_concurrent_writes_without_if_match_all_apply(client) -> None:
 
 
 @pytest.fixture
-async def strict_client(aiohttp_client, database_url: str):
-    return await aiohttp_client(create_app(build_container(settings_for(database_url, require_if_match=True))))
+async def strict_client(make_client, database_url: str):
+    return await make_client(database_url, require_if_match=True)
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])

@@ -96,3 +96,11 @@ def test_titles_collate_without_case_or_accents() -> None:
 def test_search_text_folds_case_the_unicode_way() -> None:
     assert "été" in search_text("ÉTÉ", "")
     assert "strasse" in search_text("", "Straße")
+
+
+def test_the_whitespace_of_the_rules_is_exactly_what_python_calls_whitespace() -> None:
+    import sys
+
+    from app.domain.rules import WHITESPACE
+
+    assert set(WHITESPACE) == {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from app.entrypoints.http import handlers
+from app.entrypoints.http import docs, handlers
 from app.entrypoints.http.keys import (
     CLOCK,
     CONTAINER,
@@ -36,6 +36,7 @@ def create_app(container: Container) -> web.Application:
     app[CURSORS] = CursorCodec(settings.cursor_secret)
     app.cleanup_ctx.append(_storage)
     _add_routes(app.router)
+    docs.setup(app)
     _add_options(app.router)
     return app
 

@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,13 +21,51 @@ import orjson
 from multidict import MultiDictProxy
 
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField, SortKey
-from app.domain.rules import CREATED_BY_MAX, PRIORITY_MAX, PRIORITY_MIN, TAG_MAX, TAGS_MAX
-from app.domain.timestamps import from_microseconds, parse_timestamp, to_microseconds
+from app.domain.rules import FIELDS, TAG, Integer, Rule, Tags, Text, Timestamp
+from app.domain.timestamps import from_microseconds, to_microseconds
 from app.entrypoints.http.problems import bad_request
 
-LIMIT_MAX, LIMIT_DEFAULT, Q_MAX = 500, 50, 500
-_SORTS = {str(s): s for f in SortField for s in (Sort(f), Sort(f, descending=True))}
+LIMIT_DEFAULT = 50
+SORTS = {str(s): s for f in SortField for s in (Sort(f), Sort(f, descending=True))}
 _TIME_FIELDS = (SortField.CREATED_AT, SortField.UPDATED_AT)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """One query parameter: its rule both parses it here and describes it in the OpenAPI spec."""
+
+    name: str
+    rule: Rule | Choice
+    description: str
+    repeatable: bool = False
+
+
+_PRIORITY = FIELDS["priority"]
+_TAGS = FIELDS["tags"]
+assert isinstance(_TAGS, Tags)
+PARAMETERS = (
+    Parameter("limit", Integer(1, 500), f"notes per page; default {LIMIT_DEFAULT}"),
+    Parameter("cursor", Text(1, 2000), "the next_cursor of the previous page, unchanged"),
+    Parameter("sort", Choice(tuple(SORTS)), "order of the notes, `-` for descending; ties by id; default id"),
+    Parameter("q", Text(0, 500), "whitespace-separated terms; each must occur, ignoring case, in the title or the description"),
+    Parameter("tag", TAG, f"the note must carry every tag given (at most {_TAGS.max_items})", repeatable=True),
+    Parameter("created_by", Text(1, 100), "exact match"),
+    Parameter("priority", _PRIORITY, "exact match"),
+    Parameter("min_priority", _PRIORITY, "inclusive"),
+    Parameter("max_priority", _PRIORITY, "inclusive"),
+    Parameter("created_after", Timestamp(), "inclusive"),
+    Parameter("created_before", Timestamp(), "exclusive"),
+    Parameter("updated_after", Timestamp(), "inclusive"),
+    Parameter("updated_before", Timestamp(), "exclusive"),
+)
+_BY_NAME = {p.name: p for p in PARAMETERS}
+_FILTERS = ("created_by", "priority", "min_priority", "max_priority",
+            "created_after", "created_before", "updated_after", "updated_before")
 
 
 class QueryProblems:
@@ -45,100 +83,52 @@ class QueryProblems:
             raise bad_request("invalid-query", f"bad query parameter: {names}", errors=self.errors)
 
 
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-            raise ValueError(f"must be an integer from {low} to {high}")
-        return int(text)
-
-    return parse
-
-
-def _text(high: int) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if not 1 <= len(text) <= high or "\x00" in text:
-            raise ValueError(f"must be 1 to {high} characters long")
-        return text
-
-    return parse
-
-
-def _tag(text: str) -> str:
-    if not 1 <= len(text) <= TAG_MAX or "," in text or any(c.isspace() or c == "\x00" for c in text):
-        raise ValueError(f"must be a tag: 1 to {TAG_MAX} characters, no whitespace or commas")
-    return text
-
-
-def _sort(text: str) -> Sort:
-    try:
-        return _SORTS[text]
-    except KeyError:
-        raise ValueError(f"must be one of {', '.join(_SORTS)}") from None
-
-
-def _terms(text: str) -> tuple[str, ...]:
-    if len(text) > Q_MAX or "\x00" in text:
-        raise ValueError(f"must be at most {Q_MAX} characters")
-    return tuple(dict.fromkeys(term.casefold() for term in text.split()))
-
-
-_priority = _integer(PRIORITY_MIN, PRIORITY_MAX)
-_SINGLE: dict[str, Callable[[str], Any]] = {
-    "limit": _integer(1, LIMIT_MAX),
-    "cursor": str,
-    "sort": _sort,
-    "q": _terms,
-    "created_by": _text(CREATED_BY_MAX),
-    "priority": _priority,
-    "min_priority": _priority,
-    "max_priority": _priority,
-    "created_after": parse_timestamp,
-    "created_before": parse_timestamp,
-    "updated_after": parse_timestamp,
-    "updated_before": parse_timestamp,
-}
-PARAMETERS = (*_SINGLE, "tag")
-_FILTERS = tuple(name for name in _SINGLE if name not in ("limit", "cursor", "sort", "q"))
+def _parse(parameter: Parameter, text: str, problems: QueryProblems) -> Any:
+    """A query value by its parameter's rule; the rule's own checks name what is wrong."""
+    failed: list[str] = []
+    rule = parameter.rule
+    if isinstance(rule, Choice):
+        if text not in rule.values:
+            failed.append(f"must be one of {', '.join(rule.values)}")
+        value: Any = text
+    elif isinstance(rule, Integer):
+        value = int(text) if text.isascii() and text.isdigit() else text
+        rule.check(value, lambda detail, *_: failed.append(detail))
+    else:
+        value = rule.check(text, lambda detail, *_: failed.append(detail))
+    for detail in failed:
+        problems.add(parameter.name, detail)
+    return None if failed else value
 
 
 def parse_list_query(params: MultiDictProxy[str], cursors: CursorCodec) -> ListQuery:
     """The ListQuery a query string asks for; a 400 naming every bad parameter otherwise."""
     problems = QueryProblems()
     values: dict[str, Any] = {}
-    for name in params.keys() - set(PARAMETERS):
-        problems.add(name, f"is not a parameter of this listing; known: {', '.join(PARAMETERS)}")
-    for name, parse in _SINGLE.items():
-        given = params.getall(name, [])
-        if len(given) > 1:
-            problems.add(name, "may be given only once")
+    for name in params.keys() - _BY_NAME.keys():
+        problems.add(name, f"is not a parameter of this listing; known: {', '.join(_BY_NAME)}")
+    for parameter in PARAMETERS:
+        given = params.getall(parameter.name, [])
+        if len(given) > 1 and not parameter.repeatable:
+            problems.add(parameter.name, "may be given only once")
         elif given:
-            try:
-                values[name] = parse(given[0])
-            except ValueError as error:
-                problems.add(name, str(error))
-    tags = params.getall("tag", [])
-    for tag in tags:
-        try:
-            _tag(tag)
-        except ValueError as error:
-            problems.add("tag", str(error))
-    if len(set(tags)) > TAGS_MAX:
-        problems.add("tag", f"may name at most {TAGS_MAX} tags (a note carries no more)")
+            parsed = [_parse(parameter, text, problems) for text in given]
+            values[parameter.name] = parsed if parameter.repeatable else parsed[0]
+    tags = set(values.get("tag", ()))
+    if len(tags) > _TAGS.max_items:
+        problems.add("tag", f"may name at most {_TAGS.max_items} tags (a note carries no more)")
     problems.raise_if_any()
     query = ListQuery(
         filter=NoteFilter(
             tags=frozenset(tags),
-            terms=values.get("q", ()),
+            terms=tuple(dict.fromkeys(t.casefold() for t in values.get("q", "").split())),
             **{name: values[name] for name in _FILTERS if name in values},
         ),
-        sort=values.get("sort", Sort()),
+        sort=SORTS[values.get("sort", "id")],
         limit=values.get("limit", LIMIT_DEFAULT),
     )
     if "cursor" in values:
-        return ListQuery(
-            filter=query.filter, sort=query.sort, limit=query.limit,
-            after=cursors.decode(values["cursor"], query),
-        )
+        return replace(query, after=cursors.decode(values["cursor"], query))
     return query
 
 

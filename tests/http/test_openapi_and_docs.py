@@ -1,0 +1,90 @@
+"""/openapi.json describes exactly what the router serves; /docs renders it with no network."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from openapi_spec_validator import validate
+
+from app.container import Settings, build_container
+from app.entrypoints.http import create_app
+from app.entrypoints.http.keys import HttpSettings
+from app.entrypoints.http.openapi import build_openapi
+from tests.http.spec_check import SpecChecker
+
+
+@pytest.fixture
+async def memory_client(make_client):
+    return await make_client("memory://")
+
+
+async def test_the_description_is_valid_openapi_3_1(memory_client) -> None:
+    response = await memory_client.get("/openapi.json")
+    assert response.status == 200 and response.content_type == "application/json"
+    spec = orjson.loads(await response.read())
+    validate(spec)
+    assert spec["openapi"] == "3.1.0"
+
+
+def test_every_route_is_described_and_every_description_is_routed() -> None:
+    app = create_app(build_container(Settings()))
+    spec = build_openapi(HttpSettings())
+    routed = set()
+    for resource in app.router.resources():
+        path = resource.canonical
+        if path.startswith("/docs/assets"):
+            continue  # the page's static files, not part of the API
+        routed |= {(path, route.method.lower()) for route in resource}
+    described = {(path, method) for path, item in spec["paths"].items() for method in item if method != "parameters"}
+    assert routed == described
+
+
+def test_every_operation_documents_its_problems_and_has_examples() -> None:
+    spec = build_openapi(HttpSettings())
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in ("parameters", "options") or path in ("/docs", "/openapi.json"):
+                continue
+            assert "406" in operation["responses"], (path, method)
+    bodies = [op["requestBody"] for item in spec["paths"].values() for op in item.values()
+              if isinstance(op, dict) and "requestBody" in op]
+    assert bodies and all(m.get("example") for body in bodies for m in body["content"].values())
+    assert spec["components"]["schemas"]["Note"]["examples"]
+
+
+def test_the_body_schemas_come_from_the_rules_that_validate_requests() -> None:
+    note = build_openapi(HttpSettings(max_body_bytes=4096))["components"]
+    title = note["schemas"]["NoteInput"]["properties"]["title"]
+    assert (title["minLength"], title["maxLength"]) == (1, 200)
+    priority = note["schemas"]["NoteInput"]["properties"]["priority"]
+    assert (priority["type"], priority["minimum"], priority["maximum"], priority["default"]) == ("integer", 0, 10, 0)
+    assert "4,096 bytes" in note["responses"]["Problem413"]["description"]
+    tag_pattern = note["schemas"]["NoteInput"]["properties"]["tags"]["items"]["pattern"]
+    assert re.search(tag_pattern, "work") and not re.search(tag_pattern, "a b") and not re.search(tag_pattern, "a,b")
+
+
+def test_the_spec_hook_reports_a_response_that_breaks_the_description() -> None:
+    checker = SpecChecker(HttpSettings())
+    request = make_mocked_request("GET", "/notes/1")
+    checker.check(request, web.json_response({"id": "one"}, headers={"ETag": '"1"'}))
+    checker.check(request, web.Response(status=418))
+    assert len(checker.violations) >= 2
+
+
+async def test_the_docs_page_uses_only_assets_the_service_serves_itself(memory_client) -> None:
+    page = await memory_client.get("/docs")
+    assert page.status == 200 and page.content_type == "text/html"
+    html = await page.text()
+    assert "//" not in re.sub(r"<!--.*?-->", "", html).replace("</", "")  # no absolute or CDN URLs
+    for asset in re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', html):
+        response = await memory_client.get(asset)
+        assert response.status == 200 and len(await response.read()) > 1000, asset
+
+
+async def test_an_unknown_docs_asset_is_404(memory_client) -> None:
+    assert (await memory_client.get("/docs/assets/..%2f..%2fsecret")).status == 404
+    assert (await memory_client.get("/docs/assets/index.html")).status == 404
