@@ -64,7 +64,7 @@ def note_input(*, patch: bool = False) -> dict[str, Any]:
             schema["default"] = list(DEFAULTS[name]) if isinstance(DEFAULTS[name], tuple) else DEFAULTS[name]
         properties[name] = schema
     properties |= {
-        "id": {"type": "integer", "minimum": 1, "description": "ignored when equal to the URL's id"},
+        "id": {"type": "integer", "description": "server-owned: ignored on POST; on PUT and PATCH it must equal the URL's id"},
         "updated_at": {"description": "server-owned: ignored"},
         "version": {"description": "server-owned: ignored"},
     }
