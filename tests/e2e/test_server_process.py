@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -134,3 +136,23 @@ def test_an_unreachable_database_fails_start_up_with_one_clear_line(tmp_path: Pa
     assert server.process.wait(30) == 1
     output = server.output().strip()
     assert len(output.splitlines()) == 1 and "Traceback" not in output
+
+
+def test_several_workers_share_one_port_and_stop_together(sql_database_url: str, tmp_path: Path) -> None:
+    server = Server(sql_database_url, tmp_path / "server.log", "--workers", "2").wait_ready()
+    try:
+        created = [requests.post(f"{server.base}/notes", json={"title": f"w{i}"}).status_code for i in range(40)]
+        assert created == [201] * 40
+        assert len(requests.get(f"{server.base}/notes", params={"limit": 100}).json()["notes"]) == 40
+        listeners = subprocess.run(["ss", "-Hltnp", f"sport = :{server.port}"], capture_output=True, text=True)
+        assert len(set(re.findall(r"pid=(\d+)", listeners.stdout))) == 2, listeners.stdout
+    finally:
+        code = server.stop()
+    assert code == 0, server.output()
+
+
+def test_memory_refuses_several_workers_with_a_clear_message(tmp_path: Path) -> None:
+    server = Server("memory://", tmp_path / "server.log", "--workers", "2")
+    assert server.process.wait(20) == 2
+    output = server.output().strip()
+    assert len(output.splitlines()) == 1 and "memory://" in output and "--workers" in output
