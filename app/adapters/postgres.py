@@ -9,6 +9,7 @@ broken connections by itself, so the service recovers when the database does, wi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -146,9 +147,11 @@ class PostgresNoteRepository:
 async def run(pool: asyncpg.Pool, timeout: float, method: str, sql: str, *args: Any) -> Any:
     """One statement on a pooled connection, every wait bounded; outages become a 503."""
     try:
-        async with pool.acquire(timeout=timeout) as connection:
+        # One deadline for waiting on the pool, connecting and the statement. (asyncio.timeout is
+        # a timer handle; the drivers' own timeout= arguments each wrap a new task on 3.11.)
+        async with asyncio.timeout(timeout), pool.acquire() as connection:
             try:
-                return await getattr(connection, method)(sql, *args, timeout=timeout)
+                return await getattr(connection, method)(sql, *args)
             except UNAVAILABLE:
                 connection.terminate()  # the pool opens a fresh one; never reuse a broken link
                 raise
