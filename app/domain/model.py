@@ -88,16 +88,21 @@ class Note:
         )
 
 
+TITLE_KEY_MAX = 200
+
+
 def title_sort_key(title: str) -> str:
     """The collation of titles, the same in every adapter.
 
     Titles compare by this key, code point by code point: the title decomposed (NFKD), with its
-    combining marks removed, then case-folded. So "Été" sorts with "ete", and "B" after "a".
-    Titles with equal keys are ordered by id. Adapters store the key beside the title and compare it
-    as bytes (UTF-8 byte order is code point order), so no database collation is involved.
+    combining marks removed, case-folded, and cut to its first 200 code points (decomposition can
+    make a key many times longer than its title, and a listing's cursor carries the key). So "Été"
+    sorts with "ete", and "B" after "a". Titles with equal keys are ordered by id. Adapters store
+    the key beside the title and compare it as bytes (UTF-8 byte order is code point order), so no
+    database collation is involved.
     """
     decomposed = unicodedata.normalize("NFKD", title)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()[:TITLE_KEY_MAX]
 
 
 def search_text(title: str, description: str) -> str:

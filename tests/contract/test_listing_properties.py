@@ -26,8 +26,9 @@ TAGS = ["home", "work", "x", "Home"]
 
 
 def title_key(title: str) -> str:
-    """API-level collation: NFKD, without combining marks, case-folded, code point order."""
-    return "".join(c for c in unicodedata.normalize("NFKD", title) if not unicodedata.combining(c)).casefold()
+    """API-level collation: NFKD, without combining marks, case-folded, the first 200 code points."""
+    folded = "".join(c for c in unicodedata.normalize("NFKD", title) if not unicodedata.combining(c)).casefold()
+    return folded[:200]
 
 
 def matches(note: Note, f: NoteFilter, terms: list[str]) -> bool:

@@ -89,3 +89,10 @@ async def test_a_bad_query_parameter_is_400_naming_it(client, query: str, parame
     document = await problem(await client.get(f"/notes?{query}"), 400)
     assert [e["parameter"] for e in document["errors"]] == [parameter]
     assert parameter in document["detail"]
+
+
+async def test_a_walk_by_title_works_for_titles_whose_collation_key_is_very_long(client) -> None:
+    # U+FDFA decomposes into 18 characters: 200 of them would make a 3,600-character key.
+    created = [(await create(client, title="\ufdfa" * 199 + chr(0x41 + i)))["id"] for i in range(5)]
+    ids, pages = await walk(client, {"limit": "2", "sort": "title"})
+    assert sorted(ids) == created and pages == 3
