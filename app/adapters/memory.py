@@ -9,7 +9,7 @@ whatever its depth.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -58,7 +58,7 @@ class MemoryNoteRepository:
         self._unindex(self._current(note_id, version))
         del self._notes[note_id], self._search[note_id]
 
-    async def list(self, query: ListQuery) -> list[Note]:
+    async def list(self, query: ListQuery) -> Sequence[Note]:
         found: list[Note] = []
         if query.limit <= 0:
             return found

@@ -129,7 +129,7 @@ class PostgresNoteRepository:
         if status == "DELETE 0":
             await self._raise_missing_or_moved(note_id)
 
-    async def list(self, query: ListQuery) -> list[Note]:
+    async def list(self, query: ListQuery) -> Sequence[Note]:
         sql, args = list_statement(query, _DIALECT)
         return [_note(row) for row in await self._run("fetch", sql, *args)]
 

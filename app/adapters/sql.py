@@ -74,13 +74,12 @@ def list_statement(query: ListQuery, dialect: Dialect) -> tuple[str, list[Any]]:
     column = SORT_COLUMNS[query.sort.field]
     direction, beyond = ("DESC", "<") if query.sort.descending else ("ASC", ">")
     if query.after is not None:
-        value, note_id = query.after
-        if isinstance(value, datetime):
-            value = dialect.timestamp(value)
+        key, note_id = query.after
+        bound = dialect.timestamp(key) if isinstance(key, datetime) else key
         if column == "id":
             where.append(f"id {beyond} {arg(note_id)}")
         else:
-            where.append(f"({column}, id) {beyond} ({arg(value)}, {arg(note_id)})")
+            where.append(f"({column}, id) {beyond} ({arg(bound)}, {arg(note_id)})")
     order = f"{column} {direction}" if column == "id" else f"{column} {direction}, id {direction}"
     condition = f" WHERE {' AND '.join(where)}" if where else ""
     return f"{SELECT_NOTES}{condition} ORDER BY {order} LIMIT {arg(query.limit)}", args

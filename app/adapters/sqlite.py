@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -118,8 +119,10 @@ class SqliteNoteRepository:
     async def add(self, draft: NoteDraft) -> Note:
         with _unavailable_on_error():
             cursor = self._db.execute(_INSERT, (*_row_values(draft), *_keys(draft)))
+        note_id = cursor.lastrowid
+        assert note_id is not None  # an INSERT into a rowid table always sets it
         fields = {name: getattr(draft, name) for name in draft.__dataclass_fields__}
-        return Note(id=cursor.lastrowid, version=1, **fields)
+        return Note(id=note_id, version=1, **fields)
 
     async def get(self, note_id: int) -> Note:
         with _unavailable_on_error():
@@ -147,15 +150,11 @@ class SqliteNoteRepository:
         if not changed:
             self._raise_missing_or_moved(note_id)
 
-    async def list(self, query: ListQuery) -> list[Note]:
+    async def list(self, query: ListQuery) -> Sequence[Note]:
         sql, args = list_statement(query, _DIALECT)
+        deadline = time.monotonic() + self._timeout
         loop = asyncio.get_running_loop()
-        try:
-            rows = await asyncio.wait_for(
-                loop.run_in_executor(self._readers, self._read, sql, args), self._timeout
-            )
-        except TimeoutError:
-            raise StorageUnavailableError("the listing took too long") from None
+        rows = await loop.run_in_executor(self._readers, self._read, sql, args, deadline)
         return [_note(row) for row in rows]
 
     async def check(self) -> None:
@@ -168,13 +167,16 @@ class SqliteNoteRepository:
             connection.close()
         self._db.close()
 
-    def _read(self, sql: str, args: list[Any]) -> list[tuple]:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = connect(self._path, self._timeout)
-            self._reader_connections.append(connection)
-        with _unavailable_on_error():
-            return connection.execute(sql, args).fetchall()
+    def _read(self, sql: str, args: Sequence[Any], deadline: float) -> Sequence[tuple]:
+        """In a reader thread: run a query, interrupted by SQLite itself once `deadline` passes."""
+        local = self._local
+        if getattr(local, "connection", None) is None:
+            local.connection = connect(self._path, self._timeout)
+            local.connection.set_progress_handler(lambda: time.monotonic() > local.deadline, 10_000)
+            self._reader_connections.append(local.connection)
+        local.deadline = deadline
+        with _unavailable_on_error():  # an interrupted query is an OperationalError: a 503
+            return local.connection.execute(sql, args).fetchall()
 
     def _raise_missing_or_moved(self, note_id: int) -> None:
         with _unavailable_on_error():
@@ -192,11 +194,10 @@ class _unavailable_on_error:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type | None, error: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: type | None, error: BaseException | None, tb: Any) -> None:
         # Exactly these two: their other subclasses (IntegrityError, ProgrammingError) are bugs.
         if type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError):
             raise StorageUnavailableError(str(error)) from error
-        return False
 
 
 class SqliteIdempotencyStore:
