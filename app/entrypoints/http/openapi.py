@@ -115,6 +115,9 @@ def _paths() -> dict[str, Any]:
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This description",
                                   "responses": {"200": {"description": "OpenAPI 3.1",
                                                         "content": {JSON: {"schema": {"type": "object"}}}}}}},
+        "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics of this process",
+                             "responses": {"200": {"description": "text exposition format 0.0.4",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/docs": {"get": {"operationId": "docs", "summary": "A human-readable page of this description",
                           "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
     }
