@@ -13,7 +13,7 @@ from tests.http.support import create, send
 SORTS = [f"{sign}{field}" for field in ("id", "created_at", "updated_at", "priority", "title") for sign in ("", "-")]
 
 
-async def churn(client, volatile: list[dict], stop: asyncio.Event) -> int:
+async def churn(client, volatile: list[dict], stop: asyncio.Event, changed: asyncio.Event) -> int:
     """Create, edit (moving sort keys) and delete notes other than the stable ones."""
     changes = 0
     while not stop.is_set():
@@ -26,6 +26,7 @@ async def churn(client, volatile: list[dict], stop: asyncio.Event) -> int:
                        {"title": f"{'zZaA'[changes % 4]}moved{changes}", "priority": (changes * 7) % 11,
                         "created_at": f"20{10 + changes % 20}-01-01T00:00:00Z"})
         changes += 1
+        changed.set()
         await asyncio.sleep(0)
     return changes
 
@@ -35,20 +36,23 @@ async def test_a_walk_under_concurrent_changes_sees_every_untouched_note_once(cl
     stable = [await create(client, title=f"{'bBaAéE'[i % 6]}stable{i}", priority=i % 11,
                            created_at=f"20{10 + i % 20}-06-01T00:00:00Z") for i in range(60)]
     volatile = [await create(client, title=f"volatile{i}", priority=i % 11) for i in range(20)]
-    stop = asyncio.Event()
-    churner = asyncio.create_task(churn(client, volatile, stop))
+    stop, changed = asyncio.Event(), asyncio.Event()
+    churner = asyncio.create_task(churn(client, volatile, stop, changed))
     walked: list[dict] = []
     params = {"limit": "7", "sort": sort}
+    pages = 0
     while True:
         page = orjson.loads(await (await client.get("/notes", params=params)).read())
         walked += page["notes"]
-        await asyncio.sleep(0.002)  # let the churn interleave between pages
+        pages += 1
+        changed.clear()
+        await changed.wait()  # at least one change lands between every two pages
         if page["next_cursor"] is None:
             break
         params["cursor"] = page["next_cursor"]
     stop.set()
     changes = await churner
-    assert changes >= 10, changes  # the walk really ran beside a stream of changes
+    assert changes >= pages >= 9, (changes, pages)
     counts = Counter(note["id"] for note in walked)
     seen = {note["id"]: note for note in walked}
     for note in stable:
