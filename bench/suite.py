@@ -1,0 +1,141 @@
+"""One adapter's benchmark: seed a store, start the service and its ceiling, run the plan."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+import time
+from dataclasses import dataclass
+
+from bench import plan
+from bench.options import Options
+from bench.processes import Processes, free_port, peak_rss_mb
+from bench.runner import Load, Summary, Target, ratio
+from bench.stores import Databases, Seeded, seed_http, seed_sql
+
+CEILINGS = {
+    "memory": "bench.ceilings.nostore",
+    "sqlite": "bench.ceilings.sqlite",
+    "postgresql": "bench.ceilings.pg",
+}
+
+
+_BEGAN = time.monotonic()
+
+
+def say(text: str) -> None:
+    """A progress line, stamped with the seconds since the harness started."""
+    print(f"{time.monotonic() - _BEGAN:6.0f}s {text}" if text else "", flush=True)
+
+
+@dataclass
+class Bench:
+    """What every part of a benchmark run shares."""
+
+    options: Options
+    processes: Processes
+    databases: Databases
+    load: Load
+
+    def database(self, adapter: str, label: str) -> str:
+        if adapter == "sqlite":
+            return self.databases.sqlite(label)
+        if adapter == "postgresql":
+            return self.databases.postgres(label)
+        return "memory://"
+
+    def start_service(self, name: str, url: str) -> tuple[subprocess.Popen, str]:
+        """One worker process of the service on `url`, which is migrated already."""
+        port = free_port()
+        argv = [
+            "-m", "app", "serve", "--database-url", url, "--port", str(port), "--no-migrate",
+            "--workers", "1", "--log-level", "warning", "--cursor-secret", plan.CURSOR_SECRET,
+        ]
+        return self.processes.start_server(name, argv, port), f"http://127.0.0.1:{port}"
+
+    def start_ceiling(self, adapter: str, url: str) -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        argv = ["-m", CEILINGS[adapter], "--port", str(port), "--database-url", url]
+        return self.processes.start_server(f"{adapter}-ceiling", argv, port), f"http://127.0.0.1:{port}"
+
+
+def run_adapter(bench: Bench, adapter: str) -> dict:
+    """Every scenario of one adapter, the service against its ceiling, plus the probes."""
+    url = bench.database(adapter, "main")
+    try:
+        return _run_on(bench, adapter, url)
+    finally:
+        if adapter != "memory":
+            bench.databases.drop(url)
+
+
+def _run_on(bench: Bench, adapter: str, url: str) -> dict:
+    options = bench.options
+    count = options.memory_notes if adapter == "memory" else options.notes
+    if adapter != "memory":
+        say(f"[{adapter}] seeding {count:,} notes in bulk")
+        seeded = seed_sql(url, count, keep_rows=not options.quick)
+    service, service_url = bench.start_service(f"{adapter}-service", url)
+    try:
+        if adapter == "memory":
+            say(f"[{adapter}] seeding {count:,} notes through POST /notes")
+            seeded = asyncio.run(seed_http(service_url, count))
+        ceiling, ceiling_url = bench.start_ceiling(adapter, url)
+        try:
+            result = _run_plan(bench, adapter, seeded, (service_url, ceiling_url))
+        finally:
+            bench.processes.stop(ceiling)
+        result["service_peak_rss_mb"] = round(peak_rss_mb(service.pid), 1)
+    finally:
+        bench.processes.stop(service)
+    seeded_by = "http" if adapter == "memory" else "bulk"
+    return {"notes": count, "seeded": seeded_by, "ceiling": CEILINGS[adapter], **result}
+
+
+def _run_plan(bench: Bench, adapter: str, seeded: Seeded, urls: tuple[str, str]) -> dict:
+    """Reads, then the probes, then writes (which change what the reads would see)."""
+    quick = bench.options.quick
+    scenarios = {}
+    for scenario in plan.read_scenarios(seeded, quick):
+        scenarios[scenario.name] = _compare(bench, adapter, scenario, urls)
+    probes = {} if quick else _probes(bench, adapter, seeded, urls[0])
+    for scenario in plan.write_scenarios(seeded, quick):
+        scenarios[scenario.name] = _compare(bench, adapter, scenario, urls)
+    return {"scenarios": scenarios, "probes": probes}
+
+
+def _compare(bench: Bench, adapter: str, scenario: plan.Scenario, urls: tuple[str, str]) -> dict:
+    say(f"[{adapter}] {scenario.name}: service vs ceiling, {bench.load.runs} runs each")
+    service, ceiling = Target(urls[0], scenario.service), Target(urls[1], scenario.ceiling)
+    ours, best = bench.load.compare(service, ceiling)
+    _warn_errors(adapter, scenario.name, ours, best)
+    rps_ratio = ratio(ours.rps, best.rps)
+    return {"service": ours.as_dict(), "ceiling": best.as_dict(), "ratio": rps_ratio}
+
+
+def _probes(bench: Bench, adapter: str, seeded: Seeded, service: str) -> dict:
+    """Latency, one request at a time (see bench.plan)."""
+    load = dataclasses.replace(bench.load, connections=1, duration=bench.options.probe_duration)
+    found: dict = {}
+    for probe in plan.probes(seeded):
+        say(f"[{adapter}] probe {probe.name}")
+        if probe.baseline is None:
+            alone = load.measure(Target(service, probe.request))
+            _warn_errors(adapter, probe.name, alone)
+            found[probe.name] = {"service": alone.as_dict(), "p50_ms": round(alone.p50_ms, 3)}
+            continue
+        depth, first = load.compare(Target(service, probe.request), Target(service, probe.baseline))
+        _warn_errors(adapter, probe.name, depth, first)
+        found[probe.name] = {
+            "depth": depth.as_dict(), "first": first.as_dict(),
+            "ratio": ratio(depth.p50_ms, first.p50_ms),
+        }
+    return found
+
+
+def _warn_errors(adapter: str, name: str, *summaries: Summary) -> None:
+    for summary in summaries:
+        total = sum(s.requests for s in summary.runs)
+        if summary.errors:
+            say(f"[{adapter}] warning: {name}: {summary.errors} of {total} requests failed")
