@@ -40,14 +40,51 @@ class Dialect(Protocol):
     def all_terms(self, terms: Sequence[str], arg: Arg) -> list[str]: ...
 
 
-def list_statement(query: ListQuery, dialect: Dialect) -> tuple[str, list[Any]]:
-    """The SQL and parameters of one listing page."""
+Statement = tuple[str, list[Any]]  # SQL, and its parameters with the LIMIT last
+
+
+def list_statement(query: ListQuery, dialect: Dialect) -> Statement:
+    """One listing page as one statement: a row-value keyset, `(key, id) > (:key, :id)`."""
+    if query.after is None or query.sort.field is SortField.ID:
+        return _statement(query, dialect, "after")
+    return _statement(query, dialect, "row")
+
+
+def split_list_statements(query: ListQuery, dialect: Dialect) -> list[Statement]:
+    """The same page as two statements to run in order, in one snapshot: the notes that tie with
+    the last key (by id), then those beyond it. SQLite seeks its (key, id) index on a row value
+    by the key alone, so a page after a key with many ties (a priority) would step over all of
+    them; each half here is a direct seek."""
+    if query.after is None or query.sort.field is SortField.ID:
+        return [_statement(query, dialect, "after")]
+    return [_statement(query, dialect, "tie"), _statement(query, dialect, "beyond")]
+
+
+def _statement(query: ListQuery, dialect: Dialect, keyset: str) -> Statement:
     args: list[Any] = []
 
     def arg(value: Any) -> str:
         args.append(value)
         return dialect.placeholder(len(args))
 
+    where = _filters(query, dialect, arg)
+    column = SORT_COLUMNS[query.sort.field]
+    direction, beyond = ("DESC", "<") if query.sort.descending else ("ASC", ">")
+    if query.after is not None:
+        key, note_id = query.after
+        bound = dialect.timestamp(key) if isinstance(key, datetime) else key
+        where.append({
+            "after": lambda: f"id {beyond} {arg(note_id)}",
+            "row": lambda: f"({column}, id) {beyond} ({arg(bound)}, {arg(note_id)})",
+            "tie": lambda: f"{column} = {arg(bound)} AND id {beyond} {arg(note_id)}",
+            "beyond": lambda: f"{column} {beyond} {arg(bound)}",
+        }[keyset]())
+    order = f"{column} {direction}" if column == "id" else f"{column} {direction}, id {direction}"
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"{SELECT_NOTES}{condition} ORDER BY {order} LIMIT {arg(query.limit)}", args
+
+
+def _filters(query: ListQuery, dialect: Dialect, arg: Arg) -> list[str]:
     f = query.filter
     where: list[str] = []
     if f.tags:
@@ -70,19 +107,7 @@ def list_statement(query: ListQuery, dialect: Dialect) -> tuple[str, list[Any]]:
             where.append(f"{column} {operator} {arg(dialect.timestamp(moment))}")
     if f.terms:
         where.extend(dialect.all_terms(f.terms, arg))
-
-    column = SORT_COLUMNS[query.sort.field]
-    direction, beyond = ("DESC", "<") if query.sort.descending else ("ASC", ">")
-    if query.after is not None:
-        key, note_id = query.after
-        bound = dialect.timestamp(key) if isinstance(key, datetime) else key
-        if column == "id":
-            where.append(f"id {beyond} {arg(note_id)}")
-        else:
-            where.append(f"({column}, id) {beyond} ({arg(bound)}, {arg(note_id)})")
-    order = f"{column} {direction}" if column == "id" else f"{column} {direction}, id {direction}"
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    return f"{SELECT_NOTES}{condition} ORDER BY {order} LIMIT {arg(query.limit)}", args
+    return where
 
 
 def replay(

@@ -14,6 +14,7 @@ may lose the last commits.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import sqlite3
 import threading
 import time
@@ -26,7 +27,7 @@ import orjson
 
 from app.adapters import Storage
 from app.adapters.migrate import sqlite_path
-from app.adapters.sql import SELECT_NOTES, Arg, list_statement, replay
+from app.adapters.sql import SELECT_NOTES, Arg, Statement, replay, split_list_statements
 from app.domain.errors import (
     NoteNotFoundError,
     StorageUnavailableError,
@@ -151,10 +152,10 @@ class SqliteNoteRepository:
             self._raise_missing_or_moved(note_id)
 
     async def list(self, query: ListQuery) -> Sequence[Note]:
-        sql, args = list_statement(query, _DIALECT)
+        statements = split_list_statements(query, _DIALECT)
         deadline = time.monotonic() + self._timeout
         loop = asyncio.get_running_loop()
-        rows = await loop.run_in_executor(self._readers, self._read, sql, args, deadline)
+        rows = await loop.run_in_executor(self._readers, self._read, statements, deadline)
         return [_note(row) for row in rows]
 
     async def check(self) -> None:
@@ -167,16 +168,29 @@ class SqliteNoteRepository:
             connection.close()
         self._db.close()
 
-    def _read(self, sql: str, args: Sequence[Any], deadline: float) -> Sequence[tuple]:
-        """In a reader thread: run a query, interrupted by SQLite itself once `deadline` passes."""
+    def _read(self, statements: Sequence[Statement], deadline: float) -> Sequence[tuple]:
+        """In a reader thread: the page's statements in one snapshot, each asked for what is still
+        missing; SQLite itself interrupts them once `deadline` passes (an OperationalError: 503)."""
         local = self._local
         if getattr(local, "connection", None) is None:
             local.connection = connect(self._path, self._timeout)
             local.connection.set_progress_handler(lambda: time.monotonic() > local.deadline, 10_000)
             self._reader_connections.append(local.connection)
         local.deadline = deadline
-        with _unavailable_on_error():  # an interrupted query is an OperationalError: a 503
-            return local.connection.execute(sql, args).fetchall()
+        connection: sqlite3.Connection = local.connection
+        rows: builtins.list[tuple] = []
+        with _unavailable_on_error():
+            connection.execute("BEGIN")
+            try:
+                for sql, args in statements:
+                    wanted = args[-1] - len(rows)
+                    if wanted <= 0:
+                        break
+                    rows += connection.execute(sql, [*args[:-1], wanted]).fetchall()
+            finally:
+                if connection.in_transaction:
+                    connection.execute("COMMIT")
+        return rows
 
     def _raise_missing_or_moved(self, note_id: int) -> None:
         with _unavailable_on_error():
