@@ -23,7 +23,7 @@ import asyncpg
 import orjson
 import sqlalchemy as sa
 
-from app.adapters.migrate import sqlite_path
+from app.adapters.sqlite import sqlite_path
 from app.domain.model import title_sort_key
 from app.domain.timestamps import parse_timestamp
 from bench import data

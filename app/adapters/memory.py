@@ -27,6 +27,7 @@ from app.domain.ports import IDEMPOTENCY_LEASE, IDEMPOTENCY_RETENTION, RecordedR
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField
 
 _SORTS = {field: Sort(field) for field in SortField}
+_NO_FILTER = NoteFilter()
 
 
 class MemoryNoteRepository:
@@ -62,9 +63,10 @@ class MemoryNoteRepository:
         found: list[Note] = []
         if query.limit <= 0:
             return found
+        unfiltered = query.filter == _NO_FILTER
         for _, note_id in self._keys_after(query):
             note = self._notes[note_id]
-            if _matches(note, self._search[note_id], query.filter):
+            if unfiltered or _matches(note, self._search[note_id], query.filter):
                 found.append(note)
                 if len(found) == query.limit:
                     break

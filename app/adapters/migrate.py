@@ -18,6 +18,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import migrations
+from app.adapters.sqlite import sqlite_path
 
 SCRIPTS = Path(migrations.__file__).parent
 
@@ -31,19 +32,6 @@ def _config(connection: sa.Connection) -> Config:
 
 def _upgrade(connection: sa.Connection) -> None:
     command.upgrade(_config(connection), "head")
-
-
-def sqlite_path(database_url: str) -> str:
-    """`sqlite:///notes.db` -> notes.db, `sqlite:////var/lib/notes.db` -> /var/lib/notes.db."""
-    path = sa.make_url(database_url).database
-    if not path or path == ":memory:":
-        raise ValueError(f"{database_url!r} names no database file: use sqlite:///path/to/notes.db")
-    return path
-
-
-def asyncpg_dsn(database_url: str) -> str:
-    """The URL as asyncpg takes it (it reads both postgresql:// and postgres://)."""
-    return database_url
 
 
 def migrate_sqlite(database_url: str) -> None:

@@ -22,11 +22,11 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
 from app.adapters import Storage
-from app.adapters.migrate import sqlite_path
 from app.adapters.sql import SELECT_NOTES, Arg, Statement, replay, split_list_statements
 from app.domain.errors import (
     NoteNotFoundError,
@@ -40,6 +40,15 @@ from app.domain.timestamps import from_microseconds, to_microseconds
 
 READ_THREADS = 4
 FTS_MIN_TERM = 3  # the trigram index serves terms of 3 characters or more
+
+
+def sqlite_path(database_url: str) -> str:
+    """`sqlite:///notes.db` -> notes.db, `sqlite:////var/lib/notes.db` -> /var/lib/notes.db."""
+    scheme, _, rest = database_url.partition(":///")
+    path = unquote(rest.split("?", 1)[0])
+    if scheme.lower() != "sqlite" or not path or path == ":memory:":
+        raise ValueError(f"{database_url!r} names no database file: use sqlite:///path/to/notes.db")
+    return path
 
 
 def connect(path: str, timeout: float) -> sqlite3.Connection:
