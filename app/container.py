@@ -46,6 +46,7 @@ class Settings:
     max_body_bytes: int = MIB
     require_if_match: bool = False
     cursor_secret: str = "notes-cursor"
+    cors_origins: tuple[str, ...] = ()  # origins allowed to call the API from a browser
 
 
 class Container(containers.DeclarativeContainer):
@@ -72,6 +73,7 @@ class Container(containers.DeclarativeContainer):
         max_body_bytes=config.max_body_bytes,
         require_if_match=config.require_if_match,
         cursor_secret=config.cursor_secret,
+        cors_origins=config.cors_origins,
     )
 
 

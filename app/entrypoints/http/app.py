@@ -18,6 +18,7 @@ from app.entrypoints.http.keys import (
     HttpSettings,
 )
 from app.entrypoints.http.listing import CursorCodec
+from app.entrypoints.http.observability import RequestObserver
 from app.entrypoints.http.problems import problem_middleware
 
 if TYPE_CHECKING:
@@ -27,8 +28,9 @@ if TYPE_CHECKING:
 def create_app(container: Container) -> web.Application:
     """Build the application. Does no I/O: the storage opens in `cleanup_ctx` on start-up."""
     settings = container.http_settings()
+    observer = RequestObserver(settings)  # X-Request-ID, metrics, CORS
     app = web.Application(
-        middlewares=[problem_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[observer.middleware, problem_middleware], client_max_size=settings.max_body_bytes
     )
     app[CONTAINER] = container
     app[SETTINGS] = settings
@@ -37,6 +39,7 @@ def create_app(container: Container) -> web.Application:
     app.cleanup_ctx.append(_storage)
     _add_routes(app.router)
     docs.setup(app)
+    observer.install(app)  # GET /metrics
     _add_options(app.router)
     return app
 

@@ -11,8 +11,11 @@ from app.domain.ports import IdempotencyStore
 from app.domain.services import Clock, NoteService
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from app.container import Container
     from app.entrypoints.http.listing import CursorCodec
+    from app.entrypoints.http.metrics import RequestMetrics
 
 MIB = 1024 * 1024
 
@@ -22,6 +25,7 @@ class HttpSettings:
     max_body_bytes: int = MIB
     require_if_match: bool = False
     cursor_secret: str = "notes-cursor"  # cursors are tamper-evident, not secret: see listing.py
+    cors_origins: tuple[str, ...] = ()  # empty: no CORS headers at all
 
 
 CONTAINER = web.AppKey("container", "Container")
@@ -30,3 +34,5 @@ NOTES = web.AppKey("notes", NoteService)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 CLOCK = web.AppKey("clock", Clock)
 CURSORS = web.AppKey("cursors", "CursorCodec")
+METRICS = web.AppKey("metrics", "RequestMetrics")
+METRICS_REGISTRY = web.AppKey("metrics_registry", "CollectorRegistry")

@@ -1,0 +1,72 @@
+"""CORS (the Fetch standard's protocol) for an allowlist of origins; off when the list is empty.
+
+Every resource already answers OPTIONS with 204 and `Allow` (app.py), so a preflight needs no
+route of its own: for an allowed origin its answer gains the CORS headers here, on the way out.
+A disallowed origin gets no CORS headers, so the browser refuses the call; the request itself is
+answered as usual (CORS protects the browser's user, not the server).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from aiohttp import web
+
+EXPOSED_HEADERS = "ETag, Location, Link, X-Request-ID, Idempotent-Replayed, Retry-After"
+ALLOWED_HEADERS = "Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-ID"
+MAX_AGE_SECONDS = "600"  # how long a browser may reuse a preflight's answer
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
+
+
+class InvalidOriginError(ValueError):
+    """A configured origin is not `scheme://host[:port]`."""
+
+
+def normalized_origins(origins: Iterable[str]) -> tuple[str, ...]:
+    """Origins as browsers send them in `Origin`: lower case, no path, no trailing slash."""
+    found = []
+    for origin in origins:
+        origin = origin.strip().rstrip("/").lower()
+        if not origin:
+            continue
+        if _ORIGIN.fullmatch(origin) is None:
+            raise InvalidOriginError(f"CORS origin {origin!r} is not scheme://host[:port]")
+        found.append(origin)
+    return tuple(dict.fromkeys(found))
+
+
+class Cors:
+    """Adds the CORS headers to the responses of an application."""
+
+    def __init__(self, origins: Iterable[str]) -> None:
+        self._origins = frozenset(origins)
+
+    def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        headers = response.headers
+        # The answer depends on Origin even when it is refused: caches must keep them apart.
+        vary = headers.get("Vary")
+        if vary is None:
+            headers["Vary"] = "Origin"
+        elif "origin" not in vary.lower():
+            headers["Vary"] = f"{vary}, Origin"
+        origin = request.headers.get("Origin")
+        if origin is None or origin not in self._origins:
+            return
+        headers["Access-Control-Allow-Origin"] = origin
+        if _is_preflight(request, response):
+            headers["Access-Control-Allow-Methods"] = response.headers["Allow"]
+            headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            headers["Access-Control-Max-Age"] = MAX_AGE_SECONDS
+        else:
+            headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+
+
+def _is_preflight(request: web.Request, response: web.StreamResponse) -> bool:
+    """A preflight that a resource's OPTIONS route answered (204 with Allow)."""
+    return (
+        request.method == "OPTIONS"
+        and "Access-Control-Request-Method" in request.headers
+        and response.status == 204
+        and "Allow" in response.headers
+    )

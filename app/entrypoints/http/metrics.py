@@ -1,0 +1,131 @@
+"""Prometheus metrics at GET /metrics: requests by route and status, latencies, the database pool.
+
+Every application has its own `CollectorRegistry` (several apps live in one test process). With
+`--workers N` every process has its own registry too: a scrape sees the process that answered it,
+so scrape each worker or sum over them; this service does not use prometheus_client's
+multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from itertools import accumulate
+
+from aiohttp import web
+from aiohttp.web import AbstractResource
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from app.entrypoints.http.keys import CONTAINER, METRICS, METRICS_REGISTRY
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LE = (*(repr(bound) for bound in BUCKETS), "+Inf")
+# Any other method a client invents is counted as "other": labels must stay a small, fixed set.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"  # the route label of a request that matched no route (404, 405)
+
+PoolUsage = Callable[[], tuple[int, int]]  # () -> (open connections, idle connections)
+
+
+class RequestMetrics(Collector):
+    """The requests one application answered, kept in a plain dict and exposed when scraped.
+
+    `record` runs once per request, so it is one dict lookup and a bisect, and takes no lock:
+    requests and scrapes share the event loop's thread. Counts per status and the latency
+    histogram per route come out of the same buckets, summed by `collect` at scrape time.
+    """
+
+    def __init__(self) -> None:
+        # (resource, method, status) -> a count per bucket, the +Inf overflow, the sum of seconds
+        self._buckets: dict[tuple[AbstractResource | None, str, int], list[float]] = {}
+
+    def record(
+        self, resource: AbstractResource | None, method: str, status: int, seconds: float
+    ) -> None:
+        key = (resource, method if method in METHODS else "other", status)
+        buckets = self._buckets.get(key)
+        if buckets is None:
+            buckets = self._buckets[key] = [0] * (len(BUCKETS) + 2)
+        buckets[bisect_left(BUCKETS, seconds)] += 1
+        buckets[-1] += seconds
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        requests = CounterMetricFamily(
+            "notes_http_requests", "HTTP requests answered, by route, method and status",
+            labels=("route", "method", "status"),
+        )
+        latencies: dict[tuple[str, str], list[float]] = {}
+        for (resource, method, status), buckets in self._buckets.items():
+            route = _route(resource)
+            requests.add_metric((route, method, str(status)), sum(buckets[:-1]))
+            summed = latencies.setdefault((route, method), [0] * len(buckets))
+            summed[:] = map(sum, zip(summed, buckets, strict=True))
+        yield requests
+        latency = HistogramMetricFamily(
+            "notes_http_request_duration_seconds",
+            "Time from a request reaching the application to its response being ready,"
+            " by route and method",
+            labels=("route", "method"),
+        )
+        for labels, buckets in latencies.items():
+            cumulative = accumulate(buckets[:-1])
+            latency.add_metric(labels, list(zip(_LE, cumulative, strict=True)), buckets[-1])
+        yield latency
+
+
+def _route(resource: AbstractResource | None) -> str:
+    return UNMATCHED if resource is None else resource.canonical
+
+
+class PoolCollector(Collector):
+    """The database pool's connections in use and idle, read when scraped."""
+
+    def __init__(self, usage: PoolUsage) -> None:
+        self._usage = usage
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        size, idle = self._usage()
+        pool = GaugeMetricFamily(
+            "notes_db_pool_connections", "Open database connections of this process, by state",
+            labels=("state",),
+        )
+        pool.add_metric(("in_use",), size - idle)
+        pool.add_metric(("idle",), idle)
+        yield pool
+
+
+def pool_usage(storage: object) -> PoolUsage | None:
+    """How to read the pool of an open storage, or None for a store without one (memory, SQLite)."""
+    public = getattr(storage, "pool_usage", None)
+    if public is not None:
+        return public
+    # Until the storage says it itself: the asyncpg pool that PostgresNoteRepository keeps.
+    pool = getattr(getattr(storage, "notes", None), "_pool", None)
+    if pool is None or not hasattr(pool, "get_idle_size"):
+        return None
+    return lambda: (pool.get_size(), pool.get_idle_size())
+
+
+def add_metrics(app: web.Application, metrics: RequestMetrics) -> None:
+    """GET /metrics, named "metrics" (problems.py answers it whatever the Accept header says)."""
+    registry = CollectorRegistry()
+    app[METRICS] = metrics
+    app[METRICS_REGISTRY] = registry
+    registry.register(metrics)
+    app.on_startup.append(_register_pool)  # after cleanup_ctx's start-up: the storage is open
+    app.router.add_get("/metrics", metrics_page, name="metrics")
+
+
+async def _register_pool(app: web.Application) -> None:
+    usage = pool_usage(await app[CONTAINER].storage())
+    if usage is not None:
+        app[METRICS_REGISTRY].register(PoolCollector(usage))
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """The Prometheus text exposition (version 0.0.4) of this process's metrics."""
+    body = generate_latest(request.app[METRICS_REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -1,0 +1,158 @@
+"""The access log (aiohttp's access-log hook) and the text and JSON formats of every log line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+
+from app.container import build_container
+from app.entrypoints.http import create_app
+from app.entrypoints.http.logs import (
+    ACCESS_LOGGER,
+    CURRENT_REQUEST,
+    AccessLogger,
+    JsonFormatter,
+    TextFormatter,
+    flush_access_log,
+)
+from tests.conftest import settings_for
+
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+FIELDS = {"time", "level", "logger", "request_id", "method", "path", "status", "duration_ms", "bytes"}
+SECRETS = ("Bearer s3cr3t-token", "session=c00kie-value", "body-secret-words", "query-secret")
+
+
+class Sink(logging.Handler):
+    """Keeps every line logged to it (a record of access lines holds several)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += record.getMessage().split("\n")
+
+
+async def logged(lines: list[str], count: int) -> list[str]:
+    """The lines once `count` are out: aiohttp logs a request just after sending its response."""
+    for _ in range(100):
+        flush_access_log()
+        if len(lines) >= count:
+            break
+        await asyncio.sleep(0.01)
+    return lines
+
+
+@pytest.fixture
+def access_lines() -> Iterator[list[str]]:
+    logger = logging.getLogger(ACCESS_LOGGER)
+    flush_access_log()  # nothing left over from another test
+    sink, level = Sink(), logger.level
+    logger.addHandler(sink)
+    logger.setLevel(logging.INFO)
+    yield sink.lines
+    flush_access_log()
+    logger.removeHandler(sink)
+    logger.setLevel(level)
+
+
+async def logged_client(aiohttp_client, log_format: str):
+    """A memory-backed app served with the access-log hook, as `python -m app serve` does."""
+    server = TestServer(create_app(build_container(settings_for("memory://"))))
+    await server.start_server(  # TestServer(**kwargs) would drop these; start_server passes them on
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger(ACCESS_LOGGER),
+        access_log_format=log_format,
+    )
+    return await aiohttp_client(server)
+
+
+async def send_requests(client) -> None:
+    """Three requests with known ids: a write carrying credentials, a read, an unknown path."""
+    await client.post(
+        "/notes?mode=query-secret", data=b'{"title": "body-secret-words"}',
+        headers={"X-Request-ID": "req-post", "Authorization": SECRETS[0], "Cookie": SECRETS[1],
+                 "Content-Type": "application/json"},
+    )
+    await client.get("/notes/1", headers={"X-Request-ID": "req-get"})
+    await client.get("/no/such/path", headers={"X-Request-ID": "req-missing"})
+
+
+async def test_each_request_is_one_json_line_with_its_fields(aiohttp_client, access_lines) -> None:
+    client = await logged_client(aiohttp_client, "json")
+    await send_requests(client)
+    lines = [orjson.loads(line) for line in await logged(access_lines, 3)]
+    by_id = {line["request_id"]: line for line in lines}
+    assert len(lines) == len(by_id) == 3
+    assert all(set(line) == FIELDS for line in lines)
+    assert [(by_id[i]["method"], by_id[i]["path"], by_id[i]["status"]) for i in ("req-post", "req-get", "req-missing")] == [
+        ("POST", "/notes", 201), ("GET", "/notes/1", 200), ("GET", "/no/such/path", 404)]
+    for line in lines:
+        assert TIME.fullmatch(line["time"]) and line["level"] == "INFO" and line["logger"] == ACCESS_LOGGER
+        assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 10_000
+        assert isinstance(line["bytes"], int) and line["bytes"] > 0
+
+
+async def test_the_text_line_has_the_same_fields_as_key_value_pairs(aiohttp_client, access_lines) -> None:
+    client = await logged_client(aiohttp_client, "text")
+    await send_requests(client)
+    assert len(await logged(access_lines, 3)) == 3
+    line = next(line for line in access_lines if "request_id=req-get " in line)
+    assert re.fullmatch(
+        r"\S+Z INFO app\.access: request_id=req-get method=GET path=/notes/1 status=200"
+        r" duration_ms=\d+\.\d{3} bytes=\d+", line), line
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+async def test_no_body_credential_or_query_string_is_ever_logged(aiohttp_client, access_lines, log_format) -> None:
+    await send_requests(await logged_client(aiohttp_client, log_format))
+    assert len(await logged(access_lines, 3)) == 3
+    assert not [line for line in access_lines for secret in SECRETS if secret.split("=")[-1] in line]
+
+
+async def test_a_url_cannot_split_or_forge_an_access_line(aiohttp_client, access_lines) -> None:
+    client = await logged_client(aiohttp_client, "text")
+    await client.get("/notes%0A2026-01-01T00:00:00.000Z%20INFO%20app.access:%20forged")
+    assert len(await logged(access_lines, 1)) == 1 and "path=/notes%0A2026" in access_lines[0]
+
+
+async def test_below_info_the_access_log_formats_nothing(aiohttp_client, access_lines) -> None:
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
+    assert not AccessLogger(logging.getLogger(ACCESS_LOGGER), "json").enabled
+    await send_requests(await logged_client(aiohttp_client, "json"))
+    await asyncio.sleep(0.05)  # as long as a line would take to be logged
+    flush_access_log()
+    assert access_lines == []
+
+
+def record(message: str, exc_info: object = None) -> logging.LogRecord:
+    return logging.LogRecord("app.http", logging.ERROR, __file__, 1, message, None, exc_info)  # type: ignore[arg-type]
+
+
+def test_an_app_log_record_is_one_json_object_on_one_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        line = JsonFormatter().format(record("two\nlines", sys.exc_info()))
+    assert "\n" not in line
+    document = orjson.loads(line)
+    assert document["level"] == "ERROR" and document["logger"] == "app.http" and document["message"] == "two\nlines"
+    assert TIME.fullmatch(document["time"]) and "ValueError: boom" in document["exception"]
+
+
+def test_app_log_records_written_during_a_request_carry_its_id() -> None:
+    token = CURRENT_REQUEST.set(["req-77", None])
+    try:
+        json_line, text_line = JsonFormatter().format(record("m")), TextFormatter().format(record("m"))
+    finally:
+        CURRENT_REQUEST.reset(token)
+    assert orjson.loads(json_line)["request_id"] == "req-77"
+    assert re.fullmatch(r"\S+Z ERROR app\.http: m request_id=req-77", text_line)
+    assert "request_id" not in JsonFormatter().format(record("m"))
