@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from app.container import SUPPORTED_URLS, Settings, UnsupportedDatabaseError, backend_of
 from app.domain.errors import StorageUnavailableError
+from app.entrypoints.http.cors import InvalidOriginError, normalized_origins
+from app.entrypoints.http.logs import FORMATS, LEVELS, LogSettings, configure_logging
 
 log = logging.getLogger("app")
 
@@ -49,7 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(serve, "--max-body-bytes", "NOTES_MAX_BODY_BYTES", str(1024 * 1024), "largest request body", type=int)
     _switch(serve, "--require-if-match", "NOTES_REQUIRE_IF_MATCH", "answer 428 to PUT, PATCH and DELETE without If-Match")
     _flag(serve, "--cursor-secret", "NOTES_CURSOR_SECRET", "notes-cursor", "key that signs listing cursors (share it between processes)")
-    _flag(serve, "--log-level", "NOTES_LOG_LEVEL", "info", "debug, info, warning or error")
+    _flag(serve, "--log-level", "NOTES_LOG_LEVEL", "info", "debug, info (with the access log), warning or error",
+          type=str.lower, choices=LEVELS)
+    _flag(serve, "--log-format", "NOTES_LOG_FORMAT", "text", "text, or json: one object per line",
+          type=str.lower, choices=FORMATS)
+    serve.add_argument(
+        "--cors-origin", action="append", metavar="ORIGIN",
+        help="let browser pages of this origin call the API; repeat for more"
+        " [env NOTES_CORS_ORIGINS, comma-separated; default none: no CORS headers]",
+    )
 
     migrate = commands.add_parser("migrate", help="apply pending database migrations", description="Apply pending migrations.")
     _database_flag(migrate)
@@ -59,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(_log_settings(args))
+    if args.command == "serve":  # refuse a bad origin before migrating anything
+        args.cors_origin = _cors_origins(args, parser)
     try:
         backend = backend_of(args.database_url)
     except UnsupportedDatabaseError as error:
@@ -85,6 +95,19 @@ def _migrate(database_url: str, backend: str) -> None:
         raise StorageUnavailableError(f"cannot migrate {database_url}: {error}") from error
 
 
+def _log_settings(args: argparse.Namespace) -> LogSettings:
+    return LogSettings(level=getattr(args, "log_level", "info"), format=getattr(args, "log_format", "text"))
+
+
+def _cors_origins(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, ...]:
+    """--cors-origin flags, else NOTES_CORS_ORIGINS: the flags replace the environment's list."""
+    given = args.cors_origin if args.cors_origin is not None else _env("NOTES_CORS_ORIGINS", "").split(",")
+    try:
+        return normalized_origins(given)
+    except InvalidOriginError as error:
+        parser.exit(2, f"notes-api: error: {error}\n")
+
+
 def _serve(args: argparse.Namespace, backend: str, parser: argparse.ArgumentParser) -> int:
     from app.entrypoints.server import run_server, run_workers
 
@@ -95,6 +118,7 @@ def _serve(args: argparse.Namespace, backend: str, parser: argparse.ArgumentPars
         max_body_bytes=args.max_body_bytes,
         require_if_match=args.require_if_match,
         cursor_secret=args.cursor_secret,
+        cors_origins=args.cors_origin,
     )
     if args.workers < 1:
         parser.exit(2, "notes-api: error: --workers must be at least 1\n")
@@ -105,8 +129,8 @@ def _serve(args: argparse.Namespace, backend: str, parser: argparse.ArgumentPars
                 "notes-api: error: memory:// lives inside one process and cannot be shared by"
                 " --workers; use one worker, or sqlite:// or postgresql://\n",
             )
-        return run_workers(settings, args.host, args.port, args.workers)
-    run_server(settings, args.host, args.port)
+        return run_workers(settings, args.host, args.port, args.workers, logs=_log_settings(args))
+    run_server(settings, args.host, args.port, logs=_log_settings(args))
     return 0
 
 

@@ -13,6 +13,14 @@ from aiohttp import web
 
 from app.container import Settings, build_container
 from app.entrypoints.http import create_app
+from app.entrypoints.http.logs import (
+    ACCESS_LOGGER,
+    DEFAULT_LOGS,
+    AccessLogger,
+    LogSettings,
+    configure_logging,
+    flush_access_log,
+)
 
 log = logging.getLogger("app.server")
 SHUTDOWN_TIMEOUT = 10.0  # seconds that requests in flight get to finish after SIGTERM
@@ -26,27 +34,42 @@ def _event_loop_policy() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def run_server(settings: Settings, host: str, port: int, *, reuse_port: bool = False) -> None:
-    """Serve until SIGTERM or SIGINT, then let requests in flight finish and return."""
+def run_server(
+    settings: Settings, host: str, port: int, *,
+    logs: LogSettings = DEFAULT_LOGS, reuse_port: bool = False,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then let requests in flight finish and return.
+
+    The access log is on at `--log-level info` or lower: one line per request on "app.access".
+    """
     _event_loop_policy()
     app = create_app(build_container(settings))
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        reuse_port=reuse_port,
-        access_log=None,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        print=lambda text: log.info("serving on http://%s:%s (%s)", host, port, settings.database_url.split("@")[-1]),
-    )
+    try:
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            reuse_port=reuse_port,
+            access_log=logging.getLogger(ACCESS_LOGGER),  # skipped by aiohttp when below INFO
+            access_log_class=AccessLogger,
+            access_log_format=logs.format,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            print=lambda text: log.info(
+                "serving on http://%s:%s (%s)", host, port, settings.database_url.split("@")[-1]
+            ),
+        )
+    finally:
+        flush_access_log()  # the lines of the last few milliseconds
 
 
-def _worker(settings: Settings, host: str, port: int) -> None:
-    logging.basicConfig(level=logging.getLogger().level or logging.INFO)
-    run_server(settings, host, port, reuse_port=True)
+def _worker(settings: Settings, host: str, port: int, logs: LogSettings) -> None:
+    configure_logging(logs)  # a spawned process starts with logging unconfigured
+    run_server(settings, host, port, logs=logs, reuse_port=True)
 
 
-def run_workers(settings: Settings, host: str, port: int, count: int) -> int:
+def run_workers(
+    settings: Settings, host: str, port: int, count: int, *, logs: LogSettings = DEFAULT_LOGS
+) -> int:
     """A pre-fork parent: `count` server processes on one port; a crashed one is restarted.
 
     SIGTERM or SIGINT is passed on to every worker, which finishes its requests in flight.
@@ -55,7 +78,7 @@ def run_workers(settings: Settings, host: str, port: int, count: int) -> int:
     stopping = False
 
     def start() -> multiprocessing.Process:
-        process = context.Process(target=_worker, args=(settings, host, port), daemon=False)
+        process = context.Process(target=_worker, args=(settings, host, port, logs), daemon=False)
         process.start()
         return process
 

@@ -1,0 +1,110 @@
+"""Logs of a real `python -m app serve`: the access log, its formats and levels, and workers.
+
+Also the CORS flags, which like the log flags are read from the command line or the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.processes import Server
+
+pytestmark = pytest.mark.slow
+
+SECRETS = ("s3cr3t-token", "c00kie-value", "body-secret-words")
+
+
+def send_requests(base: str, prefix: str) -> None:
+    """A write with credentials and a secret in its body, a read, an unknown path: known ids."""
+    requests.post(
+        f"{base}/notes", data=json.dumps({"title": "body-secret-words"}),
+        headers={"X-Request-ID": f"{prefix}-post", "Authorization": "Bearer s3cr3t-token",
+                 "Cookie": "session=c00kie-value"},
+    )
+    requests.get(f"{base}/notes/1", headers={"X-Request-ID": f"{prefix}-get"})
+    requests.get(f"{base}/nope", headers={"X-Request-ID": f"{prefix}-404"})
+
+
+def wait_for(server: Server, text: str, count: int, timeout: float = 15) -> None:
+    """Until `text` occurs `count` times in the output: lines must come out while serving."""
+    deadline = time.monotonic() + timeout
+    while server.output().count(text) < count:
+        assert time.monotonic() < deadline, f"{text!r} not logged {count} times:\n{server.output()}"
+        time.sleep(0.02)
+
+
+def test_each_request_is_one_json_line_and_every_line_is_json(tmp_path: Path) -> None:
+    server = Server("memory://", tmp_path / "server.log", "--log-format", "json").wait_ready()
+    try:
+        send_requests(server.base, "e2e")
+        wait_for(server, '"request_id":"e2e-', 3)
+    finally:
+        assert server.stop() == 0
+    documents = [json.loads(line) for line in server.output().splitlines()]  # raises on any other line
+    assert all({"time", "level", "logger"} <= set(d) for d in documents)
+    access = {d["request_id"]: d for d in documents if d["logger"] == "app.access"}
+    mine = sorted((i, access[i]["method"], access[i]["path"], access[i]["status"]) for i in access if i.startswith("e2e-"))
+    assert mine == [("e2e-404", "GET", "/nope", 404), ("e2e-get", "GET", "/notes/1", 200),
+                    ("e2e-post", "POST", "/notes", 201)]
+    assert all(isinstance(access[i]["duration_ms"], float) and access[i]["bytes"] > 0 for i in access)
+    assert any(d["logger"] == "app.server" and "serving on" in d["message"] for d in documents)
+    assert not [secret for secret in SECRETS if secret in server.output()]
+
+
+def test_text_is_the_default_and_warning_turns_the_access_log_off(tmp_path: Path) -> None:
+    chatty = Server("memory://", tmp_path / "info.log").wait_ready()
+    quiet = Server("memory://", tmp_path / "warning.log", "--log-level", "warning").wait_ready()
+    try:
+        for server in (chatty, quiet):
+            send_requests(server.base, "txt")
+        wait_for(chatty, "request_id=txt-", 3)
+        time.sleep(0.3)  # several times as long as a line takes to come out
+    finally:
+        assert chatty.stop() == 0 and quiet.stop() == 0
+    assert re.search(r"Z INFO app\.access: request_id=txt-get method=GET path=/notes/1 status=200 ", chatty.output())
+    assert "app.access" not in quiet.output() and "serving on" not in quiet.output()
+
+
+def test_every_worker_process_logs_in_the_chosen_format(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    server = Server(url, tmp_path / "server.log", "--workers", "2", "--log-format", "json").wait_ready()
+    try:
+        for index in range(20):
+            requests.get(f"{server.base}/healthz", headers={"X-Request-ID": f"worker-{index}"})
+        wait_for(server, '"request_id":"worker-', 20)
+    finally:
+        assert server.stop() == 0
+    documents = [json.loads(line) for line in server.output().splitlines()]
+    assert len([d for d in documents if d["logger"] == "app.server" and "serving on" in d["message"]]) == 2
+
+
+def test_cors_origins_come_from_the_environment_and_flags_replace_them(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NOTES_CORS_ORIGINS", "https://a.example, https://b.example")
+    from_env = Server("memory://", tmp_path / "env.log").wait_ready()
+    from_flag = Server("memory://", tmp_path / "flag.log", "--cors-origin", "https://c.example").wait_ready()
+    try:
+        def allowed(server: Server, origin: str) -> str | None:
+            return requests.get(f"{server.base}/healthz", headers={"Origin": origin}).headers.get(
+                "Access-Control-Allow-Origin")
+
+        assert [allowed(from_env, o) for o in ("https://a.example", "https://b.example", "https://c.example")] == [
+            "https://a.example", "https://b.example", None]
+        assert [allowed(from_flag, o) for o in ("https://a.example", "https://c.example")] == [None, "https://c.example"]
+    finally:
+        assert from_env.stop() == 0 and from_flag.stop() == 0
+
+
+def test_an_origin_that_is_not_an_origin_stops_the_server_before_it_starts() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "serve", "--database-url", "memory://", "--cors-origin", "notes.example/app"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "scheme://host[:port]" in result.stderr
