@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -51,10 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(serve, "--max-body-bytes", "NOTES_MAX_BODY_BYTES", str(1024 * 1024), "largest request body", type=int)
     _switch(serve, "--require-if-match", "NOTES_REQUIRE_IF_MATCH", "answer 428 to PUT, PATCH and DELETE without If-Match")
     _flag(serve, "--cursor-secret", "NOTES_CURSOR_SECRET", "notes-cursor", "key that signs listing cursors (share it between processes)")
-    _flag(serve, "--log-level", "NOTES_LOG_LEVEL", "info", "debug, info (with the access log), warning or error",
-          type=str.lower, choices=LEVELS)
-    _flag(serve, "--log-format", "NOTES_LOG_FORMAT", "text", "text, or json: one object per line",
-          type=str.lower, choices=FORMATS)
+    _log_flags(serve)
     serve.add_argument(
         "--cors-origin", action="append", metavar="ORIGIN",
         help="let browser pages of this origin call the API; repeat for more"
@@ -63,7 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply pending database migrations", description="Apply pending migrations.")
     _database_flag(migrate)
+    _log_flags(migrate)
     return parser
+
+
+def _log_flags(parser: argparse.ArgumentParser) -> None:
+    _flag(parser, "--log-level", "NOTES_LOG_LEVEL", "info", "debug, info (with the access log), warning or error",
+          type=str.lower, choices=LEVELS)
+    _flag(parser, "--log-format", "NOTES_LOG_FORMAT", "text", "text, or json: one object per line",
+          type=str.lower, choices=FORMATS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,8 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnsupportedDatabaseError as error:
         parser.exit(2, f"notes-api: error: {error}\n")
     try:
-        if args.command == "migrate" or not args.no_migrate:
+        if args.command == "migrate":
             _migrate(args.database_url, backend)
+        elif not args.no_migrate and backend != "memory":
+            _migrate_in_child(args)
         if args.command == "serve":
             return _serve(args, backend, parser)
     except (StorageUnavailableError, OSError, ValueError) as error:
@@ -93,6 +101,16 @@ def _migrate(database_url: str, backend: str) -> None:
         migrate(database_url, backend)
     except Exception as error:  # the driver's or Alembic's: say it in one line, not a traceback
         raise StorageUnavailableError(f"cannot migrate {database_url}: {error}") from error
+
+
+def _migrate_in_child(args: argparse.Namespace) -> None:
+    """`migrate` in a child process: the server then never loads SQLAlchemy and Alembic, which
+    would hold some 25 MB of its memory for as long as it runs. The child reports its own errors."""
+    command = [sys.executable, "-m", "app", "migrate", "--database-url", args.database_url,
+               "--log-level", args.log_level, "--log-format", args.log_format]
+    done = subprocess.run(command, check=False)
+    if done.returncode != 0:
+        raise SystemExit(done.returncode)
 
 
 def _log_settings(args: argparse.Namespace) -> LogSettings:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -156,3 +157,18 @@ def test_memory_refuses_several_workers_with_a_clear_message(tmp_path: Path) -> 
     assert server.process.wait(20) == 2
     output = server.output().strip()
     assert len(output.splitlines()) == 1 and "memory://" in output and "--workers" in output
+
+
+def test_a_malformed_request_is_a_400_and_one_log_line_without_a_traceback(tmp_path: Path) -> None:
+    server = Server("memory://", tmp_path / "server.log").wait_ready()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:
+            raw.sendall(b"GET /notes HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n")
+            answer = raw.recv(4096)
+        assert answer.split(b" ")[1] == b"400", answer
+        assert requests.get(f"{server.base}/healthz").status_code == 200
+    finally:
+        assert server.stop() == 0
+    output = server.output()
+    assert "Traceback" not in output
+    assert sum("Invalid header value char" in line for line in output.splitlines()) == 1

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import orjson
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
 ACCESS_LOGGER = "app.access"
@@ -46,9 +47,24 @@ def configure_logging(settings: LogSettings) -> None:
     """Send the app's, aiohttp's and the access log's records to stderr, at one level."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    handler.addFilter(client_protocol_errors)
     logging.basicConfig(level=settings.level.upper(), handlers=[handler])
     # Alembic announces each of its plugins at INFO when imported: no news to an operator.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def client_protocol_errors(record: logging.LogRecord) -> bool:
+    """aiohttp answers a malformed request (a NUL in a header, a broken request line) with 400
+    before any handler runs, and logs it with a traceback; it is the client's error, so one
+    warning line without the traceback says all there is to say."""
+    error = record.exc_info[1] if record.exc_info else None
+    if record.name == "aiohttp.server" and isinstance(error, HttpProcessingError):
+        message = record.getMessage()
+        reason = next((line for line in str(error.message).splitlines() if line.strip()), "")
+        record.msg, record.args = "%s: %d %s", (message, error.code, reason.rstrip(":"))
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
 
 
 _second: list = [-1, ""]  # the last second formatted, and its text
