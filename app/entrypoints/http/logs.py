@@ -134,12 +134,11 @@ class _Lines:
         self._flush_on: asyncio.AbstractEventLoop | None = None
 
     def add(self, line: str, loop: asyncio.AbstractEventLoop) -> None:
-        lines = self._lines
-        lines.append(line)
+        self._lines.append(line)
         if self._flush_on is not loop:  # also when a loop closed before its flush could run
             self._flush_on = loop
             loop.call_later(FLUSH_SECONDS, self.flush)
-        elif len(lines) >= MAX_LINES:
+        elif len(self._lines) >= MAX_LINES:
             self.flush()
 
     def flush(self) -> None:
@@ -191,10 +190,11 @@ class AccessLogger(AbstractAccessLogger):
     `log_format` is "text" or "json".
     """
 
-    __slots__ = ("_line", "_lines", "_loop")
+    __slots__ = ("_line", "_lines", "_loop", "_name")
 
     def __init__(self, logger: logging.Logger, log_format: str) -> None:
         super().__init__(logger, log_format)
+        self._name = logger.name
         self._line: Callable[..., str] = _json_line if log_format == "json" else _text_line
         if logger.name not in _lines:
             _lines[logger.name] = _Lines(logger)
@@ -213,7 +213,7 @@ class AccessLogger(AbstractAccessLogger):
         else:
             id_, seconds = noted
         try:
-            line = self._line(self.logger.name, request, response, id_, seconds)
+            line = self._line(self._name, request, response, id_, seconds)
         except Exception:  # the request is answered already: a failure here must not touch it
             self.logger.exception("cannot format the access log line")
             return

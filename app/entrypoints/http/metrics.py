@@ -23,7 +23,7 @@ from app.entrypoints.http.keys import CONTAINER, METRICS, METRICS_REGISTRY
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LE = (*(repr(bound) for bound in BUCKETS), "+Inf")
-# Any other method a client invents is counted as "other": labels must stay a small, fixed set.
+# Other methods (the HTTP parser knows a few dozen, WebDAV's among them) are reported as "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # the route label of a request that matched no route (404, 405)
 
@@ -45,7 +45,7 @@ class RequestMetrics(Collector):
     def record(
         self, resource: AbstractResource | None, method: str, status: int, seconds: float
     ) -> None:
-        key = (resource, method if method in METHODS else "other", status)
+        key = (resource, method, status)  # a bounded set: the parser refuses unknown methods
         buckets = self._buckets.get(key)
         if buckets is None:
             buckets = self._buckets[key] = [0] * (len(BUCKETS) + 2)
@@ -53,16 +53,13 @@ class RequestMetrics(Collector):
         buckets[-1] += seconds
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        counts, latencies = self._summed()
         requests = CounterMetricFamily(
             "notes_http_requests", "HTTP requests answered, by route, method and status",
             labels=("route", "method", "status"),
         )
-        latencies: dict[tuple[str, str], list[float]] = {}
-        for (resource, method, status), buckets in self._buckets.items():
-            route = _route(resource)
-            requests.add_metric((route, method, str(status)), sum(buckets[:-1]))
-            summed = latencies.setdefault((route, method), [0] * len(buckets))
-            summed[:] = map(sum, zip(summed, buckets, strict=True))
+        for labels, count in counts.items():
+            requests.add_metric(labels, count)
         yield requests
         latency = HistogramMetricFamily(
             "notes_http_request_duration_seconds",
@@ -74,6 +71,18 @@ class RequestMetrics(Collector):
             cumulative = accumulate(buckets[:-1])
             latency.add_metric(labels, list(zip(_LE, cumulative, strict=True)), buckets[-1])
         yield latency
+
+    def _summed(self) -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], list[float]]]:
+        """Request counts by (route, method, status), and buckets by (route, method)."""
+        counts: dict[tuple[str, ...], float] = {}
+        latencies: dict[tuple[str, ...], list[float]] = {}
+        for (resource, method, status), buckets in list(self._buckets.items()):
+            route, method = _route(resource), method if method in METHODS else "other"
+            labels = (route, method, str(status))
+            counts[labels] = counts.get(labels, 0) + sum(buckets[:-1])
+            summed = latencies.setdefault((route, method), [0] * len(buckets))
+            summed[:] = map(sum, zip(summed, buckets, strict=True))
+        return counts, latencies
 
 
 def _route(resource: AbstractResource | None) -> str:

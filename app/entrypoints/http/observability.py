@@ -51,31 +51,29 @@ class RequestObserver:
 def _middleware(ids: Iterator[str], metrics: RequestMetrics, cors: Cors | None) -> Handler:
     record = metrics.record
 
-    def finish(
-        request: web.Request, response: web.StreamResponse, noted: list, started: float
-    ) -> None:
-        noted[1] = elapsed = perf_counter() - started
-        response.headers[X_REQUEST_ID] = noted[0]
-        record(request.match_info.route.resource, request.method, response.status, elapsed)
-        if cors is not None:
-            cors.add_headers(request, response)
-
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         """X-Request-ID on every response (the client's if acceptable), metrics, CORS."""
         request_id = request.headers.get(X_REQUEST_ID)
         if request_id is None or _CLIENT_ID.fullmatch(request_id) is None:
             request_id = next(ids)
-        # [id, seconds taken]: for the access log line and for app log records meanwhile
+        # [id, seconds taken]: for the access log line, and for app log records meanwhile
         noted = [request_id, None]
         CURRENT_REQUEST.set(noted)
         started = perf_counter()
+        response = None
         try:
             response = await handler(request)
+            return response
         except web.HTTPException as raised:  # only below 400: problem_middleware answers the rest
-            finish(request, raised, noted, started)
+            response = raised
             raise
-        finish(request, response, noted, started)
-        return response
+        finally:  # inline rather than a function: this runs for every request
+            if response is not None:
+                noted[1] = elapsed = perf_counter() - started
+                response.headers[X_REQUEST_ID] = request_id
+                record(request.match_info.route.resource, request.method, response.status, elapsed)
+                if cors is not None:
+                    cors.add_headers(request, response)
 
     return observe
