@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.domain.ports import IdempotencyStore, NoteRepository
@@ -13,3 +14,5 @@ class Storage:
 
     notes: NoteRepository
     idempotency: IdempotencyStore
+    # (connections open, connections idle) of a connection pool, for /metrics; None without one
+    pool_usage: Callable[[], tuple[int, int]] | None = None

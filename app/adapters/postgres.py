@@ -229,6 +229,7 @@ async def open_storage(
         yield Storage(
             notes=PostgresNoteRepository(pool, timeout),
             idempotency=PostgresIdempotencyStore(pool, timeout),
+            pool_usage=lambda: (pool.get_size(), pool.get_idle_size()),
         )
     finally:
         await pool.close()

@@ -108,14 +108,7 @@ class PoolCollector(Collector):
 
 def pool_usage(storage: object) -> PoolUsage | None:
     """How to read the pool of an open storage, or None for a store without one (memory, SQLite)."""
-    public = getattr(storage, "pool_usage", None)
-    if public is not None:
-        return public
-    # Until the storage says it itself: the asyncpg pool that PostgresNoteRepository keeps.
-    pool = getattr(getattr(storage, "notes", None), "_pool", None)
-    if pool is None or not hasattr(pool, "get_idle_size"):
-        return None
-    return lambda: (pool.get_size(), pool.get_idle_size())
+    return getattr(storage, "pool_usage", None)
 
 
 def add_metrics(app: web.Application, metrics: RequestMetrics) -> None:
