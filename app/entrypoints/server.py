@@ -6,7 +6,6 @@ import asyncio
 import logging
 import multiprocessing
 import signal
-import sys
 import time
 
 from aiohttp import web

@@ -10,7 +10,6 @@ import pytest
 
 from app.adapters import Storage
 from app.domain.errors import NoteNotFoundError, VersionConflictError
-from app.domain.model import Note
 from app.domain.query import ListQuery
 from tests.factories import T0, draft
 
@@ -138,6 +137,3 @@ async def test_fifty_concurrent_updates_of_one_note_lose_nothing(storage: Storag
 async def test_check_succeeds_while_the_store_answers(storage: Storage) -> None:
     await storage.notes.check()
 
-
-def _ids(notes: list[Note]) -> list[int]:
-    return [n.id for n in notes]

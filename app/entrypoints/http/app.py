@@ -15,7 +15,6 @@ from app.entrypoints.http.keys import (
     IDEMPOTENCY,
     NOTES,
     SETTINGS,
-    HttpSettings,
 )
 from app.entrypoints.http.listing import CursorCodec
 from app.entrypoints.http.observability import RequestObserver

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from app.domain.ports import IdempotencyStore
 from app.domain.services import Clock, NoteService
-
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
-
-    from app.container import Container
-    from app.entrypoints.http.listing import CursorCodec
-    from app.entrypoints.http.metrics import RequestMetrics
 
 MIB = 1024 * 1024
 
