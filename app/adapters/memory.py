@@ -39,7 +39,7 @@ class MemoryNoteRepository:
 
     async def add(self, draft: NoteDraft) -> Note:
         self._last_id += 1
-        note = Note(id=self._last_id, version=1, **{f: getattr(draft, f) for f in _DRAFT_FIELDS})
+        note = draft.stored_as(self._last_id)
         self._store(note)
         return note
 
@@ -102,8 +102,6 @@ class MemoryNoteRepository:
             return index.irange(maximum=after, inclusive=(True, False), reverse=True)
         return index.irange(minimum=after, inclusive=(False, True))
 
-
-_DRAFT_FIELDS = tuple(f for f in NoteDraft.__dataclass_fields__)
 
 
 def _matches(note: Note, text: str, f: NoteFilter) -> bool:

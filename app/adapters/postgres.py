@@ -102,8 +102,7 @@ class PostgresNoteRepository:
 
     async def add(self, draft: NoteDraft) -> Note:
         note_id = await self._run("fetchval", _INSERT, *_values(draft), *_keys(draft))
-        fields = {name: getattr(draft, name) for name in draft.__dataclass_fields__}
-        return Note(id=note_id, version=1, **fields)
+        return draft.stored_as(note_id)
 
     async def get(self, note_id: int) -> Note:
         row = await self._run("fetchrow", _GET, note_id)

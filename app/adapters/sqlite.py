@@ -131,8 +131,7 @@ class SqliteNoteRepository:
             cursor = self._db.execute(_INSERT, (*_row_values(draft), *_keys(draft)))
         note_id = cursor.lastrowid
         assert note_id is not None  # an INSERT into a rowid table always sets it
-        fields = {name: getattr(draft, name) for name in draft.__dataclass_fields__}
-        return Note(id=note_id, version=1, **fields)
+        return draft.stored_as(note_id)
 
     async def get(self, note_id: int) -> Note:
         with _unavailable_on_error():

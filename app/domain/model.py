@@ -31,6 +31,14 @@ class NoteDraft:
     created_at: datetime
     updated_at: datetime
 
+    def stored_as(self, note_id: int) -> Note:
+        """The note this draft becomes once a store has given it `note_id`: version 1."""
+        return Note(
+            id=note_id, title=self.title, description=self.description, priority=self.priority,
+            tags=self.tags, created_by=self.created_by, created_at=self.created_at,
+            updated_at=self.updated_at, version=1,
+        )
+
     @classmethod
     def from_content(cls, content: NoteContent, now: datetime) -> NoteDraft:
         return cls(

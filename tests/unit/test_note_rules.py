@@ -55,9 +55,8 @@ def test_json_pointers_escape_tilde_and_slash() -> None:
 
 def test_merge_patch_keeps_what_it_does_not_name_and_resets_nulls() -> None:
     from tests.factories import draft
-    from app.domain.model import Note
 
-    note = Note(id=1, version=1, **{f: getattr(draft(), f) for f in draft().__dataclass_fields__})
+    note = draft().stored_as(1)
     content = merge_patch(note, {"priority": 1, "tags": None})
     assert (content.title, content.priority, content.tags, content.created_at) == (note.title, 1, (), note.created_at)
 

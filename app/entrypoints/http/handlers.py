@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from app.domain.errors import NoteError
+from app.domain.model import Note
 from app.domain.ports import RecordedResponse
 from app.domain.services import IfMatch
 from app.entrypoints.http.conditions import none_match, parse_if_match
@@ -83,7 +84,7 @@ async def create_note(request: web.Request) -> web.Response:
     return response
 
 
-def _created(note) -> web.Response:
+def _created(note: Note) -> web.Response:
     return note_response(note, status=201, headers={"Location": f"/notes/{note.id}"})
 
 
