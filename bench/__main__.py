@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from bench import chart, plan, report
 from bench import options as cli
+from bench.baseline import Revision, export
 from bench.checks import run_checks
 from bench.processes import LOAD_CORE, Processes, pinning
 from bench.runner import Load
@@ -38,18 +41,20 @@ def _postgres_version(options: cli.Options, databases: Databases) -> tuple[str |
         return None, str(error)
 
 
-def run(options: cli.Options, processes: Processes, databases: Databases) -> dict:
+def run(
+    options: cli.Options, processes: Processes, databases: Databases, baseline: Revision | None
+) -> dict:
     version, unreachable = _postgres_version(options, databases)
     results: dict = {
         "machine": report.machine(options, version),
-        "settings": report.settings(options),
+        "settings": report.settings(options, baseline),
         "targets": plan.TARGETS,
         "adapters": {},
     }
     load = Load(
         options.loadgen, options.runs, options.duration, options.warmup, options.connections
     )
-    bench = Bench(options, processes, databases, load)
+    bench = Bench(options, processes, databases, load, baseline)
     for adapter in options.adapters:
         if adapter == "postgresql" and unreachable:
             say(f"[postgresql] skipped: {unreachable}")
@@ -73,14 +78,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     _stop_on_sigterm()
     began = time.monotonic()
     processes, databases = Processes(), Databases(options.postgres_url)
+    exported = tempfile.TemporaryDirectory(prefix="notes_bench_baseline_")
     try:
-        results = run(options, processes, databases)
+        baseline = None
+        if options.baseline is not None:
+            baseline = export(options.baseline, Path(exported.name))
+            say(f"baseline: {baseline.name} ({baseline.commit})")
+        results = run(options, processes, databases, baseline)
     except KeyboardInterrupt:
         say("interrupted: stopping servers and removing databases")
         return 130
+    except RuntimeError as error:  # a baseline git cannot export
+        say(f"failed: {error}")
+        return 1
     finally:
         processes.stop_all()
         databases.drop_all()
+        exported.cleanup()
     results["elapsed_s"] = round(time.monotonic() - began, 1)
     report.write_json(options.output, results)
     if options.chart is not None:

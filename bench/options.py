@@ -28,6 +28,7 @@ class Options:
     adapters: tuple[str, ...]
     postgres_url: str  # a server where notes_bench_* databases may be created and dropped
     quick: bool
+    baseline: str | None  # a git revision whose service is measured beside this one
     scale_check: bool
     rss_check: bool
     big_notes: int  # notes in the scale and RSS checks' store
@@ -49,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         help="wrk when installed (auto), or the built-in Python one")
     add("--adapters", default=",".join(ADAPTERS), help="a comma-separated subset")
     add("--postgres-url", default=POSTGRES, help="server [env NOTES_BENCH_POSTGRES_URL]")
+    add("--baseline", metavar="REV",
+        help="also run the service as of this git revision (a tag, a branch, a commit), in the"
+        " same rounds, and report its ratios beside today's: a before/after in one run")
     add("--scale-check", action="store_true", help="POST p50 at 1,000 vs 1,000,000 notes")
     add("--rss-check", action="store_true", help="peak RSS while walking 1,000,000 notes")
     add("--big-notes", type=int, default=1_000_000, help="notes in the checks' big store")
@@ -83,6 +87,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         adapters=adapters,
         postgres_url=args.postgres_url,
         quick=quick,
+        baseline=args.baseline,
         scale_check=args.scale_check and not quick,
         rss_check=args.rss_check and not quick,
         big_notes=args.big_notes,

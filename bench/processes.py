@@ -56,11 +56,13 @@ class Processes:
         self._running: list[tuple[str, subprocess.Popen]] = []
         self._logs = tempfile.TemporaryDirectory(prefix="notes_bench_logs_")
 
-    def start_server(self, name: str, argv: list[str], port: int) -> subprocess.Popen:
-        """Start a server on SERVER_CORE and wait until it answers /healthz."""
+    def start_server(
+        self, name: str, argv: list[str], port: int, root: Path = ROOT
+    ) -> subprocess.Popen:
+        """Start a server on SERVER_CORE, its code in `root`; wait until it answers /healthz."""
         with open(Path(self._logs.name, f"{name}.log"), "wb") as log:  # the child keeps its copy
             process = subprocess.Popen(
-                pinned([sys.executable, *argv], SERVER_CORE), cwd=ROOT, stdout=log,
+                pinned([sys.executable, *argv], SERVER_CORE), cwd=root, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
         self._running.append((name, process))

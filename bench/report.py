@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bench import data, loadgen, plan
+from bench.baseline import Revision
 from bench.options import Options
 from bench.processes import LOAD_CORE, SERVER_CORE, USABLE_CORES, pinning
 
@@ -44,13 +45,14 @@ def _version(package: str) -> str | None:
         return None
 
 
-def settings(options: Options) -> dict:
+def settings(options: Options, baseline: Revision | None) -> dict:
     return {
         "quick": options.quick, "notes": options.notes, "memory_notes": options.memory_notes,
         "memory_seeded": "over HTTP (POST /notes), hence fewer notes",
         "runs": options.runs, "duration_s": options.duration, "warmup_s": options.warmup,
         "probe_duration_s": options.probe_duration, "connections": options.connections,
         "probe_connections": 1, "loadgen": options.loadgen, "service_workers": 1,
+        "baseline": baseline and {"name": baseline.name, "commit": baseline.commit},
     }
 
 
@@ -66,12 +68,16 @@ def tables(results: dict) -> str:
         f"{adapter} {found['notes']:,}" + (" (over HTTP)" if found["seeded"] == "http" else "")
         for adapter, found in results["adapters"].items() if "notes" in found
     ]
+    baseline = results["settings"].get("baseline")
     lines = [
         f"notes: {', '.join(seeded)}; loadgen {results['machine']['loadgen']};"
         f" {results['machine']['pinning']}",
+        *([f"baseline: {baseline['name']} ({baseline['commit']}): its ratio, and the change"
+           " from it in points"] if baseline else []),
         "",
         f"{'adapter':<11}{'scenario':<10}{'service rps':>12}{'ceiling rps':>12}{'ratio':>7}"
-        f"{'service p50/p99 ms':>21}{'ceiling p50/p99 ms':>21}{'errors':>8}",
+        + (f"{'baseline':>9}{'change':>8}" if baseline else "")
+        + f"{'service p50/p99 ms':>21}{'ceiling p50/p99 ms':>21}{'errors':>8}",
     ]
     for adapter, found in results["adapters"].items():
         if "scenarios" not in found:
@@ -80,13 +86,21 @@ def tables(results: dict) -> str:
             continue
         for name, row in found["scenarios"].items():
             ours, best = row["service"], row["ceiling"]
+            errors = ours["errors"] + best["errors"] + row.get("baseline", {}).get("errors", 0)
             lines.append(
                 f"{adapter:<11}{name:<10}{ours['rps']:>12,.0f}{best['rps']:>12,.0f}{row['ratio']:>7.2f}"
-                f"{_latency(ours):>21}{_latency(best):>21}{ours['errors'] + best['errors']:>8}"
+                + (_against_baseline(row) if baseline else "")
+                + f"{_latency(ours):>21}{_latency(best):>21}{errors:>8}"
             )
     lines.extend(_probe_lines(results))
     lines.extend(_check_lines(results.get("checks", {})))
     return "\n".join(lines)
+
+
+def _against_baseline(row: dict) -> str:
+    """The baseline's ratio, and today's minus it in points (hundredths of the ceiling)."""
+    before = row["baseline_ratio"]
+    return f"{before:>9.2f}{(row['ratio'] - before) * 100:>+8.1f}"
 
 
 def _latency(summary: dict) -> str:

@@ -1,7 +1,8 @@
-"""Measuring: warm up, then interleave the two sides of a comparison (A B A B ...), take medians.
+"""Measuring: warm up, then interleave the sides of a comparison (A B A B ...), take medians.
 
-Interleaving spreads slow drift (a checkpoint, autovacuum, a noisy neighbour) over both sides
-instead of charging it to whichever ran last.
+Interleaving spreads slow drift (a checkpoint, autovacuum, a noisy neighbour) over every side
+instead of charging it to whichever ran last, and a ratio is the median of the ratios of runs
+made one after the other, so a slow minute on a shared machine lowers both sides of a pair.
 """
 
 from __future__ import annotations
@@ -59,15 +60,19 @@ class Load:
     warmup: float
     connections: int = 32
 
-    def compare(self, a: Target, b: Target) -> tuple[Summary, Summary]:
-        """Warm both up, then run A B A B ... `runs` times each."""
-        warm_up(a, self.warmup, self.connections)
-        warm_up(b, self.warmup, self.connections)
-        samples_a, samples_b = [], []
-        for _ in range(self.runs):
-            samples_a.append(self._run(a))
-            samples_b.append(self._run(b))
-        return Summary.of(samples_a), Summary.of(samples_b)
+    def compare(self, *targets: Target) -> list[Summary]:
+        """Warm every target up, then run them in turn, `runs` times each: A B C, B C A, C A B...
+
+        The order turns each round so that no target always runs first after a pause.
+        """
+        for target in targets:
+            warm_up(target, self.warmup, self.connections)
+        samples: list[list[Sample]] = [[] for _ in targets]
+        for round_ in range(self.runs):
+            for i in range(len(targets)):
+                index = (round_ + i) % len(targets)
+                samples[index].append(self._run(targets[index]))
+        return [Summary.of(found) for found in samples]
 
     def measure(self, target: Target) -> Summary:
         warm_up(target, self.warmup, self.connections)
@@ -82,6 +87,13 @@ class Load:
 def ratio(numerator: float, denominator: float) -> float:
     """numerator / denominator, rounded; 0 when a side did nothing (its errors say why)."""
     return round(numerator / denominator, 3) if denominator else 0.0
+
+
+def paired_ratio(ours: Summary, best: Summary) -> float:
+    """The median of run-by-run throughput ratios of two sides measured in the same rounds."""
+    return round(statistics.median(
+        ratio(a.rps, b.rps) for a, b in zip(ours.runs, best.runs, strict=True)
+    ), 3)
 
 
 def warm_up(target: Target, seconds: float, connections: int) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import plan
+from bench.baseline import Revision
 from bench.options import Options
-from bench.processes import Processes, free_port, peak_rss_mb
-from bench.runner import Load, Summary, Target, ratio
+from bench.processes import ROOT, Processes, free_port, peak_rss_mb
+from bench.runner import Load, Summary, Target, paired_ratio, ratio
 from bench.stores import Databases, Seeded, seed_http, seed_sql
 
 CEILINGS = {
@@ -37,6 +40,7 @@ class Bench:
     processes: Processes
     databases: Databases
     load: Load
+    baseline: Revision | None = None  # --baseline: an earlier service, measured beside this one
 
     def database(self, adapter: str, label: str) -> str:
         if adapter == "sqlite":
@@ -45,14 +49,14 @@ class Bench:
             return self.databases.postgres(label)
         return "memory://"
 
-    def start_service(self, name: str, url: str) -> tuple[subprocess.Popen, str]:
-        """One worker process of the service on `url`, which is migrated already."""
+    def start_service(self, name: str, url: str, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
+        """One worker process of the service (its code in `root`) on `url`, migrated already."""
         port = free_port()
         argv = [
             "-m", "app", "serve", "--database-url", url, "--port", str(port), "--no-migrate",
             "--workers", "1", "--log-level", "warning", "--cursor-secret", plan.CURSOR_SECRET,
         ]
-        return self.processes.start_server(name, argv, port), f"http://127.0.0.1:{port}"
+        return self.processes.start_server(name, argv, port, root), f"http://127.0.0.1:{port}"
 
     def start_ceiling(self, adapter: str, url: str) -> tuple[subprocess.Popen, str]:
         port = free_port()
@@ -76,42 +80,57 @@ def _run_on(bench: Bench, adapter: str, url: str) -> dict:
     if adapter != "memory":
         say(f"[{adapter}] seeding {count:,} notes in bulk")
         seeded = seed_sql(url, count, keep_rows=not options.quick)
-    service, service_url = bench.start_service(f"{adapter}-service", url)
-    try:
-        if adapter == "memory":
+    with contextlib.ExitStack() as running:
+        service, service_url = bench.start_service(f"{adapter}-service", url)
+        running.callback(bench.processes.stop, service)
+        urls = [service_url]
+        if bench.baseline is not None:
+            before = bench.start_service(f"{adapter}-baseline", url, bench.baseline.root)
+            running.callback(bench.processes.stop, before[0])
+            urls.append(before[1])
+        if adapter == "memory":  # every process its own store
             say(f"[{adapter}] seeding {count:,} notes through POST /notes")
-            seeded = asyncio.run(seed_http(service_url, count))
+            for seeded_url in urls:
+                seeded = asyncio.run(seed_http(seeded_url, count))
         ceiling, ceiling_url = bench.start_ceiling(adapter, url)
-        try:
-            result = _run_plan(bench, adapter, seeded, (service_url, ceiling_url))
-        finally:
-            bench.processes.stop(ceiling)
+        running.callback(bench.processes.stop, ceiling)
+        result = _run_plan(bench, adapter, seeded, Urls(service_url, ceiling_url, urls[1:]))
         result["service_peak_rss_mb"] = round(peak_rss_mb(service.pid), 1)
-    finally:
-        bench.processes.stop(service)
     seeded_by = "http" if adapter == "memory" else "bulk"
     return {"notes": count, "seeded": seeded_by, "ceiling": CEILINGS[adapter], **result}
 
 
-def _run_plan(bench: Bench, adapter: str, seeded: Seeded, urls: tuple[str, str]) -> dict:
+@dataclass(frozen=True)
+class Urls:
+    service: str
+    ceiling: str
+    baseline: list[str]  # empty, or the --baseline service
+
+
+def _run_plan(bench: Bench, adapter: str, seeded: Seeded, urls: Urls) -> dict:
     """Reads, then the probes, then writes (which change what the reads would see)."""
     quick = bench.options.quick
     scenarios = {}
     for scenario in plan.read_scenarios(seeded, quick):
         scenarios[scenario.name] = _compare(bench, adapter, scenario, urls)
-    probes = {} if quick else _probes(bench, adapter, seeded, urls[0])
+    probes = {} if quick else _probes(bench, adapter, seeded, urls.service)
     for scenario in plan.write_scenarios(seeded, quick):
         scenarios[scenario.name] = _compare(bench, adapter, scenario, urls)
     return {"scenarios": scenarios, "probes": probes}
 
 
-def _compare(bench: Bench, adapter: str, scenario: plan.Scenario, urls: tuple[str, str]) -> dict:
-    say(f"[{adapter}] {scenario.name}: service vs ceiling, {bench.load.runs} runs each")
-    service, ceiling = Target(urls[0], scenario.service), Target(urls[1], scenario.ceiling)
-    ours, best = bench.load.compare(service, ceiling)
-    _warn_errors(adapter, scenario.name, ours, best)
-    rps_ratio = ratio(ours.rps, best.rps)
-    return {"service": ours.as_dict(), "ceiling": best.as_dict(), "ratio": rps_ratio}
+def _compare(bench: Bench, adapter: str, scenario: plan.Scenario, urls: Urls) -> dict:
+    sides = "service, baseline and ceiling" if urls.baseline else "service vs ceiling"
+    say(f"[{adapter}] {scenario.name}: {sides}, {bench.load.runs} runs each")
+    targets = [Target(urls.service, scenario.service), Target(urls.ceiling, scenario.ceiling)]
+    targets += [Target(url, scenario.service) for url in urls.baseline]
+    ours, best, *before = bench.load.compare(*targets)
+    _warn_errors(adapter, scenario.name, ours, best, *before)
+    found = {"service": ours.as_dict(), "ceiling": best.as_dict()}
+    found["ratio"] = paired_ratio(ours, best)
+    for summary in before:
+        found |= {"baseline": summary.as_dict(), "baseline_ratio": paired_ratio(summary, best)}
+    return found
 
 
 def _probes(bench: Bench, adapter: str, seeded: Seeded, service: str) -> dict:
