@@ -18,7 +18,6 @@ from app.entrypoints.http.keys import (
 )
 from app.entrypoints.http.listing import CursorCodec
 from app.entrypoints.http.observability import RequestObserver
-from app.entrypoints.http.problems import problem_middleware
 
 if TYPE_CHECKING:
     from app.container import Container
@@ -27,9 +26,9 @@ if TYPE_CHECKING:
 def create_app(container: Container) -> web.Application:
     """Build the application. Does no I/O: the storage opens in `cleanup_ctx` on start-up."""
     settings = container.http_settings()
-    observer = RequestObserver(settings)  # X-Request-ID, metrics, CORS
+    observer = RequestObserver(settings)  # problem+json, X-Request-ID, metrics, CORS
     app = web.Application(
-        middlewares=[observer.middleware, problem_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[observer.middleware], client_max_size=settings.max_body_bytes
     )
     app[CONTAINER] = container
     app[SETTINGS] = settings

@@ -8,7 +8,6 @@ multiprocess mode.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from itertools import accumulate
 
@@ -28,29 +27,27 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNMATCHED = "unmatched"  # the route label of a request that matched no route (404, 405)
 
 PoolUsage = Callable[[], tuple[int, int]]  # () -> (open connections, idle connections)
+Key = tuple[AbstractResource | None, str, int]  # (resource or None if unmatched, method, status)
 
 
 class RequestMetrics(Collector):
     """The requests one application answered, kept in a plain dict and exposed when scraped.
 
-    `record` runs once per request, so it is one dict lookup and a bisect, and takes no lock:
+    `series` maps (resource, method, status) to a count per bucket of BUCKETS, the +Inf
+    overflow and the sum of seconds. Counting a request is one dict lookup and a bisect, done
+    where the request is answered (observability.py), with no lock:
     requests and scrapes share the event loop's thread. Counts per status and the latency
     histogram per route come out of the same buckets, summed by `collect` at scrape time.
     """
 
     def __init__(self) -> None:
-        # (resource, method, status) -> a count per bucket, the +Inf overflow, the sum of seconds
-        self._buckets: dict[tuple[AbstractResource | None, str, int], list[float]] = {}
+        self.series: dict[Key, list[float]] = {}
 
-    def record(
-        self, resource: AbstractResource | None, method: str, status: int, seconds: float
-    ) -> None:
-        key = (resource, method, status)  # a bounded set: the parser refuses unknown methods
-        buckets = self._buckets.get(key)
-        if buckets is None:
-            buckets = self._buckets[key] = [0] * (len(BUCKETS) + 2)
-        buckets[bisect_left(BUCKETS, seconds)] += 1
-        buckets[-1] += seconds
+    def new_series(self, key: Key) -> list[float]:
+        """The buckets of a (resource, method, status) first seen: a bounded set, since the
+        HTTP parser refuses unknown methods."""
+        counts = self.series[key] = [0] * (len(BUCKETS) + 2)
+        return counts
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         counts, latencies = self._summed()
@@ -76,7 +73,7 @@ class RequestMetrics(Collector):
         """Request counts by (route, method, status), and buckets by (route, method)."""
         counts: dict[tuple[str, ...], float] = {}
         latencies: dict[tuple[str, ...], list[float]] = {}
-        for (resource, method, status), buckets in list(self._buckets.items()):
+        for (resource, method, status), buckets in list(self.series.items()):
             route, method = _route(resource), method if method in METHODS else "other"
             labels = (route, method, str(status))
             counts[labels] = counts.get(labels, 0) + sum(buckets[:-1])

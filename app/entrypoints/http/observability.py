@@ -1,9 +1,11 @@
-"""What every request passes through once: its X-Request-ID, its timing and metrics, and CORS.
+"""The application's one middleware, which every request passes through once: problem+json for
+every error, its X-Request-ID, its timing and metrics, and CORS.
 
-One outermost middleware does all of it, measured as the cheapest correct place (see README's
-Operations): an `on_response_prepare` receiver costs more per request than a middleware, and only
-a middleware sees a request start, which uvloop's millisecond clock cannot time. The access log
-line is written later, by aiohttp's access-log hook (logs.py), from what is noted here.
+One middleware does all of it, measured as the cheapest correct place (see README's Operations):
+each further middleware costs a coroutine per request, an `on_response_prepare` receiver costs
+more than a middleware, and only a middleware sees a request start, which uvloop's millisecond
+clock cannot time. The access log line is written later, by aiohttp's access-log hook
+(logs.py), from what is noted here.
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator
 from time import perf_counter
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
 from multidict import istr
 
 from app.entrypoints.http.cors import Cors
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.logs import CURRENT_REQUEST
-from app.entrypoints.http.metrics import RequestMetrics, add_metrics
+from app.entrypoints.http.metrics import BUCKETS, RequestMetrics, add_metrics
+from app.entrypoints.http.problems import NOT_ACCEPTABLE, problem_response, refuses_json
 
 X_REQUEST_ID = istr("X-Request-ID")
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII: safe in a header and a log line
@@ -37,7 +42,7 @@ def request_ids() -> Iterator[str]:
 
 
 class RequestObserver:
-    """The middleware of one application (`middleware`), and its GET /metrics (`install`)."""
+    """The one middleware of an application (`middleware`), and its GET /metrics (`install`)."""
 
     def __init__(self, settings: HttpSettings) -> None:
         self.metrics = RequestMetrics()
@@ -48,32 +53,42 @@ class RequestObserver:
         add_metrics(app, self.metrics)
 
 
-def _middleware(ids: Iterator[str], metrics: RequestMetrics, cors: Cors | None) -> Handler:
-    record = metrics.record
+def _middleware(ids: Iterator[str], metrics: RequestMetrics, cors: Cors | None) -> Middleware:
+    series, new_series = metrics.series, metrics.new_series
 
     @web.middleware
-    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-        """X-Request-ID on every response (the client's if acceptable), metrics, CORS."""
+    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answer a request: a problem+json for whatever its handler raised, X-Request-ID (the
+        client's, if acceptable) on every response, the metrics, and CORS."""
         request_id = request.headers.get(X_REQUEST_ID)
         if request_id is None or _CLIENT_ID.fullmatch(request_id) is None:
             request_id = next(ids)
         # [id, seconds taken]: for the access log line, and for app log records meanwhile
-        noted = [request_id, None]
+        noted: list = [request_id, None]
         CURRENT_REQUEST.set(noted)
         started = perf_counter()
-        response = None
         try:
-            response = await handler(request)
-            return response
-        except web.HTTPException as raised:  # only below 400: problem_middleware answers the rest
-            response = raised
-            raise
-        finally:  # inline rather than a function: this runs for every request
-            if response is not None:
-                noted[1] = elapsed = perf_counter() - started
-                response.headers[X_REQUEST_ID] = request_id
-                record(request.match_info.route.resource, request.method, response.status, elapsed)
-                if cors is not None:
-                    cors.add_headers(request, response)
+            accept = request.headers.get(hdrs.ACCEPT)
+            if accept is not None and refuses_json(accept, request):
+                response = NOT_ACCEPTABLE.response()
+            else:
+                response = await handler(request)
+        except web.HTTPException as raised:  # below 400 it stays raised, as aiohttp wants it
+            response = raised if raised.status < 400 else problem_response(raised, request)
+        except Exception as error:
+            response = problem_response(error, request)
+        # Inline rather than in functions, metrics included: this runs for every request, and
+        # each call would cost about as much as the work it does.
+        noted[1] = elapsed = perf_counter() - started
+        response.headers[X_REQUEST_ID] = request_id
+        key = (request.match_info.route.resource, request.method, response.status)
+        counts = series.get(key) or new_series(key)
+        counts[bisect_left(BUCKETS, elapsed)] += 1
+        counts[-1] += elapsed
+        if cors is not None:
+            cors.add_headers(request, response)
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
 
-    return observe
+    return answer

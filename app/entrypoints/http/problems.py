@@ -1,12 +1,13 @@
 """Problem details (RFC 9457): every error leaves the service as application/problem+json.
 
-Domain errors are mapped to problems here, once, by `problem_middleware`; handlers only raise.
+Handlers only raise; `problem_response` maps what they raise to its problem, once, and the
+application's one middleware (observability.py) calls it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -109,34 +110,32 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> ProblemError:
     return ProblemError(exc.status, detail, headers=headers)
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NOT_JSON_ROUTES = frozenset({"docs", "docs-assets", "metrics"})  # resource names
 
 
-def _produces_json(request: web.Request) -> bool:
+def refuses_json(accept: str, request: web.Request) -> bool:
+    """True when the request's Accept admits no JSON and its route answers only in JSON (406)."""
+    if accepts_json(accept):
+        return False
     resource = request.match_info.route.resource
     return resource is not None and resource.name not in NOT_JSON_ROUTES
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every error into problem+json; a 5xx other than 503 is logged as the bug it is.
+NOT_ACCEPTABLE = ProblemError(406, "this resource is only available as application/json")
 
-    Also refuses, with 406, a request to a JSON route whose Accept header admits no JSON.
-    """
-    try:
-        accept = request.headers.get("Accept")
-        if accept is not None and not accepts_json(accept) and _produces_json(request):
-            raise ProblemError(406, "this resource is only available as application/json")
-        return await handler(request)
-    except ProblemError as problem:
-        return problem.response()
-    except errors.NoteError as error:
-        return _from_domain(error).response()
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _from_http(exc, request).response()
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return ProblemError(500, "an unexpected error occurred").response()
+
+def problem_response(error: Exception, request: web.Request) -> web.Response:
+    """The problem+json answer to what a handler raised (an HTTPException of 400 or more, or any
+    other exception); a 5xx other than 503 is logged as the bug it is."""
+    match error:
+        case ProblemError():
+            return error.response()
+        case errors.NoteError():
+            return _from_domain(error).response()
+        case web.HTTPException():
+            return _from_http(error, request).response()
+    log.error(
+        "unhandled error in %s %s", request.method, request.path,
+        exc_info=(type(error), error, error.__traceback__),
+    )
+    return ProblemError(500, "an unexpected error occurred").response()
