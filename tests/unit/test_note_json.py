@@ -1,0 +1,37 @@
+"""A note's JSON is the same whichever way it is written: orjson's dataclass path or the dict."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from app.domain.model import Note
+from app.entrypoints.http.representation import dumps, note_document, serializable
+
+MOMENTS = [
+    datetime(2017, 8, 23, tzinfo=UTC),  # no fraction: orjson alone would leave it out
+    datetime(2020, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC),
+    datetime(2024, 5, 1, 10, 0, 0, 1, tzinfo=UTC),
+    datetime(2024, 5, 1, 10, 0, 0, 500_000, tzinfo=timezone(timedelta(hours=1))),  # not UTC
+]
+
+
+@pytest.mark.parametrize("created_at", MOMENTS)
+@pytest.mark.parametrize("updated_at", MOMENTS)
+def test_the_dataclass_and_the_document_write_the_same_json(created_at, updated_at) -> None:
+    note = Note(
+        id=7, title="Ünïcödé 📝", description="", priority=0, tags=("a", "b"), created_by=None,
+        created_at=created_at, updated_at=updated_at, version=3,
+    )
+    written = dumps(serializable(note))
+    assert written == dumps(note_document(note))
+    document = orjson.loads(written)
+    assert list(document) == [
+        "id", "title", "description", "priority", "tags", "created_by", "created_at",
+        "updated_at", "version",
+    ]
+    for field in ("created_at", "updated_at"):
+        moment = getattr(note, field).astimezone(UTC)
+        assert document[field] == moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
