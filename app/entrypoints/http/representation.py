@@ -68,7 +68,7 @@ def serializable(note: Note) -> Note | dict[str, Any]:
     both timestamps carry microseconds in UTC, else `note_document`. The two write the same
     JSON; a test holds them to it."""
     created, updated = note.created_at, note.updated_at
-    if created.microsecond and updated.microsecond and created.tzinfo is UTC and updated.tzinfo is UTC:
+    if created.microsecond and updated.microsecond and created.tzinfo is updated.tzinfo is UTC:
         return note
     return note_document(note)
 
