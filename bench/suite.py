@@ -88,10 +88,11 @@ def _run_on(bench: Bench, adapter: str, url: str) -> dict:
             before = bench.start_service(f"{adapter}-baseline", url, bench.baseline.root)
             running.callback(bench.processes.stop, before[0])
             urls.append(before[1])
-        if adapter == "memory":  # every process its own store
+        if adapter == "memory":  # every process its own store; the plan uses the service's ids
             say(f"[{adapter}] seeding {count:,} notes through POST /notes")
-            for seeded_url in urls:
-                seeded = asyncio.run(seed_http(seeded_url, count))
+            seeded = asyncio.run(seed_http(service_url, count))
+            for baseline_url in urls[1:]:
+                asyncio.run(seed_http(baseline_url, count))
         ceiling, ceiling_url = bench.start_ceiling(adapter, url)
         running.callback(bench.processes.stop, ceiling)
         result = _run_plan(bench, adapter, seeded, Urls(service_url, ceiling_url, urls[1:]))
