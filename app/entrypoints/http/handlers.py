@@ -20,9 +20,9 @@ from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.http.representation import (
     MERGE_PATCH_JSON,
     json_response,
+    note_document,
     note_response,
     read_json_object,
-    serializable,
 )
 
 _ID_MAX = 2**63 - 1  # the largest id a 64-bit database column holds
@@ -122,7 +122,7 @@ async def list_notes(request: web.Request) -> web.Response:
     if next_cursor is not None:
         params = [(k, v) for k, v in request.query.items() if k != "cursor"] + [("cursor", next_cursor)]
         headers["Link"] = f'<{request.rel_url.with_query(params)}>; rel="next"'
-    document = {"notes": [serializable(n) for n in page.notes], "next_cursor": next_cursor}
+    document = {"notes": [note_document(n) for n in page.notes], "next_cursor": next_cursor}
     return json_response(document, headers=headers)
 
 
