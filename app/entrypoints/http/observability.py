@@ -25,7 +25,8 @@ from app.entrypoints.http.cors import Cors
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.logs import CURRENT_REQUEST
 from app.entrypoints.http.metrics import BUCKETS, RequestMetrics, add_metrics
-from app.entrypoints.http.problems import NOT_ACCEPTABLE, problem_response, refuses_json
+from app.entrypoints.http.negotiation import accepts_json
+from app.entrypoints.http.problems import NOT_ACCEPTABLE, answers_only_json, problem_response
 
 X_REQUEST_ID = istr("X-Request-ID")
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII: safe in a header and a log line
@@ -67,14 +68,18 @@ def _middleware(ids: Iterator[str], metrics: RequestMetrics, cors: Cors | None) 
         noted: list = [request_id, None]
         CURRENT_REQUEST.set(noted)
         started = perf_counter()
+        redirect = None  # an HTTPException below 400 stays raised, as aiohttp wants it
         try:
             accept = request.headers.get(hdrs.ACCEPT)
-            if accept is not None and refuses_json(accept, request):
+            if accept is not None and not accepts_json(accept) and answers_only_json(request):
                 response = NOT_ACCEPTABLE.response()
             else:
                 response = await handler(request)
-        except web.HTTPException as raised:  # below 400 it stays raised, as aiohttp wants it
-            response = raised if raised.status < 400 else problem_response(raised, request)
+        except web.HTTPException as raised:
+            if raised.status < 400:
+                response = redirect = raised
+            else:
+                response = problem_response(raised, request)
         except Exception as error:
             response = problem_response(error, request)
         # Inline rather than in functions, metrics included: this runs for every request, and
@@ -87,8 +92,8 @@ def _middleware(ids: Iterator[str], metrics: RequestMetrics, cors: Cors | None) 
         counts[-1] += elapsed
         if cors is not None:
             cors.add_headers(request, response)
-        if isinstance(response, web.HTTPException):
-            raise response
+        if redirect is not None:
+            raise redirect
         return response
 
     return answer

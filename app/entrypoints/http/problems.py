@@ -16,7 +16,6 @@ from aiohttp import web
 
 from app.domain import errors
 from app.entrypoints.http.keys import SETTINGS
-from app.entrypoints.http.negotiation import accepts_json
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
@@ -113,10 +112,9 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> ProblemError:
 NOT_JSON_ROUTES = frozenset({"docs", "docs-assets", "metrics"})  # resource names
 
 
-def refuses_json(accept: str, request: web.Request) -> bool:
-    """True when the request's Accept admits no JSON and its route answers only in JSON (406)."""
-    if accepts_json(accept):
-        return False
+def answers_only_json(request: web.Request) -> bool:
+    """True when the request's route answers only in JSON: an Accept that admits no JSON is a 406
+    there (`accepts_json`)."""
     resource = request.match_info.route.resource
     return resource is not None and resource.name not in NOT_JSON_ROUTES
 
