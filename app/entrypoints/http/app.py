@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from app.entrypoints.http import docs, handlers
-from app.entrypoints.http.keys import (
-    CLOCK,
-    CONTAINER,
-    CURSORS,
-    IDEMPOTENCY,
-    NOTES,
-    SETTINGS,
-)
+from app.entrypoints.http import docs
+from app.entrypoints.http.handlers import NoteHandlers, options
+from app.entrypoints.http.keys import CONTAINER, SETTINGS
 from app.entrypoints.http.listing import CursorCodec
 from app.entrypoints.http.observability import RequestObserver
 
@@ -32,26 +27,24 @@ def create_app(container: Container) -> web.Application:
     )
     app[CONTAINER] = container
     app[SETTINGS] = settings
-    app[CLOCK] = container.clock()
-    app[CURSORS] = CursorCodec(settings.cursor_secret)
-    app.cleanup_ctx.append(_storage)
-    _add_routes(app.router)
+    handlers = NoteHandlers(settings, container.clock(), CursorCodec(settings.cursor_secret))
+    app.cleanup_ctx.append(partial(_storage, handlers=handlers))
+    _add_routes(app.router, handlers)
     docs.setup(app)
     observer.install(app)  # GET /metrics
     _add_options(app.router)
     return app
 
 
-async def _storage(app: web.Application) -> AsyncIterator[None]:
+async def _storage(app: web.Application, handlers: NoteHandlers) -> AsyncIterator[None]:
     container = app[CONTAINER]
     storage = await container.storage()
-    app[NOTES] = container.notes(repository=storage.notes)
-    app[IDEMPOTENCY] = storage.idempotency
+    handlers.open(container.notes(repository=storage.notes), storage.idempotency)
     yield
     await container.shutdown_resources()
 
 
-def _add_routes(router: web.UrlDispatcher) -> None:
+def _add_routes(router: web.UrlDispatcher, handlers: NoteHandlers) -> None:
     notes = router.add_resource("/notes", name="notes")
     notes.add_route("GET", handlers.list_notes)
     notes.add_route("HEAD", handlers.list_notes)
@@ -70,4 +63,4 @@ def _add_options(router: web.UrlDispatcher) -> None:
     """OPTIONS on every resource, answering with the methods it allows."""
     for resource in list(router.resources()):
         methods = sorted({route.method for route in resource} | {"OPTIONS"})
-        resource.add_route("OPTIONS", handlers.options(", ".join(methods)))
+        resource.add_route("OPTIONS", options(", ".join(methods)))
