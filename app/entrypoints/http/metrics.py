@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from itertools import accumulate
 
 from aiohttp import web
-from aiohttp.web import AbstractResource
+from aiohttp.web import AbstractRoute
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -27,26 +27,30 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNMATCHED = "unmatched"  # the route label of a request that matched no route (404, 405)
 
 PoolUsage = Callable[[], tuple[int, int]]  # () -> (open connections, idle connections)
-Key = tuple[AbstractResource | None, str, int]  # (resource or None if unmatched, method, status)
+Key = tuple[AbstractRoute, int]  # (the route that answered, status)
 
 
 class RequestMetrics(Collector):
-    """The requests one application answered, kept in a plain dict and exposed when scraped.
+    """The requests one application answered, kept in plain dicts and exposed when scraped.
 
-    `series` maps (resource, method, status) to a count per bucket of BUCKETS, the +Inf
-    overflow and the sum of seconds. Counting a request is one dict lookup and a bisect, done
-    where the request is answered (observability.py), with no lock:
+    `series` maps (route, status) to a count per bucket of BUCKETS, the +Inf overflow and the
+    sum of seconds; a route is one method on one resource. Counting a request is one dict lookup
+    and a bisect, done where the request is answered (observability.py), with no lock:
     requests and scrapes share the event loop's thread. Counts per status and the latency
     histogram per route come out of the same buckets, summed by `collect` at scrape time.
     """
 
     def __init__(self) -> None:
         self.series: dict[Key, list[float]] = {}
+        self._unmatched: dict[tuple[str, int], list[float]] = {}  # by (method, status)
 
-    def new_series(self, key: Key) -> list[float]:
-        """The buckets of a (resource, method, status) first seen: a bounded set, since the
-        HTTP parser refuses unknown methods."""
-        counts = self.series[key] = [0] * (len(BUCKETS) + 2)
+    def new_series(self, route: AbstractRoute, method: str, status: int) -> list[float]:
+        """The buckets of a (route, status) not in `series`. A request that matched no route
+        (404, 405) carries a route of its own, so those are kept by method and status instead:
+        a bounded set, since the HTTP parser refuses unknown methods."""
+        if route.resource is None:
+            return self._unmatched.setdefault((method, status), _buckets())
+        counts = self.series[(route, status)] = _buckets()
         return counts
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
@@ -73,17 +77,29 @@ class RequestMetrics(Collector):
         """Request counts by (route, method, status), and buckets by (route, method)."""
         counts: dict[tuple[str, ...], float] = {}
         latencies: dict[tuple[str, ...], list[float]] = {}
-        for (resource, method, status), buckets in list(self.series.items()):
-            route, method = _route(resource), method if method in METHODS else "other"
-            labels = (route, method, str(status))
+        answered = [
+            (_path(route), route.method, status, buckets)
+            for (route, status), buckets in list(self.series.items())
+        ]
+        answered += [
+            (UNMATCHED, method, status, buckets)
+            for (method, status), buckets in list(self._unmatched.items())
+        ]
+        for path, method, status, buckets in answered:
+            method = method if method in METHODS else "other"
+            labels = (path, method, str(status))
             counts[labels] = counts.get(labels, 0) + sum(buckets[:-1])
-            summed = latencies.setdefault((route, method), [0] * len(buckets))
+            summed = latencies.setdefault((path, method), [0] * len(buckets))
             summed[:] = map(sum, zip(summed, buckets, strict=True))
         return counts, latencies
 
 
-def _route(resource: AbstractResource | None) -> str:
-    return UNMATCHED if resource is None else resource.canonical
+def _path(route: AbstractRoute) -> str:
+    return UNMATCHED if route.resource is None else route.resource.canonical
+
+
+def _buckets() -> list[float]:
+    return [0] * (len(BUCKETS) + 2)
 
 
 class PoolCollector(Collector):

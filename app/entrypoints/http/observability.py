@@ -39,7 +39,7 @@ def request_ids() -> Iterator[str]:
 
     Unique across processes and restarts, and far cheaper per request than a uuid4.
     """
-    return map(f"{os.urandom(6).hex()}-".__add__, map(hex, itertools.count(1)))
+    return map(f"{os.urandom(6).hex()}-".__add__, map(str, itertools.count(1)))
 
 
 class RequestObserver:
@@ -86,8 +86,8 @@ def _middleware(ids: Iterator[str], metrics: RequestMetrics, cors: Cors | None) 
         # each call would cost about as much as the work it does.
         noted[1] = elapsed = perf_counter() - started
         response.headers[X_REQUEST_ID] = request_id
-        key = (request.match_info.route.resource, request.method, response.status)
-        counts = series.get(key) or new_series(key)
+        route, status = request.match_info.route, response.status
+        counts = series.get((route, status)) or new_series(route, request.method, status)
         counts[bisect_left(BUCKETS, elapsed)] += 1
         counts[-1] += elapsed
         if cors is not None:
