@@ -1,4 +1,4 @@
-"""The aiohttp application factory: routes, middleware and the storage's lifetime."""
+"""The aiohttp application factory: its routes, each observed, and the storage's lifetime."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from app.entrypoints.http import docs
-from app.entrypoints.http.handlers import NoteHandlers, options
-from app.entrypoints.http.keys import CONTAINER, SETTINGS
+from app.entrypoints.http import docs, handlers, routing
+from app.entrypoints.http.keys import (
+    CLOCK,
+    CONTAINER,
+    CURSORS,
+    IDEMPOTENCY,
+    NOTES,
+    SETTINGS,
+)
 from app.entrypoints.http.listing import CursorCodec
-from app.entrypoints.http.observability import RequestObserver
+from app.entrypoints.http.metrics import metrics_page
+from app.entrypoints.http.observability import Handler, RequestObserver
 
 if TYPE_CHECKING:
     from app.container import Container
@@ -21,46 +28,43 @@ if TYPE_CHECKING:
 def create_app(container: Container) -> web.Application:
     """Build the application. Does no I/O: the storage opens in `cleanup_ctx` on start-up."""
     settings = container.http_settings()
-    observer = RequestObserver(settings)  # problem+json, X-Request-ID, metrics, CORS
-    app = web.Application(
-        middlewares=[observer.middleware], client_max_size=settings.max_body_bytes
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes)
     app[CONTAINER] = container
     app[SETTINGS] = settings
-    handlers = NoteHandlers(settings, container.clock(), CursorCodec(settings.cursor_secret))
-    app.cleanup_ctx.append(partial(_storage, handlers=handlers))
-    _add_routes(app.router, handlers)
+    app[CLOCK] = container.clock()
+    app[CURSORS] = CursorCodec(settings.cursor_secret)
+    app.cleanup_ctx.append(_storage)
+    observer = RequestObserver(settings)  # problem+json, X-Request-ID, metrics, CORS
+    observer.install(app)
     docs.setup(app)
-    observer.install(app)  # GET /metrics
-    _add_options(app.router)
+    _add_routes(app.router, observer)
     return app
 
 
-async def _storage(app: web.Application, handlers: NoteHandlers) -> AsyncIterator[None]:
+async def _storage(app: web.Application) -> AsyncIterator[None]:
     container = app[CONTAINER]
     storage = await container.storage()
-    handlers.open(container.notes(repository=storage.notes), storage.idempotency)
+    app[NOTES] = container.notes(repository=storage.notes)
+    app[IDEMPOTENCY] = storage.idempotency
     yield
     await container.shutdown_resources()
 
 
-def _add_routes(router: web.UrlDispatcher, handlers: NoteHandlers) -> None:
-    notes = router.add_resource("/notes", name="notes")
-    notes.add_route("GET", handlers.list_notes)
-    notes.add_route("HEAD", handlers.list_notes)
-    notes.add_route("POST", handlers.create_note)
-    note = router.add_resource("/notes/{id}", name="note")
-    note.add_route("GET", handlers.get_note)
-    note.add_route("HEAD", handlers.get_note)
-    note.add_route("PUT", handlers.replace_note)
-    note.add_route("PATCH", handlers.patch_note)
-    note.add_route("DELETE", handlers.delete_note)
-    router.add_get("/healthz", handlers.healthz, name="healthz")
-    router.add_get("/readyz", handlers.readyz, name="readyz")
+def _add_routes(router: web.UrlDispatcher, observer: RequestObserver) -> None:
+    add = partial(routing.add_resource, router, observer)
+    add("/notes", "notes", {"GET": handlers.list_notes, "HEAD": handlers.list_notes,
+                            "POST": handlers.create_note})
+    add("/notes/{id}", "note", {"GET": handlers.get_note, "HEAD": handlers.get_note,
+                                "PUT": handlers.replace_note, "PATCH": handlers.patch_note,
+                                "DELETE": handlers.delete_note})
+    add("/healthz", "healthz", _get(handlers.healthz))
+    add("/readyz", "readyz", _get(handlers.readyz))
+    add("/openapi.json", "openapi", _get(docs.openapi_json))
+    add("/docs", "docs", _get(docs.docs_page), json_only=False)
+    add("/docs/assets/{name}", "docs-assets", _get(docs.docs_asset), json_only=False)
+    add("/metrics", "metrics", _get(metrics_page), json_only=False)
+    routing.add_fallback(router, observer)  # last: every path the resources above do not match
 
 
-def _add_options(router: web.UrlDispatcher) -> None:
-    """OPTIONS on every resource, answering with the methods it allows."""
-    for resource in list(router.resources()):
-        methods = sorted({route.method for route in resource} | {"OPTIONS"})
-        resource.add_route("OPTIONS", options(", ".join(methods)))
+def _get(handler: Handler) -> dict[str, Handler]:
+    return {"GET": handler, "HEAD": handler}

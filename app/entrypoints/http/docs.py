@@ -59,9 +59,5 @@ async def docs_asset(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """The description, rendered once, and the routes of /openapi.json and /docs."""
+    """The description, rendered once for `openapi_json` (the routes are app.py's)."""
     app[OPENAPI_BYTES] = orjson.dumps(build_openapi(app[SETTINGS]))
-    router = app.router
-    router.add_get("/openapi.json", openapi_json, name="openapi")
-    router.add_get("/docs", docs_page, name="docs")
-    router.add_get("/docs/assets/{name}", docs_asset, name="docs-assets")

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from app.domain.errors import NoteError
 from app.domain.model import Note
-from app.domain.ports import IdempotencyStore, RecordedResponse
-from app.domain.services import Clock, IfMatch, NoteService
+from app.domain.ports import RecordedResponse
+from app.domain.services import IfMatch
 from app.entrypoints.http.conditions import none_match, parse_if_match
-from app.entrypoints.http.keys import HttpSettings
-from app.entrypoints.http.listing import CursorCodec, parse_list_query
+from app.entrypoints.http.keys import CLOCK, CURSORS, IDEMPOTENCY, NOTES, SETTINGS
+from app.entrypoints.http.listing import parse_list_query
 from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.http.representation import (
-    MERGE_PATCH_JSON,
     json_response,
     note_document,
     note_response,
@@ -44,122 +41,95 @@ def note_id(request: web.Request) -> int:
     )
 
 
-class NoteHandlers:
-    """The handlers of /notes, /notes/{id} and the health checks, holding what they use.
+def if_match(request: web.Request) -> IfMatch | None:
+    header = request.headers.get("If-Match")
+    if header is None and request.app[SETTINGS].require_if_match:
+        raise ProblemError(
+            428,
+            f"{request.method} needs an If-Match header with the note's ETag",
+            slug="precondition-required",
+        )
+    return parse_if_match(header)
 
-    Each handler is a bound method that reaches its use cases as attributes, not through the
-    application's mapping on every request. The storage opens after routing is set up, so the
-    application's start-up calls `open` (app.py).
-    """
 
-    notes: NoteService
-    idempotency: IdempotencyStore
+async def get_note(request: web.Request) -> web.Response:
+    note = await request.app[NOTES].get(note_id(request))
+    condition = request.headers.get("If-None-Match")
+    if condition is not None and none_match(condition, note):
+        return web.Response(status=304, headers={"ETag": note.etag})
+    return note_response(note)
 
-    def __init__(self, settings: HttpSettings, clock: Clock, cursors: CursorCodec) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.cursors = cursors
 
-    def open(self, notes: NoteService, idempotency: IdempotencyStore) -> None:
-        self.notes = notes
-        self.idempotency = idempotency
-
-    def if_match(self, request: web.Request) -> IfMatch | None:
-        header = request.headers.get("If-Match")
-        if header is None and self.settings.require_if_match:
-            raise ProblemError(
-                428,
-                f"{request.method} needs an If-Match header with the note's ETag",
-                slug="precondition-required",
-            )
-        return parse_if_match(header)
-
-    async def body(self, request: web.Request) -> dict[str, Any]:
-        return await read_json_object(request, self.settings.max_body_bytes)
-
-    async def get_note(self, request: web.Request) -> web.Response:
-        note = await self.notes.get(note_id(request))
-        condition = request.headers.get("If-None-Match")
-        if condition is not None and none_match(condition, note):
-            return web.Response(status=304, headers={"ETag": note.etag})
-        return note_response(note)
-
-    async def create_note(self, request: web.Request) -> web.Response:
-        body = await self.body(request)
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            return _created(await self.notes.create(body))
-        if _IDEMPOTENCY_KEY.fullmatch(key) is None:
-            raise bad_request(
-                "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
-            )
-        store = self.idempotency
-        fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        recorded = await store.claim(key, fingerprint, self.clock())
-        if recorded is not None:
-            return web.Response(
-                status=recorded.status,
-                body=recorded.body,
-                headers={**dict(recorded.headers), "Idempotent-Replayed": "true"},
-            )
-        try:
-            response = _created(await self.notes.create(body))
-        except (NoteError, ProblemError):
-            await store.release(key)
-            raise
-        headers = tuple((name, response.headers[name]) for name in ("Content-Type", "Location", "ETag"))
-        await store.finish(key, RecordedResponse(201, headers, response.body), self.clock())
-        return response
-
-    async def replace_note(self, request: web.Request) -> web.Response:
-        note_id_ = note_id(request)
-        condition = self.if_match(request)
-        body = await self.body(request)
-        return note_response(await self.notes.replace(note_id_, body, condition))
-
-    async def patch_note(self, request: web.Request) -> web.Response:
-        note_id_ = note_id(request)
-        condition = self.if_match(request)
-        patch = await self.body(request)
-        return note_response(await self.notes.patch(note_id_, patch, condition))
-
-    async def delete_note(self, request: web.Request) -> web.Response:
-        note_id_ = note_id(request)
-        await self.notes.delete(note_id_, self.if_match(request))
-        return web.Response(status=204)
-
-    async def list_notes(self, request: web.Request) -> web.Response:
-        cursors = self.cursors
-        query = parse_list_query(request.query, cursors)
-        page = await self.notes.list(query)
-        next_cursor = None if page.next_after is None else cursors.encode(query, page.next_after)
-        headers = {}
-        if next_cursor is not None:
-            params = [(k, v) for k, v in request.query.items() if k != "cursor"]
-            params.append(("cursor", next_cursor))
-            headers["Link"] = f'<{request.rel_url.with_query(params)}>; rel="next"'
-        document = {"notes": [note_document(n) for n in page.notes], "next_cursor": next_cursor}
-        return json_response(document, headers=headers)
-
-    async def healthz(self, request: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
-
-    async def readyz(self, request: web.Request) -> web.Response:
-        await self.notes.check_storage()
-        return json_response({"status": "ready"})
+async def create_note(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return _created(await request.app[NOTES].create(body))
+    if _IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise bad_request(
+            "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
+        )
+    store, now = request.app[IDEMPOTENCY], request.app[CLOCK]()
+    fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    recorded = await store.claim(key, fingerprint, now)
+    if recorded is not None:
+        return web.Response(
+            status=recorded.status,
+            body=recorded.body,
+            headers={**dict(recorded.headers), "Idempotent-Replayed": "true"},
+        )
+    try:
+        response = _created(await request.app[NOTES].create(body))
+    except (NoteError, ProblemError):
+        await store.release(key)
+        raise
+    headers = tuple((name, response.headers[name]) for name in ("Content-Type", "Location", "ETag"))
+    await store.finish(key, RecordedResponse(201, headers, response.body), request.app[CLOCK]())
+    return response
 
 
 def _created(note: Note) -> web.Response:
     return note_response(note, status=201, location=f"/notes/{note.id}")
 
 
-def options(allow: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """A handler for OPTIONS on a resource that allows the methods in `allow`."""
+async def replace_note(request: web.Request) -> web.Response:
+    note_id_ = note_id(request)
+    condition = if_match(request)
+    body = await read_json_object(request)
+    return note_response(await request.app[NOTES].replace(note_id_, body, condition))
 
-    async def answer(request: web.Request) -> web.Response:
-        headers = {"Allow": allow}
-        if "PATCH" in allow:
-            headers["Accept-Patch"] = MERGE_PATCH_JSON
-        return web.Response(status=204, headers=headers)
 
-    return answer
+async def patch_note(request: web.Request) -> web.Response:
+    note_id_ = note_id(request)
+    condition = if_match(request)
+    patch = await read_json_object(request)
+    return note_response(await request.app[NOTES].patch(note_id_, patch, condition))
+
+
+async def delete_note(request: web.Request) -> web.Response:
+    note_id_ = note_id(request)
+    await request.app[NOTES].delete(note_id_, if_match(request))
+    return web.Response(status=204)
+
+
+async def list_notes(request: web.Request) -> web.Response:
+    cursors = request.app[CURSORS]
+    query = parse_list_query(request.query, cursors)
+    page = await request.app[NOTES].list(query)
+    next_cursor = None if page.next_after is None else cursors.encode(query, page.next_after)
+    headers = {}
+    if next_cursor is not None:
+        params = [(k, v) for k, v in request.query.items() if k != "cursor"]
+        params.append(("cursor", next_cursor))
+        headers["Link"] = f'<{request.rel_url.with_query(params)}>; rel="next"'
+    document = {"notes": [note_document(n) for n in page.notes], "next_cursor": next_cursor}
+    return json_response(document, headers=headers)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    await request.app[NOTES].check_storage()
+    return json_response({"status": "ready"})

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from app.domain.ports import IdempotencyStore
+from app.domain.services import Clock, NoteService
+
 MIB = 1024 * 1024
 
 
@@ -19,5 +22,9 @@ class HttpSettings:
 
 CONTAINER = web.AppKey("container", "Container")
 SETTINGS = web.AppKey("settings", HttpSettings)
+NOTES = web.AppKey("notes", NoteService)
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
+CLOCK = web.AppKey("clock", Clock)
+CURSORS = web.AppKey("cursors", "CursorCodec")
 METRICS = web.AppKey("metrics", "RequestMetrics")
 METRICS_REGISTRY = web.AppKey("metrics_registry", "CollectorRegistry")

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from itertools import accumulate
 
 from aiohttp import web
-from aiohttp.web import AbstractRoute
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -27,31 +26,26 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNMATCHED = "unmatched"  # the route label of a request that matched no route (404, 405)
 
 PoolUsage = Callable[[], tuple[int, int]]  # () -> (open connections, idle connections)
-Key = tuple[AbstractRoute, int]  # (the route that answered, status)
 
 
 class RequestMetrics(Collector):
     """The requests one application answered, kept in plain dicts and exposed when scraped.
 
-    `series` maps (route, status) to a count per bucket of BUCKETS, the +Inf overflow and the
-    sum of seconds; a route is one method on one resource. Counting a request is one dict lookup
-    and a bisect, done where the request is answered (observability.py), with no lock:
-    requests and scrapes share the event loop's thread. Counts per status and the latency
-    histogram per route come out of the same buckets, summed by `collect` at scrape time.
+    `series` maps (route, method) to buckets by status: a count per bucket of BUCKETS, the +Inf
+    overflow and the sum of seconds. Each route's observer holds its own dict of statuses, so
+    counting a request is one dict lookup and a bisect, done where the request is answered
+    (observability.py), with no lock: requests and scrapes share the event loop's thread. Counts
+    per status and the latency histogram per route come out of the same buckets, summed by
+    `collect` at scrape time.
     """
 
     def __init__(self) -> None:
-        self.series: dict[Key, list[float]] = {}
-        self._unmatched: dict[tuple[str, int], list[float]] = {}  # by (method, status)
+        self.series: dict[tuple[str, str], dict[int, list[float]]] = {}
 
-    def new_series(self, route: AbstractRoute, method: str, status: int) -> list[float]:
-        """The buckets of a (route, status) not in `series`. A request that matched no route
-        (404, 405) carries a route of its own, so those are kept by method and status instead:
-        a bounded set, since the HTTP parser refuses unknown methods."""
-        if route.resource is None:
-            return self._unmatched.setdefault((method, status), _buckets())
-        counts = self.series[(route, status)] = _buckets()
-        return counts
+    def statuses(self, route: str, method: str) -> dict[int, list[float]]:
+        """The buckets by status of `route` answering `method`: a bounded set, since the HTTP
+        parser refuses unknown methods."""
+        return self.series.setdefault((route, method), {})
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         counts, latencies = self._summed()
@@ -77,28 +71,19 @@ class RequestMetrics(Collector):
         """Request counts by (route, method, status), and buckets by (route, method)."""
         counts: dict[tuple[str, ...], float] = {}
         latencies: dict[tuple[str, ...], list[float]] = {}
-        answered = [
-            (_path(route), route.method, status, buckets)
-            for (route, status), buckets in list(self.series.items())
-        ]
-        answered += [
-            (UNMATCHED, method, status, buckets)
-            for (method, status), buckets in list(self._unmatched.items())
-        ]
-        for path, method, status, buckets in answered:
+        for (route, method), by_status in list(self.series.items()):
+            if not by_status:
+                continue  # a route not asked yet
             method = method if method in METHODS else "other"
-            labels = (path, method, str(status))
-            counts[labels] = counts.get(labels, 0) + sum(buckets[:-1])
-            summed = latencies.setdefault((path, method), [0] * len(buckets))
-            summed[:] = map(sum, zip(summed, buckets, strict=True))
+            summed = latencies.setdefault((route, method), new_buckets())
+            for status, buckets in list(by_status.items()):
+                labels = (route, method, str(status))
+                counts[labels] = counts.get(labels, 0) + sum(buckets[:-1])
+                summed[:] = map(sum, zip(summed, buckets, strict=True))
         return counts, latencies
 
 
-def _path(route: AbstractRoute) -> str:
-    return UNMATCHED if route.resource is None else route.resource.canonical
-
-
-def _buckets() -> list[float]:
+def new_buckets() -> list[float]:
     return [0] * (len(BUCKETS) + 2)
 
 
@@ -125,13 +110,12 @@ def pool_usage(storage: object) -> PoolUsage | None:
 
 
 def add_metrics(app: web.Application, metrics: RequestMetrics) -> None:
-    """GET /metrics, named "metrics" (problems.py answers it whatever the Accept header says)."""
+    """What `metrics_page` (GET /metrics, routed in app.py) exposes."""
     registry = CollectorRegistry()
     app[METRICS] = metrics
     app[METRICS_REGISTRY] = registry
     registry.register(metrics)
     app.on_startup.append(_register_pool)  # after cleanup_ctx's start-up: the storage is open
-    app.router.add_get("/metrics", metrics_page, name="metrics")
 
 
 async def _register_pool(app: web.Application) -> None:

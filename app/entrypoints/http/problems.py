@@ -1,7 +1,7 @@
 """Problem details (RFC 9457): every error leaves the service as application/problem+json.
 
-Handlers only raise; `problem_response` maps what they raise to its problem, once, and the
-application's one middleware (observability.py) calls it.
+Handlers only raise; `problem_response` maps what they raise to its problem, once, where every
+request is answered (observability.py).
 """
 
 from __future__ import annotations
@@ -101,22 +101,9 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> ProblemError:
     if exc.status == 413:
         detail = f"the request body is over the limit of {request.app[SETTINGS].max_body_bytes:,} bytes"
     else:
-        detail = {
-            404: "no resource at this path",
-            405: f"{request.method} is not allowed here; see the Allow header",
-        }.get(exc.status, exc.reason)
+        detail = "no resource at this path" if exc.status == 404 else exc.reason
     headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
     return ProblemError(exc.status, detail, headers=headers)
-
-
-NOT_JSON_ROUTES = frozenset({"docs", "docs-assets", "metrics"})  # resource names
-
-
-def answers_only_json(request: web.Request) -> bool:
-    """True when the request's route answers only in JSON: an Accept that admits no JSON is a 406
-    there (`accepts_json`)."""
-    resource = request.match_info.route.resource
-    return resource is not None and resource.name not in NOT_JSON_ROUTES
 
 
 NOT_ACCEPTABLE = ProblemError(406, "this resource is only available as application/json")

@@ -9,6 +9,7 @@ from aiohttp import hdrs, web
 
 from app.domain.model import Note
 from app.domain.timestamps import UTC, format_timestamp
+from app.entrypoints.http.keys import SETTINGS
 from app.entrypoints.http.problems import ProblemError, bad_request
 
 JSON = "application/json"
@@ -20,7 +21,7 @@ def is_json_media_type(media_type: str) -> bool:
     return media_type == JSON or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
+async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object. A body without Content-Type is read as JSON (the tutorial's
     clients send none); another declared type is 415, over the limit 413, anything else 400."""
     if hdrs.CONTENT_TYPE in request.headers:
@@ -34,6 +35,7 @@ async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
                 f" application/*+json type), or none at all; not {request.headers[hdrs.CONTENT_TYPE]!r}",
                 headers={"Accept-Patch": MERGE_PATCH_JSON} if request.method == "PATCH" else None,
             )
+    limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     raw = await request.read()

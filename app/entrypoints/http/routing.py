@@ -1,0 +1,94 @@
+"""Routes, each observed (observability.py), with what HTTP asks of every resource: OPTIONS with
+`Allow`, 405 with `Allow` for any other method, and 404 for a path no resource matches."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import hdrs, web
+from yarl import URL
+
+from app.entrypoints.http.metrics import UNMATCHED
+from app.entrypoints.http.observability import Handler, RequestObserver
+from app.entrypoints.http.problems import ProblemError
+from app.entrypoints.http.representation import MERGE_PATCH_JSON
+
+
+def add_resource(
+    router: web.UrlDispatcher,
+    observer: RequestObserver,
+    path: str,
+    name: str,
+    methods: Mapping[str, Handler],
+    *,
+    json_only: bool = True,
+) -> None:
+    """The resource at `path`, answering each of `methods` with its handler. `json_only`: its
+    answers are JSON, so an Accept that admits no JSON is a 406."""
+    resource = router.add_resource(path, name=name)
+    allow = ", ".join(sorted({*methods, hdrs.METH_OPTIONS}))
+    for method, handler in methods.items():
+        resource.add_route(method, observer.observe(handler, path, method, json_only=json_only))
+    headers: dict[str, str] = {hdrs.ALLOW: allow}
+    if hdrs.METH_PATCH in methods:
+        headers["Accept-Patch"] = MERGE_PATCH_JSON
+    options = observer.observe(_options(headers), path, hdrs.METH_OPTIONS, json_only=False)
+    resource.add_route(hdrs.METH_OPTIONS, options)
+    # METH_ANY answers only the methods not routed above
+    not_allowed = observer.observe(_not_allowed(allow), UNMATCHED, None, json_only=False)
+    resource.add_route(hdrs.METH_ANY, not_allowed)
+
+
+def add_fallback(router: web.UrlDispatcher, observer: RequestObserver) -> None:
+    """404 for every path no resource matches, and for the `*` of `OPTIONS *`.
+
+    The one request this leaves to aiohttp is CONNECT, whose target is not a path: aiohttp
+    answers it with its own plain-text 404.
+    """
+    not_found = observer.observe(_not_found, UNMATCHED, None, json_only=False)
+    router.add_route(hdrs.METH_ANY, "/{path:.*}", not_found, name="unmatched")
+    asterisk = _Asterisk()
+    router.register_resource(asterisk)
+    asterisk.add_route(hdrs.METH_ANY, not_found)
+
+
+class _Asterisk(web.Resource):
+    """The request target `*` (RFC 9110, section 7.1), which is not a path."""
+
+    @property
+    def canonical(self) -> str:
+        return "*"
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return {} if path == "*" else None
+
+    def raw_match(self, path: str) -> bool:
+        return path == "*"
+
+    def get_info(self) -> dict[str, str]:  # type: ignore[override]
+        return {"path": "*"}
+
+    def url_for(self) -> URL:  # type: ignore[override]
+        return URL("*")
+
+    def add_prefix(self, prefix: str) -> None:
+        raise NotImplementedError("`*` is not a path: it takes no prefix")
+
+
+def _options(headers: Mapping[str, str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=204, headers=headers)
+
+    return answer
+
+
+def _not_allowed(allow: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def answer(request: web.Request) -> web.Response:
+        detail = f"{request.method} is not allowed here; see the Allow header"
+        raise ProblemError(405, detail, headers={hdrs.ALLOW: allow})
+
+    return answer
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    raise ProblemError(404, "no resource at this path")
