@@ -1,9 +1,9 @@
 """Logs: text or JSON lines on stderr, and the access log, one line per request on "app.access".
 
-The access log is aiohttp's access-log hook (`AccessLogger`), not a middleware of its own: aiohttp
-calls it once per request after the response is sent. Its id and duration come from what the
-observing middleware noted in `CURRENT_REQUEST` (aiohttp runs a request, its middlewares and
-this hook in one task, so one context). The lines of up to 50 ms go out together as one log
+The access log is aiohttp's access-log hook (`AccessLogger`): aiohttp calls it once per request
+after the response is sent. Its id and duration come from what the request's observer
+(observability.py) noted in `CURRENT_REQUEST` (aiohttp runs a request, its handler and this
+hook in one task of its own, so one context). The lines of up to 50 ms go out together as one log
 record: a request then costs the formatting of its line, not a record and a write of its own,
 which would cost more than the rest of the access log (see README's Operations). A kill -9 can
 lose those last 50 ms of lines; a graceful stop flushes them (`flush_access_log`).
@@ -208,7 +208,7 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         noted = CURRENT_REQUEST.get()
-        if noted is None or noted[1] is None:  # refused by the HTTP parser: no middleware ran
+        if noted is None or noted[1] is None:  # not observed: refused by the parser, or CONNECT
             id_, seconds = "-", time
         else:
             id_, seconds = noted
