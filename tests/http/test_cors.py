@@ -68,6 +68,11 @@ async def test_a_preflight_from_an_allowed_origin_lists_the_resources_methods_an
     assert int(response.headers["Access-Control-Max-Age"]) > 0
 
 
+async def test_a_preflight_is_answered_whatever_its_accept_header_says(cors_client) -> None:
+    response = await cors_client.options("/notes/1", headers={**PREFLIGHT, "Accept": "text/html"})
+    assert response.status == 204 and response.headers["Access-Control-Allow-Origin"] == ALLOWED
+
+
 async def test_a_preflight_of_the_collection_allows_only_its_methods(cors_client) -> None:
     response = await cors_client.options("/notes", headers={**PREFLIGHT, "Access-Control-Request-Method": "POST"})
     assert set(response.headers["Access-Control-Allow-Methods"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}

@@ -68,7 +68,7 @@ async def raw_request(client, request_line: str) -> tuple[str, dict[str, str], b
     return status_line, headers, body
 
 
-@pytest.mark.parametrize("target", ["*", "//notes", "/notes/1/extra", "/", "http://x/nowhere"])
+@pytest.mark.parametrize("target", ["*", "//notes", "/notes/1/extra", "/", "http://x/nowhere", "/a%0Ab"])
 async def test_a_target_no_resource_matches_is_404_problem_json(memory_client, target: str) -> None:
     status_line, headers, body = await raw_request(memory_client, f"OPTIONS {target} HTTP/1.1")
     assert status_line.startswith("HTTP/1.1 404")
@@ -78,8 +78,9 @@ async def test_a_target_no_resource_matches_is_404_problem_json(memory_client, t
 
 async def test_connect_is_left_to_aiohttp_a_plain_404(memory_client) -> None:
     """CONNECT's target is not a path, so no route sees it: aiohttp answers it (README)."""
-    status_line, _, body = await raw_request(memory_client, "CONNECT example.com:443 HTTP/1.1")
-    assert status_line.startswith("HTTP/1.1 404") and b"Traceback" not in body
+    status_line, headers, body = await raw_request(memory_client, "CONNECT example.com:443 HTTP/1.1")
+    assert status_line.startswith("HTTP/1.1 404") and headers["content-type"].startswith("text/plain")
+    assert b"Traceback" not in body
 
 
 @pytest.mark.parametrize(

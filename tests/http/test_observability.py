@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.metrics import PoolCollector
+from app.entrypoints.http.observability import RequestObserver
 from tests.http.support import create, problem, send
 
 GENERATED_ID = re.compile(r"[0-9a-f]{12}-[0-9]+")
@@ -65,6 +68,18 @@ async def test_a_valid_client_request_id_comes_back_unchanged_on_success_and_err
 @pytest.mark.parametrize("sent", ["", "x" * 201, "two words", "caf\u00e9"])
 async def test_an_unacceptable_client_request_id_is_replaced_by_a_new_one(memory_client, sent: str) -> None:
     response = await memory_client.get("/healthz", headers={"X-Request-ID": sent})
+    assert GENERATED_ID.fullmatch(response.headers["X-Request-ID"])
+
+
+async def test_a_redirect_a_handler_raises_goes_out_as_raised_with_a_request_id(aiohttp_client) -> None:
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPPermanentRedirect("/notes")
+
+    observer = RequestObserver(HttpSettings())
+    app = web.Application()
+    app.router.add_route("GET", "/old", observer.observe(moved, "/old", "GET", json_only=True))
+    response = await (await aiohttp_client(app)).get("/old", allow_redirects=False)
+    assert response.status == 308 and response.headers["Location"] == "/notes"
     assert GENERATED_ID.fullmatch(response.headers["X-Request-ID"])
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from app.domain.model import Note
-from app.entrypoints.http.representation import dumps, note_document
+from app.entrypoints.http.representation import note_response
 
 MOMENTS = [  # each pair: both, one or neither written by orjson itself
     datetime(2017, 8, 23, tzinfo=UTC),  # no fraction: orjson alone would leave it out
@@ -26,7 +26,7 @@ def test_a_note_is_written_as_api_md_says(created_at, updated_at) -> None:
         id=7, title="Ünïcödé 📝", description="", priority=0, tags=("a", "b"), created_by=None,
         created_at=created_at, updated_at=updated_at, version=3,
     )
-    document = orjson.loads(dumps(note_document(note)))
+    document = orjson.loads(note_response(note).body)
     assert list(document) == [
         "id", "title", "description", "priority", "tags", "created_by", "created_at",
         "updated_at", "version",

@@ -1,6 +1,6 @@
 """CORS (the Fetch standard's protocol) for an allowlist of origins; off when the list is empty.
 
-Every resource already answers OPTIONS with 204 and `Allow` (app.py), so a preflight needs no
+Every resource already answers OPTIONS with 204 and `Allow` (routing.py), so a preflight needs no
 route of its own: for an allowed origin its answer gains the CORS headers here, on the way out.
 A disallowed origin gets no CORS headers, so the browser refuses the call; the request itself is
 answered as usual (CORS protects the browser's user, not the server).

@@ -208,7 +208,7 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         noted = CURRENT_REQUEST.get()
-        if noted is None or noted[1] is None:  # not observed: refused by the parser, or CONNECT
+        if noted is None or noted[1] is None:  # answered by aiohttp before any route (routing.py)
             id_, seconds = "-", time
         else:
             id_, seconds = noted

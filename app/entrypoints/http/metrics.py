@@ -21,7 +21,7 @@ from app.entrypoints.http.keys import CONTAINER, METRICS, METRICS_REGISTRY
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LE = (*(repr(bound) for bound in BUCKETS), "+Inf")
-# Other methods (the HTTP parser knows a few dozen, WebDAV's among them) are reported as "other".
+# Other methods (WebDAV's and the like) are counted as "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # the route label of a request that matched no route (404, 405)
 
@@ -43,9 +43,9 @@ class RequestMetrics(Collector):
         self.series: dict[tuple[str, str], dict[int, list[float]]] = {}
 
     def statuses(self, route: str, method: str) -> dict[int, list[float]]:
-        """The buckets by status of `route` answering `method`: a bounded set, since the HTTP
-        parser refuses unknown methods."""
-        return self.series.setdefault((route, method), {})
+        """The buckets by status of `route` answering `method`; a method not in METHODS counts
+        as "other", so a client cannot grow the series with made-up methods."""
+        return self.series.setdefault((route, method if method in METHODS else "other"), {})
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         counts, latencies = self._summed()
@@ -74,7 +74,6 @@ class RequestMetrics(Collector):
         for (route, method), by_status in list(self.series.items()):
             if not by_status:
                 continue  # a route not asked yet
-            method = method if method in METHODS else "other"
             summed = latencies.setdefault((route, method), new_buckets())
             for status, buckets in list(by_status.items()):
                 labels = (route, method, str(status))

@@ -4,7 +4,7 @@ X-Request-ID, its timing and metrics, and CORS.
 Each route's handler is wrapped (`RequestObserver.observe`, called for every route by routing.py)
 instead of the application having a middleware. With any middleware at all, aiohttp puts a layer
 of its own around every request, which cost more than everything done here (README's
-Operations); a catch-all route answers the paths no resource matches, so nothing is missed.
+Operations); a catch-all route answers the paths no resource matches (routing.py).
 The access log line is written later, by aiohttp's access-log hook (logs.py), from what is
 noted here.
 """

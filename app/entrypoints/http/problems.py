@@ -102,8 +102,7 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> ProblemError:
         detail = f"the request body is over the limit of {request.app[SETTINGS].max_body_bytes:,} bytes"
     else:
         detail = "no resource at this path" if exc.status == 404 else exc.reason
-    headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-    return ProblemError(exc.status, detail, headers=headers)
+    return ProblemError(exc.status, detail)
 
 
 NOT_ACCEPTABLE = ProblemError(406, "this resource is only available as application/json")

@@ -40,13 +40,15 @@ def add_resource(
 
 
 def add_fallback(router: web.UrlDispatcher, observer: RequestObserver) -> None:
-    """404 for every path no resource matches, and for the `*` of `OPTIONS *`.
+    """404 for every path no resource matches (an encoded newline included), and for the `*` of
+    `OPTIONS *`.
 
-    The one request this leaves to aiohttp is CONNECT, whose target is not a path: aiohttp
-    answers it with its own plain-text 404.
+    What aiohttp answers before any route is asked stays its own plain text (README): CONNECT,
+    whose target is not a path (404); an `Expect` other than 100-continue (417); and what the
+    HTTP parser refuses (400).
     """
     not_found = observer.observe(_not_found, UNMATCHED, None, json_only=False)
-    router.add_route(hdrs.METH_ANY, "/{path:.*}", not_found, name="unmatched")
+    router.add_route(hdrs.METH_ANY, "/{path:(?s:.*)}", not_found, name="unmatched")
     asterisk = _Asterisk()
     router.register_resource(asterisk)
     asterisk.add_route(hdrs.METH_ANY, not_found)
