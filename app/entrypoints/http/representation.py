@@ -93,10 +93,8 @@ def json_response(
 
 
 def note_response(note: Note, *, status: int = 200, location: str | None = None) -> web.Response:
-    """A note with its ETag (and Location when it was created): on the path of nearly every
-    request, so written with no call that is not needed."""
+    """A note with its ETag (and Location when it was created)."""
     headers = {hdrs.CONTENT_TYPE: JSON, hdrs.ETAG: note.etag}
     if location is not None:
         headers[hdrs.LOCATION] = location
-    body = orjson.dumps(note_document(note), option=orjson.OPT_UTC_Z)
-    return web.Response(status=status, body=body, headers=headers)
+    return web.Response(status=status, body=dumps(note_document(note)), headers=headers)
