@@ -45,7 +45,8 @@ class Settings:
     pool_size: int = 10
     max_body_bytes: int = MIB
     require_if_match: bool = False
-    cursor_secret: str = "notes-cursor"
+    cursor_secret: str | None = None  # None: the store's own random secret
+    body_timeout: float = 30.0  # seconds a request body may take to arrive
     cors_origins: tuple[str, ...] = ()  # origins allowed to call the API from a browser
 
 
@@ -73,6 +74,7 @@ class Container(containers.DeclarativeContainer):
         max_body_bytes=config.max_body_bytes,
         require_if_match=config.require_if_match,
         cursor_secret=config.cursor_secret,
+        body_timeout=config.body_timeout,
         cors_origins=config.cors_origins,
     )
 

@@ -36,7 +36,7 @@ def migrated_postgres(postgres_server_url: str) -> Iterator[str]:
 async def _empty(url: str) -> None:
     connection = await asyncpg.connect(url)
     try:
-        await connection.execute("TRUNCATE notes, idempotency_keys RESTART IDENTITY")
+        await connection.execute("TRUNCATE notes, idempotency_records RESTART IDENTITY")
     finally:
         await connection.close()
 

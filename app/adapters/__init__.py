@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Protocol
 
-from app.domain.ports import IdempotencyStore, NoteRepository
+from app.domain.ports import Store
+
+PoolUsage = Callable[[], tuple[int, int]]  # () -> (connections open, connections idle)
 
 
-@dataclass(frozen=True, slots=True)
-class Storage:
-    """What one open store provides: the notes and the idempotency keys, in the same database."""
+class Storage(Store, Protocol):
+    """An open store as the container hands it to the application."""
 
-    notes: NoteRepository
-    idempotency: IdempotencyStore
-    # (connections open, connections idle) of a connection pool, for /metrics; None without one
-    pool_usage: Callable[[], tuple[int, int]] | None = None
+    @property
+    def cursor_secret(self) -> str:
+        """A random secret made once per store and kept in it (memory: once per process), so
+        every process of one deployment signs listing cursors alike and no one else can."""
+
+    @property
+    def pool_usage(self) -> PoolUsage | None:
+        """How to read the connection pool's usage for /metrics; None for a store without one."""

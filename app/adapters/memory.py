@@ -4,18 +4,20 @@ Safe under concurrent requests because no method awaits between reading and writ
 one event loop each call is atomic. Notes are frozen values with tuple tags, so what a caller gets
 can never alias mutable state inside the store. Ids come from a counter and are never reused.
 Each sort order has a sorted index of (key, id), so a page costs a seek plus the notes it reads,
-whatever its depth.
+whatever its depth. A unit of work keeps an undo journal and plays it back if its block raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, replace
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 from sortedcontainers import SortedList
 
-from app.adapters import Storage
+from app.adapters import PoolUsage
 from app.domain.errors import (
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
@@ -23,11 +25,12 @@ from app.domain.errors import (
     VersionConflictError,
 )
 from app.domain.model import Note, NoteDraft, search_text
-from app.domain.ports import IDEMPOTENCY_LEASE, IDEMPOTENCY_RETENTION, RecordedResponse
+from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField
 
 _SORTS = {field: Sort(field) for field in SortField}
 _NO_FILTER = NoteFilter()
+Undo = list[Callable[[], None]]
 
 
 class MemoryNoteRepository:
@@ -50,14 +53,11 @@ class MemoryNoteRepository:
             raise NoteNotFoundError(note_id) from None
 
     async def update(self, note: Note) -> Note:
-        current = self._current(note.id, note.version - 1)
-        self._unindex(current)
-        self._store(note)
+        self._replace(self._current(note.id, note.version - 1), note)
         return note
 
     async def delete(self, note_id: int, *, version: int | None = None) -> None:
-        self._unindex(self._current(note_id, version))
-        del self._notes[note_id], self._search[note_id]
+        self._replace(self._current(note_id, version), None)
 
     async def list(self, query: ListQuery) -> Sequence[Note]:
         found: list[Note] = []
@@ -72,9 +72,6 @@ class MemoryNoteRepository:
                     break
         return found
 
-    async def check(self) -> None:
-        return None
-
     def _current(self, note_id: int, version: int | None) -> Note:
         note = self._notes.get(note_id)
         if note is None:
@@ -83,15 +80,20 @@ class MemoryNoteRepository:
             raise VersionConflictError(note_id)
         return note
 
+    def _replace(self, old: Note | None, new: Note | None) -> None:
+        """Put `new` where `old` was (either may be None): the undo of a change is the reverse."""
+        if old is not None:
+            for field, index in self._indexes.items():
+                index.remove(_SORTS[field].key(old))
+            del self._notes[old.id], self._search[old.id]
+        if new is not None:
+            self._store(new)
+
     def _store(self, note: Note) -> None:
         self._notes[note.id] = note
         self._search[note.id] = search_text(note.title, note.description)
         for field, index in self._indexes.items():
             index.add(_SORTS[field].key(note))
-
-    def _unindex(self, note: Note) -> None:
-        for field, index in self._indexes.items():
-            index.remove(_SORTS[field].key(note))
 
     def _keys_after(self, query: ListQuery) -> Iterator[tuple]:
         index = self._indexes[query.sort.field]
@@ -102,6 +104,34 @@ class MemoryNoteRepository:
             return index.irange(maximum=after, inclusive=(True, False), reverse=True)
         return index.irange(minimum=after, inclusive=(False, True))
 
+
+class _JournaledNotes:
+    """The repository as seen inside a unit of work: each change notes how to undo it."""
+
+    def __init__(self, notes: MemoryNoteRepository, undo: Undo) -> None:
+        self._notes, self._undo = notes, undo
+
+    async def add(self, draft: NoteDraft) -> Note:
+        note = await self._notes.add(draft)
+        self._undo.append(lambda: self._notes._replace(note, None))
+        return note
+
+    async def get(self, note_id: int) -> Note:
+        return await self._notes.get(note_id)
+
+    async def update(self, note: Note) -> Note:
+        before = self._notes._current(note.id, note.version - 1)
+        await self._notes.update(note)
+        self._undo.append(lambda: self._notes._replace(note, before))
+        return note
+
+    async def delete(self, note_id: int, *, version: int | None = None) -> None:
+        before = self._notes._current(note_id, version)
+        await self._notes.delete(note_id, version=version)
+        self._undo.append(lambda: self._notes._replace(None, before))
+
+    async def list(self, query: ListQuery) -> Sequence[Note]:
+        return await self._notes.list(query)
 
 
 def _matches(note: Note, text: str, f: NoteFilter) -> bool:
@@ -122,54 +152,80 @@ def _within(moment: datetime, after: datetime | None, before: datetime | None) -
 
 
 @dataclass(frozen=True, slots=True)
-class _Claim:
+class _Key:
     fingerprint: str
-    claimed_at: datetime
-    response: RecordedResponse | None = None
+    recorded_at: datetime
+    outcome: bytes | None  # None while the unit of work that claimed it is open
 
 
 class MemoryIdempotencyStore:
-    def __init__(self) -> None:
-        self._claims: dict[str, _Claim] = {}
+    """Keys in a dict in the order they were recorded, so the expired ones are at its front."""
 
-    async def claim(self, key: str, fingerprint: str, now: datetime) -> RecordedResponse | None:
+    def __init__(self, keys: dict[str, _Key], undo: Undo) -> None:
+        self._keys, self._undo = keys, undo
+
+    async def claim(self, key: str, fingerprint: str, now: datetime) -> bytes | None:
         self._forget_expired(now)
-        held = self._claims.get(key)
-        if held is None or _expired(held, now):
-            self._claims.pop(key, None)  # re-inserted at the end, to keep the dict in claim order
-            self._claims[key] = _Claim(fingerprint, now)
+        held = self._keys.get(key)
+        if held is not None and held.outcome is not None and _expired(held, now):
+            held = None
+        if held is None:
+            self._keys.pop(key, None)
+            self._keys[key] = _Key(fingerprint, now, None)
+            self._undo.append(lambda: self._keys.pop(key, None))
             return None
         if held.fingerprint != fingerprint:
             raise IdempotencyKeyReusedError(key)
-        if held.response is None:
+        if held.outcome is None:
             raise IdempotencyKeyInUseError(key)
-        return held.response
+        return held.outcome
 
-    async def finish(self, key: str, response: RecordedResponse, now: datetime) -> None:
-        held = self._claims.get(key)
-        if held is not None:
-            self._claims[key] = replace(held, response=response)
-
-    async def release(self, key: str) -> None:
-        held = self._claims.get(key)
-        if held is not None and held.response is None:
-            del self._claims[key]
+    async def record(self, key: str, fingerprint: str, outcome: bytes, now: datetime) -> None:
+        self._keys.pop(key, None)  # re-inserted at the end: the dict stays in time order
+        self._keys[key] = _Key(fingerprint, now, outcome)
 
     def _forget_expired(self, now: datetime) -> None:
-        # The dict is in claim order, so the expired keys are at its front.
-        while self._claims:
-            oldest = next(iter(self._claims))
-            if now - self._claims[oldest].claimed_at <= IDEMPOTENCY_RETENTION:
+        while self._keys:
+            oldest = next(iter(self._keys))
+            held = self._keys[oldest]
+            if held.outcome is None or not _expired(held, now):
                 break
-            del self._claims[oldest]
+            del self._keys[oldest]
 
 
-def _expired(claim: _Claim, now: datetime) -> bool:
-    """Past retention, or an unfinished claim whose request must have died."""
-    age = now - claim.claimed_at
-    return age > IDEMPOTENCY_RETENTION or (claim.response is None and age > IDEMPOTENCY_LEASE)
+def _expired(key: _Key, now: datetime) -> bool:
+    return now - key.recorded_at > IDEMPOTENCY_RETENTION
 
 
-async def open_storage() -> AsyncIterator[Storage]:
+@dataclass(frozen=True, slots=True)
+class _Transaction:
+    notes: _JournaledNotes
+    idempotency: MemoryIdempotencyStore
+
+
+class MemoryStore:
+    """Notes and idempotency keys in this process's memory."""
+
+    def __init__(self) -> None:
+        self.notes = MemoryNoteRepository()
+        self.cursor_secret = secrets.token_urlsafe(32)
+        self.pool_usage: PoolUsage | None = None
+        self._keys: dict[str, _Key] = {}
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Transaction]:
+        undo: Undo = []
+        try:
+            yield _Transaction(_JournaledNotes(self.notes, undo), MemoryIdempotencyStore(self._keys, undo))
+        except BaseException:
+            for step in reversed(undo):
+                step()
+            raise
+
+    async def check(self) -> None:
+        return None
+
+
+async def open_storage() -> AsyncIterator[MemoryStore]:
     """The container's resource for `memory://`: nothing to open or close."""
-    yield Storage(notes=MemoryNoteRepository(), idempotency=MemoryIdempotencyStore())
+    yield MemoryStore()

@@ -1,44 +1,38 @@
 """The PostgreSQL adapter: `postgresql://` or `postgres://` URLs, on an asyncpg pool.
 
 The hot path calls asyncpg directly with fixed SQL; asyncpg prepares each statement once per
-connection and keeps it in its statement cache. Every wait is bounded by `timeout`: taking a
-connection from the pool, connecting, and each statement. A database that cannot be reached (down,
-restarting, its backends terminated) becomes `StorageUnavailableError`, a 503; the pool replaces
-broken connections by itself, so the service recovers when the database does, without a restart.
+connection and keeps it in its statement cache. How waits are bounded and failures become 503s is
+in postgres_link.py; the pool replaces broken connections by itself, so the service recovers when
+the database does, without a restart.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
+import hashlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
-import orjson
 
-from app.adapters import Storage
-from app.adapters.sql import SELECT_NOTES, Arg, list_statement, replay
+from app.adapters.postgres_link import UNAVAILABLE, OnConnection, Pooled, transaction
+from app.adapters.sql import SELECT_NOTES, Arg, list_statement
 from app.domain.errors import (
     IdempotencyKeyInUseError,
+    IdempotencyKeyReusedError,
     NoteNotFoundError,
     StorageUnavailableError,
     VersionConflictError,
 )
 from app.domain.model import Note, NoteDraft, search_text, title_sort_key
-from app.domain.ports import IDEMPOTENCY_LEASE, IDEMPOTENCY_RETENTION, RecordedResponse
+from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
 
-UNAVAILABLE = (
-    OSError,  # refused, reset, unreachable
-    TimeoutError,  # a pool, connect or statement timeout
-    asyncpg.PostgresConnectionError,  # class 08
-    asyncpg.InterfaceError,  # the connection was closed under us
-    asyncpg.exceptions.OperatorInterventionError,  # class 57: terminated, shutting down
-    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.InternalClientError,  # a connection left mid-protocol by one of the above
-)
+
+class Statements(Protocol):
+    async def __call__(self, method: str, sql: str, *args: Any) -> Any: ...
 
 
 class PostgresDialect:
@@ -97,8 +91,8 @@ def _keys(note: Note | NoteDraft) -> tuple[str, str]:
 
 
 class PostgresNoteRepository:
-    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
-        self._pool, self._timeout = pool, timeout
+    def __init__(self, run: Statements) -> None:
+        self._run = run
 
     async def add(self, draft: NoteDraft) -> Note:
         note_id = await self._run("fetchval", _INSERT, *_values(draft), *_keys(draft))
@@ -132,103 +126,110 @@ class PostgresNoteRepository:
         sql, args = list_statement(query, _DIALECT)
         return [_note(row) for row in await self._run("fetch", sql, *args)]
 
-    async def check(self) -> None:
-        await self._run("fetchval", "SELECT 1")
-
     async def _raise_missing_or_moved(self, note_id: int) -> None:
         exists = await self._run("fetchval", "SELECT 1 FROM notes WHERE id = $1", note_id)
         raise VersionConflictError(note_id) if exists else NoteNotFoundError(note_id)
 
-    async def _run(self, method: str, sql: str, *args: Any) -> Any:
-        return await run(self._pool, self._timeout, method, sql, *args)
 
-
-async def run(pool: asyncpg.Pool, timeout: float, method: str, sql: str, *args: Any) -> Any:
-    """One statement on a pooled connection, every wait bounded; outages become a 503."""
-    try:
-        # One deadline for waiting on the pool, connecting and the statement. (asyncio.timeout is
-        # a timer handle; the drivers' own timeout= arguments each wrap a new task on 3.11.)
-        async with asyncio.timeout(timeout), pool.acquire() as connection:
-            try:
-                return await getattr(connection, method)(sql, *args)
-            except UNAVAILABLE:
-                connection.terminate()  # the pool opens a fresh one; never reuse a broken link
-                raise
-    except UNAVAILABLE as error:
-        raise StorageUnavailableError(f"{type(error).__name__}: {error}") from error
-
-
-_CLAIM = """
-INSERT INTO idempotency_keys AS k (key, fingerprint, claimed_at) VALUES ($1, $2, $3)
+_RECORD = """
+INSERT INTO idempotency_records (key, fingerprint, recorded_at, outcome) VALUES ($1, $2, $3, $4)
 ON CONFLICT (key) DO UPDATE
-    SET fingerprint = excluded.fingerprint, claimed_at = excluded.claimed_at,
-        status = NULL, headers = NULL, body = NULL
-    WHERE k.claimed_at < $4 OR (k.status IS NULL AND k.claimed_at < $5)
-RETURNING true
+    SET fingerprint = excluded.fingerprint, recorded_at = excluded.recorded_at,
+        outcome = excluded.outcome
 """
 
 
+def _key_lock(key: str) -> int:
+    """The advisory lock of an idempotency key: a signed 64-bit hash of it."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 class PostgresIdempotencyStore:
-    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+    """Keys on the unit of work's connection. A claim takes the key's transaction-scoped
+    advisory lock without waiting: another transaction holding it is a request with the key
+    still in flight (409). The lock is released only after that transaction's commit is visible,
+    so the next claim finds its record."""
+
+    def __init__(self, connection: asyncpg.Connection, purge_due: Callable[[datetime], bool]) -> None:
+        self._db, self._purge_due = connection, purge_due
+
+    async def claim(self, key: str, fingerprint: str, now: datetime) -> bytes | None:
+        if not await self._db.fetchval("SELECT pg_try_advisory_xact_lock($1)", _key_lock(key)):
+            raise IdempotencyKeyInUseError(key)
+        row = await self._db.fetchrow(
+            "SELECT fingerprint, outcome FROM idempotency_records"
+            " WHERE key = $1 AND recorded_at >= $2",
+            key, now - IDEMPOTENCY_RETENTION,
+        )
+        if row is None:
+            return None
+        if row[0] != fingerprint:
+            raise IdempotencyKeyReusedError(key)
+        return bytes(row[1])
+
+    async def record(self, key: str, fingerprint: str, outcome: bytes, now: datetime) -> None:
+        await self._db.execute(_RECORD, key, fingerprint, now, outcome)
+        if self._purge_due(now):
+            await self._db.execute(
+                "DELETE FROM idempotency_records WHERE recorded_at < $1", now - IDEMPOTENCY_RETENTION
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Transaction:
+    notes: PostgresNoteRepository
+    idempotency: PostgresIdempotencyStore
+
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool, timeout: float, cursor_secret: str) -> None:
         self._pool, self._timeout = pool, timeout
+        self._run = Pooled(pool, timeout)
+        self.notes = PostgresNoteRepository(self._run)
+        self.cursor_secret = cursor_secret
         self._last_purge: datetime | None = None
 
-    async def claim(self, key: str, fingerprint: str, now: datetime) -> RecordedResponse | None:
-        await self._purge(now)
-        # The unique key serialises concurrent claims: exactly one INSERT (or takeover) wins.
-        for _ in range(3):
-            claimed = await run(
-                self._pool, self._timeout, "fetchval", _CLAIM, key, fingerprint, now,
-                now - IDEMPOTENCY_RETENTION, now - IDEMPOTENCY_LEASE,
-            )
-            if claimed:
-                return None
-            row = await run(
-                self._pool, self._timeout, "fetchrow",
-                "SELECT fingerprint, status, headers, body FROM idempotency_keys WHERE key = $1", key,
-            )
-            if row is not None:
-                return replay(key, fingerprint, *row)
-        raise IdempotencyKeyInUseError(key)  # released and claimed again under us: still busy
+    def pool_usage(self) -> tuple[int, int]:
+        return self._pool.get_size(), self._pool.get_idle_size()
 
-    async def finish(self, key: str, response: RecordedResponse, now: datetime) -> None:
-        await run(
-            self._pool, self._timeout, "execute",
-            "UPDATE idempotency_keys SET status = $2, headers = $3, body = $4 WHERE key = $1",
-            key, response.status, orjson.dumps(response.headers).decode(), response.body,
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Transaction]:
+        async with transaction(self._pool, self._timeout) as connection:
+            yield _Transaction(
+                PostgresNoteRepository(OnConnection(connection)),
+                PostgresIdempotencyStore(connection, self._purge_due),
+            )
+
+    async def check(self) -> None:
+        writable = await self._run(
+            "fetchval",
+            "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'",
         )
+        if not writable:
+            raise StorageUnavailableError("PostgreSQL is read-only (a standby, or in recovery)")
 
-    async def release(self, key: str) -> None:
-        await run(
-            self._pool, self._timeout, "execute",
-            "DELETE FROM idempotency_keys WHERE key = $1 AND status IS NULL", key,
-        )
-
-    async def _purge(self, now: datetime) -> None:
-        """Drop expired keys, at most once a minute per process."""
-        if self._last_purge is None or now - self._last_purge > IDEMPOTENCY_LEASE:
-            self._last_purge = now
-            await run(
-                self._pool, self._timeout, "execute",
-                "DELETE FROM idempotency_keys WHERE claimed_at < $1", now - IDEMPOTENCY_RETENTION,
-            )
+    def _purge_due(self, now: datetime) -> bool:
+        """Expired idempotency records are dropped at most once a minute per process."""
+        if self._last_purge is not None and abs((now - self._last_purge).total_seconds()) < 60:
+            return False
+        self._last_purge = now
+        return True
 
 
 async def open_storage(
     database_url: str, *, pool_size: int, timeout: float
-) -> AsyncIterator[Storage]:
+) -> AsyncIterator[PostgresStore]:
     """The container's resource for `postgresql://` URLs; the schema must be migrated already."""
     try:
         pool = await asyncpg.create_pool(
             database_url, min_size=1, max_size=pool_size, timeout=timeout, command_timeout=timeout
         )
-    except (*UNAVAILABLE, asyncpg.PostgresError) as error:
+    except UNAVAILABLE as error:
         raise StorageUnavailableError(f"cannot connect to PostgreSQL: {error}") from error
     try:
-        yield Storage(
-            notes=PostgresNoteRepository(pool, timeout),
-            idempotency=PostgresIdempotencyStore(pool, timeout),
-            pool_usage=lambda: (pool.get_size(), pool.get_idle_size()),
+        secret = await Pooled(pool, timeout)(
+            "fetchval", "SELECT value FROM store_settings WHERE name = 'cursor_secret'"
         )
+        yield PostgresStore(pool, timeout, secret)
     finally:
         await pool.close()

@@ -45,14 +45,21 @@ sa.Index(
     postgresql_ops={"search_text": "gin_trgm_ops"},
 ).ddl_if(dialect="postgresql")
 
-idempotency_keys = sa.Table(
-    "idempotency_keys",
+# The outcome of the first request made with each Idempotency-Key, committed with its note.
+idempotency_records = sa.Table(
+    "idempotency_records",
     metadata,
     sa.Column("key", sa.Text(), primary_key=True),
     sa.Column("fingerprint", sa.Text(), nullable=False),
-    sa.Column("claimed_at", _Timestamp, nullable=False),
-    sa.Column("status", sa.SmallInteger(), nullable=True),  # null while the first request runs
-    sa.Column("headers", sa.Text(), nullable=True),  # JSON array of [name, value]
-    sa.Column("body", sa.LargeBinary(), nullable=True),
+    sa.Column("recorded_at", _Timestamp, nullable=False),
+    sa.Column("outcome", sa.LargeBinary(), nullable=False),
 )
-sa.Index("ix_idempotency_keys_claimed_at", idempotency_keys.c.claimed_at)
+sa.Index("ix_idempotency_records_recorded_at", idempotency_records.c.recorded_at)
+
+# Values made once per store: `cursor_secret`, random, signs listing cursors.
+store_settings = sa.Table(
+    "store_settings",
+    metadata,
+    sa.Column("name", sa.Text(), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)

@@ -11,10 +11,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-import orjson
-
-from app.domain.errors import IdempotencyKeyInUseError, IdempotencyKeyReusedError
-from app.domain.ports import RecordedResponse
 from app.domain.query import ListQuery, SortField
 
 NOTE_COLUMNS = "id, title, description, priority, tags, created_by, created_at, updated_at, version"
@@ -108,15 +104,3 @@ def _filters(query: ListQuery, dialect: Dialect, arg: Arg) -> list[str]:
     if f.terms:
         where.extend(dialect.all_terms(f.terms, arg))
     return where
-
-
-def replay(
-    key: str, fingerprint: str, stored: str, status: int | None, headers: str | None, body: bytes | None
-) -> RecordedResponse:
-    """The recorded answer for a key that is claimed already, or the reason there is none to give."""
-    if stored != fingerprint:
-        raise IdempotencyKeyReusedError(key)
-    if status is None or headers is None:
-        raise IdempotencyKeyInUseError(key)
-    pairs = tuple((name, value) for name, value in orjson.loads(headers))
-    return RecordedResponse(status, pairs, bytes(body or b""))

@@ -2,13 +2,13 @@
 
 Where the work runs, and why: SQLite is an in-process library, so every call blocks the thread
 that makes it. A primary-key read or a one-row write in WAL mode takes microseconds, less than
-handing it to a thread and back, so `get`, `add`, `update`, `delete` and the idempotency keys run
-on the event loop, on one connection. A listing may scan many index entries (a rare tag, a search
-term) and take milliseconds, so `list` runs in a small thread pool, each thread with its own
-read connection; WAL lets those readers work beside the writer. Writes wait for other processes'
-locks at most `timeout` seconds (the busy timeout), then answer 503. `synchronous=NORMAL` in WAL
-mode keeps every committed write across a crash of the process (a `kill -9`); only a power loss
-may lose the last commits.
+handing it to a thread and back, so they run on the event loop: reads on a connection of their
+own, which never waits for a lock (WAL readers do not wait for writers; in the rare case SQLite
+still says busy, the read moves to a thread), and writes on the write connection, whose lock is
+never waited for on the loop (sqlite_link.py). A listing may scan many index entries (a rare tag,
+a search term) and take milliseconds, so `list` runs in a small thread pool, each thread with its
+own read connection. `synchronous=NORMAL` in WAL mode keeps every committed write across a crash
+of the process (a `kill -9`); only a power loss may lose the last commits.
 """
 
 from __future__ import annotations
@@ -18,46 +18,32 @@ import builtins
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
-from typing import Any
-from urllib.parse import unquote
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 
-from app.adapters import Storage
-from app.adapters.sql import SELECT_NOTES, Arg, Statement, replay, split_list_statements
+from app.adapters import PoolUsage
+from app.adapters.sql import SELECT_NOTES, Arg, Statement, split_list_statements
+from app.adapters.sqlite_link import Writer, connect, is_busy, sqlite_path, unavailable_on_error
 from app.domain.errors import (
+    IdempotencyKeyReusedError,
     NoteNotFoundError,
     StorageUnavailableError,
     VersionConflictError,
 )
 from app.domain.model import Note, NoteDraft, search_text, title_sort_key
-from app.domain.ports import IDEMPOTENCY_LEASE, IDEMPOTENCY_RETENTION, RecordedResponse
+from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
 from app.domain.timestamps import from_microseconds, to_microseconds
 
+__all__ = ["open_storage", "sqlite_path"]
 READ_THREADS = 4
 FTS_MIN_TERM = 3  # the trigram index serves terms of 3 characters or more
-
-
-def sqlite_path(database_url: str) -> str:
-    """`sqlite:///notes.db` -> notes.db, `sqlite:////var/lib/notes.db` -> /var/lib/notes.db."""
-    scheme, _, rest = database_url.partition(":///")
-    path = unquote(rest.split("?", 1)[0])
-    if scheme.lower() != "sqlite" or not path or path == ":memory:":
-        raise ValueError(f"{database_url!r} names no database file: use sqlite:///path/to/notes.db")
-    return path
-
-
-def connect(path: str, timeout: float) -> sqlite3.Connection:
-    connection = sqlite3.connect(
-        path, timeout=timeout, isolation_level=None, check_same_thread=False, cached_statements=256
-    )
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    return connection
+Transaction = Callable[[], AbstractAsyncContextManager[sqlite3.Connection]]
 
 
 def _note(row: tuple) -> Note:
@@ -85,24 +71,26 @@ class SqliteDialect:
         )
 
     def all_terms(self, terms: Sequence[str], arg: Arg) -> list[str]:
+        # `?` placeholders are positional: the conditions are written in the order their
+        # parameters are added.
+        conditions = []
         indexed = [t for t in terms if len(t) >= FTS_MIN_TERM]
-        conditions = [f"instr(search_text, {arg(t)}) > 0" for t in terms if len(t) < FTS_MIN_TERM]
         if indexed:
             phrases = " ".join('"' + t.replace('"', '""') + '"' for t in indexed)
-            conditions.insert(
-                0, f"id IN (SELECT rowid FROM notes_fts WHERE notes_fts MATCH {arg(phrases)})"
-            )
+            conditions.append(f"id IN (SELECT rowid FROM notes_fts WHERE notes_fts MATCH {arg(phrases)})")
+        conditions += [f"instr(search_text, {arg(t)}) > 0" for t in terms if len(t) < FTS_MIN_TERM]
         return conditions
 
 
 _DIALECT = SqliteDialect()
+_GET = f"{SELECT_NOTES} WHERE id = ?"
 _INSERT = (
     "INSERT INTO notes (title, description, priority, tags, created_by, created_at, updated_at,"
-    " version, title_key, search_text) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
+    " title_key, search_text, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
 )
 _UPDATE = (
     "UPDATE notes SET title = ?, description = ?, priority = ?, tags = ?, created_by = ?,"
-    " created_at = ?, updated_at = ?, version = ?, title_key = ?, search_text = ?"
+    " created_at = ?, updated_at = ?, title_key = ?, search_text = ?, version = ?"
     " WHERE id = ? AND version = ?"
 )
 
@@ -111,83 +99,48 @@ def _row_values(note: Note | NoteDraft) -> tuple:
     return (
         note.title, note.description, note.priority, orjson.dumps(note.tags).decode(),
         note.created_by, to_microseconds(note.created_at), to_microseconds(note.updated_at),
+        title_sort_key(note.title), search_text(note.title, note.description),
     )
 
 
-def _keys(note: Note | NoteDraft) -> tuple[str, str]:
-    return title_sort_key(note.title), search_text(note.title, note.description)
+class Readers:
+    """Reads: on the loop on a connection that never waits for a lock, or in a thread pool."""
 
-
-class SqliteNoteRepository:
     def __init__(self, path: str, timeout: float) -> None:
         self._path, self._timeout = path, timeout
-        self._db = connect(path, timeout)
-        self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="sqlite-read")
+        self.db = connect(path, 0)
+        self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="sqlite-read")
         self._local = threading.local()
-        self._reader_connections: list[sqlite3.Connection] = []
+        self._connections: list[sqlite3.Connection] = []
 
-    async def add(self, draft: NoteDraft) -> Note:
-        with _unavailable_on_error():
-            cursor = self._db.execute(_INSERT, (*_row_values(draft), *_keys(draft)))
-        note_id = cursor.lastrowid
-        assert note_id is not None  # an INSERT into a rowid table always sets it
-        return draft.stored_as(note_id)
+    async def one(self, sql: str, args: tuple) -> tuple | None:
+        try:
+            with unavailable_on_error():
+                return self.db.execute(sql, args).fetchone()
+        except StorageUnavailableError as error:
+            if not isinstance(error.__cause__, sqlite3.Error) or not is_busy(error.__cause__):
+                raise
+        rows = await self.in_snapshot([(sql, [*args, 1])])  # the rare busy read waits off the loop
+        return rows[0] if rows else None
 
-    async def get(self, note_id: int) -> Note:
-        with _unavailable_on_error():
-            row = self._db.execute(f"{SELECT_NOTES} WHERE id = ?", (note_id,)).fetchone()
-        if row is None:
-            raise NoteNotFoundError(note_id)
-        return _note(row)
-
-    async def update(self, note: Note) -> Note:
-        values = (*_row_values(note), note.version, *_keys(note), note.id, note.version - 1)
-        with _unavailable_on_error():
-            changed = self._db.execute(_UPDATE, values).rowcount
-        if not changed:
-            self._raise_missing_or_moved(note.id)
-        return note
-
-    async def delete(self, note_id: int, *, version: int | None = None) -> None:
-        with _unavailable_on_error():
-            if version is None:
-                changed = self._db.execute("DELETE FROM notes WHERE id = ?", (note_id,)).rowcount
-            else:
-                changed = self._db.execute(
-                    "DELETE FROM notes WHERE id = ? AND version = ?", (note_id, version)
-                ).rowcount
-        if not changed:
-            self._raise_missing_or_moved(note_id)
-
-    async def list(self, query: ListQuery) -> Sequence[Note]:
-        statements = split_list_statements(query, _DIALECT)
+    async def in_snapshot(self, statements: Sequence[Statement]) -> Sequence[tuple]:
+        """Statements run in order in one read snapshot, in a reader thread; each has its LIMIT
+        as its last parameter and is asked only for the rows still missing."""
         deadline = time.monotonic() + self._timeout
         loop = asyncio.get_running_loop()
-        rows = await loop.run_in_executor(self._readers, self._read, statements, deadline)
-        return [_note(row) for row in rows]
-
-    async def check(self) -> None:
-        with _unavailable_on_error():
-            self._db.execute("SELECT 1 FROM notes LIMIT 1").fetchall()
-
-    def close(self) -> None:
-        self._readers.shutdown(wait=True)
-        for connection in self._reader_connections:
-            connection.close()
-        self._db.close()
+        return await loop.run_in_executor(self._pool, self._read, statements, deadline)
 
     def _read(self, statements: Sequence[Statement], deadline: float) -> Sequence[tuple]:
-        """In a reader thread: the page's statements in one snapshot, each asked for what is still
-        missing; SQLite itself interrupts them once `deadline` passes (an OperationalError: 503)."""
         local = self._local
         if getattr(local, "connection", None) is None:
             local.connection = connect(self._path, self._timeout)
+            # SQLite itself interrupts a statement once `deadline` passes (an OperationalError)
             local.connection.set_progress_handler(lambda: time.monotonic() > local.deadline, 10_000)
-            self._reader_connections.append(local.connection)
+            self._connections.append(local.connection)
         local.deadline = deadline
         connection: sqlite3.Connection = local.connection
         rows: builtins.list[tuple] = []
-        with _unavailable_on_error():
+        with unavailable_on_error():
             connection.execute("BEGIN")
             try:
                 for sql, args in statements:
@@ -200,83 +153,151 @@ class SqliteNoteRepository:
                     connection.execute("COMMIT")
         return rows
 
-    def _raise_missing_or_moved(self, note_id: int) -> None:
-        with _unavailable_on_error():
-            exists = self._db.execute("SELECT 1 FROM notes WHERE id = ?", (note_id,)).fetchone()
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for connection in self._connections:
+            connection.close()
+        self.db.close()
+
+
+class SqliteNoteRepository:
+    """Notes; each write in a transaction of `transaction` (its own, or the unit of work's)."""
+
+    def __init__(self, readers: Readers, transaction: Transaction) -> None:
+        self._readers, self._transaction = readers, transaction
+
+    async def add(self, draft: NoteDraft) -> Note:
+        async with self._transaction() as db:
+            with unavailable_on_error():
+                note_id = db.execute(_INSERT, _row_values(draft)).lastrowid
+        assert note_id is not None  # an INSERT into a rowid table always sets it
+        return draft.stored_as(note_id)
+
+    async def get(self, note_id: int) -> Note:
+        row = await self._readers.one(_GET, (note_id,))
+        if row is None:
+            raise NoteNotFoundError(note_id)
+        return _note(row)
+
+    async def update(self, note: Note) -> Note:
+        values = (*_row_values(note), note.version, note.id, note.version - 1)
+        await self._write_one(_UPDATE, note.id, values)
+        return note
+
+    async def delete(self, note_id: int, *, version: int | None = None) -> None:
+        if version is None:
+            await self._write_one("DELETE FROM notes WHERE id = ?", note_id, (note_id,))
+        else:
+            await self._write_one(
+                "DELETE FROM notes WHERE id = ? AND version = ?", note_id, (note_id, version)
+            )
+
+    async def list(self, query: ListQuery) -> Sequence[Note]:
+        rows = await self._readers.in_snapshot(split_list_statements(query, _DIALECT))
+        return [_note(row) for row in rows]
+
+    async def _write_one(self, sql: str, note_id: int, args: tuple) -> None:
+        """A write of one note that must find it, at the version the statement names."""
+        async with self._transaction() as db:
+            with unavailable_on_error():
+                if db.execute(sql, args).rowcount:
+                    return
+                exists = db.execute("SELECT 1 FROM notes WHERE id = ?", (note_id,)).fetchone()
         raise VersionConflictError(note_id) if exists else NoteNotFoundError(note_id)
-
-    @property
-    def connection(self) -> sqlite3.Connection:
-        return self._db
-
-
-class _unavailable_on_error:
-    """Turn the driver's operational errors (locked, I/O, unreadable file) into a 503."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, error: BaseException | None, tb: Any) -> None:
-        # Exactly these two: their other subclasses (IntegrityError, ProgrammingError) are bugs.
-        if type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError):
-            raise StorageUnavailableError(str(error)) from error
 
 
 class SqliteIdempotencyStore:
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._db = connection
+    """Keys in the unit of work's transaction, which holds the database's write lock: a claim
+    can never meet another one in flight, so it never says "in use"; a second request with the
+    key waits for the first to commit, then gets its outcome."""
 
-    async def claim(self, key: str, fingerprint: str, now: datetime) -> RecordedResponse | None:
-        micros = to_microseconds(now)
-        with _unavailable_on_error():
-            self._db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes too
-            try:
-                self._db.execute(
-                    "DELETE FROM idempotency_keys WHERE claimed_at < ?",
-                    (micros - _micros(IDEMPOTENCY_RETENTION),),
-                )
-                row = self._db.execute(
-                    "SELECT fingerprint, claimed_at, status, headers, body FROM idempotency_keys"
-                    " WHERE key = ?",
-                    (key,),
-                ).fetchone()
-                stale = row is not None and row[2] is None and micros - row[1] > _micros(IDEMPOTENCY_LEASE)
-                if row is None or stale:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, claimed_at)"
-                        " VALUES (?, ?, ?)",
-                        (key, fingerprint, micros),
-                    )
-                    row = None
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        return replay(key, fingerprint, row[0], row[2], row[3], row[4]) if row else None
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
 
-    async def finish(self, key: str, response: RecordedResponse, now: datetime) -> None:
-        with _unavailable_on_error():
+    async def claim(self, key: str, fingerprint: str, now: datetime) -> bytes | None:
+        with unavailable_on_error():
+            row = self._db.execute(
+                "SELECT fingerprint, outcome FROM idempotency_records"
+                " WHERE key = ? AND recorded_at >= ?",
+                (key, to_microseconds(now - IDEMPOTENCY_RETENTION)),
+            ).fetchone()
+        if row is None:
+            return None
+        if row[0] != fingerprint:
+            raise IdempotencyKeyReusedError(key)
+        return bytes(row[1])
+
+    async def record(self, key: str, fingerprint: str, outcome: bytes, now: datetime) -> None:
+        with unavailable_on_error():
             self._db.execute(
-                "UPDATE idempotency_keys SET status = ?, headers = ?, body = ? WHERE key = ?",
-                (response.status, orjson.dumps(response.headers).decode(), response.body, key),
+                "DELETE FROM idempotency_records WHERE recorded_at < ?",
+                (to_microseconds(now - IDEMPOTENCY_RETENTION),),
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO idempotency_records (key, fingerprint, recorded_at, outcome)"
+                " VALUES (?, ?, ?, ?)",
+                (key, fingerprint, to_microseconds(now), outcome),
             )
 
-    async def release(self, key: str) -> None:
-        with _unavailable_on_error():
-            self._db.execute("DELETE FROM idempotency_keys WHERE key = ? AND status IS NULL", (key,))
+
+@dataclass(frozen=True, slots=True)
+class _Transaction:
+    notes: SqliteNoteRepository
+    idempotency: SqliteIdempotencyStore
 
 
-def _micros(delta: timedelta) -> int:
-    return int(delta.total_seconds() * 1_000_000)
+class SqliteStore:
+    """One database file: reads on their connections, writes on the one write connection."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self._readers = Readers(path, timeout)
+        try:
+            self._writer = Writer(path, timeout)
+        except BaseException:
+            self._readers.close()
+            raise
+        self.notes = SqliteNoteRepository(self._readers, self._writer.transaction)
+        self.pool_usage: PoolUsage | None = None
+        self.cursor_secret = ""
+
+    async def open(self) -> None:
+        row = await self._readers.one("SELECT value FROM store_settings WHERE name = ?", ("cursor_secret",))
+        if row is None:
+            raise StorageUnavailableError("the database has no cursor secret: run `notes-api migrate`")
+        self.cursor_secret = row[0]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Transaction]:
+        async with self._writer.transaction() as db:
+
+            @asynccontextmanager
+            async def joined() -> AsyncIterator[sqlite3.Connection]:
+                yield db
+
+            yield _Transaction(SqliteNoteRepository(self._readers, joined), SqliteIdempotencyStore(db))
+
+    async def check(self) -> None:
+        """A real write, so that a full disk or a read-only file system shows here."""
+        async with self._writer.transaction() as db:
+            with unavailable_on_error():
+                db.execute(
+                    "INSERT OR REPLACE INTO store_settings (name, value) VALUES ('ready_probe', ?)",
+                    (str(time.time()),),
+                )
+
+    def close(self) -> None:
+        self._writer.close()
+        self._readers.close()
 
 
-async def open_storage(database_url: str, *, timeout: float) -> AsyncIterator[Storage]:
+async def open_storage(database_url: str, *, timeout: float) -> AsyncIterator[SqliteStore]:
     """The container's resource for `sqlite://` URLs; the schema must be migrated already."""
     try:
-        notes = SqliteNoteRepository(sqlite_path(database_url), timeout)
+        store = SqliteStore(sqlite_path(database_url), timeout)
     except sqlite3.Error as error:
         raise StorageUnavailableError(f"cannot open {database_url}: {error}") from error
     try:
-        yield Storage(notes=notes, idempotency=SqliteIdempotencyStore(notes.connection))
+        await store.open()
+        yield store
     finally:
-        notes.close()
+        store.close()

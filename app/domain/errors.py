@@ -24,11 +24,13 @@ class FieldProblem:
 
 
 class NoteValidationError(NoteError):
-    """A body that breaks the rules of the note; carries every problem found, not just the first."""
+    """A body that breaks the rules of the note: the first problems found (all of them, up to a
+    limit), and how many there were in all (`count`)."""
 
-    def __init__(self, problems: list[FieldProblem]) -> None:
+    def __init__(self, problems: list[FieldProblem], count: int | None = None) -> None:
         super().__init__("; ".join(f"{p.pointer}: {p.detail}" for p in problems))
         self.problems = tuple(problems)
+        self.count = len(problems) if count is None else count
 
 
 class VersionConflictError(NoteError):

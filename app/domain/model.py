@@ -66,11 +66,6 @@ class Note:
     updated_at: datetime
     version: int
 
-    @property
-    def etag(self) -> str:
-        """A strong entity tag: it changes exactly when the note changes."""
-        return f'"{self.version}"'
-
     def content(self) -> NoteContent:
         return NoteContent(
             title=self.title,

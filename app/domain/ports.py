@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -33,36 +33,47 @@ class NoteRepository(Protocol):
         """Up to `query.limit` notes that match `query.filter`, in `query.sort` order, strictly after
         the key `query.after`. The cost does not grow with how deep `after` lies."""
 
-    async def check(self) -> None:
-        """Return when the store answers; raise `StorageUnavailableError` when it does not."""
-
 
 IDEMPOTENCY_RETENTION = timedelta(hours=24)
-IDEMPOTENCY_LEASE = timedelta(seconds=60)  # a claim older than this was left by a crashed request
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedResponse:
-    """The first answer to a request with an Idempotency-Key, to be given again to its retries."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
 
 
 class IdempotencyStore(Protocol):
-    """Idempotency keys, kept in the same database as the notes for `IDEMPOTENCY_RETENTION`."""
+    """Idempotency keys and the outcome of the first request made with each, kept for
+    `IDEMPOTENCY_RETENTION`. Only usable inside a unit of work (`Store.transaction`): the key, the
+    note it made and its outcome commit together, or none of them does."""
 
-    async def claim(self, key: str, fingerprint: str, now: datetime) -> RecordedResponse | None:
-        """Claim `key` for a new request (None), or return the response to replay.
+    async def claim(self, key: str, fingerprint: str, now: datetime) -> bytes | None:
+        """Take `key` for this unit of work (None), or return the outcome recorded for it.
 
-        Atomic across processes: of two claims of one key, exactly one gets None. Raises
-        `IdempotencyKeyInUseError` while another request holds the key, and
-        `IdempotencyKeyReusedError` when the key was used with another `fingerprint`.
+        Raises `IdempotencyKeyInUseError` while another unit of work holds the key (a store may
+        instead wait for that one to end), and `IdempotencyKeyReusedError` when the key was used
+        with another `fingerprint`. A key recorded longer than the retention ago is free again.
         """
 
-    async def finish(self, key: str, response: RecordedResponse, now: datetime) -> None:
-        """Record the response of the request that claimed `key`."""
+    async def record(self, key: str, fingerprint: str, outcome: bytes, now: datetime) -> None:
+        """Keep `outcome` as the answer to every later claim of `key` with `fingerprint`."""
 
-    async def release(self, key: str) -> None:
-        """Forget an unfinished claim (its request failed), so that a retry may run."""
+
+class UnitOfWork(Protocol):
+    """The ports of one transaction: what is done through them commits together or not at all."""
+
+    @property
+    def notes(self) -> NoteRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyStore: ...
+
+
+class Store(Protocol):
+    """One open store: its notes, its transactions, and whether it can take writes."""
+
+    @property
+    def notes(self) -> NoteRepository:
+        """The notes, each call a transaction of its own."""
+
+    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A unit of work: committed when the block ends, rolled back when it raises. A lost
+        reply to the commit leaves either all of it or nothing, never a part."""
+
+    async def check(self) -> None:
+        """Return when the store can take writes now; raise `StorageUnavailableError` if not."""

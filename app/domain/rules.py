@@ -67,6 +67,8 @@ class Integer:
     description: str = ""
 
     def check(self, value: Any, fail: Fail, *path: str | int) -> int | None:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 4.0 is the integer 4, as in JSON Schema
         if not isinstance(value, int) or isinstance(value, bool):  # JSON true is not an integer
             fail("must be an integer", *path)
             return None
@@ -144,16 +146,24 @@ def _names(characters: str) -> str:
     return " or ".join(parts)
 
 
+MAX_PROBLEMS = 100  # listed in one answer; a body can hold half a million broken tags
+
+
 class _Problems:
+    """Counts every problem, keeps the first MAX_PROBLEMS."""
+
     def __init__(self) -> None:
         self.found: list[FieldProblem] = []
+        self.count = 0
 
     def __call__(self, detail: str, *path: str | int) -> None:
-        self.found.append(FieldProblem(pointer(*path), detail))
+        self.count += 1
+        if self.count <= MAX_PROBLEMS:
+            self.found.append(FieldProblem(pointer(*path), detail))
 
     def raise_if_any(self) -> None:
         if self.found:
-            raise NoteValidationError(self.found)
+            raise NoteValidationError(self.found, self.count)
 
 
 def _check_members(body: Mapping[str, Any], fail: _Problems, note_id: int | None) -> None:

@@ -1,4 +1,4 @@
-"""The use cases: create, get, replace, patch, delete and list notes."""
+"""The use cases: create (once per idempotency key), get, replace, patch, delete and list notes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from app.domain.errors import PreconditionFailedError, StorageUnavailableError, VersionConflictError
 from app.domain.model import Note, NoteContent, NoteDraft
-from app.domain.ports import NoteRepository
+from app.domain.ports import Store
 from app.domain.query import ListQuery, Page
 from app.domain.rules import merge_patch, parse_content
 
@@ -17,80 +17,126 @@ Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)
-class IfMatch:
-    """An If-Match precondition: the versions a client will accept, or any existing note (`*`)."""
+class Versions:
+    """A set of versions of a note, or every version (`any`)."""
 
     versions: frozenset[int] = frozenset()
     any: bool = False
 
-    def allows(self, note: Note) -> bool:
+    def __contains__(self, note: Note) -> bool:
         return self.any or note.version in self.versions
 
 
-class NoteService:
-    """The use cases of the Notes service, over one repository and one clock."""
+@dataclass(frozen=True, slots=True)
+class Precondition:
+    """What a write asks of the current note: to be at one of `match` (when given), and at none of
+    `none_match`. Checked in the same atomic step as the write."""
 
-    # A write without If-Match retries a lost race; each lost round means another writer won.
+    match: Versions | None = None
+    none_match: Versions | None = None
+
+    def holds(self, note: Note) -> bool:
+        return (self.match is None or note in self.match) and (
+            self.none_match is None or note not in self.none_match
+        )
+
+
+NO_PRECONDITION = Precondition()
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The outcome of a create with an idempotency key: the note made now (`note`), or, for a
+    retry, None and the outcome recorded by the first request."""
+
+    outcome: bytes
+    note: Note | None = None
+
+
+class NoteService:
+    """The use cases of the Notes service, over one store and one clock."""
+
+    # A write without a precondition retries a lost race; each lost round means another writer won.
     MAX_ATTEMPTS = 64
 
-    def __init__(self, repository: NoteRepository, clock: Clock) -> None:
-        self._repository = repository
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
         self._clock = clock
 
     async def create(self, body: Mapping[str, Any]) -> Note:
         content = parse_content(body)
-        return await self._repository.add(NoteDraft.from_content(content, self._clock()))
+        return await self._store.notes.add(NoteDraft.from_content(content, self._clock()))
+
+    async def create_once(
+        self, body: Mapping[str, Any], key: str, fingerprint: str, outcome: Callable[[Note], bytes]
+    ) -> Created:
+        """Create a note once per `key`: the claim of the key, the note and its recorded `outcome`
+        commit in one transaction, so a retry after any failure, a lost commit reply included,
+        either gets the first outcome again or finds that nothing was written."""
+        content = parse_content(body)  # a broken body claims nothing
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            recorded = await tx.idempotency.claim(key, fingerprint, now)
+            if recorded is not None:
+                return Created(recorded)
+            note = await tx.notes.add(NoteDraft.from_content(content, now))
+            made = outcome(note)
+            await tx.idempotency.record(key, fingerprint, made, now)
+        return Created(made, note)
 
     async def get(self, note_id: int) -> Note:
-        return await self._repository.get(note_id)
+        return await self._store.notes.get(note_id)
 
     async def replace(
-        self, note_id: int, body: Mapping[str, Any], if_match: IfMatch | None = None
+        self, note_id: int, body: Mapping[str, Any], condition: Precondition = NO_PRECONDITION
     ) -> Note:
         """Full replace: omitted optional fields take their defaults, `created_at` is kept."""
         content = parse_content(body, note_id=note_id)
-        return await self._revise(note_id, if_match, lambda _current: content)
+        return await self._revise(note_id, condition, lambda _current: content)
 
     async def patch(
-        self, note_id: int, patch: Mapping[str, Any], if_match: IfMatch | None = None
+        self, note_id: int, patch: Mapping[str, Any], condition: Precondition = NO_PRECONDITION
     ) -> Note:
         """A JSON merge patch (RFC 7396) of the note's content."""
-        return await self._revise(note_id, if_match, lambda current: merge_patch(current, patch))
+        return await self._revise(note_id, condition, lambda current: merge_patch(current, patch))
 
-    async def delete(self, note_id: int, if_match: IfMatch | None = None) -> None:
-        if if_match is None or if_match.any:
-            await self._repository.delete(note_id)
+    async def delete(self, note_id: int, condition: Precondition = NO_PRECONDITION) -> None:
+        notes = self._store.notes
+        if condition == NO_PRECONDITION or condition == Precondition(Versions(any=True)):
+            await notes.delete(note_id)  # "*" holds for any note that exists: the delete checks that
             return
-        current = await self._repository.get(note_id)
-        if not if_match.allows(current):
+        current = await notes.get(note_id)
+        if not condition.holds(current):
             raise PreconditionFailedError(note_id)
         try:
-            await self._repository.delete(note_id, version=current.version)
+            await notes.delete(note_id, version=current.version)
         except VersionConflictError:
             raise PreconditionFailedError(note_id) from None
 
     async def check_storage(self) -> None:
-        """Raise `StorageUnavailableError` unless the store answers now."""
-        await self._repository.check()
+        """Raise `StorageUnavailableError` unless the store can take writes now."""
+        await self._store.check()
 
     async def list(self, query: ListQuery) -> Page:
         """One page, and the key to continue from when more notes follow it."""
-        found = await self._repository.list(replace(query, limit=query.limit + 1))
+        found = await self._store.notes.list(replace(query, limit=query.limit + 1))
         notes = tuple(found[: query.limit])
         more = len(found) > query.limit
         return Page(notes, query.sort.key(notes[-1]) if more else None)
 
     async def _revise(
-        self, note_id: int, if_match: IfMatch | None, change: Callable[[Note], NoteContent]
+        self, note_id: int, condition: Precondition, change: Callable[[Note], NoteContent]
     ) -> Note:
-        """Read, change and compare-and-set: the check of If-Match and the write are one step."""
+        """Read, change and compare-and-set: the check of the precondition and the write are one
+        step, since the write only lands on the version that was checked. A lost race is retried
+        from a fresh read, where the precondition is checked again."""
+        notes = self._store.notes
         for _ in range(self.MAX_ATTEMPTS):
-            current = await self._repository.get(note_id)
-            if if_match is not None and not if_match.allows(current):
+            current = await notes.get(note_id)
+            if not condition.holds(current):
                 raise PreconditionFailedError(note_id)
             try:
-                return await self._repository.update(current.revised(change(current), self._clock()))
+                return await notes.update(current.revised(change(current), self._clock()))
             except VersionConflictError:
-                if if_match is not None and not if_match.any:
-                    raise PreconditionFailedError(note_id) from None
+                continue
         raise StorageUnavailableError(f"note {note_id} is changing too often; try again")

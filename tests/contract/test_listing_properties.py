@@ -105,7 +105,7 @@ async def test_every_page_matches_the_reference_model(storage: Storage, case: Ca
     notes = [await storage.notes.add(d) for d in case.drafts]
     try:
         expected = model(notes, case.filter, case.sort, list(case.filter.terms))
-        service = NoteService(storage.notes, clock=lambda: BASE)
+        service = NoteService(storage, clock=lambda: BASE)
         query = ListQuery(filter=case.filter, sort=case.sort, limit=case.limit)
         pages: list[list[int]] = []
         while True:

@@ -135,5 +135,5 @@ async def test_fifty_concurrent_updates_of_one_note_lose_nothing(storage: Storag
 
 
 async def test_check_succeeds_while_the_store_answers(storage: Storage) -> None:
-    await storage.notes.check()
+    await storage.check()
 

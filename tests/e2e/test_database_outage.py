@@ -30,7 +30,7 @@ async def proxy(migrated_postgres: str):
 @pytest.fixture
 async def client(aiohttp_client, migrated_postgres: str, proxy: Proxy):
     connection = await asyncpg.connect(migrated_postgres)
-    await connection.execute("TRUNCATE notes, idempotency_keys RESTART IDENTITY")
+    await connection.execute("TRUNCATE notes, idempotency_records RESTART IDENTITY")
     await connection.close()
     through_proxy = sa.make_url(migrated_postgres).set(host="127.0.0.1", port=proxy.port)
     url = through_proxy.render_as_string(hide_password=False)

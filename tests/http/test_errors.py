@@ -147,7 +147,7 @@ async def test_three_bad_fields_give_three_errors(client) -> None:
 @pytest.mark.parametrize(
     ("body", "pointer"),
     [({}, "/title"), ({"title": "   "}, "/title"), ({"title": "a\u0000b"}, "/title"),
-     ({"title": "t", "priority": 4.0}, "/priority"), ({"title": "t", "priority": -1}, "/priority"),
+     ({"title": "t", "priority": 4.5}, "/priority"), ({"title": "t", "priority": -1}, "/priority"),
      ({"title": "t", "tags": "a,b"}, "/tags"), ({"title": "t", "tags": ["a,b"]}, "/tags/0"),
      ({"title": "t", "tags": [f"t{i}" for i in range(21)]}, "/tags"),
      ({"title": "t", "tags": ["x" * 51]}, "/tags/0"), ({"title": "t", "created_by": ""}, "/created_by"),

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from app.adapters.memory import MemoryNoteRepository
+from app.adapters.memory import MemoryStore
 from app.domain.errors import NoteNotFoundError, NoteValidationError, PreconditionFailedError
 from app.domain.query import ListQuery, Sort, SortField
-from app.domain.services import IfMatch, NoteService
+from app.domain.services import NoteService, Precondition, Versions
 from tests.factories import T0
 
 
@@ -24,7 +24,7 @@ class Clock:
 
 @pytest.fixture
 def service() -> NoteService:
-    return NoteService(MemoryNoteRepository(), Clock())
+    return NoteService(MemoryStore(), Clock())
 
 
 async def test_create_stamps_the_note_with_the_clock(service: NoteService) -> None:
@@ -51,10 +51,10 @@ async def test_if_match_with_a_stale_version_is_refused(service: NoteService) ->
     note = await service.create({"title": "t"})
     await service.patch(note.id, {"priority": 1})
     with pytest.raises(PreconditionFailedError):
-        await service.patch(note.id, {"priority": 2}, IfMatch(frozenset({1})))
+        await service.patch(note.id, {"priority": 2}, Precondition(Versions(frozenset({1}))))
     with pytest.raises(PreconditionFailedError):
-        await service.delete(note.id, IfMatch(frozenset({1})))
-    await service.delete(note.id, IfMatch(frozenset({2})))
+        await service.delete(note.id, Precondition(Versions(frozenset({1}))))
+    await service.delete(note.id, Precondition(Versions(frozenset({2}))))
     with pytest.raises(NoteNotFoundError):
         await service.get(note.id)
 

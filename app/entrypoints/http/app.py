@@ -9,14 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from app.entrypoints.http import docs, handlers, routing
-from app.entrypoints.http.keys import (
-    CLOCK,
-    CONTAINER,
-    CURSORS,
-    IDEMPOTENCY,
-    NOTES,
-    SETTINGS,
-)
+from app.entrypoints.http.keys import CONTAINER, CURSORS, NOTES, SETTINGS
 from app.entrypoints.http.listing import CursorCodec
 from app.entrypoints.http.metrics import metrics_page
 from app.entrypoints.http.observability import Handler, RequestObserver
@@ -31,8 +24,6 @@ def create_app(container: Container) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[CONTAINER] = container
     app[SETTINGS] = settings
-    app[CLOCK] = container.clock()
-    app[CURSORS] = CursorCodec(settings.cursor_secret)
     app.cleanup_ctx.append(_storage)
     observer = RequestObserver(settings)  # problem+json, X-Request-ID, metrics, CORS
     observer.install(app)
@@ -44,8 +35,8 @@ def create_app(container: Container) -> web.Application:
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     container = app[CONTAINER]
     storage = await container.storage()
-    app[NOTES] = container.notes(repository=storage.notes)
-    app[IDEMPOTENCY] = storage.idempotency
+    app[NOTES] = container.notes(store=storage)
+    app[CURSORS] = CursorCodec(app[SETTINGS].cursor_secret or storage.cursor_secret)
     yield
     await container.shutdown_resources()
 

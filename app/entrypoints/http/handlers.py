@@ -8,19 +8,19 @@ import re
 import orjson
 from aiohttp import web
 
-from app.domain.errors import NoteError
 from app.domain.model import Note
-from app.domain.ports import RecordedResponse
-from app.domain.services import IfMatch
-from app.entrypoints.http.conditions import none_match, parse_if_match
-from app.entrypoints.http.keys import CLOCK, CURSORS, IDEMPOTENCY, NOTES, SETTINGS
+from app.domain.services import Precondition
+from app.entrypoints.http.conditions import etag, none_match, precondition
+from app.entrypoints.http.keys import CURSORS, NOTES, SETTINGS
 from app.entrypoints.http.listing import parse_list_query
 from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.http.representation import (
     json_response,
+    note_bytes,
     note_document,
     note_response,
     read_json_object,
+    recorded_note_response,
 )
 
 _ID_MAX = 2**63 - 1  # the largest id a 64-bit database column holds
@@ -41,22 +41,24 @@ def note_id(request: web.Request) -> int:
     )
 
 
-def if_match(request: web.Request) -> IfMatch | None:
-    header = request.headers.get("If-Match")
-    if header is None and request.app[SETTINGS].require_if_match:
+def write_precondition(request: web.Request) -> Precondition:
+    """If-Match and If-None-Match of a PUT, PATCH or DELETE; 428 when If-Match is required."""
+    headers = request.headers
+    if_match = headers.get("If-Match")
+    if if_match is None and request.app[SETTINGS].require_if_match:
         raise ProblemError(
             428,
             f"{request.method} needs an If-Match header with the note's ETag",
             slug="precondition-required",
         )
-    return parse_if_match(header)
+    return precondition(if_match, headers.get("If-None-Match"))
 
 
 async def get_note(request: web.Request) -> web.Response:
     note = await request.app[NOTES].get(note_id(request))
     condition = request.headers.get("If-None-Match")
     if condition is not None and none_match(condition, note):
-        return web.Response(status=304, headers={"ETag": note.etag})
+        return web.Response(status=304, headers={"ETag": etag(note)})
     return note_response(note)
 
 
@@ -69,46 +71,34 @@ async def create_note(request: web.Request) -> web.Response:
         raise bad_request(
             "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
         )
-    store, now = request.app[IDEMPOTENCY], request.app[CLOCK]()
     fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    recorded = await store.claim(key, fingerprint, now)
-    if recorded is not None:
-        return web.Response(
-            status=recorded.status,
-            body=recorded.body,
-            headers={**dict(recorded.headers), "Idempotent-Replayed": "true"},
-        )
-    try:
-        response = _created(await request.app[NOTES].create(body))
-    except (NoteError, ProblemError):
-        await store.release(key)
-        raise
-    headers = tuple((name, response.headers[name]) for name in ("Content-Type", "Location", "ETag"))
-    await store.finish(key, RecordedResponse(201, headers, response.body), request.app[CLOCK]())
-    return response
+    created = await request.app[NOTES].create_once(body, key, fingerprint, note_bytes)
+    if created.note is None:
+        return recorded_note_response(created.outcome)
+    return _created(created.note, created.outcome)
 
 
-def _created(note: Note) -> web.Response:
-    return note_response(note, status=201, location=f"/notes/{note.id}")
+def _created(note: Note, body: bytes | None = None) -> web.Response:
+    return note_response(note, status=201, location=f"/notes/{note.id}", body=body)
 
 
 async def replace_note(request: web.Request) -> web.Response:
     note_id_ = note_id(request)
-    condition = if_match(request)
+    condition = write_precondition(request)
     body = await read_json_object(request)
     return note_response(await request.app[NOTES].replace(note_id_, body, condition))
 
 
 async def patch_note(request: web.Request) -> web.Response:
     note_id_ = note_id(request)
-    condition = if_match(request)
+    condition = write_precondition(request)
     patch = await read_json_object(request)
     return note_response(await request.app[NOTES].patch(note_id_, patch, condition))
 
 
 async def delete_note(request: web.Request) -> web.Response:
     note_id_ = note_id(request)
-    await request.app[NOTES].delete(note_id_, if_match(request))
+    await request.app[NOTES].delete(note_id_, write_precondition(request))
     return web.Response(status=204)
 
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from app.domain.ports import IdempotencyStore
-from app.domain.services import Clock, NoteService
+from app.domain.services import NoteService
 
 MIB = 1024 * 1024
 
@@ -16,15 +15,14 @@ MIB = 1024 * 1024
 class HttpSettings:
     max_body_bytes: int = MIB
     require_if_match: bool = False
-    cursor_secret: str = "notes-cursor"  # cursors are tamper-evident, not secret: see listing.py
+    cursor_secret: str | None = None  # None: the store's own random secret (listing.py)
+    body_timeout: float = 30.0  # seconds a request body may take to arrive
     cors_origins: tuple[str, ...] = ()  # empty: no CORS headers at all
 
 
 CONTAINER = web.AppKey("container", "Container")
 SETTINGS = web.AppKey("settings", HttpSettings)
 NOTES = web.AppKey("notes", NoteService)
-IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
-CLOCK = web.AppKey("clock", Clock)
 CURSORS = web.AppKey("cursors", "CursorCodec")
 METRICS = web.AppKey("metrics", "RequestMetrics")
 METRICS_REGISTRY = web.AppKey("metrics_registry", "CollectorRegistry")

@@ -2,9 +2,10 @@
 
 A cursor is the sort key of the last note of a page, bound to the filters and sort it was made
 with, behind a keyed BLAKE2b tag. Any change to it, or its replay with other filters or another
-sort, is a 400. The tag makes cursors tamper-evident; it does not make them secret, and a cursor
-only ever names a position in a listing the client may read anyway. Processes that share a
-database should share `--cursor-secret` so that a cursor from one works on all of them.
+sort, is a 400. The key is a random secret kept in the store (or `--cursor-secret`), so every
+process of a deployment accepts the cursors of the others and no one outside can make one. The
+tag makes cursors tamper-evident, not secret: a cursor only names a position in a listing the
+client may read anyway; and whatever a cursor says, a content that cannot be a position is a 400.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from multidict import MultiDictProxy
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField, SortKey
 from app.domain.rules import FIELDS, TAG, Integer, Rule, Tags, Text, Timestamp
 from app.domain.timestamps import from_microseconds, to_microseconds
-from app.entrypoints.http.problems import bad_request
+from app.entrypoints.http.problems import ProblemError, bad_request
 
 LIMIT_DEFAULT = 50
 SORTS = {str(s): s for f in SortField for s in (Sort(f), Sort(f, descending=True))}
@@ -92,13 +93,24 @@ def _parse(parameter: Parameter, text: str, problems: QueryProblems) -> Any:
             failed.append(f"must be one of {', '.join(rule.values)}")
         value: Any = text
     elif isinstance(rule, Integer):
-        value = int(text) if text.isascii() and text.isdigit() else text
+        value = _integer(text, rule)
         rule.check(value, lambda detail, *_: failed.append(detail))
     else:
         value = rule.check(text, lambda detail, *_: failed.append(detail))
     for detail in failed:
         problems.add(parameter.name, detail)
     return None if failed else value
+
+
+def _integer(text: str, rule: Integer) -> int | str:
+    """A decimal integer as the rule reads it: one too long to parse is out of its range (Python
+    refuses to convert a string of over 4,300 digits), and anything else stays text."""
+    digits = text[1:] if text[:1] == "-" else text
+    if not (digits.isascii() and digits.isdigit()):
+        return text
+    if len(digits) > 18:
+        return rule.minimum - 1 if text[:1] == "-" else rule.maximum + 1
+    return int(text)
 
 
 def parse_list_query(params: MultiDictProxy[str], cursors: CursorCodec) -> ListQuery:
@@ -154,21 +166,42 @@ class CursorCodec:
             raw = b""
         payload, tag = raw[:-16], raw[-16:]
         if len(raw) <= 16 or not hmac.compare_digest(tag, self._tag(query, payload)):
-            raise bad_request(
-                "invalid-cursor",
-                "cursor: not a cursor of this listing (changed, or made with other filters or sort)",
-                errors=[{"parameter": "cursor", "detail": "is not valid for this listing"}],
-            )
-        version, value, note_id = orjson.loads(payload)
-        if query.sort.field in _TIME_FIELDS:
-            value = from_microseconds(value)
-        return (value, note_id)
+            raise _invalid_cursor()
+        try:
+            return _position(orjson.loads(payload), query.sort.field)
+        except (ValueError, TypeError, OverflowError):  # signed, yet impossible: still only a 400
+            raise _invalid_cursor() from None
 
     def _tag(self, query: ListQuery, payload: bytes) -> bytes:
         mac = hashlib.blake2b(key=self._key, digest_size=16)
         mac.update(_fingerprint(query))
         mac.update(payload)
         return mac.digest()
+
+
+def _invalid_cursor() -> ProblemError:
+    return bad_request(
+        "invalid-cursor",
+        "cursor: not a cursor of this listing (changed, or made with other filters or sort)",
+        errors=[{"parameter": "cursor", "detail": "is not valid for this listing"}],
+    )
+
+
+_ID_MAX = 2**63 - 1
+
+
+def _position(content: Any, field: SortField) -> SortKey:
+    """The sort key a cursor's content names; ValueError or TypeError when it cannot be one."""
+    version, value, note_id = content
+    if version != CursorCodec.VERSION or type(note_id) is not int or not 0 < note_id <= _ID_MAX:
+        raise ValueError("not a position")
+    if field is SortField.TITLE:
+        if type(value) is not str:
+            raise TypeError("a title key is text")
+        return (value, note_id)
+    if type(value) is not int or abs(value) > _ID_MAX:
+        raise TypeError("an integer key")
+    return (from_microseconds(value) if field in _TIME_FIELDS else value, note_id)
 
 
 def _fingerprint(query: ListQuery) -> bytes:

@@ -23,6 +23,10 @@ IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"t
             "description": 'the ETag the write is meant for (e.g. `"3"`), or `*`; 412 when it does not match'}
 IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
                  "description": "304 when it matches the current ETag (weak comparison), or is `*`"}
+IF_NONE_MATCH_WRITE = {
+    "name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+    "description": "412 when it matches the current ETag (weak comparison), or is `*`",
+}
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
@@ -33,11 +37,14 @@ PROBLEMS = {
     400: "malformed JSON, a body that is not an object, a bad query parameter, cursor or Idempotency-Key",
     404: "no such note, or an id that cannot exist",
     406: "the Accept header admits neither application/json nor application/problem+json",
+    408: "the body did not arrive within the body timeout; the connection is closed",
     409: "a request with the same Idempotency-Key is still being processed",
-    412: "If-Match does not match the note's current ETag",
+    412: "If-Match does not match the note's current ETag (strong comparison), or If-None-Match"
+         " matches it",
     413: "the body is over the limit",
-    415: "the declared Content-Type is not JSON",
-    422: "the body breaks the rules of the note (`errors` lists every problem with its JSON pointer),"
+    415: "the declared Content-Type is not JSON (PATCH: not a JSON merge patch; see Accept-Patch)",
+    422: "the body breaks the rules of the note (`errors` lists the first 100 problems, each with its"
+         " JSON pointer, and `detail` says how many there were),"
          " or an Idempotency-Key is reused with another body",
     428: "the server requires If-Match on writes (--require-if-match)",
     503: "the database cannot be reached; retry after `Retry-After` seconds",
@@ -72,7 +79,7 @@ def _query_parameter(parameter: Any) -> dict[str, Any]:
 
 
 def _paths() -> dict[str, Any]:
-    write = (400, 404, 406, 412, 413, 415, 422, 428, 503)
+    write = (400, 404, 406, 408, 412, 413, 415, 422, 428, 503)
     page = {"description": "one page of notes", "headers": {"Link": {
         "description": 'the next page: `<...>; rel="next"`', "schema": {"type": "string"}}},
         "content": {JSON: {"schema": {"$ref": f"{REF}/schemas/NotePage"}}}}
@@ -88,7 +95,7 @@ def _paths() -> dict[str, Any]:
                      "parameters": [IDEMPOTENCY_KEY], "requestBody": _body(JSON),
                      "responses": {**_note(201, "created", Location={
                          "required": True, "schema": {"type": "string"}, "description": "/notes/{id}"}),
-                         **_problems(400, 406, 409, 413, 415, 422, 503)}},
+                         **_problems(400, 406, 408, 409, 413, 415, 422, 503)}},
         },
         "/notes/{id}": {
             "parameters": [NOTE_ID],
@@ -101,12 +108,14 @@ def _paths() -> dict[str, Any]:
                                    "304": {"description": "the client's copy is current"},
                                    **_problems(404, 406, 503)}},
             "put": {"operationId": "replaceNote", "summary": "Replace a note (omitted fields take their defaults)",
-                    "parameters": [IF_MATCH], "requestBody": _body(JSON),
+                    "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE], "requestBody": _body(JSON),
                     "responses": {**_note(200, "the replaced note"), **_problems(*write)}},
             "patch": {"operationId": "patchNote", "summary": "Change a note with a JSON merge patch (RFC 7396)",
-                      "parameters": [IF_MATCH], "requestBody": _body(MERGE_PATCH_JSON, JSON, patch=True),
+                      "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE],
+                      "requestBody": _body(MERGE_PATCH_JSON, JSON, patch=True),
                       "responses": {**_note(200, "the changed note"), **_problems(*write)}},
-            "delete": {"operationId": "deleteNote", "summary": "Delete a note", "parameters": [IF_MATCH],
+            "delete": {"operationId": "deleteNote", "summary": "Delete a note",
+                       "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE],
                        "responses": {"204": {"description": "deleted"},
                                      **_problems(404, 406, 412, 428, 503)}},
         },

@@ -32,6 +32,7 @@ class ProblemError(Exception):
         *,
         slug: str | None = None,
         headers: Mapping[str, str] | None = None,
+        close: bool = False,
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
@@ -39,6 +40,7 @@ class ProblemError(Exception):
         self.detail = detail
         self.slug = slug
         self.headers = dict(headers or {})
+        self.close = close  # end the connection after this answer
         self.extensions = extensions
 
     def response(self) -> web.Response:
@@ -49,12 +51,15 @@ class ProblemError(Exception):
             "detail": self.detail,
             **self.extensions,
         }
-        return web.Response(
+        response = web.Response(
             status=self.status,
             body=orjson.dumps(document),
             content_type=PROBLEM_JSON,
             headers=self.headers,
         )
+        if self.close:
+            response.force_close()
+        return response
 
 
 def bad_request(slug: str, detail: str, **extensions: Any) -> ProblemError:
@@ -65,10 +70,11 @@ def _from_domain(error: errors.NoteError) -> ProblemError:
     match error:
         case errors.NoteNotFoundError():
             return ProblemError(404, str(error), slug="note-not-found")
-        case errors.NoteValidationError(problems=problems):
+        case errors.NoteValidationError(problems=problems, count=count):
+            listed = "" if count == len(problems) else f"; the first {len(problems)} are listed"
             return ProblemError(
                 422,
-                f"the note breaks {len(problems)} rule{'s' if len(problems) > 1 else ''}",
+                f"the note breaks {count:,} rule{'s' if count > 1 else ''}{listed}",
                 slug="validation-error",
                 errors=[{"pointer": p.pointer, "detail": p.detail} for p in problems],
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -9,6 +10,7 @@ from aiohttp import hdrs, web
 
 from app.domain.model import Note
 from app.domain.timestamps import UTC, format_timestamp
+from app.entrypoints.http.conditions import etag
 from app.entrypoints.http.keys import SETTINGS
 from app.entrypoints.http.problems import ProblemError, bad_request
 
@@ -16,29 +18,63 @@ JSON = "application/json"
 MERGE_PATCH_JSON = "application/merge-patch+json"
 
 
+# Patch formats that are not a merge patch: a PATCH in one of them would be misread (RFC 5789).
+OTHER_PATCH_FORMATS = frozenset({"application/json-patch+json", "application/json-patch-query+json"})
+
+
 def is_json_media_type(media_type: str) -> bool:
     """application/json or any application/*+json."""
     return media_type == JSON or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object. A body without Content-Type is read as JSON (the tutorial's
-    clients send none); another declared type is 415, over the limit 413, anything else 400."""
-    if hdrs.CONTENT_TYPE in request.headers:
-        charset = request.charset
-        if not is_json_media_type(request.content_type) or (
-            charset and charset.lower() not in ("utf-8", "utf8")
-        ):
-            raise ProblemError(
-                415,
-                "the body must be JSON: send Content-Type: application/json (or another"
-                f" application/*+json type), or none at all; not {request.headers[hdrs.CONTENT_TYPE]!r}",
-                headers={"Accept-Patch": MERGE_PATCH_JSON} if request.method == "PATCH" else None,
-            )
-    limit = request.app[SETTINGS].max_body_bytes
+def _check_media_type(request: web.Request) -> None:
+    """A body without Content-Type is read as JSON (the tutorial's clients send none); another
+    declared type is 415, and so is a PATCH in a patch format other than a merge patch."""
+    if hdrs.CONTENT_TYPE not in request.headers:
+        return
+    charset, media_type, patching = request.charset, request.content_type, request.method == "PATCH"
+    if (
+        not is_json_media_type(media_type)
+        or (charset and charset.lower() not in ("utf-8", "utf8"))
+        or (patching and media_type in OTHER_PATCH_FORMATS)
+    ):
+        wanted = (
+            f"Content-Type: {MERGE_PATCH_JSON} (a JSON merge patch, RFC 7396)" if patching else
+            "Content-Type: application/json (or another application/*+json type)"
+        )
+        raise ProblemError(
+            415,
+            f"the body must be JSON: send {wanted}, or none at all;"
+            f" not {request.headers[hdrs.CONTENT_TYPE][:100]!r}",
+            slug="unsupported-media-type",
+            headers={"Accept-Patch": MERGE_PATCH_JSON} if patching else None,
+        )
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, refused at once when its declared length is over the limit, and within
+    the body timeout: a client that sends too slowly loses its connection (408, then closed)."""
+    settings = request.app[SETTINGS]
+    limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            return await request.read()
+    except TimeoutError:
+        raise ProblemError(
+            408,
+            f"the request body did not arrive within {settings.body_timeout:g} seconds",
+            slug="request-timeout",
+            close=True,
+        ) from None
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object: 415 for a type that is not JSON, 413 over the limit, 408 when
+    it comes too slowly, 400 for anything but a JSON object."""
+    _check_media_type(request)
+    raw = await read_body(request)
     if not raw.strip():
         raise bad_request("malformed-body", "the body is empty; send a JSON object")
     try:
@@ -92,9 +128,29 @@ def json_response(
     return web.Response(status=status, body=dumps(document), headers=headers)
 
 
-def note_response(note: Note, *, status: int = 200, location: str | None = None) -> web.Response:
-    """A note with its ETag (and Location when it was created)."""
-    headers = {hdrs.CONTENT_TYPE: JSON, hdrs.ETAG: note.etag}
+def note_bytes(note: Note) -> bytes:
+    """The body of a note's answer."""
+    return dumps(note_document(note))
+
+
+def note_response(
+    note: Note, *, status: int = 200, location: str | None = None, body: bytes | None = None
+) -> web.Response:
+    """A note with its ETag (and Location when it was created); `body` when made already."""
+    headers = {hdrs.CONTENT_TYPE: JSON, hdrs.ETAG: etag(note)}
     if location is not None:
         headers[hdrs.LOCATION] = location
-    return web.Response(status=status, body=dumps(note_document(note)), headers=headers)
+    return web.Response(status=status, body=body or note_bytes(note), headers=headers)
+
+
+def recorded_note_response(body: bytes) -> web.Response:
+    """The first answer to an idempotent create, given again to a retry: the same status and
+    body; its Location and ETag are those of the note as the body describes it."""
+    note = orjson.loads(body)
+    headers = {
+        hdrs.CONTENT_TYPE: JSON,
+        hdrs.ETAG: f'"{note["version"]}"',
+        hdrs.LOCATION: f"/notes/{note['id']}",
+        "Idempotent-Replayed": "true",
+    }
+    return web.Response(status=201, body=body, headers=headers)

@@ -1,0 +1,148 @@
+"""SQLite connections, and the one write connection of a process, whose lock is never waited
+for on the event loop.
+
+SQLite allows one writer at a time per database file, across processes: a backup, a second
+worker or a `sqlite3` shell may hold the lock for seconds. A write first asks for the lock without
+waiting (`busy_timeout` 0), on the loop, which costs microseconds when it is free. Only when
+another process holds it does a thread wait for it, for what is left of `timeout`; the loop goes
+on answering reads (WAL readers never wait for a writer) and `/healthz` meanwhile. Once the lock
+is held, the transaction's statements run on the loop again: with the lock, nothing waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from app.domain.errors import StorageUnavailableError
+
+SQLITE_BUSY = 5  # the primary result code of "database is locked" and its extended forms
+
+
+def sqlite_path(database_url: str) -> str:
+    """`sqlite:///notes.db` -> notes.db, `sqlite:////var/lib/notes.db` -> /var/lib/notes.db."""
+    scheme, _, rest = database_url.partition(":///")
+    path = unquote(rest.split("?", 1)[0])
+    if scheme.lower() != "sqlite" or not path or path == ":memory:":
+        raise ValueError(f"{database_url!r} names no database file: use sqlite:///path/to/notes.db")
+    return path
+
+
+def connect(path: str, busy_seconds: float) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are begun explicitly), WAL, NORMAL sync."""
+    if not Path(path).parent.is_dir():
+        raise StorageUnavailableError(f"the directory of {path} does not exist; create it first")
+    connection = sqlite3.connect(
+        path, timeout=busy_seconds, isolation_level=None, check_same_thread=False,
+        cached_statements=256,
+    )
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
+
+
+def is_busy(error: sqlite3.Error) -> bool:
+    return (getattr(error, "sqlite_errorcode", 0) & 0xFF) == SQLITE_BUSY
+
+
+class unavailable_on_error:
+    """Turn the driver's operational errors (locked, I/O, full, read-only) into a 503."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, error: BaseException | None, tb: Any) -> None:
+        # Exactly these two: their other subclasses (IntegrityError, ProgrammingError) are bugs.
+        if type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError):
+            raise StorageUnavailableError(str(error)) from error
+
+
+class Writer:
+    """The write connection, taken in turns by this process's transactions."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.db = connect(path, 0)
+        self._timeout = timeout
+        self._turn = asyncio.Lock()
+        self._waiter = ThreadPoolExecutor(1, thread_name_prefix="sqlite-lock")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
+        """`BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` when the block raises. The wait for this
+        process's turn and for another process's lock share one deadline of `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        if self._turn.locked():
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._turn.acquire()
+            except TimeoutError:
+                raise StorageUnavailableError("the database is busy; try again") from None
+        else:
+            await self._turn.acquire()  # free: taken at once, without a timer
+        try:
+            await self._begin(loop, deadline)
+        except asyncio.CancelledError:
+            raise  # the turn went to the thread still waiting for the lock (`_abandon`)
+        except BaseException:
+            self._turn.release()
+            raise
+        try:
+            yield self.db
+        except BaseException:
+            with unavailable_on_error():
+                self.db.execute("ROLLBACK")
+            raise
+        else:
+            self._commit()
+        finally:
+            self._turn.release()
+
+    async def _begin(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Begin, waiting for another process's lock in a thread when it is held. A caller
+        cancelled mid-wait hands its turn to the waiting thread, which rolls back and gives the
+        turn up once its wait is over."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if not is_busy(error):
+                raise StorageUnavailableError(str(error)) from error
+        waiting = loop.run_in_executor(self._waiter, self._begin_waiting, deadline - loop.time())
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            waiting.add_done_callback(self._abandon)
+            raise
+
+    def _begin_waiting(self, seconds: float) -> None:
+        """In the lock thread: BEGIN IMMEDIATE with a busy timeout of `seconds`."""
+        self.db.execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+        try:
+            with unavailable_on_error():
+                self.db.execute("BEGIN IMMEDIATE")
+        finally:
+            self.db.execute("PRAGMA busy_timeout = 0")
+
+    def _commit(self) -> None:
+        try:
+            with unavailable_on_error():
+                self.db.execute("COMMIT")
+        finally:
+            if self.db.in_transaction:  # a commit that failed (a full disk) is not left open
+                self.db.execute("ROLLBACK")
+
+    def _abandon(self, waiting: asyncio.Future[None]) -> None:
+        if not waiting.cancelled() and waiting.exception() is None:
+            self.db.execute("ROLLBACK")
+        self._turn.release()
+
+    def close(self) -> None:
+        self._waiter.shutdown(wait=True)
+        self.db.close()
