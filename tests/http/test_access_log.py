@@ -147,8 +147,8 @@ def test_an_app_log_record_is_one_json_object_on_one_line() -> None:
     assert TIME.fullmatch(document["time"]) and "ValueError: boom" in document["exception"]
 
 
-def test_app_log_records_written_during_a_request_carry_its_id() -> None:
-    token = CURRENT_REQUEST.set(["req-77", None])
+async def test_app_log_records_written_during_a_request_carry_its_id() -> None:
+    token = CURRENT_REQUEST.set(["req-77", None, asyncio.current_task()])
     try:
         json_line, text_line = JsonFormatter().format(record("m")), TextFormatter().format(record("m"))
     finally:
@@ -156,3 +156,19 @@ def test_app_log_records_written_during_a_request_carry_its_id() -> None:
     assert orjson.loads(json_line)["request_id"] == "req-77"
     assert re.fullmatch(r"\S+Z ERROR app\.http: m request_id=req-77", text_line)
     assert "request_id" not in JsonFormatter().format(record("m"))
+
+
+async def test_log_records_of_a_task_started_during_a_request_carry_no_request_id() -> None:
+    """A driver's pool may start a task while a request runs; the task inherits the request's
+    context, but what it logs later (a warning about a connection) is not that request's."""
+
+    async def log_in_task() -> tuple[str, str]:
+        return JsonFormatter().format(record("m")), TextFormatter().format(record("m"))
+
+    token = CURRENT_REQUEST.set(["req-78", None, asyncio.current_task()])
+    try:
+        json_line, text_line = await asyncio.create_task(log_in_task())
+    finally:
+        CURRENT_REQUEST.reset(token)
+    assert "request_id" not in orjson.loads(json_line)
+    assert "req-78" not in text_line

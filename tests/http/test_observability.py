@@ -96,14 +96,14 @@ async def test_metrics_count_requests_by_route_template_method_and_status(memory
     await problem(await memory_client.get("/not/a/route"), 404)
     await problem(await memory_client.get("/another/one"), 404)
     await problem(await memory_client.delete("/notes"), 405)
-    await problem(await memory_client.request("PROPFIND", "/notes"), 405)
+    await problem(await memory_client.request("PROPFIND", "/notes"), 501)
     samples = await metrics_of(memory_client)
     assert requests_total(samples, "/notes", "POST", 201) == 1
     assert requests_total(samples, "/notes/{id}", "GET", 200) == 2
     assert requests_total(samples, "/notes/{id}", "GET", 404) == 1
     assert requests_total(samples, "unmatched", "GET", 404) == 2  # every path that matched no route
     assert requests_total(samples, "unmatched", "DELETE", 405) == 1
-    assert requests_total(samples, "unmatched", "other", 405) == 1  # WebDAV and the like: one label
+    assert requests_total(samples, "unmatched", "other", 501) == 1  # WebDAV and the like: one label
     routes = {dict(labels)["route"] for labels in samples["notes_http_requests_total"]}
     assert not routes & {f"/notes/{note['id']}", "/notes/999", "/not/a/route", "/another/one"}
 

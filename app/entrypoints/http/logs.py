@@ -29,7 +29,7 @@ from aiohttp.web import BaseRequest, StreamResponse
 ACCESS_LOGGER = "app.access"
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error")
-# [request id, seconds taken or None while running] of the request this task is answering
+# [request id, seconds taken or None while running, its task] of the request being answered
 CURRENT_REQUEST: ContextVar[list | None] = ContextVar("current_request", default=None)
 _VERBATIM = {"verbatim": True}  # marks a record of finished access lines for the formatters
 
@@ -83,8 +83,17 @@ def utc_timestamp(moment: float) -> str:
 
 
 def _request_id() -> str | None:
+    """The id of the request whose own task logs the record. A task started while answering a
+    request (a driver's pool keeping its connections) inherits the request's context but works
+    for no request: its records carry no id."""
     noted = CURRENT_REQUEST.get()
-    return None if noted is None else noted[0]
+    if noted is None:
+        return None
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # a thread without an event loop
+        return None
+    return noted[0] if task is noted[2] else None
 
 
 class TextFormatter(logging.Formatter):
@@ -211,7 +220,7 @@ class AccessLogger(AbstractAccessLogger):
         if noted is None or noted[1] is None:  # answered by aiohttp before any route (routing.py)
             id_, seconds = "-", time
         else:
-            id_, seconds = noted
+            id_, seconds = noted[0], noted[1]
         try:
             line = self._line(self._name, request, response, id_, seconds)
         except Exception:  # the request is answered already: a failure here must not touch it

@@ -12,6 +12,7 @@ noted here.
 from __future__ import annotations
 
 import itertools
+from asyncio import current_task
 import os
 import re
 from bisect import bisect_left
@@ -26,7 +27,7 @@ from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.logs import CURRENT_REQUEST
 from app.entrypoints.http.metrics import BUCKETS, RequestMetrics, add_metrics, new_buckets
 from app.entrypoints.http.negotiation import accepts_json
-from app.entrypoints.http.problems import NOT_ACCEPTABLE, problem_response
+from app.entrypoints.http.problems import EXPECTATION_FAILED, NOT_ACCEPTABLE, problem_response
 
 X_REQUEST_ID = istr("X-Request-ID")
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII: safe in a header and a log line
@@ -64,15 +65,20 @@ class RequestObserver:
             request_id = request.headers.get(X_REQUEST_ID)
             if request_id is None or _CLIENT_ID.fullmatch(request_id) is None:
                 request_id = f"{id_prefix}{next(ids)}"
-            # [id, seconds taken]: for the access log line, and for app log records meanwhile
-            noted: list = [request_id, None]
+            # [id, seconds taken, the request's task]: for the access log line, and for the log
+            # records of this task meanwhile (not of tasks it starts, which inherit the context)
+            noted: list = [request_id, None, current_task()]
             CURRENT_REQUEST.set(noted)
             started = perf_counter()
             response: web.StreamResponse
             redirect = None  # an HTTPException below 400 stays raised, as aiohttp wants it
             try:
-                accept = request.headers.get(hdrs.ACCEPT) if json_only else None
-                if accept is not None and not accepts_json(accept):
+                headers = request.headers
+                accept = headers.get(hdrs.ACCEPT) if json_only else None
+                expect = headers.get(hdrs.EXPECT)
+                if expect is not None and expect.lower() != "100-continue":
+                    response = EXPECTATION_FAILED.response()
+                elif accept is not None and not accepts_json(accept):
                     response = NOT_ACCEPTABLE.response()
                 else:
                     response = await handler(request)

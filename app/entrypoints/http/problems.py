@@ -112,6 +112,8 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> ProblemError:
 
 
 NOT_ACCEPTABLE = ProblemError(406, "this resource is only available as application/json")
+# The expectation is not echoed: a client may put anything there.
+EXPECTATION_FAILED = ProblemError(417, "the only expectation this server meets is 100-continue")
 
 
 def problem_response(error: Exception, request: web.Request) -> web.Response:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
-from aiohttp import hdrs, web
+from aiohttp import HttpVersion11, hdrs, web
 from yarl import URL
 
+from app.entrypoints.http.keys import SETTINGS
 from app.entrypoints.http.metrics import UNMATCHED
 from app.entrypoints.http.observability import Handler, RequestObserver
 from app.entrypoints.http.problems import ProblemError
@@ -28,15 +29,16 @@ def add_resource(
     resource = router.add_resource(path, name=name)
     allow = ", ".join(sorted({*methods, hdrs.METH_OPTIONS}))
     for method, handler in methods.items():
-        resource.add_route(method, observer.observe(handler, path, method, json_only=json_only))
+        observed = observer.observe(handler, path, method, json_only=json_only)
+        resource.add_route(method, observed, expect_handler=expect_continue)
     headers: dict[str, str] = {hdrs.ALLOW: allow}
     if hdrs.METH_PATCH in methods:
         headers["Accept-Patch"] = MERGE_PATCH_JSON
     options = observer.observe(_options(headers), path, hdrs.METH_OPTIONS, json_only=False)
-    resource.add_route(hdrs.METH_OPTIONS, options)
+    resource.add_route(hdrs.METH_OPTIONS, options, expect_handler=expect_continue)
     # METH_ANY answers only the methods not routed above
     not_allowed = observer.observe(_not_allowed(allow), UNMATCHED, None, json_only=False)
-    resource.add_route(hdrs.METH_ANY, not_allowed)
+    resource.add_route(hdrs.METH_ANY, not_allowed, expect_handler=expect_continue)
 
 
 def add_fallback(router: web.UrlDispatcher, observer: RequestObserver) -> None:
@@ -48,10 +50,12 @@ def add_fallback(router: web.UrlDispatcher, observer: RequestObserver) -> None:
     HTTP parser refuses (400).
     """
     not_found = observer.observe(_not_found, UNMATCHED, None, json_only=False)
-    router.add_route(hdrs.METH_ANY, "/{path:(?s:.*)}", not_found, name="unmatched")
+    router.add_route(
+        hdrs.METH_ANY, "/{path:(?s:.*)}", not_found, name="unmatched", expect_handler=expect_continue
+    )
     asterisk = _Asterisk()
     router.register_resource(asterisk)
-    asterisk.add_route(hdrs.METH_ANY, not_found)
+    asterisk.add_route(hdrs.METH_ANY, not_found, expect_handler=expect_continue)
 
 
 class _Asterisk(web.Resource):
@@ -84,13 +88,44 @@ def _options(headers: Mapping[str, str]) -> Callable[[web.Request], Awaitable[we
     return answer
 
 
+# The methods of RFC 9110 (section 9) and PATCH (RFC 5789): any other is not implemented (501).
+KNOWN_METHODS = frozenset({
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+})
+
+
+def _not_implemented(request: web.Request) -> ProblemError | None:
+    if request.method in KNOWN_METHODS:
+        return None
+    # The method is not echoed: a client may put anything there.
+    return ProblemError(501, "this request method is not implemented by this server")
+
+
 def _not_allowed(allow: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def answer(request: web.Request) -> web.Response:
-        detail = f"{request.method} is not allowed here; see the Allow header"
-        raise ProblemError(405, detail, headers={hdrs.ALLOW: allow})
+        raise _not_implemented(request) or ProblemError(
+            405, f"{request.method} is not allowed here; see the Allow header",
+            headers={hdrs.ALLOW: allow},
+        )
 
     return answer
 
 
 async def _not_found(request: web.Request) -> web.Response:
-    raise ProblemError(404, "no resource at this path")
+    raise _not_implemented(request) or ProblemError(404, "no resource at this path")
+
+
+async def expect_continue(request: web.Request) -> None:
+    """Send `100 Continue` only to a request whose body will be read: `Expect: 100-continue` on
+    HTTP/1.1 with a declared length within the limit. Otherwise send nothing here: the request's
+    own answer follows (417 for another expectation, 413 for a body over the limit), and the
+    client never sends a body it would be refused."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version != HttpVersion11 or expect.lower() != "100-continue":
+        return None
+    length = request.content_length
+    if length is not None and length > request.app[SETTINGS].max_body_bytes:
+        return None
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the interim answer is not part of the response's size
+    return None
