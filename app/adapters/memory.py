@@ -163,6 +163,7 @@ class MemoryIdempotencyStore:
 
     def __init__(self, keys: dict[str, _Key], undo: Undo) -> None:
         self._keys, self._undo = keys, undo
+        self.claimed: list[str] = []
 
     async def claim(self, key: str, fingerprint: str, now: datetime) -> bytes | None:
         self._forget_expired(now)
@@ -173,6 +174,7 @@ class MemoryIdempotencyStore:
             self._keys.pop(key, None)
             self._keys[key] = _Key(fingerprint, now, None)
             self._undo.append(lambda: self._keys.pop(key, None))
+            self.claimed.append(key)
             return None
         if held.fingerprint != fingerprint:
             raise IdempotencyKeyReusedError(key)
@@ -215,12 +217,17 @@ class MemoryStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Transaction]:
         undo: Undo = []
+        keys = MemoryIdempotencyStore(self._keys, undo)
         try:
-            yield _Transaction(_JournaledNotes(self.notes, undo), MemoryIdempotencyStore(self._keys, undo))
+            yield _Transaction(_JournaledNotes(self.notes, undo), keys)
         except BaseException:
             for step in reversed(undo):
                 step()
             raise
+        finally:  # a key claimed but not recorded is not kept, as in a SQL store
+            for key in keys.claimed:
+                if key in self._keys and self._keys[key].outcome is None:
+                    del self._keys[key]
 
     async def check(self) -> None:
         return None

@@ -23,6 +23,10 @@ BASE = datetime(2024, 2, 29, 12, 0, 0, 0, tzinfo=timezone.utc)
 MOMENTS = [BASE + timedelta(microseconds=m) for m in (0, 1, 999_999, 86_400_000_000, -1)]
 LETTERS = "aAbBeéÉèÈzZßçÇ😀İıσςΣ"
 TAGS = ["home", "work", "x", "Home"]
+# Search terms: short (1-2 characters, which SQLite checks by substring) beside long ones (served by
+# its trigram index), with the characters of FTS query syntax; and from few letters, so they match.
+TERM_LETTERS = 'aAbé"*^:(-'
+
 
 
 def title_key(title: str) -> str:
@@ -55,7 +59,7 @@ def model(notes: list[Note], f: NoteFilter, sort: Sort, terms: list[str]) -> lis
     return [n.id for n in chosen]
 
 
-text = st.text(alphabet=LETTERS + " ", min_size=1, max_size=6)
+text = st.text(alphabet=LETTERS + TERM_LETTERS + " ", min_size=1, max_size=8)
 drafts = st.builds(
     lambda title, description, priority, tags, created_by, created_at, updated_at: NoteDraft(
         title=title, description=description, priority=priority, tags=tuple(sorted(tags)),
@@ -80,7 +84,7 @@ filters = st.builds(
     created_before=st.none() | st.sampled_from(MOMENTS),
     updated_after=st.none() | st.sampled_from(MOMENTS),
     updated_before=st.none() | st.sampled_from(MOMENTS),
-    terms=st.lists(st.text(alphabet=LETTERS, min_size=1, max_size=4), max_size=2).map(
+    terms=st.lists(st.text(alphabet=TERM_LETTERS, min_size=1, max_size=4), max_size=3).map(
         lambda terms: tuple(t.casefold() for t in terms)
     ),
 )

@@ -137,3 +137,7 @@ async def test_fifty_concurrent_updates_of_one_note_lose_nothing(storage: Storag
 async def test_check_succeeds_while_the_store_answers(storage: Storage) -> None:
     await storage.check()
 
+
+
+async def test_each_store_has_its_own_random_cursor_secret(storage: Storage) -> None:
+    assert len(storage.cursor_secret) >= 32 and storage.cursor_secret != "notes-cursor"

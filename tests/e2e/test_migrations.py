@@ -4,6 +4,7 @@ them again changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -52,3 +53,15 @@ def test_postgresql_migrations_match_the_described_schema_and_rerun_as_no_ops(po
         in_thread(migrate, url, "postgresql")
         in_thread(migrate, url, "postgresql")
         assert in_thread(asyncio.run, differences(url)) == []
+
+
+def test_the_cursor_secret_is_made_once_per_store_and_kept(tmp_path) -> None:
+    """Every process of one deployment reads the same secret; another store has another."""
+    secrets = []
+    for name in ("a.db", "b.db"):
+        url = f"sqlite:///{tmp_path / name}"
+        migrate(url, "sqlite")
+        migrate(url, "sqlite")  # a second run keeps it
+        with sqlite3.connect(tmp_path / name) as db:
+            secrets += db.execute("SELECT value FROM store_settings WHERE name = 'cursor_secret'").fetchall()
+    assert len(secrets) == 2 and secrets[0] != secrets[1] and len(secrets[0][0]) >= 32

@@ -87,3 +87,33 @@ async def test_with_require_if_match_a_write_without_it_is_428(strict_client, me
     assert await all_notes(strict_client) == [note]
     response = await send(strict_client, method, f"/notes/{note['id']}", {"title": "t"}, headers={"If-Match": '"1"'})
     assert response.status in (200, 204)
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("tag", ['"01"', '"1 "', '" 1"', '"+1"', '"1' + "0" * 4300 + '"'])
+async def test_if_match_compares_character_for_character(client, method: str, tag: str) -> None:
+    note = await create(client)
+    body = {"title": "changed"} if method != "DELETE" else None
+    response = await send(client, method, f"/notes/{note['id']}", body, headers={"If-Match": tag})
+    await problem(response, 412)
+    assert await all_notes(client) == [note]
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("header", ['"1"', 'W/"1"', '"5", "1"', "*"])
+async def test_a_write_whose_if_none_match_matches_is_412_and_writes_nothing(
+    client, method: str, header: str
+) -> None:
+    note = await create(client)
+    body = {"title": "changed"} if method != "DELETE" else None
+    response = await send(client, method, f"/notes/{note['id']}", body, headers={"If-None-Match": header})
+    await problem(response, 412)
+    assert await all_notes(client) == [note]
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+async def test_a_write_whose_if_none_match_names_another_version_goes_ahead(client, method: str) -> None:
+    note = await create(client)
+    body = {"title": "changed"} if method != "DELETE" else None
+    response = await send(client, method, f"/notes/{note['id']}", body, headers={"If-None-Match": '"2"'})
+    assert response.status in (200, 204), await response.text()

@@ -42,6 +42,7 @@ PROBLEMS = {
     412: "If-Match does not match the note's current ETag (strong comparison), or If-None-Match"
          " matches it",
     413: "the body is over the limit",
+    417: "an Expect header other than 100-continue",
     415: "the declared Content-Type is not JSON (PATCH: not a JSON merge patch; see Accept-Patch)",
     422: "the body breaks the rules of the note (`errors` lists the first 100 problems, each with its"
          " JSON pointer, and `detail` says how many there were),"
@@ -145,6 +146,9 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
                                           for status, answer in get["responses"].items()}}
         allowed = sorted(m.upper() for m in METHODS if m in item) + ["OPTIONS"]
         item["options"] = _options(", ".join(sorted(set(allowed))))
+        for method in METHODS:  # every route answers an unknown expectation alike
+            if method in item:
+                item[method]["responses"].update(_problems(417))
     return paths
 
 

@@ -62,6 +62,9 @@ async def read_body(request: web.Request) -> bytes:
         async with asyncio.timeout(settings.body_timeout):
             return await request.read()
     except TimeoutError:
+        # The rest of the body is not waited for: without this, aiohttp would read it for its
+        # lingering time before closing, which is what a slow client wants.
+        request.content.feed_eof()
         raise ProblemError(
             408,
             f"the request body did not arrive within {settings.body_timeout:g} seconds",

@@ -1,0 +1,100 @@
+"""Units of work and idempotency records: one contract, every store, a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from app.adapters import Storage
+from app.domain.errors import IdempotencyKeyInUseError, IdempotencyKeyReusedError, NoteNotFoundError
+from app.domain.ports import IDEMPOTENCY_RETENTION
+from app.domain.query import ListQuery
+from tests.factories import T0, draft
+
+
+class Boom(Exception):
+    """Raised inside a unit of work, as a lost connection or a cancelled request would be."""
+
+
+async def record(storage: Storage, key: str, fingerprint: str, outcome: bytes, at=T0) -> int:
+    async with storage.transaction() as tx:
+        assert await tx.idempotency.claim(key, fingerprint, at) is None
+        note = await tx.notes.add(draft(title=key))
+        await tx.idempotency.record(key, fingerprint, outcome, at)
+    return note.id
+
+
+async def claim(storage: Storage, key: str, fingerprint: str, at=T0) -> bytes | None:
+    async with storage.transaction() as tx:
+        return await tx.idempotency.claim(key, fingerprint, at)
+
+
+async def test_a_recorded_key_gives_its_outcome_to_every_later_claim(storage: Storage) -> None:
+    await record(storage, "k", "f", b"first answer")
+    assert await claim(storage, "k", "f", T0 + timedelta(hours=1)) == b"first answer"
+    assert await claim(storage, "k", "f", T0 + IDEMPOTENCY_RETENTION) == b"first answer"
+
+
+async def test_a_key_claimed_with_another_fingerprint_is_refused(storage: Storage) -> None:
+    await record(storage, "k", "f", b"first answer")
+    with pytest.raises(IdempotencyKeyReusedError):
+        await claim(storage, "k", "other")
+
+
+async def test_a_key_is_free_again_once_its_retention_has_passed(storage: Storage) -> None:
+    await record(storage, "k", "f", b"first answer")
+    later = T0 + IDEMPOTENCY_RETENTION + timedelta(microseconds=1)
+    assert await claim(storage, "k", "other", later) is None
+    await record(storage, "k", "other", b"second answer", later)
+    assert await claim(storage, "k", "other", later) == b"second answer"
+
+
+async def test_keys_are_independent(storage: Storage) -> None:
+    await record(storage, "a", "f", b"A")
+    await record(storage, "b", "f", b"B")
+    assert [await claim(storage, k, "f") for k in ("a", "b", "c")] == [b"A", b"B", None]
+
+
+async def test_a_unit_of_work_that_fails_leaves_nothing_behind(storage: Storage) -> None:
+    kept = await storage.notes.add(draft(title="kept"))
+    with pytest.raises(Boom):
+        async with storage.transaction() as tx:
+            assert await tx.idempotency.claim("k", "f", T0) is None
+            added = await tx.notes.add(draft(title="lost"))
+            await tx.notes.update(kept.revised(kept.content(), T0))
+            await tx.idempotency.record("k", "f", b"never seen", T0)
+            raise Boom
+    assert await storage.notes.list(ListQuery()) == [kept]  # no note, no change
+    with pytest.raises(NoteNotFoundError):
+        await storage.notes.get(added.id)
+    assert await claim(storage, "k", "f") is None  # and the key is free: a retry may run
+
+
+async def test_a_key_held_by_an_open_unit_of_work_is_in_use_or_waits_for_it(storage: Storage) -> None:
+    """A second claim while the first unit of work is open either says "in use" at once or, on
+    a store that runs one writer at a time, waits and then gets the first outcome: never a
+    second note."""
+    claimed, release = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with storage.transaction() as tx:
+            assert await tx.idempotency.claim("k", "f", T0) is None
+            await tx.notes.add(draft(title="first"))
+            claimed.set()
+            await release.wait()
+            await tx.idempotency.record("k", "f", b"first answer", T0)
+
+    running = asyncio.create_task(first())
+    await claimed.wait()
+    second = asyncio.create_task(claim(storage, "k", "f"))
+    done, _ = await asyncio.wait({second}, timeout=0.2)  # a bounded look: waiting is allowed
+    release.set()
+    await running
+    if done:
+        with pytest.raises(IdempotencyKeyInUseError):
+            second.result()
+    else:
+        assert await second == b"first answer"
+    assert [n.title for n in await storage.notes.list(ListQuery())] == ["first"]
