@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import asyncpg
@@ -68,16 +69,45 @@ async def test_a_lost_database_gives_503_then_the_service_recovers_by_itself(cli
     assert (await send(client, "POST", "/notes", {"title": "after"})).status == 201
 
 
-async def test_a_database_that_stops_answering_gives_503_within_the_timeout(client, proxy: Proxy) -> None:
+async def test_a_database_that_stops_answering_gives_503_within_one_timeout(
+    client, proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
     note = await create(client)
-    await proxy.cut()
-    proxy.black_hole = True
-    await proxy.start()
-    started = time.monotonic()
-    await unavailable(await client.get(f"/notes/{note['id']}"))
-    assert time.monotonic() - started < TIMEOUT * 3
+    proxy.black_hole = True  # the open connections stop answering mid-conversation
+    for method, path, body, headers in (
+        ("GET", f"/notes/{note['id']}", None, {}),
+        ("PATCH", f"/notes/{note['id']}", {"priority": 1}, {}),
+        ("POST", "/notes", {"title": "t"}, {"Idempotency-Key": "k1"}),
+        ("GET", "/notes", None, {}),
+    ):
+        started = time.monotonic()
+        await unavailable(await send(client, method, path, body, headers=headers))
+        assert time.monotonic() - started < TIMEOUT * 1.5, (method, path)
     await proxy.cut()
     await proxy.restore()
+    await eventually_ready(client)
+    gc.collect()  # asyncio reports a task whose exception no one took when it is collected
+    assert "never retrieved" not in caplog.text
+
+
+async def test_a_database_that_refuses_connections_gives_503_not_500(
+    client, migrated_postgres: str, postgres_server_url: str
+) -> None:
+    """55000 "database is not currently accepting connections", as during maintenance."""
+    note = await create(client)
+    name = sa.make_url(migrated_postgres).database
+    admin = await asyncpg.connect(postgres_server_url)  # another database than the one closed
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        statuses = {(await client.get(f"/notes/{note['id']}")).status for _ in range(5)}
+        assert statuses == {503}
+        await unavailable(await send(client, "POST", "/notes", {"title": "t"}, headers={"Idempotency-Key": "k"}))
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
     await eventually_ready(client)
 
 

@@ -1,0 +1,127 @@
+"""SQLite held by another process, or on a full disk: the service keeps answering, and says
+honestly whether it can take writes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.adapters.migrate import migrate
+from tests.databases import in_thread
+from tests.http.support import create, problem, send
+
+HOLD_SECONDS = 3.0
+# Another process: takes the write lock, says so, and keeps it until told to let go.
+HOLDER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+db.execute("COMMIT")
+"""
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    in_thread(migrate, url, "sqlite")
+    return url
+
+
+async def timed(request) -> tuple[int, float]:
+    started = time.monotonic()
+    response = await request
+    await response.read()
+    return response.status, time.monotonic() - started
+
+
+async def test_reads_and_healthz_answer_at_once_while_another_process_holds_the_lock(
+    make_client, sqlite_url: str
+) -> None:
+    client = await make_client(sqlite_url, db_timeout=HOLD_SECONDS + 5)
+    note = await create(client)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, sqlite_url.removeprefix("sqlite:///")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        write = asyncio.create_task(send(client, "POST", "/notes", {"title": "waits for the lock"}))
+        latencies: list[tuple[int, float]] = []
+        ends = time.monotonic() + HOLD_SECONDS
+        while time.monotonic() < ends:  # probe throughout the hold
+            latencies.append(await timed(client.get("/healthz")))
+            latencies.append(await timed(client.get(f"/notes/{note['id']}")))
+            latencies.append(await timed(client.get("/notes")))
+            await asyncio.sleep(0.02)
+        assert not write.done()  # still waiting for the other process, off the loop
+        holder.communicate("go\n", timeout=10)
+        assert (await write).status == 201
+    finally:
+        holder.kill()
+    assert len(latencies) > 30
+    assert {status for status, _ in latencies} == {200}
+    assert max(seconds for _, seconds in latencies) < 0.1
+
+
+async def test_a_write_that_cannot_get_the_lock_in_time_is_503_and_the_service_recovers(
+    make_client, sqlite_url: str
+) -> None:
+    client = await make_client(sqlite_url, db_timeout=0.3)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, sqlite_url.removeprefix("sqlite:///")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        await problem(await send(client, "POST", "/notes", {"title": "t"}), 503)
+        await problem(await client.get("/readyz"), 503)
+        assert (await client.get("/healthz")).status == 200
+        holder.communicate("go\n", timeout=10)
+    finally:
+        holder.kill()
+    assert (await send(client, "POST", "/notes", {"title": "t"})).status == 201
+    assert (await client.get("/readyz")).status == 200
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB file system of its own (tmpfs), where mounting is allowed (root on Linux)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_readyz_is_503_while_the_disk_is_full(make_client, small_disk: Path) -> None:
+    url = f"sqlite:///{small_disk / 'notes.db'}"
+    in_thread(migrate, url, "sqlite")
+    client = await make_client(url)
+    assert (await client.get("/readyz")).status == 200
+    filler = small_disk / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass  # the disk is full
+    big = {"title": "t", "description": "x" * 10_000}
+    statuses = {(await send(client, "POST", "/notes", big)).status for _ in range(20)}
+    assert statuses == {503}
+    await problem(await client.get("/readyz"), 503)
+    filler.unlink()
+    assert (await client.get("/readyz")).status == 200
