@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine, LineTooLong
 from aiohttp.test_utils import TestServer
 
 from app.container import build_container
@@ -20,6 +21,7 @@ from app.entrypoints.http.logs import (
     AccessLogger,
     JsonFormatter,
     TextFormatter,
+    client_protocol_errors,
     flush_access_log,
 )
 from tests.conftest import settings_for
@@ -172,3 +174,24 @@ async def test_log_records_of_a_task_started_during_a_request_carry_no_request_i
         CURRENT_REQUEST.reset(token)
     assert "request_id" not in orjson.loads(json_line)
     assert "req-78" not in text_line
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        LineTooLong(b"/secret-in-the-url" * 500, "8190"),
+        BadStatusLine(b"XEVIL /secret HTTP/1.1"),
+        BadHttpMessage("Invalid header value char:\n\n  b'X-Probe: secret'\n"),
+    ],
+)
+def test_a_malformed_request_is_logged_in_one_line_that_repeats_nothing_it_sent(error) -> None:
+    try:
+        raise error
+    except BadHttpMessage:
+        logged = logging.LogRecord(
+            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request from %s",
+            ("127.0.0.1",), sys.exc_info(),
+        )
+    client_protocol_errors(logged)
+    line = TextFormatter().format(logged)
+    assert "\n" not in line and "secret" not in line and "WARNING" in line and ": 400 " in line

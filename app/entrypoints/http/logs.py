@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import re
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -56,12 +57,14 @@ def configure_logging(settings: LogSettings) -> None:
 def client_protocol_errors(record: logging.LogRecord) -> bool:
     """aiohttp answers a malformed request (a NUL in a header, a broken request line) with 400
     before any handler runs, and logs it with a traceback; it is the client's error, so one
-    warning line without the traceback says all there is to say."""
+    warning line without the traceback says all there is to say. Nothing the client sent is
+    repeated in it: aiohttp's reasons quote the offending bytes after a colon or a quote."""
     error = record.exc_info[1] if record.exc_info else None
     if record.name == "aiohttp.server" and isinstance(error, HttpProcessingError):
         message = record.getMessage()
         reason = next((line for line in str(error.message).splitlines() if line.strip()), "")
-        record.msg, record.args = "%s: %d %s", (message, error.code, reason.rstrip(":"))
+        reason = re.split(r"[:'\"]", reason, maxsplit=1)[0].strip() or type(error).__name__
+        record.msg, record.args = "%s: %d %s", (message, error.code, reason)
         record.exc_info = record.exc_text = None
         record.levelno, record.levelname = logging.WARNING, "WARNING"
     return True
