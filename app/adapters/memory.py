@@ -30,7 +30,7 @@ from app.domain.query import ListQuery, NoteFilter, Sort, SortField
 
 _SORTS = {field: Sort(field) for field in SortField}
 _NO_FILTER = NoteFilter()
-Undo = list[Callable[[], None]]
+Undo = list[Callable[[], object]]
 
 
 class MemoryNoteRepository:

@@ -76,10 +76,10 @@ async def test_a_target_no_resource_matches_is_404_problem_json(memory_client, t
     assert orjson.loads(body)["status"] == 404
 
 
-async def test_connect_is_left_to_aiohttp_a_plain_404(memory_client) -> None:
-    """CONNECT's target is not a path, so no route sees it: aiohttp answers it (README)."""
+async def test_connect_is_a_404_problem_json(memory_client) -> None:
+    """CONNECT's target is not a path, so no route matches it: this is no proxy."""
     status_line, headers, body = await raw_request(memory_client, "CONNECT example.com:443 HTTP/1.1")
-    assert status_line.startswith("HTTP/1.1 404") and headers["content-type"].startswith("text/plain")
+    assert status_line.startswith("HTTP/1.1 404") and headers["content-type"] == "application/problem+json"
     assert b"Traceback" not in body
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.container import build_container
+from app.entrypoints.http import create_app
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.metrics import PoolCollector
-from app.entrypoints.http.observability import RequestObserver
+from tests.conftest import settings_for
 from tests.http.support import create, problem, send
 
 GENERATED_ID = re.compile(r"[0-9a-f]{12}-[0-9]+")
@@ -71,16 +74,51 @@ async def test_an_unacceptable_client_request_id_is_replaced_by_a_new_one(memory
     assert GENERATED_ID.fullmatch(response.headers["X-Request-ID"])
 
 
-async def test_a_redirect_a_handler_raises_goes_out_as_raised_with_a_request_id(aiohttp_client) -> None:
+def app_with_plain_routes() -> web.Application:
+    """The production application, plus routes added the plain aiohttp way."""
+
     async def moved(request: web.Request) -> web.Response:
         raise web.HTTPPermanentRedirect("/notes")
 
-    observer = RequestObserver(HttpSettings())
-    app = web.Application()
-    app.router.add_route("GET", "/old", observer.observe(moved, "/old", "GET", json_only=True))
-    response = await (await aiohttp_client(app)).get("/old", allow_redirects=False)
+    async def broken(request: web.Request) -> web.Response:
+        raise ValueError("a bug")
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"hello": "world"})
+
+    app = create_app(build_container(settings_for("memory://")))
+    app.router.add_get("/old", moved)
+    app.router.add_get("/broken", broken)
+    app.router.add_get("/hello", hello)
+    return app
+
+
+async def test_a_redirect_a_handler_raises_goes_out_as_raised_with_a_request_id(aiohttp_client) -> None:
+    client = await aiohttp_client(app_with_plain_routes())
+    response = await client.get("/old", allow_redirects=False)
     assert response.status == 308 and response.headers["Location"] == "/notes"
     assert GENERATED_ID.fullmatch(response.headers["X-Request-ID"])
+
+
+async def test_a_route_added_the_plain_aiohttp_way_gets_the_whole_pipeline(aiohttp_client) -> None:
+    client = await aiohttp_client(app_with_plain_routes())
+    ok = await client.get("/hello")
+    assert ok.status == 200 and GENERATED_ID.fullmatch(ok.headers["X-Request-ID"])
+    await problem(await client.get("/hello", headers={"Accept": "text/html"}), 406)
+    document = await problem(await client.get("/broken"), 500)
+    assert "a bug" not in document["detail"]
+    await problem(await client.post("/hello"), 405)
+    options = await client.options("/hello")
+    assert options.status == 204 and options.headers["Allow"] == "GET, HEAD, OPTIONS"
+    samples = await metrics_of(client)
+    assert requests_total(samples, "/hello", "GET", 200) == 1
+    assert requests_total(samples, "/hello", "GET", 406) == 1
+    assert requests_total(samples, "/broken", "GET", 500) == 1
+
+
+def test_no_private_aiohttp_name_is_used_by_the_service() -> None:
+    source = "\n".join(p.read_text() for p in Path("app").rglob("*.py"))
+    assert not re.search(r"\._(match|handler|handle|make_request|middlewares|router)\b", source)
 
 
 async def test_a_request_id_of_200_visible_characters_is_accepted(memory_client) -> None:

@@ -1,4 +1,4 @@
-"""The aiohttp application factory: its routes, each observed, and the storage's lifetime."""
+"""The aiohttp application factory: its pipeline, its routes and the storage's lifetime."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from aiohttp import web
 from app.entrypoints.http import docs, handlers, routing
 from app.entrypoints.http.keys import CONTAINER, CURSORS, NOTES, SETTINGS
 from app.entrypoints.http.listing import CursorCodec
-from app.entrypoints.http.metrics import metrics_page
-from app.entrypoints.http.observability import Handler, RequestObserver
+from app.entrypoints.http.metrics import RequestMetrics, add_metrics, metrics_page
+from app.entrypoints.http.pipeline import Handler, Pipeline
 
 if TYPE_CHECKING:
     from app.container import Container
@@ -21,14 +21,15 @@ if TYPE_CHECKING:
 def create_app(container: Container) -> web.Application:
     """Build the application. Does no I/O: the storage opens in `cleanup_ctx` on start-up."""
     settings = container.http_settings()
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    metrics = RequestMetrics()
+    pipeline = Pipeline(settings, metrics)  # problem+json, X-Request-ID, metrics, CORS
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[pipeline.middleware()])
     app[CONTAINER] = container
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_storage)
-    observer = RequestObserver(settings)  # problem+json, X-Request-ID, metrics, CORS
-    observer.install(app)
+    add_metrics(app, metrics)
     docs.setup(app)
-    _add_routes(app.router, observer)
+    _add_routes(app.router)
     return app
 
 
@@ -41,8 +42,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     await container.shutdown_resources()
 
 
-def _add_routes(router: web.UrlDispatcher, observer: RequestObserver) -> None:
-    add = partial(routing.add_resource, router, observer)
+def _add_routes(router: web.UrlDispatcher) -> None:
+    add = partial(routing.add_resource, router)
     add("/notes", "notes", {"GET": handlers.list_notes, "HEAD": handlers.list_notes,
                             "POST": handlers.create_note})
     add("/notes/{id}", "note", {"GET": handlers.get_note, "HEAD": handlers.get_note,
@@ -51,10 +52,9 @@ def _add_routes(router: web.UrlDispatcher, observer: RequestObserver) -> None:
     add("/healthz", "healthz", _get(handlers.healthz))
     add("/readyz", "readyz", _get(handlers.readyz))
     add("/openapi.json", "openapi", _get(docs.openapi_json))
-    add("/docs", "docs", _get(docs.docs_page), json_only=False)
-    add("/docs/assets/{name}", "docs-assets", _get(docs.docs_asset), json_only=False)
-    add("/metrics", "metrics", _get(metrics_page), json_only=False)
-    routing.add_fallback(router, observer)  # last: every path the resources above do not match
+    add("/docs", "docs", _get(docs.docs_page))
+    add("/docs/assets/{name}", "docs-assets", _get(docs.docs_asset))
+    add("/metrics", "metrics", _get(metrics_page))
 
 
 def _get(handler: Handler) -> dict[str, Handler]:

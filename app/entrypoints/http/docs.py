@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from app.entrypoints.http.keys import SETTINGS
+from app.entrypoints.http.negotiation import not_json
 from app.entrypoints.http.openapi import build_openapi
 
 ASSETS = files("swagger_ui") / "static"
@@ -43,10 +44,12 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI_BYTES], content_type="application/json")
 
 
+@not_json
 async def docs_page(request: web.Request) -> web.Response:
     return web.Response(text=PAGE, content_type="text/html")
 
 
+@not_json
 async def docs_asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in ASSET_TYPES:

@@ -2,7 +2,7 @@
 
 The access log is aiohttp's access-log hook (`AccessLogger`): aiohttp calls it once per request
 after the response is sent. Its id and duration come from what the request's observer
-(observability.py) noted in `CURRENT_REQUEST` (aiohttp runs a request, its handler and this
+(pipeline.py) noted in `CURRENT_REQUEST` (aiohttp runs a request, its handler and this
 hook in one task of its own, so one context). The lines of up to 50 ms go out together as one log
 record: a request then costs the formatting of its line, not a record and a write of its own,
 which would cost more than the rest of the access log (see README's Operations). A kill -9 can

@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator
 from itertools import accumulate
 
 from aiohttp import web
+
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from app.entrypoints.http.keys import CONTAINER, METRICS, METRICS_REGISTRY
+from app.entrypoints.http.negotiation import not_json
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -34,7 +36,7 @@ class RequestMetrics(Collector):
     `series` maps (route, method) to buckets by status: a count per bucket of BUCKETS, the +Inf
     overflow and the sum of seconds. Each route's observer holds its own dict of statuses, so
     counting a request is one dict lookup and a bisect, done where the request is answered
-    (observability.py), with no lock: requests and scrapes share the event loop's thread. Counts
+    (pipeline.py), with no lock: requests and scrapes share the event loop's thread. Counts
     per status and the latency histogram per route come out of the same buckets, summed by
     `collect` at scrape time.
     """
@@ -42,10 +44,13 @@ class RequestMetrics(Collector):
     def __init__(self) -> None:
         self.series: dict[tuple[str, str], dict[int, list[float]]] = {}
 
-    def statuses(self, route: str, method: str) -> dict[int, list[float]]:
-        """The buckets by status of `route` answering `method`; a method not in METHODS counts
-        as "other", so a client cannot grow the series with made-up methods."""
-        return self.series.setdefault((route, method if method in METHODS else "other"), {})
+    def statuses(self, route: web.AbstractRoute, method: str) -> dict[int, list[float]]:
+        """The buckets by status of `route` answering `method`: a route by its path template, the
+        router's own answers (no such path, no such method) as "unmatched"; a method not in
+        METHODS counts as "other", so a client cannot grow the series with made-up methods."""
+        resource = route.resource
+        label = UNMATCHED if resource is None else resource.canonical
+        return self.series.setdefault((label, method if method in METHODS else "other"), {})
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         counts, latencies = self._summed()
@@ -123,6 +128,7 @@ async def _register_pool(app: web.Application) -> None:
         app[METRICS_REGISTRY].register(PoolCollector(usage))
 
 
+@not_json
 async def metrics_page(request: web.Request) -> web.Response:
     """The Prometheus text exposition (version 0.0.4) of this process's metrics."""
     body = generate_latest(request.app[METRICS_REGISTRY])

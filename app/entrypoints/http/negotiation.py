@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
+
+H = TypeVar("H", bound=Callable[..., object])
 
 # What the JSON routes can send: their documents, and problem details when something fails.
 PRODUCED = (("application", "json"), ("application", "problem+json"))
@@ -46,3 +50,9 @@ def _quality(ranges: list[tuple[str, str, float]], kind: str, subtype: str) -> f
         if rank > specificity:
             best, specificity = q, rank
     return best
+
+
+def not_json(handler: H) -> H:
+    """Mark a handler whose answers are not JSON (a page, a script, metrics): no 406 for it."""
+    handler.not_json = True  # type: ignore[attr-defined]
+    return handler

@@ -1,7 +1,7 @@
 """Problem details (RFC 9457): every error leaves the service as application/problem+json.
 
 Handlers only raise; `problem_response` maps what they raise to its problem, once, where every
-request is answered (observability.py).
+request is answered (pipeline.py).
 """
 
 from __future__ import annotations

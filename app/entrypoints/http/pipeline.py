@@ -1,0 +1,141 @@
+"""The one request pipeline: an aiohttp middleware that every request passes through, on every
+route, whether it was added here or the plain aiohttp way, and the requests no route matches.
+
+It gives each request its X-Request-ID, times and counts it (metrics), refuses what no route of
+the service can answer (501 for a method no one implements, 417 for an expectation, 406 for an
+Accept that admits no JSON on a JSON route), turns whatever the handler or aiohttp's router
+raises into problem+json (404, 405 with `Allow`), answers OPTIONS for every resource from the
+router's own knowledge of its methods, and adds the CORS headers. The access log line is written
+later, by aiohttp's access-log hook (logs.py), from what is noted here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from asyncio import current_task
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+
+from aiohttp import hdrs, web
+from multidict import istr
+
+from app.entrypoints.http.cors import Cors
+from app.entrypoints.http.keys import HttpSettings
+from app.entrypoints.http.logs import CURRENT_REQUEST
+from app.entrypoints.http.metrics import BUCKETS, UNMATCHED, RequestMetrics, new_buckets
+from app.entrypoints.http.negotiation import accepts_json, not_json
+from app.entrypoints.http.problems import (
+    EXPECTATION_FAILED,
+    NOT_ACCEPTABLE,
+    ProblemError,
+    problem_response,
+)
+
+X_REQUEST_ID = istr("X-Request-ID")
+_CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII: safe in a header and a log line
+MERGE_PATCH_JSON = "application/merge-patch+json"
+# The methods of RFC 9110 (section 9) and PATCH (RFC 5789): any other is not implemented (501).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
+                           "PATCH"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Pipeline:
+    """What every request goes through; `middleware` is the aiohttp middleware that runs it."""
+
+    def __init__(self, settings: HttpSettings, metrics: RequestMetrics) -> None:
+        self._metrics = metrics
+        self._cors = Cors(settings.cors_origins) if settings.cors_origins else None
+        # Request ids: this process's random prefix and a counter. Unique across processes and
+        # restarts, and far cheaper per request than a uuid4.
+        self._id_prefix = f"{os.urandom(6).hex()}-"
+        self._ids = itertools.count(1)
+
+    def middleware(self) -> web.Middleware:
+        metrics, cors, id_prefix, ids = self._metrics, self._cors, self._id_prefix, self._ids
+        answer = _answer
+
+        @web.middleware
+        async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+            # Inline rather than in functions, metrics included: this runs for every request,
+            # and each call would cost about as much as the work it does.
+            request_id = request.headers.get(X_REQUEST_ID)
+            if request_id is None or _CLIENT_ID.fullmatch(request_id) is None:
+                request_id = f"{id_prefix}{next(ids)}"
+            # [id, seconds taken, the request's task]: for the access log line, and for the log
+            # records of this task meanwhile (not of tasks it starts, which inherit the context)
+            noted: list = [request_id, None, current_task()]
+            CURRENT_REQUEST.set(noted)
+            started = perf_counter()
+            redirect = None  # an HTTPException below 400 stays raised, as aiohttp wants it
+            try:
+                response = await answer(request, handler)
+            except web.HTTPException as raised:
+                response = redirect = raised
+            noted[1] = elapsed = perf_counter() - started
+            response.headers[X_REQUEST_ID] = request_id
+            route = request.match_info.route
+            statuses = metrics.statuses(route, request.method)
+            counts = statuses.get(response.status)
+            if counts is None:
+                counts = statuses[response.status] = new_buckets()
+            counts[bisect_left(BUCKETS, elapsed)] += 1
+            counts[-1] += elapsed
+            if cors is not None:
+                cors.add_headers(request, response)
+            if redirect is not None:
+                raise redirect
+            return response
+
+        return pipeline
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's answer, or the problem it raised; redirects stay raised."""
+    try:
+        if request.method not in KNOWN_METHODS:
+            # Not echoed: a client may put anything there.
+            raise ProblemError(501, "this request method is not implemented by this server")
+        headers = request.headers
+        expect = headers.get(hdrs.EXPECT)
+        if expect is not None and expect.lower() != "100-continue":
+            return EXPECTATION_FAILED.response()
+        accept = headers.get(hdrs.ACCEPT)
+        if accept is not None and not accepts_json(accept) and _answers_json(request):
+            return NOT_ACCEPTABLE.response()
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as refused:
+        return _options(request, refused)
+    except web.HTTPException as raised:
+        if raised.status < 400:
+            raise
+        return problem_response(raised, request)
+    except Exception as error:
+        return problem_response(error, request)
+
+
+def _answers_json(request: web.Request) -> bool:
+    """A route whose answers are JSON; not what the router answers itself (404, 405, OPTIONS),
+    which says more than a 406 would."""
+    match_info = request.match_info
+    return match_info.route.resource is not None and not getattr(match_info.handler, "not_json", False)
+
+
+def _options(request: web.Request, refused: web.HTTPMethodNotAllowed) -> web.StreamResponse:
+    """aiohttp's router knows the methods of every resource: OPTIONS is answered from them (204
+    with `Allow`), and any other method they lack is a 405 with the same `Allow`."""
+    allowed = {*refused.allowed_methods, hdrs.METH_OPTIONS}
+    headers = {hdrs.ALLOW: ", ".join(sorted(allowed))}
+    if hdrs.METH_PATCH in allowed:
+        headers["Accept-Patch"] = MERGE_PATCH_JSON
+    if request.method == hdrs.METH_OPTIONS:
+        return web.Response(status=204, headers=headers)
+    detail = f"{request.method} is not allowed here; see the Allow header"
+    return ProblemError(405, detail, headers=headers).response()
+
+
+__all__ = ["UNMATCHED", "Pipeline", "not_json"]
