@@ -8,6 +8,7 @@ import io
 import orjson
 import pytest
 
+from app.entrypoints.http.problem_types import TYPES
 from tests.factories import tutorial_body
 from tests.http.support import all_notes, create, problem, send
 
@@ -199,3 +200,22 @@ async def test_an_accept_header_that_admits_json_is_served(client, accept: str) 
 async def test_options_lists_the_allowed_methods(client, path: str, allow: str) -> None:
     response = await client.options(path)
     assert response.status == 204 and response.headers["Allow"] == allow
+
+
+async def test_every_problem_type_is_an_absolute_uri_whose_page_explains_it(memory_client) -> None:
+    document = await problem(await memory_client.get("/notes/999"), 404)
+    assert document["type"] == f"http://{memory_client.host}:{memory_client.port}/problems/note-not-found"
+    for slug in TYPES:
+        page = await memory_client.get(f"/problems/{slug}", headers={"Accept": "text/html"})
+        assert page.status == 200 and page.content_type == "text/html"
+        assert slug in await page.text()
+    await problem(await memory_client.get("/problems/no-such-problem"), 404)
+
+
+@pytest.mark.parametrize(("status", "phrase"), [(413, "Content Too Large"), (422, "Unprocessable Content")])
+async def test_problem_titles_and_status_lines_use_rfc_9110_reason_phrases(memory_client, status, phrase) -> None:
+    body = {"title": ""} if status == 422 else {"title": "x" * 2_000_000}
+    response = await memory_client.post("/notes", data=io.BytesIO(orjson.dumps(body)),
+                                        headers={"Content-Type": "application/json"})
+    assert response.status == status and response.reason == phrase
+    assert (await problem(response, status))["title"] == phrase

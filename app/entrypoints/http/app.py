@@ -13,6 +13,7 @@ from app.entrypoints.http.keys import CONTAINER, CURSORS, NOTES, SETTINGS
 from app.entrypoints.http.listing import CursorCodec
 from app.entrypoints.http.metrics import RequestMetrics, add_metrics, metrics_page
 from app.entrypoints.http.pipeline import Handler, Pipeline
+from app.entrypoints.http.problem_types import problem_page
 
 if TYPE_CHECKING:
     from app.container import Container
@@ -55,6 +56,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     add("/docs", "docs", _get(docs.docs_page))
     add("/docs/assets/{name}", "docs-assets", _get(docs.docs_asset))
     add("/metrics", "metrics", _get(metrics_page))
+    add("/problems/{slug}", "problems", _get(problem_page))
 
 
 def _get(handler: Handler) -> dict[str, Handler]:

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from itertools import accumulate
 
 from aiohttp import web
-
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector

@@ -7,12 +7,12 @@ service does, and tests/http validate every response they receive against it.
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from app.entrypoints.http import schemas
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.listing import PARAMETERS
+from app.entrypoints.http.problem_types import TYPES, reason
 from app.entrypoints.http.problems import PROBLEM_JSON
 from app.entrypoints.http.representation import JSON, MERGE_PATCH_JSON
 
@@ -130,6 +130,12 @@ def _paths() -> dict[str, Any]:
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/docs": {"get": {"operationId": "docs", "summary": "A human-readable page of this description",
                           "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
+        "/problems/{slug}": {
+            "parameters": [{"name": "slug", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": list(TYPES)}}],
+            "get": {"operationId": "problemType", "summary": "The page explaining a problem type",
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}},
+                          **_problems(404)}}},
     }
 
 
@@ -175,7 +181,7 @@ def _components(settings: HttpSettings) -> dict[str, Any]:
         detail = when.replace("over the limit", f"over {settings.max_body_bytes:,} bytes")
         headers = {"Retry-After": {"required": True, "schema": {"type": "string"}}} if status in (409, 503) else {}
         responses[f"Problem{status}"] = {
-            "description": f"{HTTPStatus(status).phrase}: {detail}", "headers": headers,
+            "description": f"{reason(status)}: {detail}", "headers": headers,
             "content": {PROBLEM_JSON: {"schema": {"$ref": f"{REF}/schemas/Problem"}}}}
     return {
         "schemas": {"NoteInput": schemas.note_input(), "NotePatch": schemas.note_input(patch=True),

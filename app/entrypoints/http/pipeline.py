@@ -103,10 +103,10 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers = request.headers
         expect = headers.get(hdrs.EXPECT)
         if expect is not None and expect.lower() != "100-continue":
-            return EXPECTATION_FAILED.response()
+            return EXPECTATION_FAILED.response(request)
         accept = headers.get(hdrs.ACCEPT)
         if accept is not None and not accepts_json(accept) and _answers_json(request):
-            return NOT_ACCEPTABLE.response()
+            return NOT_ACCEPTABLE.response(request)
         return await handler(request)
     except web.HTTPMethodNotAllowed as refused:
         return _options(request, refused)
@@ -135,7 +135,7 @@ def _options(request: web.Request, refused: web.HTTPMethodNotAllowed) -> web.Str
     if request.method == hdrs.METH_OPTIONS:
         return web.Response(status=204, headers=headers)
     detail = f"{request.method} is not allowed here; see the Allow header"
-    return ProblemError(405, detail, headers=headers).response()
+    return ProblemError(405, detail, headers=headers).response(request)
 
 
 __all__ = ["UNMATCHED", "Pipeline", "not_json"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -16,6 +15,7 @@ from aiohttp import web
 
 from app.domain import errors
 from app.entrypoints.http.keys import SETTINGS
+from app.entrypoints.http.problem_types import BY_STATUS, reason
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
@@ -43,19 +43,22 @@ class ProblemError(Exception):
         self.close = close  # end the connection after this answer
         self.extensions = extensions
 
-    def response(self) -> web.Response:
+    def response(self, request: web.BaseRequest) -> web.Response:
+        """The problem document; its type is a page on the host the client asked."""
+        slug = self.slug or BY_STATUS.get(self.status, "internal-error")
         document: dict[str, Any] = {
-            "type": f"/problems/{self.slug}" if self.slug else "about:blank",
-            "title": HTTPStatus(self.status).phrase,
+            "type": f"{request.scheme}://{request.host}/problems/{slug}",
+            "title": reason(self.status),
             "status": self.status,
             "detail": self.detail,
             **self.extensions,
         }
         response = web.Response(
             status=self.status,
+            reason=reason(self.status),
             body=orjson.dumps(document),
             content_type=PROBLEM_JSON,
-            headers=self.headers,
+            headers={"Cache-Control": "no-store", **self.headers},
         )
         if self.close:
             response.force_close()
@@ -121,13 +124,13 @@ def problem_response(error: Exception, request: web.Request) -> web.Response:
     other exception); a 5xx other than 503 is logged as the bug it is."""
     match error:
         case ProblemError():
-            return error.response()
+            return error.response(request)
         case errors.NoteError():
-            return _from_domain(error).response()
+            return _from_domain(error).response(request)
         case web.HTTPException():
-            return _from_http(error, request).response()
+            return _from_http(error, request).response(request)
     log.error(
         "unhandled error in %s %s", request.method, request.path,
         exc_info=(type(error), error, error.__traceback__),
     )
-    return ProblemError(500, "an unexpected error occurred").response()
+    return ProblemError(500, "an unexpected error occurred").response(request)

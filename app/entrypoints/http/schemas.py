@@ -17,6 +17,7 @@ from app.domain.rules import (
 )
 from app.domain.timestamps import TIMESTAMP_PATTERN
 from app.entrypoints.http.listing import Choice
+from app.entrypoints.http.problem_types import TYPES
 
 WRITTEN_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
 
@@ -100,7 +101,10 @@ def problem() -> dict[str, Any]:
         "type": "object",
         "required": ["type", "title", "status", "detail"],
         "properties": {
-            "type": {"type": "string", "description": "`about:blank` or /problems/<kind>"},
+            "type": {"type": "string", "format": "uri",
+                     "pattern": f"^https?://[^/]+/problems/({'|'.join(TYPES)})$",
+                     "description": "a page on this service that explains the problem: "
+                                    + ", ".join(f"`{slug}` ({t.status})" for slug, t in TYPES.items())},
             "title": {"type": "string"},
             "status": {"type": "integer", "minimum": 400, "maximum": 599},
             "detail": {"type": "string"},

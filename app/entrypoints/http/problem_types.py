@@ -1,0 +1,97 @@
+"""Every problem type the service answers with, and the page that explains each one.
+
+A problem's `type` is an absolute URI on the service, `http://host/problems/<slug>`; GET on it
+answers a short page saying what went wrong and what to do. Titles are RFC 9110's reason phrases
+(Python's `HTTPStatus` still says "Request Entity Too Large" and "Unprocessable Entity").
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from aiohttp import web
+
+from app.entrypoints.http.negotiation import not_json
+
+RFC_9110_PHRASES = {413: "Content Too Large", 416: "Range Not Satisfiable", 422: "Unprocessable Content"}
+
+
+def reason(status: int) -> str:
+    return RFC_9110_PHRASES.get(status) or HTTPStatus(status).phrase
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    status: int
+    explanation: str
+
+
+TYPES = {
+    "malformed-body": ProblemType(400, "The body is not a JSON object: it is empty, not JSON, or"
+                                  " another kind of JSON value, or holds a number too long to read."),
+    "invalid-query": ProblemType(400, "A query parameter is unknown, repeated, of the wrong type or"
+                                 " out of range; `errors` names each one."),
+    "invalid-cursor": ProblemType(400, "The cursor was changed, made by another deployment, or is"
+                                  " replayed with other filters or another sort. Start the listing"
+                                  " again from its first page."),
+    "invalid-idempotency-key": ProblemType(400, "An Idempotency-Key is 1 to 255 visible ASCII"
+                                           " characters."),
+    "not-found": ProblemType(404, "No resource answers at this path."),
+    "note-not-found": ProblemType(404, "There is no note with this id: it never existed, was"
+                                  " deleted, or the id is not a positive integer."),
+    "method-not-allowed": ProblemType(405, "This resource does not answer this method; the Allow"
+                                      " header lists those it does."),
+    "not-acceptable": ProblemType(406, "The Accept header admits neither application/json nor"
+                                  " application/problem+json, the only forms of this answer."),
+    "request-timeout": ProblemType(408, "The request body did not arrive within the server's body"
+                                   " timeout; the connection was closed. Send it again, faster."),
+    "idempotency-key-in-use": ProblemType(409, "The first request with this Idempotency-Key is"
+                                          " still running. Retry after Retry-After seconds with"
+                                          " the same key and body."),
+    "precondition-failed": ProblemType(412, "If-Match names a version the note no longer has (or"
+                                       " If-None-Match names the one it has). GET the note, then"
+                                       " decide again."),
+    "content-too-large": ProblemType(413, "The request body is over the server's limit."),
+    "unsupported-media-type": ProblemType(415, "The body must be JSON (application/json or"
+                                          " another application/*+json type, or no Content-Type);"
+                                          " a PATCH must be a JSON merge patch (Accept-Patch)."),
+    "expectation-failed": ProblemType(417, "The only expectation this server meets is"
+                                      " 100-continue."),
+    "validation-error": ProblemType(422, "The note breaks its rules; `errors` lists the problems"
+                                    " (the first 100), each with a JSON pointer into the body."),
+    "idempotency-key-reused": ProblemType(422, "This Idempotency-Key was first used with another"
+                                          " body. Use a new key for a new request."),
+    "precondition-required": ProblemType(428, "This server requires If-Match on PUT, PATCH and"
+                                         " DELETE: send the note's ETag."),
+    "internal-error": ProblemType(500, "The server failed; this is a bug, and it was logged."),
+    "not-implemented": ProblemType(501, "This server does not implement the request's method."),
+    "database-unavailable": ProblemType(503, "The database could not be reached or did not answer"
+                                        " in time. The outcome of a write is unknown: retry after"
+                                        " Retry-After seconds, with the same Idempotency-Key or"
+                                        " If-Match, which makes the retry safe."),
+}
+# The type of a problem raised without one of its own, by status.
+BY_STATUS = {400: "malformed-body", 404: "not-found", 405: "method-not-allowed",
+             406: "not-acceptable", 413: "content-too-large", 415: "unsupported-media-type",
+             417: "expectation-failed", 500: "internal-error", 501: "not-implemented"}
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body><h1>{status} {title}: {slug}</h1><p>{explanation}</p>
+<p>Every error of this API is <code>application/problem+json</code> (RFC 9457);
+see <a href="/docs">/docs</a>.</p></body></html>
+"""
+
+
+@not_json
+async def problem_page(request: web.Request) -> web.Response:
+    slug = request.match_info["slug"]
+    known = TYPES.get(slug)
+    if known is None:
+        raise web.HTTPNotFound()
+    page = PAGE.format(status=known.status, title=reason(known.status), slug=slug,
+                       explanation=html.escape(known.explanation))
+    return web.Response(text=page, content_type="text/html",
+                        headers={"Cache-Control": "public, max-age=86400"})
