@@ -45,6 +45,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 def _add_routes(router: web.UrlDispatcher) -> None:
     add = partial(routing.add_resource, router)
+    add("/", "index", _get(handlers.index))
     add("/notes", "notes", {"GET": handlers.list_notes, "HEAD": handlers.list_notes,
                             "POST": handlers.create_note})
     add("/notes/{id}", "note", {"GET": handlers.get_note, "HEAD": handlers.get_note,

@@ -54,3 +54,13 @@ def none_match(header: str | None, note: Note) -> bool:
     if header is None:
         return False
     return note in _versions(header, strong_only=False)
+
+
+def page_not_modified(header: str | None, page_etag: str) -> bool:
+    """True when If-None-Match names this page's weak tag (or `*`): weak comparison."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    tag = page_etag[3:-1]  # W/"...": the opaque part
+    return any(opaque == tag for _weak, opaque in _tags(header))

@@ -41,12 +41,13 @@ PAGE = """<!doctype html>
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[OPENAPI_BYTES], content_type="application/json")
+    return web.Response(body=request.app[OPENAPI_BYTES], content_type="application/json",
+                        headers={"Cache-Control": "no-cache"})
 
 
 @not_json
 async def docs_page(request: web.Request) -> web.Response:
-    return web.Response(text=PAGE, content_type="text/html")
+    return web.Response(text=PAGE, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
 @not_json

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from app.domain.model import Note
 from app.domain.services import Precondition
-from app.entrypoints.http.conditions import etag, none_match, precondition
+from app.entrypoints.http.conditions import etag, none_match, page_not_modified, precondition
 from app.entrypoints.http.keys import CURSORS, NOTES, SETTINGS
 from app.entrypoints.http.listing import parse_list_query
 from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.http.representation import (
+    JSON,
+    PRIVATE,
+    dumps,
     json_response,
     note_bytes,
     note_document,
@@ -58,7 +62,7 @@ async def get_note(request: web.Request) -> web.Response:
     note = await request.app[NOTES].get(note_id(request))
     condition = request.headers.get("If-None-Match")
     if condition is not None and none_match(condition, note):
-        return web.Response(status=304, headers={"ETag": etag(note)})
+        return web.Response(status=304, headers={"ETag": etag(note), "Cache-Control": PRIVATE})
     return note_response(note)
 
 
@@ -107,19 +111,30 @@ async def list_notes(request: web.Request) -> web.Response:
     query = parse_list_query(request.query, cursors)
     page = await request.app[NOTES].list(query)
     next_cursor = None if page.next_after is None else cursors.encode(query, page.next_after)
-    headers = {}
+    headers = {"Cache-Control": PRIVATE}
     if next_cursor is not None:
         params = [(k, v) for k, v in request.query.items() if k != "cursor"]
         params.append(("cursor", next_cursor))
         headers["Link"] = f'<{request.rel_url.with_query(params)}>; rel="next"'
-    document = {"notes": [note_document(n) for n in page.notes], "next_cursor": next_cursor}
-    return json_response(document, headers=headers)
+    body = dumps({"notes": [note_document(n) for n in page.notes], "next_cursor": next_cursor})
+    # A weak tag: the page's notes and where it continues are the same, byte for byte.
+    headers["ETag"] = f'W/"{base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:15]).decode()}"'
+    if page_not_modified(request.headers.get("If-None-Match"), headers["ETag"]):
+        return web.Response(status=304, headers=headers)
+    headers[hdrs.CONTENT_TYPE] = JSON
+    return web.Response(body=body, headers=headers)
+
+
+async def index(request: web.Request) -> web.Response:
+    """Where to go from here: the docs, the description and the notes."""
+    links = {"docs": "/docs", "openapi": "/openapi.json", "notes": "/notes"}
+    return json_response({"name": "Notes API", "links": links}, headers={"Cache-Control": "no-cache"})
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     await request.app[NOTES].check_storage()
-    return json_response({"status": "ready"})
+    return json_response({"status": "ready"}, headers={"Cache-Control": "no-store"})

@@ -52,6 +52,24 @@ def _quality(ranges: list[tuple[str, str, float]], kind: str, subtype: str) -> f
     return best
 
 
+@lru_cache(maxsize=64)
+def accepts_gzip(accept_encoding: str) -> bool:
+    """True when Accept-Encoding admits gzip with q > 0, by name or as `*`."""
+    best: dict[str, float] = {}
+    for part in accept_encoding.lower().split(","):
+        coding, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        best[coding] = quality
+    return best.get("gzip", best.get("x-gzip", best.get("*", 0.0))) > 0
+
+
 def not_json(handler: H) -> H:
     """Mark a handler whose answers are not JSON (a page, a script, metrics): no 406 for it."""
     handler.not_json = True  # type: ignore[attr-defined]

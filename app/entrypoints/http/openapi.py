@@ -81,17 +81,23 @@ def _query_parameter(parameter: Any) -> dict[str, Any]:
 
 def _paths() -> dict[str, Any]:
     write = (400, 404, 406, 408, 412, 413, 415, 422, 428, 503)
-    page = {"description": "one page of notes", "headers": {"Link": {
+    page_etag = {"required": True, "schema": {"type": "string", "pattern": '^W/"[^"]*"$'},
+                 "description": "a weak entity tag of the page"}
+    page = {"description": "one page of notes", "headers": {"ETag": page_etag, "Link": {
         "description": 'the next page: `<...>; rel="next"`', "schema": {"type": "string"}}},
         "content": {JSON: {"schema": {"$ref": f"{REF}/schemas/NotePage"}}}}
+    unchanged = {"description": "If-None-Match names the page's ETag: the client's copy is current",
+                 "headers": {"ETag": page_etag}}
+    page_parameters = [*(_query_parameter(p) for p in PARAMETERS), IF_NONE_MATCH]
     return {
         "/notes": {
             "get": {"operationId": "listNotes", "summary": "List and search notes, one keyset page at a time",
-                    "parameters": [_query_parameter(p) for p in PARAMETERS],
-                    "responses": {"200": page, **_problems(400, 406, 503)}},
+                    "parameters": page_parameters,
+                    "responses": {"200": page, "304": unchanged, **_problems(400, 406, 503)}},
             "head": {"operationId": "headNotes", "summary": "GET /notes without the body",
-                     "parameters": [_query_parameter(p) for p in PARAMETERS],
-                     "responses": {"200": {"description": "as GET"}, **_problems(400, 406, 503)}},
+                     "parameters": page_parameters,
+                     "responses": {"200": {"description": "as GET"}, "304": unchanged,
+                                   **_problems(400, 406, 503)}},
             "post": {"operationId": "createNote", "summary": "Create a note",
                      "parameters": [IDEMPOTENCY_KEY], "requestBody": _body(JSON),
                      "responses": {**_note(201, "created", Location={
@@ -120,6 +126,12 @@ def _paths() -> dict[str, Any]:
                        "responses": {"204": {"description": "deleted"},
                                      **_problems(404, 406, 412, 428, 503)}},
         },
+        "/": {"get": {"operationId": "index", "summary": "Where to start: links to the docs, the"
+                             " description and the notes", "responses": {"200": {
+            "description": "links", "content": {JSON: {"schema": {
+                "type": "object", "required": ["name", "links"],
+                "properties": {"name": {"type": "string"}, "links": {"type": "object"}}}}}},
+            **_problems(406)}}},
         "/healthz": {"get": _status("health", "the process is up")},
         "/readyz": {"get": _status("readiness", "the database answers", 503)},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This description",

@@ -26,7 +26,7 @@ from app.entrypoints.http.cors import Cors
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.logs import CURRENT_REQUEST
 from app.entrypoints.http.metrics import BUCKETS, UNMATCHED, RequestMetrics, new_buckets
-from app.entrypoints.http.negotiation import accepts_json, not_json
+from app.entrypoints.http.negotiation import accepts_gzip, accepts_json, not_json
 from app.entrypoints.http.problems import (
     EXPECTATION_FAILED,
     NOT_ACCEPTABLE,
@@ -35,6 +35,8 @@ from app.entrypoints.http.problems import (
 )
 
 X_REQUEST_ID = istr("X-Request-ID")
+SERVER = "notes"
+COMPRESS_OVER = 1024  # bytes: smaller bodies gain less than compressing them costs
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII: safe in a header and a log line
 MERGE_PATCH_JSON = "application/merge-patch+json"
 # The methods of RFC 9110 (section 9) and PATCH (RFC 5789): any other is not implemented (501).
@@ -77,7 +79,13 @@ class Pipeline:
             except web.HTTPException as raised:
                 response = redirect = raised
             noted[1] = elapsed = perf_counter() - started
-            response.headers[X_REQUEST_ID] = request_id
+            headers = response.headers
+            headers[X_REQUEST_ID] = request_id
+            headers[hdrs.SERVER] = SERVER  # no versions for anyone to look up
+            if hdrs.CACHE_CONTROL not in headers:
+                headers[hdrs.CACHE_CONTROL] = "no-store"
+            if type(response) is web.Response and len(response.body or b"") > COMPRESS_OVER:
+                _compress(request, response)
             route = request.match_info.route
             statuses = metrics.statuses(route, request.method)
             counts = statuses.get(response.status)
@@ -116,6 +124,16 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return problem_response(raised, request)
     except Exception as error:
         return problem_response(error, request)
+
+
+def _compress(request: web.Request, response: web.Response) -> None:
+    """gzip a large body when the client accepts it (RFC 9110, section 12.5.3); small bodies,
+    every note of an ordinary size included, are sent as they are, at no cost."""
+    headers = response.headers
+    vary = headers.get(hdrs.VARY)
+    headers[hdrs.VARY] = "Accept-Encoding" if vary is None else f"{vary}, Accept-Encoding"
+    if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
+        response.enable_compression(web.ContentCoding.gzip)
 
 
 def _answers_json(request: web.Request) -> bool:

@@ -15,6 +15,7 @@ from app.entrypoints.http.keys import SETTINGS
 from app.entrypoints.http.problems import ProblemError, bad_request
 
 JSON = "application/json"
+PRIVATE = "private, no-cache"  # a note or a page: the client's own, revalidated on every use
 MERGE_PATCH_JSON = "application/merge-patch+json"
 
 
@@ -140,7 +141,7 @@ def note_response(
     note: Note, *, status: int = 200, location: str | None = None, body: bytes | None = None
 ) -> web.Response:
     """A note with its ETag (and Location when it was created); `body` when made already."""
-    headers = {hdrs.CONTENT_TYPE: JSON, hdrs.ETAG: etag(note)}
+    headers = {hdrs.CONTENT_TYPE: JSON, hdrs.ETAG: etag(note), hdrs.CACHE_CONTROL: PRIVATE}
     if location is not None:
         headers[hdrs.LOCATION] = location
     return web.Response(status=status, body=body or note_bytes(note), headers=headers)
@@ -152,6 +153,7 @@ def recorded_note_response(body: bytes) -> web.Response:
     note = orjson.loads(body)
     headers = {
         hdrs.CONTENT_TYPE: JSON,
+        hdrs.CACHE_CONTROL: PRIVATE,
         hdrs.ETAG: f'"{note["version"]}"',
         hdrs.LOCATION: f"/notes/{note['id']}",
         "Idempotent-Replayed": "true",

@@ -1,0 +1,71 @@
+"""What answers say about caching, compression and the server, on every adapter."""
+
+from __future__ import annotations
+
+import gzip
+
+import orjson
+import pytest
+
+from tests.http.support import create, send
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/notes", "private, no-cache"), ("/notes/1", "private, no-cache"), ("/readyz", "no-store"),
+     ("/metrics", "no-store"), ("/healthz", "no-store"), ("/notes/999", "no-store"),
+     ("/openapi.json", "no-cache"), ("/", "no-cache")],
+)
+async def test_every_answer_says_how_long_it_may_be_cached(client, path: str, expected: str) -> None:
+    await create(client)
+    response = await client.get(path)
+    assert response.headers["Cache-Control"] == expected
+
+
+async def test_a_page_carries_a_weak_etag_and_if_none_match_gives_304(client) -> None:
+    await create(client, title="one")
+    first = await client.get("/notes")
+    tag = first.headers["ETag"]
+    assert tag.startswith('W/"')
+    again = await client.get("/notes", headers={"If-None-Match": tag})
+    assert again.status == 304 and again.headers["ETag"] == tag and await again.read() == b""
+    await create(client, title="two")
+    changed = await client.get("/notes", headers={"If-None-Match": tag})
+    assert changed.status == 200 and changed.headers["ETag"] != tag
+    other_page = await client.get("/notes", params={"limit": "1"}, headers={"If-None-Match": tag})
+    assert other_page.status == 200
+
+
+async def test_large_bodies_are_gzipped_when_the_client_accepts_it(client) -> None:
+    for i in range(10):
+        await create(client, title=f"note {i}", description="words " * 100)
+    response = await client.get("/notes", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert response.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in response.headers["Vary"]
+    assert len(orjson.loads(gzip.decompress(await response.read()))["notes"]) == 10
+    refused = await client.get("/notes", headers={"Accept-Encoding": "gzip;q=0, br"}, auto_decompress=False)
+    assert "Content-Encoding" not in refused.headers and orjson.loads(await refused.read())["notes"]
+
+
+async def test_small_bodies_are_sent_as_they_are(client) -> None:
+    note = await create(client)
+    response = await client.get(f"/notes/{note['id']}", headers={"Accept-Encoding": "gzip"},
+                                auto_decompress=False)
+    assert "Content-Encoding" not in response.headers and "Vary" not in response.headers
+
+
+async def test_the_server_header_names_no_versions(client) -> None:
+    for response in (await client.get("/healthz"), await client.get("/nowhere")):
+        assert response.headers["Server"] == "notes"
+
+
+async def test_the_root_links_to_the_docs_the_description_and_the_notes(client) -> None:
+    links = orjson.loads(await (await client.get("/")).read())["links"]
+    assert links == {"docs": "/docs", "openapi": "/openapi.json", "notes": "/notes"}
+    for path in links.values():
+        assert (await client.get(path)).status == 200
+
+
+async def test_a_note_304_says_how_to_cache_it_too(client) -> None:
+    note = await create(client)
+    response = await send(client, "GET", f"/notes/{note['id']}", headers={"If-None-Match": '"1"'})
+    assert response.status == 304 and response.headers["Cache-Control"] == "private, no-cache"
