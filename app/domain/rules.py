@@ -117,11 +117,12 @@ class Tags:
 Rule = Text | Integer | Timestamp | Tags
 
 TAG = Text(1, 50, forbidden=WHITESPACE + "," + NUL, description="no whitespace or commas")
+TAGS = Tags(20, TAG, description="duplicates removed; returned sorted")
 FIELDS: dict[str, Rule] = {
     "title": Text(1, 200, not_blank=True, description="not only whitespace"),
     "description": Text(0, 10_000),
     "priority": Integer(0, 10),
-    "tags": Tags(20, TAG, description="duplicates removed; returned sorted"),
+    "tags": TAGS,
     "created_by": Text(1, 100, nullable=True),
     "created_at": Timestamp(description="default: now; kept by PUT when omitted"),
 }

@@ -40,7 +40,9 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[NOTES] = container.notes(store=storage)
     app[CURSORS] = CursorCodec(app[SETTINGS].cursor_secret or storage.cursor_secret)
     yield
-    await container.shutdown_resources()
+    shutdown = container.shutdown_resources()  # the storage is an async resource: awaitable
+    if shutdown is not None:
+        await shutdown
 
 
 def _add_routes(router: web.UrlDispatcher) -> None:

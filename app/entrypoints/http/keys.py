@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from app.domain.services import NoteService
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from app.container import Container
+    from app.entrypoints.http.listing import CursorCodec
+    from app.entrypoints.http.metrics import RequestMetrics
 
 MIB = 1024 * 1024
 
@@ -20,9 +28,9 @@ class HttpSettings:
     cors_origins: tuple[str, ...] = ()  # empty: no CORS headers at all
 
 
-CONTAINER = web.AppKey("container", "Container")
+CONTAINER: web.AppKey[Container] = web.AppKey("container")
 SETTINGS = web.AppKey("settings", HttpSettings)
 NOTES = web.AppKey("notes", NoteService)
-CURSORS = web.AppKey("cursors", "CursorCodec")
-METRICS = web.AppKey("metrics", "RequestMetrics")
-METRICS_REGISTRY = web.AppKey("metrics_registry", "CollectorRegistry")
+CURSORS: web.AppKey[CursorCodec] = web.AppKey("cursors")
+METRICS: web.AppKey[RequestMetrics] = web.AppKey("metrics")
+METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")

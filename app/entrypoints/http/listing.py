@@ -19,10 +19,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from multidict import MultiDictProxy
+from multidict import MultiMapping
 
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField, SortKey
-from app.domain.rules import FIELDS, TAG, Integer, Rule, Tags, Text, Timestamp
+from app.domain.rules import FIELDS, TAG, Integer, Rule, Text, Timestamp
+from app.domain.rules import TAGS as TAGS_RULE
 from app.domain.timestamps import from_microseconds, to_microseconds
 from app.entrypoints.http.problems import ProblemError, bad_request
 
@@ -47,8 +48,7 @@ class Parameter:
 
 
 _PRIORITY = FIELDS["priority"]
-_TAGS = FIELDS["tags"]
-assert isinstance(_TAGS, Tags)
+_TAGS = TAGS_RULE
 PARAMETERS = (
     Parameter("limit", Integer(1, 500), f"notes per page; default {LIMIT_DEFAULT}"),
     Parameter("cursor", Text(1, 2000), "the next_cursor of the previous page, unchanged"),
@@ -113,7 +113,7 @@ def _integer(text: str, rule: Integer) -> int | str:
     return int(text)
 
 
-def parse_list_query(params: MultiDictProxy[str], cursors: CursorCodec) -> ListQuery:
+def parse_list_query(params: MultiMapping[str], cursors: CursorCodec) -> ListQuery:
     """The ListQuery a query string asks for; a 400 naming every bad parameter otherwise."""
     problems = QueryProblems()
     values: dict[str, Any] = {}

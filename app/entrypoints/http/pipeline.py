@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from time import perf_counter
 
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
 from multidict import istr
 
 from app.entrypoints.http.cors import Cors
@@ -57,7 +58,7 @@ class Pipeline:
         self._id_prefix = f"{os.urandom(6).hex()}-"
         self._ids = itertools.count(1)
 
-    def middleware(self) -> web.Middleware:
+    def middleware(self) -> Middleware:
         metrics, cors, id_prefix, ids = self._metrics, self._cors, self._id_prefix, self._ids
         answer = _answer
 
@@ -84,7 +85,7 @@ class Pipeline:
             headers[hdrs.SERVER] = SERVER  # no versions for anyone to look up
             if hdrs.CACHE_CONTROL not in headers:
                 headers[hdrs.CACHE_CONTROL] = "no-store"
-            if type(response) is web.Response and len(response.body or b"") > COMPRESS_OVER:
+            if type(response) is web.Response and _length(response) > COMPRESS_OVER:
                 _compress(request, response)
             route = request.match_info.route
             statuses = metrics.statuses(route, request.method)
@@ -126,6 +127,11 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return problem_response(error, request)
 
 
+def _length(response: web.Response) -> int:
+    body = response.body
+    return len(body) if isinstance(body, bytes | bytearray) else 0
+
+
 def _compress(request: web.Request, response: web.Response) -> None:
     """gzip a large body when the client accepts it (RFC 9110, section 12.5.3); small bodies,
     every note of an ordinary size included, are sent as they are, at no cost."""
@@ -147,7 +153,7 @@ def _options(request: web.Request, refused: web.HTTPMethodNotAllowed) -> web.Str
     """aiohttp's router knows the methods of every resource: OPTIONS is answered from them (204
     with `Allow`), and any other method they lack is a 405 with the same `Allow`."""
     allowed = {*refused.allowed_methods, hdrs.METH_OPTIONS}
-    headers = {hdrs.ALLOW: ", ".join(sorted(allowed))}
+    headers: dict[str, str] = {hdrs.ALLOW: ", ".join(sorted(allowed))}
     if hdrs.METH_PATCH in allowed:
         headers["Accept-Patch"] = MERGE_PATCH_JSON
     if request.method == hdrs.METH_OPTIONS:

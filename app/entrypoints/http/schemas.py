@@ -49,8 +49,8 @@ def rule_schema(rule: Rule | Choice, *, nullable: bool | None = None) -> dict[st
             schema = {"type": "array", "items": rule_schema(rule.item)}
         case Choice():
             schema = {"type": "string", "enum": list(rule.values)}
-    if getattr(rule, "description", ""):
-        schema["description"] = rule.description
+    if description := getattr(rule, "description", ""):
+        schema["description"] = description
     return schema
 
 
