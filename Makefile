@@ -1,28 +1,33 @@
 # The two commands: `make run` serves on an embedded SQLite file, `make test` runs every test.
+# Each target installs what it needs into .venv and nothing more: serving needs only the
+# service's own dependencies; the tests, the benchmarks and the linters add their extras.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 DATABASE_URL ?= sqlite:///notes.db
+PORT ?= 8080
 
 .PHONY: run test bench bench-quick bench-tools lint clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	touch $(STAMP)
 
-run: $(STAMP)
-	DATABASE_URL='$(DATABASE_URL)' $(BIN)/python -m app serve
+# One stamp per set of extras: `make run` after `make test` installs nothing again.
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.$(if $(filter serve,$*),,[$*])'
+	touch $@
 
-test: $(STAMP)
+run: $(VENV)/.installed-serve
+	DATABASE_URL='$(DATABASE_URL)' NOTES_PORT='$(PORT)' $(BIN)/python -m app serve
+
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) bench-tools
+bench: $(VENV)/.installed-bench bench-tools
 	$(BIN)/python -m bench --scale-check --rss-check
 
-bench-quick: $(STAMP) bench-tools
+bench-quick: $(VENV)/.installed-bench bench-tools
 	$(BIN)/python -m bench --quick
 
 # wrk is the preferred load generator; without it the harness uses its built-in Python one.
@@ -36,10 +41,9 @@ bench-tools:
 	    echo "meanwhile the built-in Python load generator is used"; \
 	  fi; }
 
-lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff mypy
+lint: $(VENV)/.installed-lint
 	$(BIN)/ruff check app tests bench migrations
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache build *.egg-info

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.domain.model import NoteDraft
 
-T0 = datetime(2017, 8, 23, 0, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2017, 8, 23, 0, 0, 0, 123456, tzinfo=UTC)
 
 
 def draft(**overrides: Any) -> NoteDraft:

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -76,7 +76,7 @@ def _note(row: asyncpg.Record) -> Note:
 
 def _aware(moment: datetime) -> datetime:
     # asyncpg gives datetime.min back without its zone (it reads it as -infinity's stand-in).
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _values(note: Note | NoteDraft) -> tuple:

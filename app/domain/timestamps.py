@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
-UTC = timezone.utc
+UTC = UTC
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # RFC 3339 date-time, plus the tutorial's "YYYY-MM-DD HH:MM[:SS[.ffffff]]" (no offset means UTC).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +19,7 @@ from app.domain.query import ListQuery, NoteFilter, Sort, SortField
 from app.domain.services import NoteService
 
 EXAMPLES = 200
-BASE = datetime(2024, 2, 29, 12, 0, 0, 0, tzinfo=timezone.utc)
+BASE = datetime(2024, 2, 29, 12, 0, 0, 0, tzinfo=UTC)
 MOMENTS = [BASE + timedelta(microseconds=m) for m in (0, 1, 999_999, 86_400_000_000, -1)]
 LETTERS = "aAbBeéÉèÈzZßçÇ😀İıσςΣ"
 TAGS = ["home", "work", "x", "Home"]

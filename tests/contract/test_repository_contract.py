@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -25,9 +25,9 @@ async def test_an_added_note_reads_back_equal_to_microseconds(storage: Storage) 
 
 async def test_extreme_timestamps_round_trip(storage: Storage) -> None:
     for moment in (
-        datetime(1, 1, 1, tzinfo=timezone.utc),
-        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
-        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
     ):
         added = await storage.notes.add(draft(created_at=moment))
         assert (await storage.notes.get(added.id)).created_at == moment

@@ -79,9 +79,14 @@ async def logged_client(aiohttp_client, log_format: str):
 async def send_requests(client) -> None:
     """Three requests with known ids: a write carrying credentials, a read, an unknown path."""
     await client.post(
-        "/notes?mode=query-secret", data=b'{"title": "body-secret-words"}',
-        headers={"X-Request-ID": "req-post", "Authorization": SECRETS[0], "Cookie": SECRETS[1],
-                 "Content-Type": "application/json"},
+        "/notes?mode=query-secret",
+        data=b'{"title": "body-secret-words"}',
+        headers={
+            "X-Request-ID": "req-post",
+            "Authorization": SECRETS[0],
+            "Cookie": SECRETS[1],
+            "Content-Type": "application/json",
+        },
     )
     await client.get("/notes/1", headers={"X-Request-ID": "req-get"})
     await client.get("/no/such/path", headers={"X-Request-ID": "req-missing"})
@@ -94,8 +99,9 @@ async def test_each_request_is_one_json_line_with_its_fields(aiohttp_client, acc
     by_id = {line["request_id"]: line for line in lines}
     assert len(lines) == len(by_id) == 3
     assert all(set(line) == FIELDS for line in lines)
-    assert [(by_id[i]["method"], by_id[i]["path"], by_id[i]["status"]) for i in ("req-post", "req-get", "req-missing")] == [
-        ("POST", "/notes", 201), ("GET", "/notes/1", 200), ("GET", "/no/such/path", 404)]
+    assert [
+        (by_id[i]["method"], by_id[i]["path"], by_id[i]["status"]) for i in ("req-post", "req-get", "req-missing")
+    ] == [("POST", "/notes", 201), ("GET", "/notes/1", 200), ("GET", "/no/such/path", 404)]
     for line in lines:
         assert TIME.fullmatch(line["time"]) and line["level"] == "INFO" and line["logger"] == ACCESS_LOGGER
         assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 10_000
@@ -109,7 +115,9 @@ async def test_the_text_line_has_the_same_fields_as_key_value_pairs(aiohttp_clie
     line = next(line for line in access_lines if "request_id=req-get " in line)
     assert re.fullmatch(
         r"\S+Z INFO app\.access: request_id=req-get method=GET path=/notes/1 status=200"
-        r" duration_ms=\d+\.\d{3} bytes=\d+", line), line
+        r" duration_ms=\d+\.\d{3} bytes=\d+",
+        line,
+    ), line
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
@@ -189,8 +197,13 @@ def test_a_malformed_request_is_logged_in_one_line_that_repeats_nothing_it_sent(
         raise error
     except BadHttpMessage:
         logged = logging.LogRecord(
-            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request from %s",
-            ("127.0.0.1",), sys.exc_info(),
+            "aiohttp.server",
+            logging.ERROR,
+            __file__,
+            1,
+            "Error handling request from %s",
+            ("127.0.0.1",),
+            sys.exc_info(),
         )
     client_protocol_errors(logged)
     line = TextFormatter().format(logged)

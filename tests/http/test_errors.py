@@ -27,7 +27,9 @@ async def test_a_body_that_is_not_a_json_object_is_400(client, body: bytes) -> N
 
 async def test_a_malformed_body_on_put_leaves_the_note_unchanged(client) -> None:
     note = await create(client)
-    await problem(await client.put(f"/notes/{note['id']}", data=b"{nope", headers={"Content-Type": "application/json"}), 400)
+    await problem(
+        await client.put(f"/notes/{note['id']}", data=b"{nope", headers={"Content-Type": "application/json"}), 400
+    )
     assert await all_notes(client) == [note]
 
 
@@ -38,7 +40,9 @@ async def test_a_missing_note_is_404_on_every_method(client) -> None:
     assert await all_notes(client) == []
 
 
-@pytest.mark.parametrize("note_id", ["abc", "0", "-1", "1.5", "01", "%201", "9223372036854775808", "99999999999999999999999"])
+@pytest.mark.parametrize(
+    "note_id", ["abc", "0", "-1", "1.5", "01", "%201", "9223372036854775808", "99999999999999999999999"]
+)
 async def test_an_id_that_cannot_exist_is_404_not_500(client, note_id: str) -> None:
     for method in ("GET", "PUT", "PATCH", "DELETE"):
         await problem(await send(client, method, f"/notes/{note_id}", {"title": "t"}), 404)
@@ -86,10 +90,12 @@ async def test_connect_is_a_404_problem_json(memory_client) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
-    [("POST", "/notes/1", {"GET", "HEAD", "PUT", "PATCH", "DELETE"}),
-     ("DELETE", "/notes", {"GET", "HEAD", "POST"}),
-     ("PUT", "/notes", {"GET", "HEAD", "POST"}),
-     ("POST", "/healthz", {"GET", "HEAD"})],
+    [
+        ("POST", "/notes/1", {"GET", "HEAD", "PUT", "PATCH", "DELETE"}),
+        ("DELETE", "/notes", {"GET", "HEAD", "POST"}),
+        ("PUT", "/notes", {"GET", "HEAD", "POST"}),
+        ("POST", "/healthz", {"GET", "HEAD"}),
+    ],
 )
 async def test_a_method_not_allowed_is_405_with_a_correct_allow_header(client, method, path, allow) -> None:
     response = await send(client, method, path, {"title": "t"})
@@ -118,7 +124,10 @@ async def test_a_chunked_body_over_the_limit_is_413_too(client) -> None:
     assert await all_notes(client) == []
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", "application/json; charset=latin-1"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/xml", "application/json; charset=latin-1"],
+)
 async def test_a_declared_content_type_that_is_not_json_is_415(client, content_type: str) -> None:
     note = await create(client)
     body = orjson.dumps(tutorial_body())
@@ -134,29 +143,45 @@ async def test_validation_reports_every_problem_at_once_with_pointers(client) ->
     body = {"title": "", "priority": True, "tags": ["ok", "has space", 3], "created_at": "yesterday", "colour": "red"}
     document = await problem(await send(client, "POST", "/notes", body), 422)
     assert sorted(e["pointer"] for e in document["errors"]) == [
-        "/colour", "/created_at", "/priority", "/tags/1", "/tags/2", "/title",
+        "/colour",
+        "/created_at",
+        "/priority",
+        "/tags/1",
+        "/tags/2",
+        "/title",
     ]
     assert all(e["detail"] for e in document["errors"])
     assert await all_notes(client) == []
 
 
 async def test_three_bad_fields_give_three_errors(client) -> None:
-    document = await problem(await send(client, "POST", "/notes", {"title": "x" * 201, "priority": 11, "description": 5}), 422)
+    document = await problem(
+        await send(client, "POST", "/notes", {"title": "x" * 201, "priority": 11, "description": 5}), 422
+    )
     assert [e["pointer"] for e in document["errors"]] == ["/title", "/description", "/priority"]
 
 
 @pytest.mark.parametrize(
     ("body", "pointer"),
-    [({}, "/title"), ({"title": "   "}, "/title"), ({"title": "a\u0000b"}, "/title"),
-     ({"title": "t", "priority": 4.5}, "/priority"), ({"title": "t", "priority": -1}, "/priority"),
-     ({"title": "t", "tags": "a,b"}, "/tags"), ({"title": "t", "tags": ["a,b"]}, "/tags/0"),
-     ({"title": "t", "tags": [f"t{i}" for i in range(21)]}, "/tags"),
-     ({"title": "t", "tags": ["x" * 51]}, "/tags/0"), ({"title": "t", "created_by": ""}, "/created_by"),
-     ({"title": "t", "created_by": "x" * 101}, "/created_by"), ({"title": "t", "description": "x" * 10_001}, "/description"),
-     ({"title": "t", "created_at": "2017-02-30 00:00"}, "/created_at"),
-     ({"title": "t", "created_at": "2017-08-23T00:00:00.1234567Z"}, "/created_at"),
-     ({"title": "t", "created_at": "0001-01-01T00:00:00+01:00"}, "/created_at"),
-     ({"title": "t", "created_at": 1503446400}, "/created_at"), ({"title": "t", "a/b~c": 1}, "/a~1b~0c")],
+    [
+        ({}, "/title"),
+        ({"title": "   "}, "/title"),
+        ({"title": "a\u0000b"}, "/title"),
+        ({"title": "t", "priority": 4.5}, "/priority"),
+        ({"title": "t", "priority": -1}, "/priority"),
+        ({"title": "t", "tags": "a,b"}, "/tags"),
+        ({"title": "t", "tags": ["a,b"]}, "/tags/0"),
+        ({"title": "t", "tags": [f"t{i}" for i in range(21)]}, "/tags"),
+        ({"title": "t", "tags": ["x" * 51]}, "/tags/0"),
+        ({"title": "t", "created_by": ""}, "/created_by"),
+        ({"title": "t", "created_by": "x" * 101}, "/created_by"),
+        ({"title": "t", "description": "x" * 10_001}, "/description"),
+        ({"title": "t", "created_at": "2017-02-30 00:00"}, "/created_at"),
+        ({"title": "t", "created_at": "2017-08-23T00:00:00.1234567Z"}, "/created_at"),
+        ({"title": "t", "created_at": "0001-01-01T00:00:00+01:00"}, "/created_at"),
+        ({"title": "t", "created_at": 1503446400}, "/created_at"),
+        ({"title": "t", "a/b~c": 1}, "/a~1b~0c"),
+    ],
 )
 async def test_each_rule_of_the_note_is_enforced_with_a_pointer(client, body, pointer) -> None:
     document = await problem(await send(client, "POST", "/notes", body), 422)
@@ -166,7 +191,9 @@ async def test_each_rule_of_the_note_is_enforced_with_a_pointer(client, body, po
 
 async def test_an_id_in_the_body_that_differs_from_the_url_is_422(client) -> None:
     note = await create(client)
-    document = await problem(await send(client, "PUT", f"/notes/{note['id']}", {"id": note["id"] + 1, "title": "t"}), 422)
+    document = await problem(
+        await send(client, "PUT", f"/notes/{note['id']}", {"id": note["id"] + 1, "title": "t"}), 422
+    )
     assert [e["pointer"] for e in document["errors"]] == ["/id"]
     assert await all_notes(client) == [note]
 
@@ -179,7 +206,9 @@ async def test_patch_with_null_for_a_field_without_default_is_422(client, field:
     assert await all_notes(client) == [note]
 
 
-@pytest.mark.parametrize("accept", ["text/html", "application/xml, text/*", "application/json;q=0, text/html", "image/*"])
+@pytest.mark.parametrize(
+    "accept", ["text/html", "application/xml, text/*", "application/json;q=0, text/html", "image/*"]
+)
 async def test_an_accept_header_that_admits_no_json_is_406(client, accept: str) -> None:
     note = await create(client)
     await problem(await client.get(f"/notes/{note['id']}", headers={"Accept": accept}), 406)
@@ -187,16 +216,30 @@ async def test_an_accept_header_that_admits_no_json_is_406(client, accept: str) 
     assert await all_notes(client) == [note]
 
 
-@pytest.mark.parametrize("accept", ["*/*", "application/*", "application/json", "application/problem+json",
-                                    "text/html, application/json;q=0.1", "*/*;q=0.5, text/html"])
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "*/*",
+        "application/*",
+        "application/json",
+        "application/problem+json",
+        "text/html, application/json;q=0.1",
+        "*/*;q=0.5, text/html",
+    ],
+)
 async def test_an_accept_header_that_admits_json_is_served(client, accept: str) -> None:
     note = await create(client)
     assert (await client.get(f"/notes/{note['id']}", headers={"Accept": accept})).status == 200
 
 
-@pytest.mark.parametrize(("path", "allow"), [("/notes", "GET, HEAD, OPTIONS, POST"),
-                                             ("/notes/1", "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"),
-                                             ("/healthz", "GET, HEAD, OPTIONS")])
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/notes", "GET, HEAD, OPTIONS, POST"),
+        ("/notes/1", "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"),
+        ("/healthz", "GET, HEAD, OPTIONS"),
+    ],
+)
 async def test_options_lists_the_allowed_methods(client, path: str, allow: str) -> None:
     response = await client.options(path)
     assert response.status == 204 and response.headers["Allow"] == allow
@@ -215,7 +258,8 @@ async def test_every_problem_type_is_an_absolute_uri_whose_page_explains_it(memo
 @pytest.mark.parametrize(("status", "phrase"), [(413, "Content Too Large"), (422, "Unprocessable Content")])
 async def test_problem_titles_and_status_lines_use_rfc_9110_reason_phrases(memory_client, status, phrase) -> None:
     body = {"title": ""} if status == 422 else {"title": "x" * 2_000_000}
-    response = await memory_client.post("/notes", data=io.BytesIO(orjson.dumps(body)),
-                                        headers={"Content-Type": "application/json"})
+    response = await memory_client.post(
+        "/notes", data=io.BytesIO(orjson.dumps(body)), headers={"Content-Type": "application/json"}
+    )
     assert response.status == status and response.reason == phrase
     assert (await problem(response, status))["title"] == phrase

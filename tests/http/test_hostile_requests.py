@@ -112,7 +112,7 @@ async def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_i
     assert await all_notes(client) == []
 
 
-def forged(secret: str, content: object, sort: Sort = Sort()) -> str:
+def forged(secret: str, content: object, sort: Sort = Sort()) -> str:  # noqa: B008 (a frozen value)
     """A cursor with any content, signed with `secret`."""
     codec = CursorCodec(secret)
     payload = orjson.dumps(content)

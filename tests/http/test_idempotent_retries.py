@@ -46,7 +46,9 @@ async def test_a_failed_first_attempt_does_not_pin_the_key(client) -> None:
 
 async def test_two_concurrent_posts_with_one_key_create_exactly_one_note(client) -> None:
     headers = {"Idempotency-Key": "race"}
-    responses = await asyncio.gather(*(send(client, "POST", "/notes", tutorial_body(), headers=headers) for _ in range(5)))
+    responses = await asyncio.gather(
+        *(send(client, "POST", "/notes", tutorial_body(), headers=headers) for _ in range(5))
+    )
     statuses = sorted(r.status for r in responses)
     assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}
     assert len(await all_notes(client)) == 1

@@ -11,7 +11,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.container import build_container
 from app.entrypoints.http import create_app
-from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.metrics import PoolCollector
 from tests.conftest import settings_for
 from tests.http.support import create, problem, send
@@ -153,8 +152,11 @@ async def test_metrics_expose_a_latency_histogram_per_route(memory_client) -> No
     await memory_client.get("/notes/999")
     samples = await metrics_of(memory_client)
     route = (("method", "GET"), ("route", "/notes/{id}"))
-    buckets = {dict(labels)["le"]: value for labels, value in samples["notes_http_request_duration_seconds_bucket"].items()
-               if tuple(pair for pair in labels if pair[0] != "le") == route}
+    buckets = {
+        dict(labels)["le"]: value
+        for labels, value in samples["notes_http_request_duration_seconds_bucket"].items()
+        if tuple(pair for pair in labels if pair[0] != "le") == route
+    }
     counts = [buckets[le] for le in sorted(buckets, key=float)]
     assert counts == sorted(counts) and buckets["+Inf"] == 4  # cumulative, 200s and the 404 alike
     assert samples["notes_http_request_duration_seconds_count"][route] == 4

@@ -48,11 +48,20 @@ def test_every_operation_documents_its_problems_and_has_examples() -> None:
     spec = build_openapi(HttpSettings())
     for path, item in spec["paths"].items():
         for method, operation in item.items():
-            if method in ("parameters", "options") or path in ("/docs", "/openapi.json", "/metrics", "/problems/{slug}"):
+            if method in ("parameters", "options") or path in (
+                "/docs",
+                "/openapi.json",
+                "/metrics",
+                "/problems/{slug}",
+            ):
                 continue
             assert "406" in operation["responses"], (path, method)
-    bodies = [op["requestBody"] for item in spec["paths"].values() for op in item.values()
-              if isinstance(op, dict) and "requestBody" in op]
+    bodies = [
+        op["requestBody"]
+        for item in spec["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and "requestBody" in op
+    ]
     assert bodies and all(m.get("example") for body in bodies for m in body["content"].values())
     assert spec["components"]["schemas"]["Note"]["examples"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -83,7 +83,7 @@ def test_malformed_timestamps_are_refused(text: str) -> None:
 
 
 def test_microseconds_since_the_epoch_round_trip() -> None:
-    for moment in (T0, datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)):
+    for moment in (T0, datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)):
         assert from_microseconds(to_microseconds(moment)) == moment
 
 

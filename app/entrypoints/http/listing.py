@@ -53,7 +53,9 @@ PARAMETERS = (
     Parameter("limit", Integer(1, 500), f"notes per page; default {LIMIT_DEFAULT}"),
     Parameter("cursor", Text(1, 2000), "the next_cursor of the previous page, unchanged"),
     Parameter("sort", Choice(tuple(SORTS)), "order of the notes, `-` for descending; ties by id; default id"),
-    Parameter("q", Text(0, 500), "whitespace-separated terms; each must occur, ignoring case, in the title or the description"),
+    Parameter(
+        "q", Text(0, 500), "whitespace-separated terms; each must occur, ignoring case, in the title or the description"
+    ),
     Parameter("tag", TAG, f"the note must carry every tag given (at most {_TAGS.max_items})", repeatable=True),
     Parameter("created_by", Text(1, 100), "exact match"),
     Parameter("priority", _PRIORITY, "exact match"),
@@ -65,8 +67,16 @@ PARAMETERS = (
     Parameter("updated_before", Timestamp(), "exclusive"),
 )
 _BY_NAME = {p.name: p for p in PARAMETERS}
-_FILTERS = ("created_by", "priority", "min_priority", "max_priority",
-            "created_after", "created_before", "updated_after", "updated_before")
+_FILTERS = (
+    "created_by",
+    "priority",
+    "min_priority",
+    "max_priority",
+    "created_after",
+    "created_before",
+    "updated_after",
+    "updated_before",
+)
 
 
 class QueryProblems:
@@ -211,8 +221,18 @@ def _fingerprint(query: ListQuery) -> bytes:
     def moment(value: datetime | None) -> int | None:
         return None if value is None else to_microseconds(value)
 
-    return orjson.dumps([
-        str(query.sort), sorted(f.tags), f.created_by, f.priority, f.min_priority, f.max_priority,
-        moment(f.created_after), moment(f.created_before),
-        moment(f.updated_after), moment(f.updated_before), list(f.terms),
-    ])
+    return orjson.dumps(
+        [
+            str(query.sort),
+            sorted(f.tags),
+            f.created_by,
+            f.priority,
+            f.min_priority,
+            f.max_priority,
+            moment(f.created_after),
+            moment(f.created_before),
+            moment(f.updated_after),
+            moment(f.updated_before),
+            list(f.terms),
+        ]
+    )

@@ -162,7 +162,7 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
             item["head"] = {"operationId": f"{get['operationId']}Head", "summary": "GET without the body",
                             "responses": {status: {k: v for k, v in answer.items() if k != "content"}
                                           for status, answer in get["responses"].items()}}
-        allowed = sorted(m.upper() for m in METHODS if m in item) + ["OPTIONS"]
+        allowed = [*(m.upper() for m in METHODS if m in item), "OPTIONS"]
         item["options"] = _options(", ".join(sorted(set(allowed))))
         for method in METHODS:  # every route answers an unknown expectation alike
             if method in item:

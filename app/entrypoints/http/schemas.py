@@ -37,13 +37,16 @@ def rule_schema(rule: Rule | Choice, *, nullable: bool | None = None) -> dict[st
                 schema["pattern"] = f"^{allowed}*{some}{allowed}*$"
             else:
                 schema["pattern"] = f"^{allowed}*$"
-            if (rule.nullable if nullable is None else nullable):
+            if rule.nullable if nullable is None else nullable:
                 schema["type"] = ["string", "null"]
         case Integer():
             schema = {"type": "integer", "minimum": rule.minimum, "maximum": rule.maximum}
         case Timestamp():
-            schema = {"type": "string", "pattern": f"^{TIMESTAMP_PATTERN}$",
-                      "examples": ["2017-08-23T00:00:00.000000Z", "2017-08-23 00:00"]}
+            schema = {
+                "type": "string",
+                "pattern": f"^{TIMESTAMP_PATTERN}$",
+                "examples": ["2017-08-23T00:00:00.000000Z", "2017-08-23 00:00"],
+            }
         case Tags():
             # Duplicates are removed before the limit counts, so the array itself has no maximum.
             schema = {"type": "array", "items": rule_schema(rule.item)}
@@ -65,7 +68,10 @@ def note_input(*, patch: bool = False) -> dict[str, Any]:
             schema["default"] = list(DEFAULTS[name]) if isinstance(DEFAULTS[name], tuple) else DEFAULTS[name]
         properties[name] = schema
     properties |= {
-        "id": {"type": "integer", "description": "server-owned: ignored on POST; on PUT and PATCH it must equal the URL's id"},
+        "id": {
+            "type": "integer",
+            "description": "server-owned: ignored on POST; on PUT and PATCH it must equal the URL's id",
+        },
         "updated_at": {"description": "server-owned: ignored"},
         "version": {"description": "server-owned: ignored"},
     }
@@ -88,12 +94,25 @@ def note_output() -> dict[str, Any]:
         "updated_at": written,
         "version": {"type": "integer", "minimum": 1, "description": "also the note's ETag"},
     }
-    return {"type": "object", "properties": properties, "required": list(properties),
-            "additionalProperties": False,
-            "examples": [{"id": 1, "title": "note two", "description": "sample notes", "priority": 4,
-                          "tags": ["home", "work"], "created_by": "apcelent",
-                          "created_at": "2017-08-23T00:00:00.000000Z",
-                          "updated_at": "2026-11-23T22:30:23.602139Z", "version": 1}]}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+        "examples": [
+            {
+                "id": 1,
+                "title": "note two",
+                "description": "sample notes",
+                "priority": 4,
+                "tags": ["home", "work"],
+                "created_by": "apcelent",
+                "created_at": "2017-08-23T00:00:00.000000Z",
+                "updated_at": "2026-11-23T22:30:23.602139Z",
+                "version": 1,
+            }
+        ],
+    }
 
 
 def problem() -> dict[str, Any]:
@@ -101,10 +120,13 @@ def problem() -> dict[str, Any]:
         "type": "object",
         "required": ["type", "title", "status", "detail"],
         "properties": {
-            "type": {"type": "string", "format": "uri",
-                     "pattern": f"^https?://[^/]+/problems/({'|'.join(TYPES)})$",
-                     "description": "a page on this service that explains the problem: "
-                                    + ", ".join(f"`{slug}` ({t.status})" for slug, t in TYPES.items())},
+            "type": {
+                "type": "string",
+                "format": "uri",
+                "pattern": f"^https?://[^/]+/problems/({'|'.join(TYPES)})$",
+                "description": "a page on this service that explains the problem: "
+                + ", ".join(f"`{slug}` ({t.status})" for slug, t in TYPES.items()),
+            },
             "title": {"type": "string"},
             "status": {"type": "integer", "minimum": 400, "maximum": 599},
             "detail": {"type": "string"},
@@ -112,15 +134,17 @@ def problem() -> dict[str, Any]:
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"pointer": {"type": "string"}, "parameter": {"type": "string"},
-                                   "detail": {"type": "string"}},
+                    "properties": {
+                        "pointer": {"type": "string"},
+                        "parameter": {"type": "string"},
+                        "detail": {"type": "string"},
+                    },
                     "required": ["detail"],
                 },
                 "description": "422: one entry per broken rule (`pointer`); 400: per bad parameter",
             },
         },
     }
-
 
 
 def _allows_null(schema: dict[str, Any]) -> bool:
