@@ -141,3 +141,9 @@ async def test_a_signed_cursor_whose_content_is_impossible_is_400(make_client, d
     client = await make_client(database_url, cursor_secret="known to the attacker")
     cursor = forged("known to the attacker", content, Sort(SortField(sort.lstrip("-")), sort[0] == "-"))
     await problem(await client.get("/notes", params={"cursor": cursor, "sort": sort}), 400)
+
+
+async def test_a_method_this_server_knows_but_the_resource_lacks_is_405(client) -> None:
+    response = await client.request("QUERY", "/notes")
+    await problem(response, 405)
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS, POST"

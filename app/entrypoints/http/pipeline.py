@@ -40,9 +40,11 @@ SERVER = "notes"
 COMPRESS_OVER = 1024  # bytes: smaller bodies gain less than compressing them costs
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII: safe in a header and a log line
 MERGE_PATCH_JSON = "application/merge-patch+json"
-# The methods of RFC 9110 (section 9) and PATCH (RFC 5789): any other is not implemented (501).
+# The methods of RFC 9110 (section 9), PATCH (RFC 5789) and QUERY (the IETF's safe method with a
+# body): a resource that lacks one of them answers 405 with Allow; any other method is not
+# implemented by this server (501).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
-                           "PATCH"})
+                           "PATCH", "QUERY"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
