@@ -18,7 +18,9 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import migrations
+from app.adapters.connect_errors import connect_problem, missing_directory, one_line, redacted
 from app.adapters.sqlite import sqlite_path
+from app.domain.errors import StorageUnavailableError
 
 SCRIPTS = Path(migrations.__file__).parent
 
@@ -36,7 +38,8 @@ def _upgrade(connection: sa.Connection) -> None:
 
 def migrate_sqlite(database_url: str) -> None:
     path = sqlite_path(database_url)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if (problem := missing_directory(path)) is not None:  # never made here: a typo would be too
+        raise StorageUnavailableError(problem)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -64,8 +67,21 @@ async def migrate_postgres(database_url: str) -> None:
 
 
 def migrate(database_url: str, backend: str) -> None:
-    """Bring the store at `database_url` to the newest schema; nothing to do for memory."""
-    if backend == "sqlite":
-        migrate_sqlite(database_url)
-    elif backend == "postgresql":
-        asyncio.run(migrate_postgres(database_url))
+    """Bring the store at `database_url` to the newest schema; nothing to do for memory.
+
+    Failures raise StorageUnavailableError with one line naming the fix where there is a known
+    one, and never the URL's password: the driver's or Alembic's text and traceback are no
+    news an operator can act on.
+    """
+    try:
+        if backend == "sqlite":
+            migrate_sqlite(database_url)
+        elif backend == "postgresql":
+            asyncio.run(migrate_postgres(database_url))
+    except StorageUnavailableError:
+        raise
+    except Exception as error:
+        line = connect_problem(error, database_url)
+        raise StorageUnavailableError(
+            line or f"cannot migrate {redacted(database_url)}: {one_line(error)}"
+        ) from error

@@ -1,28 +1,143 @@
-"""Running the HTTP server: one process, or several sharing the port with SO_REUSEPORT."""
+"""Running the HTTP server in this process until SIGTERM or SIGINT (`workers.py` runs several).
+
+aiohttp's AppRunner and TCPSite rather than `web.run_app`: start-up then has two phases this
+module can tell apart (opening the storage, listening), each failure becomes one line in the
+service's words, a stop during start-up is a clean stop, and the addresses actually listened on
+(`--port 0` picks one) are known, logged and handed to the caller.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
-import multiprocessing
+import os
 import signal
-import time
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from aiohttp import web
 
+from app.adapters.connect_errors import connect_problem, redacted
 from app.container import Settings, build_container
+from app.domain.errors import StorageUnavailableError
 from app.entrypoints.http import create_app
 from app.entrypoints.http.logs import (
     ACCESS_LOGGER,
     DEFAULT_LOGS,
     AccessLogger,
     LogSettings,
-    configure_logging,
     flush_access_log,
 )
 
 log = logging.getLogger("app.server")
 SHUTDOWN_TIMEOUT = 10.0  # seconds that requests in flight get to finish after SIGTERM
+KEEPALIVE_TIMEOUT = 75.0  # seconds an idle connection stays open: what web.run_app used to set
+Address = tuple[str, int]  # (host, port) of a listening socket
+_HINTS = {
+    errno.EADDRINUSE: "another process listens there: stop it, or choose another --port",
+    errno.EACCES: "ports below 1024 need privileges: choose another --port",
+    errno.EADDRNOTAVAIL: "no interface of this machine has that address: check --host",
+}
+
+
+class ServeError(Exception):
+    """The server cannot start or go on; the message is the one line to show, with the fix."""
+
+
+def run_server(
+    settings: Settings, host: str, port: int, *, logs: LogSettings = DEFAULT_LOGS,
+    reuse_port: bool = False, on_serving: Callable[[list[Address]], None] | None = None,
+    stop_signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+) -> None:
+    """Serve until one of the `stop_signals`, then let requests in flight finish and return.
+
+    Once the server answers, it logs where, and `on_serving` gets the addresses listened on.
+    The access log is on at `--log-level info` or lower: one line per request on "app.access".
+    """
+    _event_loop_policy()
+    runner = _runner(create_app(build_container(settings)), logs)
+    start = partial(_start, runner, host, port, reuse_port, settings.database_url)
+
+    def serving(addresses: list[Address]) -> None:
+        served = urls(addresses)
+        log.info("serving on %s (%s); API docs at %s/docs",
+                 ", ".join(served), redacted(settings.database_url), served[0])
+        if on_serving is not None:
+            on_serving(addresses)
+
+    try:
+        asyncio.run(_serve(runner, start, serving, stop_signals))
+    finally:
+        flush_access_log()  # the lines of the last few milliseconds
+
+
+def _runner(app: web.Application, logs: LogSettings) -> web.AppRunner:
+    return web.AppRunner(
+        app,
+        access_log=logging.getLogger(ACCESS_LOGGER),  # skipped by aiohttp when below INFO
+        access_log_class=AccessLogger,
+        access_log_format=logs.format,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+
+
+async def _serve(
+    runner: web.AppRunner, start: Callable[[], Awaitable[list[Address]]],
+    on_serving: Callable[[list[Address]], None], stop_signals: Sequence[signal.Signals],
+) -> None:
+    """Start, serve until a stop signal, and clean up; a stop while starting cancels the start."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in stop_signals:
+        loop.add_signal_handler(signum, stopped.set)
+    starting = asyncio.ensure_future(start())
+    stopping = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            on_serving(starting.result())  # raises the start-up's error, if any
+            await stopping
+    finally:
+        for task in (starting, stopping):
+            task.cancel()
+        await asyncio.wait((starting, stopping))  # let a cancelled start unwind first
+        await runner.cleanup()
+
+
+async def _start(
+    runner: web.AppRunner, host: str, port: int, reuse_port: bool, database_url: str
+) -> list[Address]:
+    try:
+        await runner.setup()  # opens the storage (the application's cleanup_ctx)
+    except StorageUnavailableError as error:
+        raise ServeError(connect_problem(error, database_url) or str(error)) from error
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
+    try:
+        await site.start()
+    except OSError as error:
+        raise ServeError(f"cannot listen on {host}:{port}: {_listen_problem(error)}") from error
+    return listening_addresses(runner)
+
+
+def listening_addresses(runner: web.BaseRunner) -> list[Address]:
+    """(host, port) of every socket the runner listens on: the real port, also for `--port 0`."""
+    return [(address[0], address[1]) for address in runner.addresses]
+
+
+def urls(addresses: Sequence[Address]) -> list[str]:
+    """`http://host:port` for each address; IPv6 hosts in brackets."""
+    return [f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}" for h, p in addresses]
+
+
+def _listen_problem(error: OSError) -> str:
+    if isinstance(error, socket.gaierror):
+        return f"no such host ({error.strerror})"
+    reason = os.strerror(error.errno).lower() if error.errno else str(error)
+    hint = _HINTS.get(error.errno or 0)
+    return f"{reason}: {hint}" if hint else reason
 
 
 def _event_loop_policy() -> None:
@@ -31,72 +146,3 @@ def _event_loop_policy() -> None:
     except ImportError:  # not on this platform: the default loop works too, a little slower
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def run_server(
-    settings: Settings, host: str, port: int, *,
-    logs: LogSettings = DEFAULT_LOGS, reuse_port: bool = False,
-) -> None:
-    """Serve until SIGTERM or SIGINT, then let requests in flight finish and return.
-
-    The access log is on at `--log-level info` or lower: one line per request on "app.access".
-    """
-    _event_loop_policy()
-    app = create_app(build_container(settings))
-    try:
-        web.run_app(
-            app,
-            host=host,
-            port=port,
-            reuse_port=reuse_port,
-            access_log=logging.getLogger(ACCESS_LOGGER),  # skipped by aiohttp when below INFO
-            access_log_class=AccessLogger,
-            access_log_format=logs.format,
-            shutdown_timeout=SHUTDOWN_TIMEOUT,
-            print=lambda text: log.info(
-                "serving on http://%s:%s (%s)", host, port, settings.database_url.split("@")[-1]
-            ),
-        )
-    finally:
-        flush_access_log()  # the lines of the last few milliseconds
-
-
-def _worker(settings: Settings, host: str, port: int, logs: LogSettings) -> None:
-    configure_logging(logs)  # a spawned process starts with logging unconfigured
-    run_server(settings, host, port, logs=logs, reuse_port=True)
-
-
-def run_workers(
-    settings: Settings, host: str, port: int, count: int, *, logs: LogSettings = DEFAULT_LOGS
-) -> int:
-    """A pre-fork parent: `count` server processes on one port; a crashed one is restarted.
-
-    SIGTERM or SIGINT is passed on to every worker, which finishes its requests in flight.
-    """
-    context = multiprocessing.get_context("spawn")
-    stopping = False
-
-    def start() -> multiprocessing.Process:
-        process = context.Process(target=_worker, args=(settings, host, port, logs), daemon=False)
-        process.start()
-        return process
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for process in workers:
-            if process.is_alive():
-                process.terminate()  # SIGTERM: a graceful stop
-
-    workers = [start() for _ in range(count)]
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while not stopping:
-        time.sleep(0.2)
-        for index, process in enumerate(workers):
-            if not process.is_alive() and not stopping:
-                log.error("worker %s exited with %s; starting another", process.pid, process.exitcode)
-                workers[index] = start()
-    for process in workers:
-        process.join(SHUTDOWN_TIMEOUT + 5)
-    return 0 if all(p.exitcode == 0 for p in workers) else 1

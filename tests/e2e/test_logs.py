@@ -25,9 +25,13 @@ SECRETS = ("s3cr3t-token", "c00kie-value", "body-secret-words")
 def send_requests(base: str, prefix: str) -> None:
     """A write with credentials and a secret in its body, a read, an unknown path: known ids."""
     requests.post(
-        f"{base}/notes", data=json.dumps({"title": "body-secret-words"}),
-        headers={"X-Request-ID": f"{prefix}-post", "Authorization": "Bearer s3cr3t-token",
-                 "Cookie": "session=c00kie-value"},
+        f"{base}/notes",
+        data=json.dumps({"title": "body-secret-words"}),
+        headers={
+            "X-Request-ID": f"{prefix}-post",
+            "Authorization": "Bearer s3cr3t-token",
+            "Cookie": "session=c00kie-value",
+        },
     )
     requests.get(f"{base}/notes/1", headers={"X-Request-ID": f"{prefix}-get"})
     requests.get(f"{base}/nope", headers={"X-Request-ID": f"{prefix}-404"})
@@ -51,9 +55,14 @@ def test_each_request_is_one_json_line_and_every_line_is_json(tmp_path: Path) ->
     documents = [json.loads(line) for line in server.output().splitlines()]  # raises on any other line
     assert all({"time", "level", "logger"} <= set(d) for d in documents)
     access = {d["request_id"]: d for d in documents if d["logger"] == "app.access"}
-    mine = sorted((i, access[i]["method"], access[i]["path"], access[i]["status"]) for i in access if i.startswith("e2e-"))
-    assert mine == [("e2e-404", "GET", "/nope", 404), ("e2e-get", "GET", "/notes/1", 200),
-                    ("e2e-post", "POST", "/notes", 201)]
+    mine = sorted(
+        (i, access[i]["method"], access[i]["path"], access[i]["status"]) for i in access if i.startswith("e2e-")
+    )
+    assert mine == [
+        ("e2e-404", "GET", "/nope", 404),
+        ("e2e-get", "GET", "/notes/1", 200),
+        ("e2e-post", "POST", "/notes", 201),
+    ]
     assert all(isinstance(access[i]["duration_ms"], float) and access[i]["bytes"] > 0 for i in access)
     assert any(d["logger"] == "app.server" and "serving on" in d["message"] for d in documents)
     assert not [secret for secret in SECRETS if secret in server.output()]
@@ -77,6 +86,7 @@ def test_every_worker_process_logs_in_the_chosen_format(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'notes.db'}"
     server = Server(url, tmp_path / "server.log", "--workers", "2", "--log-format", "json").wait_ready()
     try:
+        wait_for(server, "serving on", 2)  # /readyz answers as soon as one of them serves
         for index in range(20):
             requests.get(f"{server.base}/healthz", headers={"X-Request-ID": f"worker-{index}"})
         wait_for(server, '"request_id":"worker-', 20)
@@ -91,13 +101,21 @@ def test_cors_origins_come_from_the_environment_and_flags_replace_them(tmp_path:
     from_env = Server("memory://", tmp_path / "env.log").wait_ready()
     from_flag = Server("memory://", tmp_path / "flag.log", "--cors-origin", "https://c.example").wait_ready()
     try:
+
         def allowed(server: Server, origin: str) -> str | None:
             return requests.get(f"{server.base}/healthz", headers={"Origin": origin}).headers.get(
-                "Access-Control-Allow-Origin")
+                "Access-Control-Allow-Origin"
+            )
 
         assert [allowed(from_env, o) for o in ("https://a.example", "https://b.example", "https://c.example")] == [
-            "https://a.example", "https://b.example", None]
-        assert [allowed(from_flag, o) for o in ("https://a.example", "https://c.example")] == [None, "https://c.example"]
+            "https://a.example",
+            "https://b.example",
+            None,
+        ]
+        assert [allowed(from_flag, o) for o in ("https://a.example", "https://c.example")] == [
+            None,
+            "https://c.example",
+        ]
     finally:
         assert from_env.stop() == 0 and from_flag.stop() == 0
 
@@ -105,6 +123,8 @@ def test_cors_origins_come_from_the_environment_and_flags_replace_them(tmp_path:
 def test_an_origin_that_is_not_an_origin_stops_the_server_before_it_starts() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "app", "serve", "--database-url", "memory://", "--cors-origin", "notes.example/app"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2 and "scheme://host[:port]" in result.stderr

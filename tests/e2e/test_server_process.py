@@ -17,7 +17,6 @@ import pytest
 import requests
 
 from tests.databases import postgres_database
-
 from tests.e2e.processes import Server, free_port
 
 pytestmark = pytest.mark.slow
@@ -28,17 +27,35 @@ def test_the_tutorials_client_calls_work_against_a_real_server(any_database_url:
     try:
         base = server.base
         # The tutorial's calls, unchanged: bodies as strings, so no Content-Type is sent.
-        created = requests.post(f"{base}/notes", data=json.dumps({
-            "title": "note two", "created_at": "2017-08-23 00:00", "created_by": "apcelent",
-            "description": "sample notes", "priority": 4}))
+        created = requests.post(
+            f"{base}/notes",
+            data=json.dumps(
+                {
+                    "title": "note two",
+                    "created_at": "2017-08-23 00:00",
+                    "created_by": "apcelent",
+                    "description": "sample notes",
+                    "priority": 4,
+                }
+            ),
+        )
         assert created.status_code == 201
         note_id = created.json()["id"]
         assert created.headers["Location"] == f"/notes/{note_id}"
-        edited = requests.put(f"{base}/notes/{note_id}", data=json.dumps({
-            "title": "note two edited", "created_at": "2017-08-23 00:00", "created_by": "apcelent",
-            "description": "sample notes, edited", "priority": 5}))
+        edited = requests.put(
+            f"{base}/notes/{note_id}",
+            data=json.dumps(
+                {
+                    "title": "note two edited",
+                    "created_at": "2017-08-23 00:00",
+                    "created_by": "apcelent",
+                    "description": "sample notes, edited",
+                    "priority": 5,
+                }
+            ),
+        )
         assert edited.status_code == 200 and edited.json()["version"] == 2
-        listed = requests.get("http://127.0.0.1:%d/notes" % server.port).json()
+        listed = requests.get(f"http://127.0.0.1:{server.port}/notes").json()
         assert [n["title"] for n in listed["notes"]] == ["note two edited"]
         assert requests.delete(f"{base}/notes/{note_id}").status_code == 204
         assert requests.get(f"{base}/notes").json()["notes"] == []
@@ -62,6 +79,7 @@ def test_sigterm_lets_a_request_in_flight_finish_then_exits_zero(postgres_server
                     locked.set()
                     await asyncio.sleep(seconds)
                 await connection.close()
+
             asyncio.run(hold())
 
         def put() -> None:
@@ -88,7 +106,9 @@ def test_ctrl_c_stops_the_server_cleanly(tmp_path: Path) -> None:
 
 def test_notes_survive_a_restart_unchanged(sql_database_url: str, tmp_path: Path) -> None:
     server = Server(sql_database_url, tmp_path / "first.log").wait_ready()
-    written = [requests.post(f"{server.base}/notes", json={"title": f"n{i}", "tags": ["x", f"t{i}"]}).json() for i in range(20)]
+    written = [
+        requests.post(f"{server.base}/notes", json={"title": f"n{i}", "tags": ["x", f"t{i}"]}).json() for i in range(20)
+    ]
     assert server.stop() == 0
     again = Server(sql_database_url, tmp_path / "second.log", port=server.port).wait_ready()
     try:

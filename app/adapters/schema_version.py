@@ -1,0 +1,99 @@
+"""Which schema revision a store is at, read with the drivers alone, and whether this code fits it.
+
+`serve` migrates in a child process so that the server itself never loads SQLAlchemy and Alembic
+(they would hold some 25 MB of its memory). With --no-migrate it must still refuse a store whose
+schema it does not fit, or every request would answer 503 while nothing is logged; so it reads
+Alembic's `alembic_version` table itself, with sqlite3 or asyncpg, and compares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import asyncpg
+
+from app.adapters.connect_errors import connect_problem, missing_directory, one_line, redacted
+from app.adapters.sqlite import sqlite_path
+from app.domain.errors import StorageUnavailableError
+
+# Every revision in migrations/versions, oldest first; the last is the head this code expects.
+# Add each new migration here: tests/e2e/test_schema_version.py holds this to Alembic's history.
+REVISIONS: tuple[str, ...] = ("0001", "0002")
+HEAD_REVISION = REVISIONS[-1]
+
+
+class SchemaMismatchError(StorageUnavailableError):
+    """The store's schema is missing, behind this code's, or newer than this code knows."""
+
+
+def check_schema(database_url: str, backend: str, timeout: float) -> None:
+    """Return if the store is at HEAD_REVISION; raise with the one line to show otherwise."""
+    if backend == "sqlite":
+        applied = _sqlite_revisions(database_url)
+    elif backend == "postgresql":
+        applied = asyncio.run(_postgres_revisions(database_url, timeout))
+    else:  # memory: no schema to check
+        return
+    if (problem := schema_problem(applied, database_url)) is not None:
+        raise SchemaMismatchError(problem)
+
+
+def schema_problem(
+    applied: frozenset[str] | None, database_url: str, known: Sequence[str] = REVISIONS
+) -> str | None:
+    """Why this code cannot serve a store at the `applied` revisions (None: no schema at all)."""
+    if applied == {known[-1]}:
+        return None
+    url = redacted(database_url)
+    fix = (f"migrate it with 'notes-api migrate --database-url {url}',"
+           " or start the server without --no-migrate")
+    if not applied:
+        return f"{url} has no schema yet: {fix}"
+    found = ", ".join(sorted(applied))
+    if applied <= set(known):
+        return (f"the schema of {url} is at revision {found},"
+                f" behind this server's {known[-1]}: {fix}")
+    return (f"the schema of {url} is at revision {found}, newer than this server knows (its newest"
+            f" is {known[-1]}): serve it with the notes-api that migrated it, or a later one")
+
+
+def _sqlite_revisions(database_url: str) -> frozenset[str] | None:
+    path = sqlite_path(database_url)
+    if (problem := missing_directory(path)) is not None:
+        raise StorageUnavailableError(problem)
+    if not Path(path).exists():  # and read-only below: checking must not create the file
+        return None
+    try:
+        connection = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        try:
+            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return None
+        raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error
+    except sqlite3.Error as error:  # not a database, for one
+        raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error
+    return frozenset(row[0] for row in rows)
+
+
+async def _postgres_revisions(database_url: str, timeout: float) -> frozenset[str] | None:
+    try:
+        connection = await asyncpg.connect(database_url, timeout=timeout)
+    except Exception as error:  # the driver's: one line naming the fix, never the password
+        line = connect_problem(error, database_url)
+        raise StorageUnavailableError(
+            line or f"cannot connect to {redacted(database_url)}: {one_line(error)}"
+        ) from error
+    try:
+        rows = await connection.fetch("SELECT version_num FROM alembic_version", timeout=timeout)
+    except asyncpg.UndefinedTableError:
+        return None
+    finally:
+        await connection.close()
+    return frozenset(row["version_num"] for row in rows)

@@ -1,0 +1,153 @@
+"""The command line's flags. Each may also be set by an environment variable, checked like the flag.
+
+argparse converts a string default with the flag's type but never checks it against the flag's
+choices, and its error names only the flag: a bad `NOTES_PORT` would read as a bad `--port`
+the user never gave. So a flag's environment variable is read here, after parsing, and a bad
+value is reported with the variable that holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.container import SUPPORTED_URLS
+from app.entrypoints.http.logs import FORMATS, LEVELS
+
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def _switch_value(text: str) -> bool:
+    if text.strip().lower() not in _ON + _OFF:
+        raise ValueError(
+            "use 1, true, yes or on to turn it on; 0, false, no, off or nothing to leave it off"
+        )
+    return text.strip().lower() in _ON
+
+
+@dataclass(frozen=True, slots=True)
+class _FromEnv:
+    action: argparse.Action
+    env: str
+    default: str | None
+    convert: Callable[[str], Any]
+
+
+class EnvParser(argparse.ArgumentParser):
+    """An ArgumentParser whose flags fall back to environment variables, then to defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._from_env: list[_FromEnv] = []
+
+    def env_flag(
+        self, flag: str, env: str, default: str | None, help: str, *,
+        type: Callable[[str], Any] = str, choices: Sequence[str] | None = None,
+    ) -> None:
+        """A flag read from `env` when not given; `default` (None: none) when neither is."""
+        shown = "none" if default is None else default
+        action = self.add_argument(
+            flag, type=type, choices=choices, help=f"{help} [env {env}; default {shown}]"
+        )
+        self._from_env.append(_FromEnv(action, env, default, type))
+
+    def env_switch(self, flag: str, env: str, help: str) -> None:
+        """An on/off flag, also on when `env` says 1, true, yes or on."""
+        action = self.add_argument(
+            flag, action="store_true", default=None, help=f"{help} [env {env}]"
+        )
+        self._from_env.append(_FromEnv(action, env, "", _switch_value))
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        for setting in self._from_env:
+            if getattr(parsed, setting.action.dest, None) is None:  # not given as a flag
+                setattr(parsed, setting.action.dest, self._env_value(setting))
+        return parsed, extras
+
+    def _env_value(self, setting: _FromEnv) -> Any:
+        given = os.environ.get(setting.env)
+        text = setting.default if given is None else given
+        if text is None:  # neither set nor defaulted
+            return None
+        try:
+            value = setting.convert(text)
+            choices = setting.action.choices
+            if choices is not None and value not in choices:
+                raise ValueError(f"choose from {', '.join(map(str, choices))}")
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
+            if given is None:
+                raise  # a default that does not fit its own flag: a bug, not a user's error
+            flag = setting.action.option_strings[0]
+            self.exit(2, f"{self.prog}: error: {setting.env}={given!r} is not a valid value"
+                         f" for {flag}: {_reason(setting.convert, error)}\n")
+        return value
+
+
+def _reason(convert: Callable[[str], Any], error: Exception) -> str:
+    if convert in (int, float):  # their own messages repeat the value: say it as argparse does
+        return f"invalid {convert.__name__} value"
+    return str(error)
+
+
+def build_parser() -> EnvParser:
+    parser = EnvParser(
+        prog="notes-api", description="The Notes REST API.",
+        epilog="Run 'notes-api serve --help' for the server's options.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_flags(commands.add_parser(
+        "serve", help="serve the HTTP API", description="Serve the HTTP API."
+    ))
+    migrate = commands.add_parser("migrate", help="apply pending database migrations",
+                                  description="Apply pending migrations.")
+    _database_flag(migrate)
+    _log_flags(migrate)
+    return parser
+
+
+def _serve_flags(serve: EnvParser) -> None:
+    _database_flag(serve)
+    serve.env_flag("--host", "NOTES_HOST", "127.0.0.1", "address to listen on")
+    serve.env_flag("--port", "NOTES_PORT", "8080", "port to listen on; 0 picks a free one",
+                   type=int)
+    serve.env_flag("--workers", "NOTES_WORKERS", "1", "server processes sharing the port", type=int)
+    serve.env_switch("--no-migrate", "NOTES_NO_MIGRATE",
+                     "do not apply pending migrations at start-up; refuse a store that needs them")
+    serve.env_flag("--pool-size", "NOTES_POOL_SIZE", "10", "PostgreSQL connections per process",
+                   type=int)
+    serve.env_flag("--db-timeout", "NOTES_DB_TIMEOUT", "5",
+                   "seconds to wait on the database before a 503", type=float)
+    serve.env_flag("--max-body-bytes", "NOTES_MAX_BODY_BYTES", str(1024 * 1024),
+                   "largest request body", type=int)
+    serve.env_flag("--body-timeout", "NOTES_BODY_TIMEOUT", "30",
+                   "seconds a request body may take to arrive before a 408 and a closed connection",
+                   type=float)
+    serve.env_switch("--require-if-match", "NOTES_REQUIRE_IF_MATCH",
+                     "answer 428 to PUT, PATCH and DELETE without If-Match")
+    serve.env_flag("--cursor-secret", "NOTES_CURSOR_SECRET", None,
+                   "key that signs listing cursors; none: a random key kept in the store")
+    _log_flags(serve)
+    serve.add_argument(
+        "--cors-origin", action="append", metavar="ORIGIN",
+        help="let browser pages of this origin call the API; repeat for more"
+        " [env NOTES_CORS_ORIGINS, comma-separated; default none: no CORS headers]",
+    )
+
+
+def _database_flag(parser: EnvParser) -> None:
+    parser.env_flag("--database-url", "DATABASE_URL", "memory://",
+                    f"where notes live: {SUPPORTED_URLS}")
+
+
+def _log_flags(parser: EnvParser) -> None:
+    parser.env_flag("--log-level", "NOTES_LOG_LEVEL", "info",
+                    "debug, info (with the access log), warning or error",
+                    type=str.lower, choices=LEVELS)
+    parser.env_flag("--log-format", "NOTES_LOG_FORMAT", "text",
+                    "text, or json: one object per line", type=str.lower, choices=FORMATS)

@@ -1,0 +1,58 @@
+"""Settings from the environment: a bad value names the variable that holds it, not just a flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.processes import free_port, run
+
+pytestmark = pytest.mark.slow
+
+INVALID_INT, INVALID_FLOAT = "invalid int value", "invalid float value"
+SWITCH = "use 1, true, yes or on to turn it on; 0, false, no, off or nothing to leave it off"
+BAD_VALUES = [
+    ("NOTES_PORT", "abc", "--port", INVALID_INT),
+    ("NOTES_WORKERS", "two", "--workers", INVALID_INT),
+    ("NOTES_POOL_SIZE", "10.5", "--pool-size", INVALID_INT),
+    ("NOTES_MAX_BODY_BYTES", "1MB", "--max-body-bytes", INVALID_INT),
+    ("NOTES_DB_TIMEOUT", "soon", "--db-timeout", INVALID_FLOAT),
+    ("NOTES_LOG_LEVEL", "loud", "--log-level", "choose from debug, info, warning, error"),
+    ("NOTES_LOG_FORMAT", "xml", "--log-format", "choose from text, json"),
+    ("NOTES_NO_MIGRATE", "maybe", "--no-migrate", SWITCH),
+    ("NOTES_REQUIRE_IF_MATCH", "sometimes", "--require-if-match", SWITCH),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "flag", "reason"), BAD_VALUES,
+                         ids=[v[0] for v in BAD_VALUES])
+def test_a_bad_value_in_the_environment_is_one_line_naming_the_variable(
+    variable: str, value: str, flag: str, reason: str
+) -> None:
+    result = run("serve", env={"NOTES_PORT": str(free_port()), variable: value}, timeout=30)
+    assert result.returncode == 2
+    assert result.stdout + result.stderr == (
+        f"notes-api serve: error: {variable}={value!r} is not a valid value for {flag}: {reason}\n")
+
+
+def test_migrate_names_its_own_command_and_the_variable_too() -> None:
+    result = run("migrate", env={"NOTES_LOG_FORMAT": "xml"}, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "notes-api migrate: error: NOTES_LOG_FORMAT='xml' is not a valid value for --log-format:"
+        " choose from text, json\n")
+
+
+def test_a_flag_on_the_command_line_overrides_a_bad_value_in_the_environment(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    result = run("migrate", "--database-url", url, "--log-level", "warning",
+                 env={"NOTES_LOG_LEVEL": "loud"}, timeout=60)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_switches_read_their_words_from_the_environment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'notes.db'}"  # not migrated: so --no-migrate refuses it
+    result = run("serve", "--database-url", url, "--port", str(free_port()),
+                 env={"NOTES_NO_MIGRATE": "Yes"}, timeout=60)
+    assert result.returncode == 1 and "has no schema yet" in result.stderr

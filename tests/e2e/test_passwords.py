@@ -1,0 +1,133 @@
+"""The password in DATABASE_URL is never shown: not in an error, a log line or a process title."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+
+import migrations
+from app.adapters.connect_errors import redacted
+from app.entrypoints.cli import migration_command
+from tests.databases import database_url, postgres_database
+from tests.e2e.processes import Process, Server, free_port, run
+
+pytestmark = pytest.mark.slow
+SECRET = "s3cret"
+
+
+def with_password(url: str, password: str = SECRET) -> str:
+    """The test server trusts local users, so it takes any password: a wrong one works here."""
+    return sa.make_url(url).set(password=password).render_as_string(hide_password=False)
+
+
+COMMANDS = [("serve",), ("serve", "--no-migrate"), ("migrate",)]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_failed_start_up_does_not_show_the_password(command, postgres_server_url: str) -> None:
+    url = with_password(database_url(postgres_server_url, "nosuchdb"))
+    port = ("--port", str(free_port())) if command[0] == "serve" else ()
+    result = run(*command, "--database-url", url, *port)
+    assert result.returncode == 1 and 'database "nosuchdb" does not exist' in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_failed_migration_names_the_url_without_its_password(postgres_server_url: str) -> None:
+    with postgres_database(postgres_server_url, "notes_e2e") as url:
+        asyncio.run(execute(url, "CREATE TABLE notes (x int)"))  # in the way of the first migration
+        result = run("migrate", "--database-url", with_password(url), "--log-level", "warning")
+    assert result.returncode == 1
+    assert result.stderr == (f"notes-api: error: cannot migrate {redacted(with_password(url))}:"
+                             ' relation "notes" already exists\n')
+    assert ":***@" in result.stderr
+
+
+async def execute(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def migration_lock() -> int:
+    """The advisory lock that migrations/env.py takes (importing it would run a migration)."""
+    text = (Path(migrations.__file__).parent / "env.py").read_text()
+    return int(re.search(r"MIGRATION_LOCK = ([\d_]+)", text)[1].replace("_", ""))  # type: ignore[index]
+
+
+@contextmanager
+def migrations_held(url: str) -> Iterator[threading.Event]:
+    """Hold the migration lock until the event is set: a migration waits for it, in plain view."""
+    locked, release = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        connection = await asyncpg.connect(url)
+        await connection.execute(f"SELECT pg_advisory_lock({migration_lock()})")
+        locked.set()
+        await asyncio.to_thread(release.wait)
+        await connection.close()
+
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    try:
+        assert locked.wait(30)
+        yield release
+    finally:
+        release.set()
+        holder.join()
+
+
+def migrating_child(server: Server, timeout: float = 30) -> Process:
+    deadline = time.monotonic() + timeout
+    while not (found := [p for p in server.descendants() if "migrate" in p.argv]):
+        assert time.monotonic() < deadline and server.process.poll() is None, server.output()
+        time.sleep(0.02)
+    return found[0]
+
+
+def test_no_process_title_or_log_line_shows_the_password(postgres_server_url: str, tmp_path: Path):
+    with postgres_database(postgres_server_url, "notes_e2e") as url, migrations_held(url) as held:
+        server = Server(with_password(url), tmp_path / "server.log", "--workers", "2")
+        try:
+            child = migrating_child(server)
+            titles = [" ".join(p.argv) for p in server.descendants()]
+            assert "--database-url" not in child.argv
+            held.set()  # the migration goes on
+            server.wait_ready().wait_for("serving on", count=2)
+            titles += [" ".join(p.argv) for p in server.descendants()]
+        finally:
+            code = server.stop()
+    assert code == 0, server.output()
+    assert not [title for title in titles if SECRET in title], titles
+    assert SECRET not in server.output()
+    assert server.output().count(f"({redacted(with_password(url))}); API docs at") == 2
+
+
+def test_the_migration_child_gets_the_url_in_its_environment_not_its_arguments() -> None:
+    args = argparse.Namespace(database_url="postgresql://u:s3cret@db/notes", log_level="info",
+                              log_format="json")
+    command, env = migration_command(args)
+    assert SECRET not in " ".join(command)
+    assert env["DATABASE_URL"] == "postgresql://u:s3cret@db/notes"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://u:s3cret@db:5432/notes", "postgresql://u:***@db:5432/notes"),
+    ("postgresql://u:s3cret@db/notes?password=s3cret&sslmode=require",
+     "postgresql://u:***@db/notes?password=***&sslmode=require"),
+    ("postgresql://u@db/notes", "postgresql://u@db/notes"),
+    ("sqlite:////var/lib/notes.db", "sqlite:////var/lib/notes.db"),
+])
+def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown

@@ -1,0 +1,114 @@
+"""Start-up failures an operator can fix: one line naming the fix, a non-zero exit, no traceback.
+
+Each through the real command line, in a real process.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.e2e.fake_postgres import password_refusing_server
+from tests.e2e.processes import free_port, run
+
+pytestmark = pytest.mark.slow
+
+COMMANDS = [("serve",), ("serve", "--no-migrate"), ("serve", "--workers", "2"), ("migrate",)]
+
+
+def start(command: tuple[str, ...], database_url: str) -> subprocess.CompletedProcess:
+    """`command` on `database_url`, to its end: a server that starts after all is a failure."""
+    port = ("--port", str(free_port())) if command[0] == "serve" else ()
+    return run(*command, "--database-url", database_url, *port, timeout=60)
+
+
+def only_line(result: subprocess.CompletedProcess) -> str:
+    lines = (result.stdout + result.stderr).splitlines()
+    assert len(lines) == 1, result.stdout + result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_stops_the_server_with_one_line(workers: str, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # listening, without SO_REUSEPORT
+        port = taken.getsockname()[1]
+        result = run("serve", "--database-url", f"sqlite:///{tmp_path / 'notes.db'}",
+                     "--port", str(port), "--workers", workers, "--log-level", "warning")
+    assert result.returncode == 1
+    assert only_line(result) == (
+        f"notes-api: error: cannot listen on 127.0.0.1:{port}: address already in use:"
+        " another process listens there: stop it, or choose another --port")
+
+
+@pytest.fixture
+def postgres(postgres_server_url: str) -> tuple[str, int, str]:
+    """Host, port and user of the test server."""
+    parts = urlsplit(postgres_server_url)
+    return parts.hostname or "localhost", parts.port or 5432, parts.username or "postgres"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_missing_database_is_named_with_the_command_that_creates_it(command, postgres) -> None:
+    host, port, user = postgres
+    name = f"notes_missing_{uuid.uuid4().hex[:8]}"
+    result = start(command, f"postgresql://{user}@{host}:{port}/{name}")
+    assert result.returncode == 1
+    assert only_line(result) == (
+        f"notes-api: error: database \"{name}\" does not exist on {host}:{port}:"
+        f" create it with 'createdb -h {host} -p {port} -U {user} {name}'")
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_missing_role_is_named_with_the_command_that_creates_it(command, postgres) -> None:
+    host, port, _ = postgres
+    role = f"nobody_{uuid.uuid4().hex[:8]}"
+    result = start(command, f"postgresql://{role}@{host}:{port}/postgres")
+    assert result.returncode == 1
+    assert only_line(result) == (
+        f"notes-api: error: role \"{role}\" does not exist on {host}:{port}: create it as a"
+        f" superuser with 'createuser -h {host} -p {port} --pwprompt {role}',"
+        " or name another user in DATABASE_URL")
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_nothing_listening_at_the_database_port_asks_whether_postgresql_runs(command) -> None:
+    port = free_port()
+    result = start(command, f"postgresql://postgres@127.0.0.1:{port}/notes")
+    assert result.returncode == 1
+    assert only_line(result) == (
+        f"notes-api: error: nothing is listening at 127.0.0.1:{port}:"
+        " is PostgreSQL running, and are host and port right?")
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_refused_password_points_to_the_password_in_database_url(command) -> None:
+    with password_refusing_server() as port:
+        result = start(command, f"postgresql://postgres:wrong@127.0.0.1:{port}/notes")
+    assert result.returncode == 1
+    assert only_line(result) == (
+        f"notes-api: error: PostgreSQL at 127.0.0.1:{port} refused the password of user"
+        ' "postgres": check the password in DATABASE_URL')
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_missing_sqlite_directory_is_refused_and_not_created(command, tmp_path: Path) -> None:
+    directory = tmp_path / "no" / "such" / "dir"
+    result = start(command, f"sqlite:///{directory / 'notes.db'}")
+    assert result.returncode == 1
+    assert only_line(result) == (
+        f"notes-api: error: the directory '{directory}' of the SQLite database does not exist:"
+        " create it first")
+    assert not (tmp_path / "no").exists()
+
+
+def test_migrate_without_a_database_says_there_is_nothing_to_migrate() -> None:
+    result = run("migrate")
+    assert result.returncode == 2
+    assert only_line(result) == (
+        "notes-api: error: nothing to migrate: memory:// keeps no schema;"
+        " give --database-url or DATABASE_URL")
