@@ -18,9 +18,9 @@ import builtins
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,7 +43,7 @@ from app.domain.timestamps import from_microseconds, to_microseconds
 __all__ = ["open_storage", "sqlite_path"]
 READ_THREADS = 4
 FTS_MIN_TERM = 3  # the trigram index serves terms of 3 characters or more
-Transaction = Callable[[], AbstractAsyncContextManager[sqlite3.Connection]]
+Execute = Callable[[str, tuple], Awaitable[sqlite3.Cursor]]  # one statement, a write
 
 
 def _note(row: tuple) -> Note:
@@ -161,15 +161,14 @@ class Readers:
 
 
 class SqliteNoteRepository:
-    """Notes; each write in a transaction of `transaction` (its own, or the unit of work's)."""
+    """Notes; each write one statement through `execute`: in a transaction of its own, or in
+    the unit of work's. A note's write is a single statement, so it needs no more."""
 
-    def __init__(self, readers: Readers, transaction: Transaction) -> None:
-        self._readers, self._transaction = readers, transaction
+    def __init__(self, readers: Readers, execute: Execute) -> None:
+        self._readers, self._execute = readers, execute
 
     async def add(self, draft: NoteDraft) -> Note:
-        async with self._transaction() as db:
-            with unavailable_on_error():
-                note_id = db.execute(_INSERT, _row_values(draft)).lastrowid
+        note_id = (await self._execute(_INSERT, _row_values(draft))).lastrowid
         assert note_id is not None  # an INSERT into a rowid table always sets it
         return draft.stored_as(note_id)
 
@@ -198,11 +197,9 @@ class SqliteNoteRepository:
 
     async def _write_one(self, sql: str, note_id: int, args: tuple) -> None:
         """A write of one note that must find it, at the version the statement names."""
-        async with self._transaction() as db:
-            with unavailable_on_error():
-                if db.execute(sql, args).rowcount:
-                    return
-                exists = db.execute("SELECT 1 FROM notes WHERE id = ?", (note_id,)).fetchone()
+        if (await self._execute(sql, args)).rowcount:
+            return
+        exists = await self._readers.one("SELECT 1 FROM notes WHERE id = ?", (note_id,))
         raise VersionConflictError(note_id) if exists else NoteNotFoundError(note_id)
 
 
@@ -256,7 +253,7 @@ class SqliteStore:
         except BaseException:
             self._readers.close()
             raise
-        self.notes = SqliteNoteRepository(self._readers, self._writer.transaction)
+        self.notes = SqliteNoteRepository(self._readers, self._writer.execute)
         self.pool_usage: PoolUsage | None = None
         self.cursor_secret = ""
 
@@ -270,11 +267,13 @@ class SqliteStore:
     async def transaction(self) -> AsyncIterator[_Transaction]:
         async with self._writer.transaction() as db:
 
-            @asynccontextmanager
-            async def joined() -> AsyncIterator[sqlite3.Connection]:
-                yield db
+            async def in_transaction(sql: str, args: tuple) -> sqlite3.Cursor:
+                with unavailable_on_error():
+                    return db.execute(sql, args)
 
-            yield _Transaction(SqliteNoteRepository(self._readers, joined), SqliteIdempotencyStore(db))
+            yield _Transaction(
+                SqliteNoteRepository(self._readers, in_transaction), SqliteIdempotencyStore(db)
+            )
 
     async def check(self) -> None:
         """A real write, so that a full disk or a read-only file system shows here."""

@@ -72,6 +72,22 @@ class Writer:
         self._turn = asyncio.Lock()
         self._waiter = ThreadPoolExecutor(1, thread_name_prefix="sqlite-lock")
 
+    async def execute(self, sql: str, args: tuple) -> sqlite3.Cursor:
+        """One statement in a transaction of its own. While no transaction of this process holds
+        the connection, it runs at once in autocommit mode, a single call on the loop; a
+        statement that finds the lock held fails at once without having written anything, and
+        is then run in a transaction that waits for the lock off the loop."""
+        if not self._turn.locked():
+            try:
+                with unavailable_on_error():
+                    return self.db.execute(sql, args)
+            except StorageUnavailableError as error:
+                if not isinstance(error.__cause__, sqlite3.Error) or not is_busy(error.__cause__):
+                    raise
+        async with self.transaction() as db:
+            with unavailable_on_error():
+                return db.execute(sql, args)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
         """`BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` when the block raises. The wait for this

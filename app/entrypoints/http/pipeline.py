@@ -62,7 +62,6 @@ class Pipeline:
 
     def middleware(self) -> Middleware:
         metrics, cors, id_prefix, ids = self._metrics, self._cors, self._id_prefix, self._ids
-        answer = _answer
 
         @web.middleware
         async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -78,9 +77,17 @@ class Pipeline:
             started = perf_counter()
             redirect = None  # an HTTPException below 400 stays raised, as aiohttp wants it
             try:
-                response = await answer(request, handler)
+                refusal = _refusal(request)
+                response = await handler(request) if refusal is None else refusal
+            except web.HTTPMethodNotAllowed as refused:
+                response = _options(request, refused)
             except web.HTTPException as raised:
-                response = redirect = raised
+                if raised.status < 400:
+                    response = redirect = raised
+                else:
+                    response = problem_response(raised, request)
+            except Exception as error:
+                response = problem_response(error, request)
             noted[1] = elapsed = perf_counter() - started
             headers = response.headers
             headers[X_REQUEST_ID] = request_id
@@ -105,28 +112,20 @@ class Pipeline:
         return pipeline
 
 
-async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The handler's answer, or the problem it raised; redirects stay raised."""
-    try:
-        if request.method not in KNOWN_METHODS:
-            # Not echoed: a client may put anything there.
-            raise ProblemError(501, "this request method is not implemented by this server")
-        headers = request.headers
-        expect = headers.get(hdrs.EXPECT)
-        if expect is not None and expect.lower() != "100-continue":
-            return EXPECTATION_FAILED.response(request)
-        accept = headers.get(hdrs.ACCEPT)
-        if accept is not None and not accepts_json(accept) and _answers_json(request):
-            return NOT_ACCEPTABLE.response(request)
-        return await handler(request)
-    except web.HTTPMethodNotAllowed as refused:
-        return _options(request, refused)
-    except web.HTTPException as raised:
-        if raised.status < 400:
-            raise
-        return problem_response(raised, request)
-    except Exception as error:
-        return problem_response(error, request)
+def _refusal(request: web.Request) -> web.Response | None:
+    """What no route of the service can answer: a method no one implements (501), an
+    expectation (417), an Accept that admits no JSON on a JSON route (406); else None."""
+    if request.method not in KNOWN_METHODS:
+        # Not echoed: a client may put anything there.
+        return ProblemError(501, "this request method is not implemented by this server").response(request)
+    headers = request.headers
+    expect = headers.get(hdrs.EXPECT)
+    if expect is not None and expect.lower() != "100-continue":
+        return EXPECTATION_FAILED.response(request)
+    accept = headers.get(hdrs.ACCEPT)
+    if accept is not None and not accepts_json(accept) and _answers_json(request):
+        return NOT_ACCEPTABLE.response(request)
+    return None
 
 
 def _length(response: web.Response) -> int:
