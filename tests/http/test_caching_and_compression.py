@@ -29,6 +29,8 @@ async def test_a_page_carries_a_weak_etag_and_if_none_match_gives_304(client) ->
     assert tag.startswith('W/"')
     again = await client.get("/notes", headers={"If-None-Match": tag})
     assert again.status == 304 and again.headers["ETag"] == tag and await again.read() == b""
+    assert again.headers["Vary"] == first.headers["Vary"] == "Accept-Encoding"
+    assert again.headers["Cache-Control"] == first.headers["Cache-Control"]
     await create(client, title="two")
     changed = await client.get("/notes", headers={"If-None-Match": tag})
     assert changed.status == 200 and changed.headers["ETag"] != tag
@@ -69,3 +71,10 @@ async def test_a_note_304_says_how_to_cache_it_too(client) -> None:
     note = await create(client)
     response = await send(client, "GET", f"/notes/{note['id']}", headers={"If-None-Match": '"1"'})
     assert response.status == 304 and response.headers["Cache-Control"] == "private, no-cache"
+
+
+async def test_a_large_note_is_never_compressed_since_its_strong_etag_names_one_representation(client) -> None:
+    note = await create(client, description="words " * 1000)
+    response = await client.get(f"/notes/{note['id']}", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert "Content-Encoding" not in response.headers and response.headers["ETag"] == '"1"'
+    assert orjson.loads(await response.read()) == note

@@ -111,7 +111,8 @@ async def list_notes(request: web.Request) -> web.Response:
     query = parse_list_query(request.query, cursors)
     page = await request.app[NOTES].list(query)
     next_cursor = None if page.next_after is None else cursors.encode(query, page.next_after)
-    headers = {"Cache-Control": PRIVATE}
+    # Vary on the 304 too: it carries what the 200 would (RFC 9110, section 15.4.5).
+    headers = {"Cache-Control": PRIVATE, "Vary": "Accept-Encoding"}
     if next_cursor is not None:
         params = [(k, v) for k, v in request.query.items() if k != "cursor"]
         params.append(("cursor", next_cursor))

@@ -135,10 +135,18 @@ def _length(response: web.Response) -> int:
 
 def _compress(request: web.Request, response: web.Response) -> None:
     """gzip a large body when the client accepts it (RFC 9110, section 12.5.3); small bodies,
-    every note of an ordinary size included, are sent as they are, at no cost."""
+    every note of an ordinary size included, are sent as they are, at no cost. A body with a
+    strong ETag (a note) is never compressed: a strong tag names one representation, byte for
+    byte, and a note's tag is also what If-Match compares (RFC 9110, section 8.8.3)."""
     headers = response.headers
+    tag = headers.get(hdrs.ETAG)
+    if tag is not None and not tag.startswith("W/"):
+        return
     vary = headers.get(hdrs.VARY)
-    headers[hdrs.VARY] = "Accept-Encoding" if vary is None else f"{vary}, Accept-Encoding"
+    if vary is None:
+        headers[hdrs.VARY] = "Accept-Encoding"
+    elif "accept-encoding" not in vary.lower():
+        headers[hdrs.VARY] = f"{vary}, Accept-Encoding"
     if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
         response.enable_compression(web.ContentCoding.gzip)
 
