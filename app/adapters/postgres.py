@@ -18,10 +18,9 @@ from typing import Any, Protocol
 import asyncpg
 
 from app.adapters.postgres_link import UNAVAILABLE, OnConnection, Pooled, transaction
-from app.adapters.sql import SELECT_NOTES, Arg, list_statement
+from app.adapters.sql import SELECT_NOTES, Arg, list_statement, recorded_outcome
 from app.domain.errors import (
     IdempotencyKeyInUseError,
-    IdempotencyKeyReusedError,
     NoteNotFoundError,
     StorageUnavailableError,
     VersionConflictError,
@@ -161,11 +160,7 @@ class PostgresIdempotencyStore:
             " WHERE key = $1 AND recorded_at >= $2",
             key, now - IDEMPOTENCY_RETENTION,
         )
-        if row is None:
-            return None
-        if row[0] != fingerprint:
-            raise IdempotencyKeyReusedError(key)
-        return bytes(row[1])
+        return recorded_outcome(key, fingerprint, row)
 
     async def record(self, key: str, fingerprint: str, outcome: bytes, now: datetime) -> None:
         await self._db.execute(_RECORD, key, fingerprint, now, outcome)

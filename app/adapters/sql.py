@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from app.domain.errors import IdempotencyKeyReusedError
 from app.domain.query import ListQuery, SortField
 
 NOTE_COLUMNS = "id, title, description, priority, tags, created_by, created_at, updated_at, version"
@@ -104,3 +105,13 @@ def _filters(query: ListQuery, dialect: Dialect, arg: Arg) -> list[str]:
     if f.terms:
         where.extend(dialect.all_terms(f.terms, arg))
     return where
+
+
+def recorded_outcome(key: str, fingerprint: str, row: Sequence[Any] | None) -> bytes | None:
+    """The outcome of a (fingerprint, outcome) row of `idempotency_records`, for a claim of `key`
+    with `fingerprint`: None for no row, and a refusal for a row of another request body."""
+    if row is None:
+        return None
+    if row[0] != fingerprint:
+        raise IdempotencyKeyReusedError(key)
+    return bytes(row[1])

@@ -27,10 +27,9 @@ from datetime import datetime
 import orjson
 
 from app.adapters import PoolUsage
-from app.adapters.sql import SELECT_NOTES, Arg, Statement, split_list_statements
+from app.adapters.sql import SELECT_NOTES, Arg, Statement, recorded_outcome, split_list_statements
 from app.adapters.sqlite_link import Writer, connect, is_busy, sqlite_path, unavailable_on_error
 from app.domain.errors import (
-    IdempotencyKeyReusedError,
     NoteNotFoundError,
     StorageUnavailableError,
     VersionConflictError,
@@ -218,11 +217,7 @@ class SqliteIdempotencyStore:
                 " WHERE key = ? AND recorded_at >= ?",
                 (key, to_microseconds(now - IDEMPOTENCY_RETENTION)),
             ).fetchone()
-        if row is None:
-            return None
-        if row[0] != fingerprint:
-            raise IdempotencyKeyReusedError(key)
-        return bytes(row[1])
+        return recorded_outcome(key, fingerprint, row)
 
     async def record(self, key: str, fingerprint: str, outcome: bytes, now: datetime) -> None:
         with unavailable_on_error():
