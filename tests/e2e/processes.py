@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,13 +32,29 @@ class Server:
         self.port = free_port() if port is None else port
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log
-        with log.open("ab") as sink:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "app", "serve", "--database-url", database_url,
-                 "--port", str(self.port), *args],
-                stdout=sink, stderr=subprocess.STDOUT, env=_environment(env),
-                start_new_session=own_process_group,  # so that a test can signal the whole group
-            )
+        log.touch()  # readable at once, before the first line is copied
+        self._news = threading.Condition()  # notified on every line the process writes, and at its end
+        self._ended = False
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--database-url", database_url,
+             "--port", str(self.port), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_environment(env),
+            start_new_session=own_process_group,  # so that a test can signal the whole group
+        )
+        threading.Thread(target=self._copy_output, daemon=True).start()
+
+    def _copy_output(self) -> None:
+        """Copy the process's output into the log file line by line, announcing each line."""
+        assert self.process.stdout is not None
+        with self.process.stdout as output, self.log_path.open("ab") as sink:
+            for line in output:
+                sink.write(line)
+                sink.flush()
+                with self._news:
+                    self._news.notify_all()
+        with self._news:
+            self._ended = True
+            self._news.notify_all()
 
     def wait_ready(self, timeout: float = 30) -> Server:
         deadline = time.monotonic() + timeout
@@ -63,19 +80,24 @@ class Server:
             self.process.wait()
 
     def output(self) -> str:
+        """What the process wrote; once it has exited, all of it (the copy catches up first)."""
+        if self.process.poll() is not None:
+            with self._news:
+                self._news.wait_for(lambda: self._ended, timeout=5)
         return self.log_path.read_text(errors="replace")
 
     def wait_for(self, text: str, count: int = 1, timeout: float = 30) -> str:
-        """The output, once `text` occurs `count` times in it; fails if the server exits first."""
-        deadline = time.monotonic() + timeout
-        while True:
-            exited = self.process.poll() is not None  # checked first: its last lines count too
-            output = self.output()
-            if output.count(text) >= count:
-                return output
-            assert not exited, f"exited with {self.process.returncode} before {text!r}:\n{output}"
-            assert time.monotonic() < deadline, f"{text!r} not seen {count} times:\n{output}"
-            time.sleep(0.02)
+        """The output, once `text` occurs `count` times in it; fails if the output ends first.
+        Woken by each line the process writes, not by a clock."""
+
+        def seen() -> bool:
+            return self._ended or self.log_path.read_text(errors="replace").count(text) >= count
+
+        with self._news:
+            self._news.wait_for(seen, timeout)
+        output = self.log_path.read_text(errors="replace")
+        assert output.count(text) >= count, f"{text!r} not seen {count} times:\n{output}"
+        return output
 
     def descendants(self) -> list[Process]:
         return descendants(self.process.pid)

@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -37,12 +36,9 @@ def send_requests(base: str, prefix: str) -> None:
     requests.get(f"{base}/nope", headers={"X-Request-ID": f"{prefix}-404"})
 
 
-def wait_for(server: Server, text: str, count: int, timeout: float = 15) -> None:
+def wait_for(server: Server, text: str, count: int) -> None:
     """Until `text` occurs `count` times in the output: lines must come out while serving."""
-    deadline = time.monotonic() + timeout
-    while server.output().count(text) < count:
-        assert time.monotonic() < deadline, f"{text!r} not logged {count} times:\n{server.output()}"
-        time.sleep(0.02)
+    server.wait_for(text, count, timeout=15)
 
 
 def test_each_request_is_one_json_line_and_every_line_is_json(tmp_path: Path) -> None:
