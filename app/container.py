@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from aiohttp import web
 from dependency_injector import containers, providers
 
-from app.adapters import memory, postgres, sqlite
+from app.adapters import PoolUsage, Storage, memory, postgres, sqlite
 from app.domain.services import NoteService
-from app.entrypoints.http.keys import MIB, HttpSettings
+from app.entrypoints.http import create_app
+from app.entrypoints.http.app import Dependencies
+from app.entrypoints.http.keys import HttpSettings
+from app.entrypoints.http.listing import CursorCodec
 
 # DATABASE_URL scheme -> the storage that serves it
 BACKENDS = {"memory": "memory", "sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
@@ -43,11 +49,19 @@ class Settings:
     database_url: str = "memory://"
     db_timeout: float = 5.0  # seconds a request may wait on the database before a 503
     pool_size: int = 10
-    max_body_bytes: int = MIB
+    max_body_bytes: int = 1024 * 1024
     require_if_match: bool = False
     cursor_secret: str | None = None  # None: the store's own random secret
     body_timeout: float = 30.0  # seconds a request body may take to arrive
     cors_origins: tuple[str, ...] = ()  # origins allowed to call the API from a browser
+
+
+def _cursor_secret(given: str | None, storage: Storage) -> str:
+    return given or storage.cursor_secret  # --cursor-secret, else the store's own random one
+
+
+def _pool_usage(storage: Storage) -> PoolUsage | None:
+    return storage.pool_usage
 
 
 class Container(containers.DeclarativeContainer):
@@ -68,12 +82,20 @@ class Container(containers.DeclarativeContainer):
             timeout=config.db_timeout,
         ),
     )
-    notes = providers.Factory(NoteService, clock=clock)
+    notes = providers.Factory(NoteService, store=storage, clock=clock)
+    cursors = providers.Factory(
+        CursorCodec, providers.Callable(_cursor_secret, config.cursor_secret, storage)
+    )
+    http_dependencies = providers.Factory(
+        Dependencies,
+        notes=notes,
+        cursors=cursors,
+        pool_usage=providers.Callable(_pool_usage, storage),
+    )
     http_settings = providers.Factory(
         HttpSettings,
         max_body_bytes=config.max_body_bytes,
         require_if_match=config.require_if_match,
-        cursor_secret=config.cursor_secret,
         body_timeout=config.body_timeout,
         cors_origins=config.cors_origins,
     )
@@ -85,3 +107,19 @@ def build_container(settings: Settings) -> Container:
     container = Container()
     container.config.from_dict(asdict(settings))
     return container
+
+
+def http_app(container: Container) -> web.Application:
+    """The HTTP application of this graph: its storage opens when the application starts and
+    closes when it stops."""
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[Dependencies]:
+        try:
+            yield await container.http_dependencies()  # type: ignore[misc]  # async: the storage is
+        finally:
+            shutdown = container.shutdown_resources()  # the storage is an async resource
+            if shutdown is not None:
+                await shutdown
+
+    return create_app(container.http_settings(), lifespan)

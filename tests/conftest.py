@@ -11,8 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from app.adapters import Storage
 from app.adapters.migrate import migrate
-from app.container import Container, Settings, build_container
-from app.entrypoints.http import create_app
+from app.container import Container, Settings, build_container, http_app
 from tests.databases import in_thread, postgres_database, postgres_server
 from tests.http.spec_check import SpecChecker
 
@@ -79,11 +78,9 @@ def make_client(aiohttp_client) -> Iterator[Callable[..., Awaitable[TestClient]]
 
     async def make(database_url: str, **settings: object) -> TestClient:
         container = build_container(settings_for(database_url, **settings))
-        app = create_app(container)
         checker = SpecChecker(container.http_settings())
-        app.middlewares.insert(0, checker.middleware)
         checkers.append(checker)
-        return await aiohttp_client(app)
+        return await aiohttp_client(http_app(container), middlewares=(checker.middleware,))
 
     yield make
     violations = [v for checker in checkers for v in checker.violations]

@@ -17,7 +17,7 @@ from app.adapters.schema_version import check_schema
 from app.container import Settings, UnsupportedDatabaseError, backend_of
 from app.domain.errors import StorageUnavailableError
 from app.entrypoints.http.cors import InvalidOriginError, normalized_origins
-from app.entrypoints.http.logs import LogSettings, configure_logging
+from app.entrypoints.logs import LogSettings, configure_logging
 from app.entrypoints.options import build_parser
 from app.entrypoints.server import ServeError, run_server
 from app.entrypoints.workers import run_workers

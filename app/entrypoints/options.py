@@ -14,10 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.container import SUPPORTED_URLS
-from app.entrypoints.http.logs import FORMATS, LEVELS
+from app.container import SUPPORTED_URLS, Settings
+from app.entrypoints.logs import DEFAULT_LOGS, FORMATS, LEVELS
 
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+# The defaults live with the settings they belong to; the flags show them.
+_SERVICE, _LOGS = Settings(), DEFAULT_LOGS
+
+
+def _shown(value: float) -> str:
+    """A default as a flag would be written: 5, not 5.0."""
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _switch_value(text: str) -> bool:
@@ -119,18 +126,18 @@ def _serve_flags(serve: EnvParser) -> None:
     serve.env_flag("--workers", "NOTES_WORKERS", "1", "server processes sharing the port", type=int)
     serve.env_switch("--no-migrate", "NOTES_NO_MIGRATE",
                      "do not apply pending migrations at start-up; refuse a store that needs them")
-    serve.env_flag("--pool-size", "NOTES_POOL_SIZE", "10", "PostgreSQL connections per process",
+    serve.env_flag("--pool-size", "NOTES_POOL_SIZE", _shown(_SERVICE.pool_size), "PostgreSQL connections per process",
                    type=int)
-    serve.env_flag("--db-timeout", "NOTES_DB_TIMEOUT", "5",
+    serve.env_flag("--db-timeout", "NOTES_DB_TIMEOUT", _shown(_SERVICE.db_timeout),
                    "seconds to wait on the database before a 503", type=float)
-    serve.env_flag("--max-body-bytes", "NOTES_MAX_BODY_BYTES", str(1024 * 1024),
+    serve.env_flag("--max-body-bytes", "NOTES_MAX_BODY_BYTES", _shown(_SERVICE.max_body_bytes),
                    "largest request body", type=int)
-    serve.env_flag("--body-timeout", "NOTES_BODY_TIMEOUT", "30",
+    serve.env_flag("--body-timeout", "NOTES_BODY_TIMEOUT", _shown(_SERVICE.body_timeout),
                    "seconds a request body may take to arrive before a 408 and a closed connection",
                    type=float)
     serve.env_switch("--require-if-match", "NOTES_REQUIRE_IF_MATCH",
                      "answer 428 to PUT, PATCH and DELETE without If-Match")
-    serve.env_flag("--cursor-secret", "NOTES_CURSOR_SECRET", None,
+    serve.env_flag("--cursor-secret", "NOTES_CURSOR_SECRET", _SERVICE.cursor_secret,
                    "key that signs listing cursors; none: a random key kept in the store")
     _log_flags(serve)
     serve.add_argument(
@@ -141,13 +148,13 @@ def _serve_flags(serve: EnvParser) -> None:
 
 
 def _database_flag(parser: EnvParser) -> None:
-    parser.env_flag("--database-url", "DATABASE_URL", "memory://",
+    parser.env_flag("--database-url", "DATABASE_URL", _SERVICE.database_url,
                     f"where notes live: {SUPPORTED_URLS}")
 
 
 def _log_flags(parser: EnvParser) -> None:
-    parser.env_flag("--log-level", "NOTES_LOG_LEVEL", "info",
+    parser.env_flag("--log-level", "NOTES_LOG_LEVEL", _LOGS.level,
                     "debug, info (with the access log), warning or error",
                     type=str.lower, choices=LEVELS)
-    parser.env_flag("--log-format", "NOTES_LOG_FORMAT", "text",
+    parser.env_flag("--log-format", "NOTES_LOG_FORMAT", _LOGS.format,
                     "text, or json: one object per line", type=str.lower, choices=FORMATS)

@@ -20,16 +20,10 @@ from functools import partial
 from aiohttp import web
 
 from app.adapters.connect_errors import connect_problem, redacted
-from app.container import Settings, build_container
+from app.container import Settings, build_container, http_app
 from app.domain.errors import StorageUnavailableError
-from app.entrypoints.http import create_app
-from app.entrypoints.http.logs import (
-    ACCESS_LOGGER,
-    DEFAULT_LOGS,
-    AccessLogger,
-    LogSettings,
-    flush_access_log,
-)
+from app.entrypoints.http.access_log import AccessLog
+from app.entrypoints.logs import DEFAULT_LOGS, LogSettings
 
 log = logging.getLogger("app.server")
 SHUTDOWN_TIMEOUT = 10.0  # seconds that requests in flight get to finish after SIGTERM
@@ -57,7 +51,8 @@ def run_server(
     The access log is on at `--log-level info` or lower: one line per request on "app.access".
     """
     _event_loop_policy()
-    runner = _runner(create_app(build_container(settings)), logs)
+    access_log = AccessLog(logs.format)
+    runner = _runner(http_app(build_container(settings)), access_log)
     start = partial(_start, runner, host, port, reuse_port, settings.database_url)
 
     def serving(addresses: list[Address]) -> None:
@@ -70,15 +65,15 @@ def run_server(
     try:
         asyncio.run(_serve(runner, start, serving, stop_signals))
     finally:
-        flush_access_log()  # the lines of the last few milliseconds
+        access_log.flush()  # the lines of the last few milliseconds
 
 
-def _runner(app: web.Application, logs: LogSettings) -> web.AppRunner:
+def _runner(app: web.Application, access_log: AccessLog) -> web.AppRunner:
     return web.AppRunner(
         app,
-        access_log=logging.getLogger(ACCESS_LOGGER),  # skipped by aiohttp when below INFO
-        access_log_class=AccessLogger,
-        access_log_format=logs.format,
+        access_log=access_log.logger,  # skipped by aiohttp when below INFO
+        access_log_class=access_log.hook(),
+        access_log_format=access_log.format,
         keepalive_timeout=KEEPALIVE_TIMEOUT,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
     )

@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext, SpawnProcess
 
 from app.container import Settings
-from app.entrypoints.http.logs import DEFAULT_LOGS, LogSettings, configure_logging
+from app.entrypoints.logs import DEFAULT_LOGS, LogSettings, configure_logging
 from app.entrypoints.server import SHUTDOWN_TIMEOUT, Address, ServeError, run_server
 
 log = logging.getLogger("app.server")

@@ -11,8 +11,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from app.container import build_container
-from app.entrypoints.http import create_app
+from app.container import build_container, http_app
 from tests.conftest import settings_for
 from tests.e2e.proxy import Proxy
 from tests.http.support import all_notes, create, problem, send
@@ -35,7 +34,7 @@ async def client(aiohttp_client, migrated_postgres: str, proxy: Proxy):
     await connection.close()
     through_proxy = sa.make_url(migrated_postgres).set(host="127.0.0.1", port=proxy.port)
     url = through_proxy.render_as_string(hide_password=False)
-    return await aiohttp_client(create_app(build_container(settings_for(url, db_timeout=TIMEOUT))))
+    return await aiohttp_client(http_app(build_container(settings_for(url, db_timeout=TIMEOUT))))
 
 
 async def unavailable(response) -> None:

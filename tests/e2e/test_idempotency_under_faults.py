@@ -25,8 +25,7 @@ import pytest
 import sqlalchemy as sa
 from dependency_injector import providers
 
-from app.container import build_container
-from app.entrypoints.http import create_app
+from app.container import build_container, http_app
 from tests.conftest import _empty as empty
 from tests.conftest import settings_for
 from tests.e2e.processes import Server
@@ -54,7 +53,7 @@ async def start_service(aiohttp_client, database_url: str, **settings: object):
     clock = Clock()
     container = build_container(settings_for(database_url, **settings))
     container.clock.override(providers.Object(clock))
-    return await aiohttp_client(create_app(container)), clock
+    return await aiohttp_client(http_app(container)), clock
 
 
 async def post(client, key: str) -> Answer:

@@ -13,17 +13,9 @@ import pytest
 from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine, LineTooLong
 from aiohttp.test_utils import TestServer
 
-from app.container import build_container
-from app.entrypoints.http import create_app
-from app.entrypoints.http.logs import (
-    ACCESS_LOGGER,
-    CURRENT_REQUEST,
-    AccessLogger,
-    JsonFormatter,
-    TextFormatter,
-    client_protocol_errors,
-    flush_access_log,
-)
+from app.container import build_container, http_app
+from app.entrypoints.http.access_log import ACCESS_LOGGER, AccessLog
+from app.entrypoints.logs import CURRENT_REQUEST, JsonFormatter, TextFormatter, client_protocol_errors
 from tests.conftest import settings_for
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -37,6 +29,11 @@ class Lines(list):
     def __init__(self) -> None:
         super().__init__()
         self.arrived = asyncio.Event()
+        self.logs: list[AccessLog] = []  # the access logs of the servers writing here
+
+    def flush(self) -> None:
+        for log in self.logs:
+            log.flush()
 
 
 class Sink(logging.Handler):
@@ -64,23 +61,22 @@ async def logged(lines: Lines, count: int) -> Lines:
 @pytest.fixture
 def access_lines() -> Iterator[Lines]:
     logger = logging.getLogger(ACCESS_LOGGER)
-    flush_access_log()  # nothing left over from another test
     sink, level = Sink(), logger.level
     logger.addHandler(sink)
     logger.setLevel(logging.INFO)
     yield sink.lines
-    flush_access_log()
+    sink.lines.flush()
     logger.removeHandler(sink)
     logger.setLevel(level)
 
 
-async def logged_client(aiohttp_client, log_format: str):
+async def logged_client(aiohttp_client, log_format: str, lines: Lines):
     """A memory-backed app served with the access-log hook, as `python -m app serve` does."""
-    server = TestServer(create_app(build_container(settings_for("memory://"))))
+    log = AccessLog(log_format)
+    lines.logs.append(log)
+    server = TestServer(http_app(build_container(settings_for("memory://"))))
     await server.start_server(  # TestServer(**kwargs) would drop these; start_server passes them on
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger(ACCESS_LOGGER),
-        access_log_format=log_format,
+        access_log_class=log.hook(), access_log=log.logger, access_log_format=log.format
     )
     return await aiohttp_client(server)
 
@@ -102,7 +98,7 @@ async def send_requests(client) -> None:
 
 
 async def test_each_request_is_one_json_line_with_its_fields(aiohttp_client, access_lines) -> None:
-    client = await logged_client(aiohttp_client, "json")
+    client = await logged_client(aiohttp_client, "json", access_lines)
     await send_requests(client)
     lines = [orjson.loads(line) for line in await logged(access_lines, 3)]
     by_id = {line["request_id"]: line for line in lines}
@@ -118,7 +114,7 @@ async def test_each_request_is_one_json_line_with_its_fields(aiohttp_client, acc
 
 
 async def test_the_text_line_has_the_same_fields_as_key_value_pairs(aiohttp_client, access_lines) -> None:
-    client = await logged_client(aiohttp_client, "text")
+    client = await logged_client(aiohttp_client, "text", access_lines)
     await send_requests(client)
     assert len(await logged(access_lines, 3)) == 3
     line = next(line for line in access_lines if "request_id=req-get " in line)
@@ -131,22 +127,22 @@ async def test_the_text_line_has_the_same_fields_as_key_value_pairs(aiohttp_clie
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
 async def test_no_body_credential_or_query_string_is_ever_logged(aiohttp_client, access_lines, log_format) -> None:
-    await send_requests(await logged_client(aiohttp_client, log_format))
+    await send_requests(await logged_client(aiohttp_client, log_format, access_lines))
     assert len(await logged(access_lines, 3)) == 3
     assert not [line for line in access_lines for secret in SECRETS if secret.split("=")[-1] in line]
 
 
 async def test_a_url_cannot_split_or_forge_an_access_line(aiohttp_client, access_lines) -> None:
-    client = await logged_client(aiohttp_client, "text")
+    client = await logged_client(aiohttp_client, "text", access_lines)
     await client.get("/notes%0A2026-01-01T00:00:00.000Z%20INFO%20app.access:%20forged")
     assert len(await logged(access_lines, 1)) == 1 and "path=/notes%0A2026" in access_lines[0]
 
 
 async def test_below_info_the_access_log_formats_nothing(aiohttp_client, access_lines) -> None:
     logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
-    assert not AccessLogger(logging.getLogger(ACCESS_LOGGER), "json").enabled
-    await send_requests(await logged_client(aiohttp_client, "json"))
-    flush_access_log()  # whatever had been queued comes out now, without waiting for the timer
+    await send_requests(await logged_client(aiohttp_client, "json", access_lines))
+    assert not access_lines.logs[0].hook()(logging.getLogger(ACCESS_LOGGER), "json").enabled
+    access_lines.flush()  # whatever had been queued comes out now, without waiting for the timer
     assert access_lines == []
 
 

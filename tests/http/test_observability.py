@@ -9,8 +9,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.container import build_container
-from app.entrypoints.http import create_app
+from app.container import build_container, http_app
 from app.entrypoints.http.metrics import PoolCollector
 from tests.conftest import settings_for
 from tests.http.support import create, problem, send
@@ -85,7 +84,7 @@ def app_with_plain_routes() -> web.Application:
     async def hello(request: web.Request) -> web.Response:
         return web.json_response({"hello": "world"})
 
-    app = create_app(build_container(settings_for("memory://")))
+    app = http_app(build_container(settings_for("memory://")))
     app.router.add_get("/old", moved)
     app.router.add_get("/broken", broken)
     app.router.add_get("/hello", hello)

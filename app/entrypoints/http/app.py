@@ -1,48 +1,57 @@
-"""The aiohttp application factory: its pipeline, its routes and the storage's lifetime."""
+"""The aiohttp application factory: its pipeline, its routes and the lifetime of what they use."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from app.adapters import PoolUsage
+from app.domain.services import NoteService
 from app.entrypoints.http import docs, handlers, routing
-from app.entrypoints.http.keys import CONTAINER, CURSORS, NOTES, SETTINGS
+from app.entrypoints.http.keys import CURSORS, NOTES, SETTINGS, HttpSettings
 from app.entrypoints.http.listing import CursorCodec
 from app.entrypoints.http.metrics import RequestMetrics, add_metrics, metrics_page
 from app.entrypoints.http.pipeline import Handler, Pipeline
 from app.entrypoints.http.problem_types import problem_page
 
-if TYPE_CHECKING:
-    from app.container import Container
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dependencies:
+    """What the routes use, finished: built by the container once the storage is open."""
+
+    notes: NoteService
+    cursors: CursorCodec
+    pool_usage: PoolUsage | None  # None: a store without a connection pool
 
 
-def create_app(container: Container) -> web.Application:
-    """Build the application. Does no I/O: the storage opens in `cleanup_ctx` on start-up."""
-    settings = container.http_settings()
+# Opens the storage and gives the routes' dependencies; leaving it closes the storage.
+Lifespan = Callable[[], AbstractAsyncContextManager[Dependencies]]
+
+
+def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:
+    """Build the application. Does no I/O: `lifespan` is entered on start-up, left on clean-up."""
     metrics = RequestMetrics()
     pipeline = Pipeline(settings, metrics)  # problem+json, X-Request-ID, metrics, CORS
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[pipeline.middleware()])
-    app[CONTAINER] = container
     app[SETTINGS] = settings
-    app.cleanup_ctx.append(_storage)
-    add_metrics(app, metrics)
+    register_pool = add_metrics(app, metrics)
+
+    async def running(app: web.Application) -> AsyncIterator[None]:
+        async with lifespan() as dependencies:
+            app[NOTES] = dependencies.notes
+            app[CURSORS] = dependencies.cursors
+            if dependencies.pool_usage is not None:
+                register_pool(dependencies.pool_usage)
+            yield
+
+    app.cleanup_ctx.append(running)
     docs.setup(app)
     _add_routes(app.router)
     return app
-
-
-async def _storage(app: web.Application) -> AsyncIterator[None]:
-    container = app[CONTAINER]
-    storage = await container.storage()
-    app[NOTES] = container.notes(store=storage)
-    app[CURSORS] = CursorCodec(app[SETTINGS].cursor_secret or storage.cursor_secret)
-    yield
-    shutdown = container.shutdown_resources()  # the storage is an async resource: awaitable
-    if shutdown is not None:
-        await shutdown
 
 
 def _add_routes(router: web.UrlDispatcher) -> None:

@@ -12,23 +12,19 @@ from app.domain.services import NoteService
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from app.container import Container
     from app.entrypoints.http.listing import CursorCodec
     from app.entrypoints.http.metrics import RequestMetrics
 
-MIB = 1024 * 1024
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpSettings:
-    max_body_bytes: int = MIB
-    require_if_match: bool = False
-    cursor_secret: str | None = None  # None: the store's own random secret (listing.py)
-    body_timeout: float = 30.0  # seconds a request body may take to arrive
-    cors_origins: tuple[str, ...] = ()  # empty: no CORS headers at all
+    """What the HTTP adapter needs of the settings (`app.container.Settings` has their defaults)."""
+
+    max_body_bytes: int
+    require_if_match: bool
+    body_timeout: float  # seconds a request body may take to arrive
+    cors_origins: tuple[str, ...]  # empty: no CORS headers at all
 
 
-CONTAINER: web.AppKey[Container] = web.AppKey("container")
 SETTINGS = web.AppKey("settings", HttpSettings)
 NOTES = web.AppKey("notes", NoteService)
 CURSORS: web.AppKey[CursorCodec] = web.AppKey("cursors")

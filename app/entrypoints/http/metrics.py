@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from app.entrypoints.http.keys import CONTAINER, METRICS, METRICS_REGISTRY
+from app.adapters import PoolUsage
+from app.entrypoints.http.keys import METRICS, METRICS_REGISTRY
 from app.entrypoints.http.negotiation import not_json
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -26,7 +27,6 @@ _LE = (*(repr(bound) for bound in BUCKETS), "+Inf")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # the route label of a request that matched no route (404, 405)
 
-PoolUsage = Callable[[], tuple[int, int]]  # () -> (open connections, idle connections)
 
 
 class RequestMetrics(Collector):
@@ -107,24 +107,14 @@ class PoolCollector(Collector):
         yield pool
 
 
-def pool_usage(storage: object) -> PoolUsage | None:
-    """How to read the pool of an open storage, or None for a store without one (memory, SQLite)."""
-    return getattr(storage, "pool_usage", None)
-
-
-def add_metrics(app: web.Application, metrics: RequestMetrics) -> None:
-    """What `metrics_page` (GET /metrics, routed in app.py) exposes."""
+def add_metrics(app: web.Application, metrics: RequestMetrics) -> Callable[[PoolUsage], None]:
+    """What `metrics_page` (GET /metrics, routed in app.py) exposes; the function returned adds
+    the storage's connection pool once it is open."""
     registry = CollectorRegistry()
     app[METRICS] = metrics
     app[METRICS_REGISTRY] = registry
     registry.register(metrics)
-    app.on_startup.append(_register_pool)  # after cleanup_ctx's start-up: the storage is open
-
-
-async def _register_pool(app: web.Application) -> None:
-    usage = pool_usage(await app[CONTAINER].storage())
-    if usage is not None:
-        app[METRICS_REGISTRY].register(PoolCollector(usage))
+    return lambda usage: registry.register(PoolCollector(usage))
 
 
 @not_json

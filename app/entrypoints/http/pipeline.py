@@ -6,7 +6,7 @@ the service can answer (501 for a method no one implements, 417 for an expectati
 Accept that admits no JSON on a JSON route), turns whatever the handler or aiohttp's router
 raises into problem+json (404, 405 with `Allow`), answers OPTIONS for every resource from the
 router's own knowledge of its methods, and adds the CORS headers. The access log line is written
-later, by aiohttp's access-log hook (logs.py), from what is noted here.
+later, by aiohttp's access-log hook (http/access_log.py), from what is noted here.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from multidict import istr
 
 from app.entrypoints.http.cors import Cors
 from app.entrypoints.http.keys import HttpSettings
-from app.entrypoints.http.logs import CURRENT_REQUEST
 from app.entrypoints.http.metrics import BUCKETS, UNMATCHED, RequestMetrics, new_buckets
 from app.entrypoints.http.negotiation import accepts_gzip, accepts_json, not_json
 from app.entrypoints.http.problems import (
@@ -34,6 +33,7 @@ from app.entrypoints.http.problems import (
     ProblemError,
     problem_response,
 )
+from app.entrypoints.logs import CURRENT_REQUEST
 
 X_REQUEST_ID = istr("X-Request-ID")
 SERVER = "notes"

@@ -1,0 +1,135 @@
+"""The process's logs: text or JSON lines on stderr, each record of a request's task with its id.
+
+`configure_logging` is called once by each process (the server, each worker, `migrate`). The
+request pipeline notes the request being answered in `CURRENT_REQUEST`; the formatters read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import orjson
+from aiohttp.http_exceptions import HttpProcessingError
+
+FORMATS = ("text", "json")
+LEVELS = ("debug", "info", "warning", "error")
+# [request id, seconds taken or None while running, its task] of the request being answered
+CURRENT_REQUEST: ContextVar[list | None] = ContextVar("current_request", default=None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSettings:
+    level: str = "info"  # INFO and below include the access log; WARNING and above leave it out
+    format: str = "text"  # or "json": one JSON object per line
+
+
+DEFAULT_LOGS = LogSettings()
+
+
+def configure_logging(settings: LogSettings) -> None:
+    """Send the app's, aiohttp's and the access log's records to stderr, at one level."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    handler.addFilter(client_protocol_errors)
+    logging.basicConfig(level=settings.level.upper(), handlers=[handler])
+    # Alembic announces each of its plugins at INFO when imported: no news to an operator.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def client_protocol_errors(record: logging.LogRecord) -> bool:
+    """aiohttp answers a malformed request (a NUL in a header, a broken request line) with 400
+    before any handler runs, and logs it with a traceback; it is the client's error, so one
+    warning line without the traceback says all there is to say. Nothing the client sent is
+    repeated in it: aiohttp's reasons quote the offending bytes after a colon or a quote."""
+    error = record.exc_info[1] if record.exc_info else None
+    if record.name == "aiohttp.server" and isinstance(error, HttpProcessingError):
+        message = record.getMessage()
+        reason = next((line for line in str(error.message).splitlines() if line.strip()), "")
+        reason = re.split(r"[:'\"]", reason, maxsplit=1)[0].strip() or type(error).__name__
+        record.msg, record.args = "%s: %d %s", (message, error.code, reason)
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
+
+
+class Timestamps:
+    """`2026-11-23T22:30:23.602Z` for a moment: the seconds formatted once a second, the rest
+    once a millisecond (a busy server logs many lines within each)."""
+
+    __slots__ = ("_millisecond", "_second", "_second_text", "_text")
+
+    def __init__(self) -> None:
+        self._second = self._millisecond = -1
+        self._second_text = self._text = ""
+
+    def __call__(self, moment: float) -> str:
+        millisecond = int(moment * 1000)
+        if millisecond != self._millisecond:
+            second, fraction = divmod(millisecond, 1000)
+            if second != self._second:
+                self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._millisecond, self._text = millisecond, f"{self._second_text}.{fraction:03d}Z"
+        return self._text
+
+
+def _request_id() -> str | None:
+    """The id of the request whose own task logs the record. A task started while answering a
+    request (a driver's pool keeping its connections) inherits the request's context but works
+    for no request: its records carry no id."""
+    noted = CURRENT_REQUEST.get()
+    if noted is None:
+        return None
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # a thread without an event loop
+        return None
+    return noted[0] if task is noted[2] else None
+
+
+def is_verbatim(record: logging.LogRecord) -> bool:
+    """A record whose message is finished lines (the access log's batches): written as it is."""
+    return getattr(record, "verbatim", False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._timestamps = Timestamps()
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return self._timestamps(record.created)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if is_verbatim(record):
+            return record.msg
+        request_id = _request_id()
+        line = super().format(record)
+        return line if request_id is None else f"{line} request_id={request_id}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message; request_id and exception if any."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timestamps = Timestamps()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if is_verbatim(record):
+            return record.msg
+        document = {
+            "time": self._timestamps(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if (request_id := _request_id()) is not None:
+            document["request_id"] = request_id
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(document).decode()
