@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATABASE_URL ?= sqlite:///notes.db
 PORT ?= 8080
+ARGS ?=  # more flags of `notes-api serve`, e.g. ARGS='--auth required --host 0.0.0.0'
 
 .PHONY: run test bench bench-quick bench-tools lint clean
 
@@ -19,7 +20,7 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.installed-serve
-	DATABASE_URL='$(DATABASE_URL)' NOTES_PORT='$(PORT)' $(BIN)/python -m app serve
+	DATABASE_URL='$(DATABASE_URL)' NOTES_PORT='$(PORT)' $(BIN)/python -m app serve $(ARGS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

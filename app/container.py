@@ -12,6 +12,7 @@ from aiohttp import web
 from dependency_injector import containers, providers
 
 from app.adapters import PoolUsage, Storage, memory, postgres, sqlite
+from app.domain.accounts import AccountService
 from app.domain.services import NoteService
 from app.entrypoints.http import create_app
 from app.entrypoints.http.app import Dependencies
@@ -54,6 +55,8 @@ class Settings:
     cursor_secret: str | None = None  # None: the store's own random secret
     body_timeout: float = 30.0  # seconds a request body may take to arrive
     cors_origins: tuple[str, ...] = ()  # origins allowed to call the API from a browser
+    auth: str = "auto"  # required, local, or auto: local on loopback only, else required
+    rate_limit: int | None = None  # requests a second per owner and process; None: no limit
 
 
 def _cursor_secret(given: str | None, storage: Storage) -> str:
@@ -83,12 +86,14 @@ class Container(containers.DeclarativeContainer):
         ),
     )
     notes = providers.Factory(NoteService, store=storage, clock=clock)
+    accounts = providers.Factory(AccountService, store=storage, clock=clock)
     cursors = providers.Factory(
         CursorCodec, providers.Callable(_cursor_secret, config.cursor_secret, storage)
     )
     http_dependencies = providers.Factory(
         Dependencies,
         notes=notes,
+        accounts=accounts,
         cursors=cursors,
         pool_usage=providers.Callable(_pool_usage, storage),
     )
@@ -98,6 +103,8 @@ class Container(containers.DeclarativeContainer):
         require_if_match=config.require_if_match,
         body_timeout=config.body_timeout,
         cors_origins=config.cors_origins,
+        auth=config.auth,
+        rate_limit=config.rate_limit,
     )
 
 

@@ -35,7 +35,8 @@ def migrated_postgres(postgres_server_url: str) -> Iterator[str]:
 async def _empty(url: str) -> None:
     connection = await asyncpg.connect(url)
     try:
-        await connection.execute("TRUNCATE notes, idempotency_records RESTART IDENTITY")
+        await connection.execute("TRUNCATE notes, idempotency_records, tokens RESTART IDENTITY")
+        await connection.execute("DELETE FROM owners WHERE name <> 'local'")
     finally:
         await connection.close()
 
@@ -55,7 +56,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def settings_for(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {"db_timeout": 5.0, "pool_size": 4, **overrides}
+    # auth local: what `make run` on a laptop does (auth auto on loopback); auth tests ask for required
+    values: dict[str, object] = {"db_timeout": 5.0, "pool_size": 4, "auth": "local", **overrides}
     return Settings(database_url=database_url, **values)  # type: ignore[arg-type]
 
 

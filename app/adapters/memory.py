@@ -9,10 +9,12 @@ whatever its depth. A unit of work keeps an undo journal and plays it back if it
 
 from __future__ import annotations
 
+import itertools
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sortedcontainers import SortedList
@@ -22,9 +24,14 @@ from app.domain.errors import (
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
     NoteNotFoundError,
+    OwnerExistsError,
+    OwnerHasNotesError,
+    OwnerNotFoundError,
+    TokenNotFoundError,
     VersionConflictError,
 )
 from app.domain.model import Note, NoteDraft, search_text
+from app.domain.owners import LOCAL, NewToken, OwnerSummary, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField
 
@@ -34,15 +41,26 @@ Undo = list[Callable[[], object]]
 
 
 class MemoryNoteRepository:
-    def __init__(self) -> None:
+    """The notes of one owner, with indexes of their own; ids come from the store's one counter."""
+
+    def __init__(self, next_id: Callable[[], int]) -> None:
         self._notes: dict[int, Note] = {}
         self._search: dict[int, str] = {}
-        self._last_id = 0
+        self._next_id = next_id
         self._indexes = {field: SortedList() for field in SortField}
 
+    def __len__(self) -> int:
+        return len(self._notes)
+
+    def take_all(self) -> list[Note]:
+        """Remove every note and return them (a move to another owner)."""
+        notes = list(self._notes.values())
+        for note in notes:
+            self._replace(note, None)
+        return notes
+
     async def add(self, draft: NoteDraft) -> Note:
-        self._last_id += 1
-        note = draft.stored_as(self._last_id)
+        note = draft.stored_as(self._next_id())
         self._store(note)
         return note
 
@@ -161,11 +179,12 @@ class _Key:
 class MemoryIdempotencyStore:
     """Keys in a dict in the order they were recorded, so the expired ones are at its front."""
 
-    def __init__(self, keys: dict[str, _Key], undo: Undo) -> None:
-        self._keys, self._undo = keys, undo
-        self.claimed: list[str] = []
+    def __init__(self, keys: dict[tuple[str, str], _Key], undo: Undo, owner: str) -> None:
+        self._keys, self._undo, self._owner = keys, undo, owner
+        self.claimed: list[tuple[str, str]] = []
 
-    async def claim(self, key: str, fingerprint: str, now: datetime) -> bytes | None:
+    async def claim(self, text: str, fingerprint: str, now: datetime) -> bytes | None:
+        key = (self._owner, text)  # the same key of two owners: two independent requests
         self._forget_expired(now)
         held = self._keys.get(key)
         if held is not None and held.outcome is not None and _expired(held, now):
@@ -177,12 +196,13 @@ class MemoryIdempotencyStore:
             self.claimed.append(key)
             return None
         if held.fingerprint != fingerprint:
-            raise IdempotencyKeyReusedError(key)
+            raise IdempotencyKeyReusedError(text)
         if held.outcome is None:
-            raise IdempotencyKeyInUseError(key)
+            raise IdempotencyKeyInUseError(text)
         return held.outcome
 
-    async def record(self, key: str, fingerprint: str, outcome: bytes, now: datetime) -> None:
+    async def record(self, text: str, fingerprint: str, outcome: bytes, now: datetime) -> None:
+        key = (self._owner, text)
         self._keys.pop(key, None)  # re-inserted at the end: the dict stays in time order
         self._keys[key] = _Key(fingerprint, now, outcome)
 
@@ -206,20 +226,31 @@ class _Transaction:
 
 
 class MemoryStore:
-    """Notes and idempotency keys in this process's memory."""
+    """Owners, tokens, notes and idempotency keys in this process's memory."""
 
     def __init__(self) -> None:
-        self.notes = MemoryNoteRepository()
+        self._by_owner: dict[str, MemoryNoteRepository] = {}
+        self._ids = itertools.count(1)
+        self.accounts = MemoryAccounts(self._by_owner, self._repository)
         self.cursor_secret = secrets.token_urlsafe(32)
         self.pool_usage: PoolUsage | None = None
-        self._keys: dict[str, _Key] = {}
+        self._keys: dict[tuple[str, str], _Key] = {}
+
+    def _repository(self, owner: str) -> MemoryNoteRepository:
+        notes = self._by_owner.get(owner)
+        if notes is None:
+            notes = self._by_owner[owner] = MemoryNoteRepository(self._ids.__next__)
+        return notes
+
+    def notes_of(self, owner: str) -> MemoryNoteRepository:
+        return self._repository(owner)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transaction]:
+    async def transaction(self, owner: str) -> AsyncIterator[_Transaction]:
         undo: Undo = []
-        keys = MemoryIdempotencyStore(self._keys, undo)
+        keys = MemoryIdempotencyStore(self._keys, undo, owner)
         try:
-            yield _Transaction(_JournaledNotes(self.notes, undo), keys)
+            yield _Transaction(_JournaledNotes(self._repository(owner), undo), keys)
         except BaseException:
             for step in reversed(undo):
                 step()
@@ -231,6 +262,90 @@ class MemoryStore:
 
     async def check(self) -> None:
         return None
+
+
+class MemoryAccounts:
+    """Owners and tokens of a memory store."""
+
+    def __init__(
+        self, by_owner: dict[str, MemoryNoteRepository], notes_of: Callable[[str], MemoryNoteRepository]
+    ) -> None:
+        self._owners: dict[str, datetime | None] = {LOCAL: None}
+        self._by_owner, self._notes_of = by_owner, notes_of
+        self._tokens: dict[int, Token] = {}
+        self._hashes: dict[str, int] = {}
+        self._token_ids = itertools.count(1)
+
+    async def add_owner(self, name: str, now: datetime) -> None:
+        if name in self._owners:
+            raise OwnerExistsError(name)
+        self._owners[name] = now
+
+    async def owners(self) -> Sequence[OwnerSummary]:
+        tokens = Counter(token.owner for token in self._tokens.values())
+        return [
+            OwnerSummary(name, len(self._by_owner.get(name, ())), tokens[name]) for name in sorted(self._owners)
+        ]
+
+    async def remove_owner(self, name: str, *, delete_notes: bool) -> int:
+        self._existing(name)
+        count = len(self._by_owner.get(name, ()))
+        if count and not delete_notes:
+            raise OwnerHasNotesError(name, count)
+        self._by_owner.pop(name, None)
+        for token in [t for t in self._tokens.values() if t.owner == name]:
+            self._forget(token.id)
+        del self._owners[name]
+        return count
+
+    async def add_token(self, token: NewToken) -> Token:
+        self._existing(token.owner)
+        stored = Token(
+            id=next(self._token_ids), owner=token.owner, label=token.label, scope=token.scope,
+            created_at=token.created_at, expires_at=token.expires_at,
+        )
+        self._tokens[stored.id] = stored
+        self._hashes[token.secret_hash] = stored.id
+        return stored
+
+    async def token_by_hash(self, secret_hash: str) -> Token | None:
+        token_id = self._hashes.get(secret_hash)
+        return None if token_id is None else self._tokens[token_id]
+
+    async def tokens(self, owner: str | None = None) -> Sequence[Token]:
+        return [t for t in self._tokens.values() if owner is None or t.owner == owner]
+
+    async def revoke_token(self, token_id: int, owner: str | None = None) -> None:
+        token = self._tokens.get(token_id)
+        if token is None or (owner is not None and token.owner != owner):
+            raise TokenNotFoundError(token_id)
+        self._forget(token_id)
+
+    async def touch_token(self, token_id: int, used_at: datetime) -> None:
+        token = self._tokens.get(token_id)
+        if token is not None:
+            self._tokens[token_id] = replace(token, last_used_at=used_at)
+
+    async def move_notes(self, source: str, target: str) -> int:
+        self._existing(source)
+        self._existing(target)
+        if source == target:
+            return 0
+        moved = self._notes_of(source).take_all()
+        into = self._notes_of(target)
+        for note in moved:
+            into._store(note)
+        return len(moved)
+
+    def _existing(self, name: str) -> None:
+        if name not in self._owners:
+            raise OwnerNotFoundError(name)
+
+    def _forget(self, token_id: int) -> None:
+        del self._tokens[token_id]
+        for hashed, found in list(self._hashes.items()):
+            if found == token_id:
+                del self._hashes[hashed]
 
 
 async def open_storage() -> AsyncIterator[MemoryStore]:

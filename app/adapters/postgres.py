@@ -22,10 +22,15 @@ from app.adapters.sql import SELECT_NOTES, Arg, list_statement, recorded_outcome
 from app.domain.errors import (
     IdempotencyKeyInUseError,
     NoteNotFoundError,
+    OwnerExistsError,
+    OwnerHasNotesError,
+    OwnerNotFoundError,
     StorageUnavailableError,
+    TokenNotFoundError,
     VersionConflictError,
 )
 from app.domain.model import Note, NoteDraft, search_text, title_sort_key
+from app.domain.owners import NewToken, OwnerSummary, Scope, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
 
@@ -41,7 +46,7 @@ class PostgresDialect:
     def timestamp(self, moment: datetime) -> datetime:
         return moment
 
-    def all_tags(self, tags: Sequence[str], arg: Arg) -> str:
+    def all_tags(self, owner: str, tags: Sequence[str], arg: Arg) -> str:
         return f"tags @> {arg(list(tags))}::text[]"  # served by the GIN index on tags
 
     def all_terms(self, terms: Sequence[str], arg: Arg) -> list[str]:
@@ -54,16 +59,20 @@ def _escape_like(term: str) -> str:
 
 
 _DIALECT = PostgresDialect()
-_GET = f"{SELECT_NOTES} WHERE id = $1"
+# Every statement on notes names the owner: to it, another owner's note does not exist.
+_GET = f"{SELECT_NOTES} WHERE id = $1 AND owner = $2"
+_EXISTS = "SELECT 1 FROM notes WHERE id = $1 AND owner = $2"
 _INSERT = (
     "INSERT INTO notes (title, description, priority, tags, created_by, created_at, updated_at,"
-    " version, title_key, search_text) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9) RETURNING id"
+    " version, title_key, search_text, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10)"
+    " RETURNING id"
 )
 _UPDATE = (
     "UPDATE notes SET title = $1, description = $2, priority = $3, tags = $4, created_by = $5,"
     " created_at = $6, updated_at = $7, version = $8, title_key = $9, search_text = $10"
-    " WHERE id = $11 AND version = $12"
+    " WHERE id = $11 AND owner = $12 AND version = $13"
 )
+_DELETE = "DELETE FROM notes WHERE id = $1 AND owner = $2"
 
 
 def _note(row: asyncpg.Record) -> Note:
@@ -90,22 +99,25 @@ def _keys(note: Note | NoteDraft) -> tuple[str, str]:
 
 
 class PostgresNoteRepository:
-    def __init__(self, run: Statements) -> None:
-        self._run = run
+    """The notes of one owner."""
+
+    def __init__(self, run: Statements, owner: str) -> None:
+        self._run, self._owner = run, owner
 
     async def add(self, draft: NoteDraft) -> Note:
-        note_id = await self._run("fetchval", _INSERT, *_values(draft), *_keys(draft))
+        note_id = await self._run("fetchval", _INSERT, *_values(draft), *_keys(draft), self._owner)
         return draft.stored_as(note_id)
 
     async def get(self, note_id: int) -> Note:
-        row = await self._run("fetchrow", _GET, note_id)
+        row = await self._run("fetchrow", _GET, note_id, self._owner)
         if row is None:
             raise NoteNotFoundError(note_id)
         return _note(row)
 
     async def update(self, note: Note) -> Note:
         status = await self._run(
-            "execute", _UPDATE, *_values(note), note.version, *_keys(note), note.id, note.version - 1
+            "execute", _UPDATE, *_values(note), note.version, *_keys(note), note.id, self._owner,
+            note.version - 1,
         )
         if status == "UPDATE 0":
             await self._raise_missing_or_moved(note.id)
@@ -113,34 +125,34 @@ class PostgresNoteRepository:
 
     async def delete(self, note_id: int, *, version: int | None = None) -> None:
         if version is None:
-            status = await self._run("execute", "DELETE FROM notes WHERE id = $1", note_id)
+            status = await self._run("execute", _DELETE, note_id, self._owner)
         else:
-            status = await self._run(
-                "execute", "DELETE FROM notes WHERE id = $1 AND version = $2", note_id, version
-            )
+            status = await self._run("execute", f"{_DELETE} AND version = $3", note_id, self._owner, version)
         if status == "DELETE 0":
             await self._raise_missing_or_moved(note_id)
 
     async def list(self, query: ListQuery) -> Sequence[Note]:
-        sql, args = list_statement(query, _DIALECT)
+        sql, args = list_statement(self._owner, query, _DIALECT)
         return [_note(row) for row in await self._run("fetch", sql, *args)]
 
     async def _raise_missing_or_moved(self, note_id: int) -> None:
-        exists = await self._run("fetchval", "SELECT 1 FROM notes WHERE id = $1", note_id)
+        exists = await self._run("fetchval", _EXISTS, note_id, self._owner)
         raise VersionConflictError(note_id) if exists else NoteNotFoundError(note_id)
 
 
 _RECORD = """
-INSERT INTO idempotency_records (key, fingerprint, recorded_at, outcome) VALUES ($1, $2, $3, $4)
-ON CONFLICT (key) DO UPDATE
+INSERT INTO idempotency_records (owner, key, fingerprint, recorded_at, outcome)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (owner, key) DO UPDATE
     SET fingerprint = excluded.fingerprint, recorded_at = excluded.recorded_at,
         outcome = excluded.outcome
 """
 
 
-def _key_lock(key: str) -> int:
-    """The advisory lock of an idempotency key: a signed 64-bit hash of it."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+def _key_lock(owner: str, key: str) -> int:
+    """The advisory lock of an owner's idempotency key: a signed 64-bit hash of both."""
+    digest = hashlib.blake2b(f"{owner}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class PostgresIdempotencyStore:
@@ -149,21 +161,23 @@ class PostgresIdempotencyStore:
     still in flight (409). The lock is released only after that transaction's commit is visible,
     so the next claim finds its record."""
 
-    def __init__(self, connection: asyncpg.Connection, purge_due: Callable[[datetime], bool]) -> None:
-        self._db, self._purge_due = connection, purge_due
+    def __init__(
+        self, connection: asyncpg.Connection, purge_due: Callable[[datetime], bool], owner: str
+    ) -> None:
+        self._db, self._purge_due, self._owner = connection, purge_due, owner
 
     async def claim(self, key: str, fingerprint: str, now: datetime) -> bytes | None:
-        if not await self._db.fetchval("SELECT pg_try_advisory_xact_lock($1)", _key_lock(key)):
+        if not await self._db.fetchval("SELECT pg_try_advisory_xact_lock($1)", _key_lock(self._owner, key)):
             raise IdempotencyKeyInUseError(key)
         row = await self._db.fetchrow(
             "SELECT fingerprint, outcome FROM idempotency_records"
-            " WHERE key = $1 AND recorded_at >= $2",
-            key, now - IDEMPOTENCY_RETENTION,
+            " WHERE owner = $1 AND key = $2 AND recorded_at >= $3",
+            self._owner, key, now - IDEMPOTENCY_RETENTION,
         )
         return recorded_outcome(key, fingerprint, row)
 
     async def record(self, key: str, fingerprint: str, outcome: bytes, now: datetime) -> None:
-        await self._db.execute(_RECORD, key, fingerprint, now, outcome)
+        await self._db.execute(_RECORD, self._owner, key, fingerprint, now, outcome)
         if self._purge_due(now):
             await self._db.execute(
                 "DELETE FROM idempotency_records WHERE recorded_at < $1", now - IDEMPOTENCY_RETENTION
@@ -180,19 +194,22 @@ class PostgresStore:
     def __init__(self, pool: asyncpg.Pool, timeout: float, cursor_secret: str) -> None:
         self._pool, self._timeout = pool, timeout
         self._run = Pooled(pool, timeout)
-        self.notes = PostgresNoteRepository(self._run)
+        self.accounts = PostgresAccounts(self._run, pool, timeout)
         self.cursor_secret = cursor_secret
         self._last_purge: datetime | None = None
 
     def pool_usage(self) -> tuple[int, int]:
         return self._pool.get_size(), self._pool.get_idle_size()
 
+    def notes_of(self, owner: str) -> PostgresNoteRepository:
+        return PostgresNoteRepository(self._run, owner)
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transaction]:
+    async def transaction(self, owner: str) -> AsyncIterator[_Transaction]:
         async with transaction(self._pool, self._timeout) as connection:
             yield _Transaction(
-                PostgresNoteRepository(OnConnection(connection)),
-                PostgresIdempotencyStore(connection, self._purge_due),
+                PostgresNoteRepository(OnConnection(connection), owner),
+                PostgresIdempotencyStore(connection, self._purge_due, owner),
             )
 
     async def check(self) -> None:
@@ -209,6 +226,97 @@ class PostgresStore:
             return False
         self._last_purge = now
         return True
+
+
+_TOKEN_COLUMNS = "id, owner, label, scope, created_at, expires_at, last_used_at"
+
+
+def _token(row: asyncpg.Record) -> Token:
+    return Token(id=row[0], owner=row[1], label=row[2], scope=Scope(row[3]), created_at=row[4],
+                 expires_at=row[5], last_used_at=row[6])
+
+
+class PostgresAccounts:
+    """Owners and tokens; a change of several rows is one transaction."""
+
+    def __init__(self, run: Pooled, pool: asyncpg.Pool, timeout: float) -> None:
+        self._run, self._pool, self._timeout = run, pool, timeout
+
+    async def add_owner(self, name: str, now: datetime) -> None:
+        added = await self._run(
+            "execute", "INSERT INTO owners (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", name, now
+        )
+        if added == "INSERT 0 0":
+            raise OwnerExistsError(name)
+
+    async def owners(self) -> Sequence[OwnerSummary]:
+        rows = await self._run(
+            "fetch",
+            "SELECT name, (SELECT count(*) FROM notes WHERE owner = owners.name),"
+            " (SELECT count(*) FROM tokens WHERE owner = owners.name) FROM owners ORDER BY name",
+        )
+        return [OwnerSummary(row[0], row[1], row[2]) for row in rows]
+
+    async def remove_owner(self, name: str, *, delete_notes: bool) -> int:
+        async with transaction(self._pool, self._timeout) as db:
+            await _lock_owner(db, name)
+            count = await db.fetchval("SELECT count(*) FROM notes WHERE owner = $1", name)
+            if count and not delete_notes:
+                raise OwnerHasNotesError(name, count)
+            for table in ("notes", "tokens", "idempotency_records"):
+                await db.execute(f"DELETE FROM {table} WHERE owner = $1", name)
+            await db.execute("DELETE FROM owners WHERE name = $1", name)
+        return int(count)
+
+    async def add_token(self, token: NewToken) -> Token:
+        token_id = await self._run(
+            "fetchval",
+            "INSERT INTO tokens (owner, label, scope, secret_hash, created_at, expires_at)"
+            " SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM owners WHERE name = $1)"
+            " RETURNING id",
+            token.owner, token.label, str(token.scope), token.secret_hash, token.created_at, token.expires_at,
+        )
+        if token_id is None:
+            raise OwnerNotFoundError(token.owner)
+        return Token(id=token_id, owner=token.owner, label=token.label, scope=token.scope,
+                     created_at=token.created_at, expires_at=token.expires_at)
+
+    async def token_by_hash(self, secret_hash: str) -> Token | None:
+        row = await self._run("fetchrow", f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE secret_hash = $1", secret_hash)
+        return None if row is None else _token(row)
+
+    async def tokens(self, owner: str | None = None) -> Sequence[Token]:
+        if owner is None:
+            rows = await self._run("fetch", f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY id")
+        else:
+            rows = await self._run("fetch", f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE owner = $1 ORDER BY id", owner)
+        return [_token(row) for row in rows]
+
+    async def revoke_token(self, token_id: int, owner: str | None = None) -> None:
+        if owner is None:
+            status = await self._run("execute", "DELETE FROM tokens WHERE id = $1", token_id)
+        else:
+            status = await self._run("execute", "DELETE FROM tokens WHERE id = $1 AND owner = $2", token_id, owner)
+        if status == "DELETE 0":
+            raise TokenNotFoundError(token_id)
+
+    async def touch_token(self, token_id: int, used_at: datetime) -> None:
+        await self._run("execute", "UPDATE tokens SET last_used_at = $1 WHERE id = $2", used_at, token_id)
+
+    async def move_notes(self, source: str, target: str) -> int:
+        async with transaction(self._pool, self._timeout) as db:
+            await _lock_owner(db, source)
+            await _lock_owner(db, target)
+            if source == target:
+                return 0
+            status = await db.execute("UPDATE notes SET owner = $1 WHERE owner = $2", target, source)
+        return int(status.split()[-1])
+
+
+async def _lock_owner(db: asyncpg.Connection, name: str) -> None:
+    """The owner's row, locked until the transaction ends; OwnerNotFoundError if there is none."""
+    if await db.fetchval("SELECT 1 FROM owners WHERE name = $1 FOR UPDATE", name) is None:
+        raise OwnerNotFoundError(name)
 
 
 async def open_storage(

@@ -17,10 +17,35 @@ metadata = sa.MetaData()
 _Timestamp = sa.DateTime(timezone=True).with_variant(sa.BigInteger(), "sqlite")
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
 
+# Owners, and their tokens: only each secret's SHA-256 is kept. `local` always exists.
+owners = sa.Table(
+    "owners",
+    metadata,
+    sa.Column("name", sa.Text(), primary_key=True),
+    sa.Column("created_at", _Timestamp, nullable=True),  # null for `local`, made by the migration
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", _Id, sa.Identity(always=True), primary_key=True),
+    sa.Column("owner", sa.Text(), sa.ForeignKey("owners.name", ondelete="CASCADE"), nullable=False),
+    sa.Column("label", sa.Text(), nullable=False),
+    sa.Column("scope", sa.Text(), nullable=False),
+    sa.Column("secret_hash", sa.Text(), nullable=False, unique=True),
+    sa.Column("created_at", _Timestamp, nullable=False),
+    sa.Column("expires_at", _Timestamp, nullable=True),
+    sa.Column("last_used_at", _Timestamp, nullable=True),
+    sqlite_autoincrement=True,
+)
+sa.Index("ix_tokens_owner_id", tokens.c.owner, tokens.c.id)
+
 notes = sa.Table(
     "notes",
     metadata,
     sa.Column("id", _Id, sa.Identity(always=True), primary_key=True),
+    # Every statement on notes names its owner, and every index a query searches leads with it.
+    sa.Column("owner", sa.Text(), nullable=False, server_default="local"),
     sa.Column("title", sa.Text(), nullable=False),
     sa.Column("description", sa.Text(), nullable=False),
     sa.Column("priority", sa.SmallInteger(), nullable=False),
@@ -34,9 +59,10 @@ notes = sa.Table(
     sqlite_autoincrement=True,  # ids are never reused, not even the newest one's after a delete
 )
 
-# One index per sort order, (key, id) to match the keyset; and one per equality filter.
+# One index per sort order, (owner, key, id) to match the keyset; and one per equality filter.
+sa.Index("ix_notes_owner_id", notes.c.owner, notes.c.id)
 for _column in ("created_at", "updated_at", "priority", "title_key", "created_by"):
-    sa.Index(f"ix_notes_{_column}_id", notes.c[_column], notes.c.id)
+    sa.Index(f"ix_notes_owner_{_column}_id", notes.c.owner, notes.c[_column], notes.c.id)
 sa.Index("ix_notes_tags", notes.c.tags, postgresql_using="gin").ddl_if(dialect="postgresql")
 sa.Index(
     "ix_notes_search_text_trgm",
@@ -49,6 +75,7 @@ sa.Index(
 idempotency_records = sa.Table(
     "idempotency_records",
     metadata,
+    sa.Column("owner", sa.Text(), primary_key=True),
     sa.Column("key", sa.Text(), primary_key=True),
     sa.Column("fingerprint", sa.Text(), nullable=False),
     sa.Column("recorded_at", _Timestamp, nullable=False),

@@ -32,7 +32,7 @@ class Dialect(Protocol):
 
     def timestamp(self, moment: datetime) -> Any: ...
 
-    def all_tags(self, tags: Sequence[str], arg: Arg) -> str: ...
+    def all_tags(self, owner: str, tags: Sequence[str], arg: Arg) -> str: ...
 
     def all_terms(self, terms: Sequence[str], arg: Arg) -> list[str]: ...
 
@@ -40,31 +40,31 @@ class Dialect(Protocol):
 Statement = tuple[str, list[Any]]  # SQL, and its parameters with the LIMIT last
 
 
-def list_statement(query: ListQuery, dialect: Dialect) -> Statement:
-    """One listing page as one statement: a row-value keyset, `(key, id) > (:key, :id)`."""
+def list_statement(owner: str, query: ListQuery, dialect: Dialect) -> Statement:
+    """One listing page of `owner` as one statement: a row-value keyset, `(key, id) > (:key, :id)`."""
     if query.after is None or query.sort.field is SortField.ID:
-        return _statement(query, dialect, "after")
-    return _statement(query, dialect, "row")
+        return _statement(owner, query, dialect, "after")
+    return _statement(owner, query, dialect, "row")
 
 
-def split_list_statements(query: ListQuery, dialect: Dialect) -> list[Statement]:
+def split_list_statements(owner: str, query: ListQuery, dialect: Dialect) -> list[Statement]:
     """The same page as two statements to run in order, in one snapshot: the notes that tie with
     the last key (by id), then those beyond it. SQLite seeks its (key, id) index on a row value
     by the key alone, so a page after a key with many ties (a priority) would step over all of
     them; each half here is a direct seek."""
     if query.after is None or query.sort.field is SortField.ID:
-        return [_statement(query, dialect, "after")]
-    return [_statement(query, dialect, "tie"), _statement(query, dialect, "beyond")]
+        return [_statement(owner, query, dialect, "after")]
+    return [_statement(owner, query, dialect, "tie"), _statement(owner, query, dialect, "beyond")]
 
 
-def _statement(query: ListQuery, dialect: Dialect, keyset: str) -> Statement:
+def _statement(owner: str, query: ListQuery, dialect: Dialect, keyset: str) -> Statement:
     args: list[Any] = []
 
     def arg(value: Any) -> str:
         args.append(value)
         return dialect.placeholder(len(args))
 
-    where = _filters(query, dialect, arg)
+    where = [f"owner = {arg(owner)}", *_filters(owner, query, dialect, arg)]  # the owner first, always
     column = SORT_COLUMNS[query.sort.field]
     direction, beyond = ("DESC", "<") if query.sort.descending else ("ASC", ">")
     if query.after is not None:
@@ -77,15 +77,14 @@ def _statement(query: ListQuery, dialect: Dialect, keyset: str) -> Statement:
             "beyond": lambda: f"{column} {beyond} {arg(bound)}",
         }[keyset]())
     order = f"{column} {direction}" if column == "id" else f"{column} {direction}, id {direction}"
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    return f"{SELECT_NOTES}{condition} ORDER BY {order} LIMIT {arg(query.limit)}", args
+    return f"{SELECT_NOTES} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {arg(query.limit)}", args
 
 
-def _filters(query: ListQuery, dialect: Dialect, arg: Arg) -> list[str]:
+def _filters(owner: str, query: ListQuery, dialect: Dialect, arg: Arg) -> list[str]:
     f = query.filter
     where: list[str] = []
     if f.tags:
-        where.append(dialect.all_tags(sorted(f.tags), arg))
+        where.append(dialect.all_tags(owner, sorted(f.tags), arg))
     for column, operator, value in (
         ("created_by", "=", f.created_by),
         ("priority", "=", f.priority),

@@ -31,10 +31,15 @@ from app.adapters.sql import SELECT_NOTES, Arg, Statement, recorded_outcome, spl
 from app.adapters.sqlite_link import Writer, connect, is_busy, sqlite_path, unavailable_on_error
 from app.domain.errors import (
     NoteNotFoundError,
+    OwnerExistsError,
+    OwnerHasNotesError,
+    OwnerNotFoundError,
     StorageUnavailableError,
+    TokenNotFoundError,
     VersionConflictError,
 )
 from app.domain.model import Note, NoteDraft, search_text, title_sort_key
+from app.domain.owners import NewToken, OwnerSummary, Scope, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
 from app.domain.timestamps import from_microseconds, to_microseconds
@@ -62,10 +67,12 @@ class SqliteDialect:
     def timestamp(self, moment: datetime) -> int:
         return to_microseconds(moment)
 
-    def all_tags(self, tags: Sequence[str], arg: Arg) -> str:
+    def all_tags(self, owner: str, tags: Sequence[str], arg: Arg) -> str:
+        # `?` is positional: the owner's parameter first, as it comes first in the text
+        owned = arg(owner)
         marks = ", ".join(arg(tag) for tag in tags)
         return (
-            f"id IN (SELECT note_id FROM note_tags WHERE tag IN ({marks})"
+            f"id IN (SELECT note_id FROM note_tags WHERE owner = {owned} AND tag IN ({marks})"
             f" GROUP BY note_id HAVING count(*) = {len(tags)})"
         )
 
@@ -82,16 +89,19 @@ class SqliteDialect:
 
 
 _DIALECT = SqliteDialect()
-_GET = f"{SELECT_NOTES} WHERE id = ?"
+# Every statement on notes names the owner: to it, another owner's note does not exist.
+_GET = f"{SELECT_NOTES} WHERE id = ? AND owner = ?"
+_EXISTS = "SELECT 1 FROM notes WHERE id = ? AND owner = ?"
 _INSERT = (
     "INSERT INTO notes (title, description, priority, tags, created_by, created_at, updated_at,"
-    " title_key, search_text, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+    " title_key, search_text, owner, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
 )
 _UPDATE = (
     "UPDATE notes SET title = ?, description = ?, priority = ?, tags = ?, created_by = ?,"
     " created_at = ?, updated_at = ?, title_key = ?, search_text = ?, version = ?"
-    " WHERE id = ? AND version = ?"
+    " WHERE id = ? AND owner = ? AND version = ?"
 )
+_DELETE = "DELETE FROM notes WHERE id = ? AND owner = ?"
 
 
 def _row_values(note: Note | NoteDraft) -> tuple:
@@ -152,6 +162,11 @@ class Readers:
                     connection.execute("COMMIT")
         return rows
 
+    async def all(self, sql: str, args: tuple) -> builtins.list[tuple]:
+        """Every row of a small read (owners, tokens), on the loop."""
+        with unavailable_on_error():
+            return self.db.execute(sql, args).fetchall()
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         for connection in self._connections:
@@ -160,45 +175,43 @@ class Readers:
 
 
 class SqliteNoteRepository:
-    """Notes; each write one statement through `execute`: in a transaction of its own, or in
-    the unit of work's. A note's write is a single statement, so it needs no more."""
+    """The notes of one owner; each write one statement through `execute`: in a transaction of
+    its own, or in the unit of work's. A note's write is a single statement, so it needs no more."""
 
-    def __init__(self, readers: Readers, execute: Execute) -> None:
-        self._readers, self._execute = readers, execute
+    def __init__(self, readers: Readers, execute: Execute, owner: str) -> None:
+        self._readers, self._execute, self._owner = readers, execute, owner
 
     async def add(self, draft: NoteDraft) -> Note:
-        note_id = (await self._execute(_INSERT, _row_values(draft))).lastrowid
+        note_id = (await self._execute(_INSERT, (*_row_values(draft), self._owner))).lastrowid
         assert note_id is not None  # an INSERT into a rowid table always sets it
         return draft.stored_as(note_id)
 
     async def get(self, note_id: int) -> Note:
-        row = await self._readers.one(_GET, (note_id,))
+        row = await self._readers.one(_GET, (note_id, self._owner))
         if row is None:
             raise NoteNotFoundError(note_id)
         return _note(row)
 
     async def update(self, note: Note) -> Note:
-        values = (*_row_values(note), note.version, note.id, note.version - 1)
+        values = (*_row_values(note), note.version, note.id, self._owner, note.version - 1)
         await self._write_one(_UPDATE, note.id, values)
         return note
 
     async def delete(self, note_id: int, *, version: int | None = None) -> None:
         if version is None:
-            await self._write_one("DELETE FROM notes WHERE id = ?", note_id, (note_id,))
+            await self._write_one(_DELETE, note_id, (note_id, self._owner))
         else:
-            await self._write_one(
-                "DELETE FROM notes WHERE id = ? AND version = ?", note_id, (note_id, version)
-            )
+            await self._write_one(f"{_DELETE} AND version = ?", note_id, (note_id, self._owner, version))
 
     async def list(self, query: ListQuery) -> Sequence[Note]:
-        rows = await self._readers.in_snapshot(split_list_statements(query, _DIALECT))
+        rows = await self._readers.in_snapshot(split_list_statements(self._owner, query, _DIALECT))
         return [_note(row) for row in rows]
 
     async def _write_one(self, sql: str, note_id: int, args: tuple) -> None:
         """A write of one note that must find it, at the version the statement names."""
         if (await self._execute(sql, args)).rowcount:
             return
-        exists = await self._readers.one("SELECT 1 FROM notes WHERE id = ?", (note_id,))
+        exists = await self._readers.one(_EXISTS, (note_id, self._owner))
         raise VersionConflictError(note_id) if exists else NoteNotFoundError(note_id)
 
 
@@ -207,15 +220,15 @@ class SqliteIdempotencyStore:
     can never meet another one in flight, so it never says "in use"; a second request with the
     key waits for the first to commit, then gets its outcome."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def __init__(self, db: sqlite3.Connection, owner: str) -> None:
+        self._db, self._owner = db, owner
 
     async def claim(self, key: str, fingerprint: str, now: datetime) -> bytes | None:
         with unavailable_on_error():
             row = self._db.execute(
                 "SELECT fingerprint, outcome FROM idempotency_records"
-                " WHERE key = ? AND recorded_at >= ?",
-                (key, to_microseconds(now - IDEMPOTENCY_RETENTION)),
+                " WHERE owner = ? AND key = ? AND recorded_at >= ?",
+                (self._owner, key, to_microseconds(now - IDEMPOTENCY_RETENTION)),
             ).fetchone()
         return recorded_outcome(key, fingerprint, row)
 
@@ -226,9 +239,9 @@ class SqliteIdempotencyStore:
                 (to_microseconds(now - IDEMPOTENCY_RETENTION),),
             )
             self._db.execute(
-                "INSERT OR REPLACE INTO idempotency_records (key, fingerprint, recorded_at, outcome)"
-                " VALUES (?, ?, ?, ?)",
-                (key, fingerprint, to_microseconds(now), outcome),
+                "INSERT OR REPLACE INTO idempotency_records (owner, key, fingerprint, recorded_at, outcome)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (self._owner, key, fingerprint, to_microseconds(now), outcome),
             )
 
 
@@ -248,7 +261,7 @@ class SqliteStore:
         except BaseException:
             self._readers.close()
             raise
-        self.notes = SqliteNoteRepository(self._readers, self._writer.execute)
+        self.accounts = SqliteAccounts(self._readers, self._writer)
         self.pool_usage: PoolUsage | None = None
         self.cursor_secret = ""
 
@@ -258,8 +271,11 @@ class SqliteStore:
             raise StorageUnavailableError("the database has no cursor secret: run `notes-api migrate`")
         self.cursor_secret = row[0]
 
+    def notes_of(self, owner: str) -> SqliteNoteRepository:
+        return SqliteNoteRepository(self._readers, self._writer.execute, owner)
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transaction]:
+    async def transaction(self, owner: str) -> AsyncIterator[_Transaction]:
         async with self._writer.transaction() as db:
 
             async def in_transaction(sql: str, args: tuple) -> sqlite3.Cursor:
@@ -267,7 +283,7 @@ class SqliteStore:
                     return db.execute(sql, args)
 
             yield _Transaction(
-                SqliteNoteRepository(self._readers, in_transaction), SqliteIdempotencyStore(db)
+                SqliteNoteRepository(self._readers, in_transaction, owner), SqliteIdempotencyStore(db, owner)
             )
 
     async def check(self) -> None:
@@ -282,6 +298,109 @@ class SqliteStore:
     def close(self) -> None:
         self._writer.close()
         self._readers.close()
+
+
+_TOKEN_COLUMNS = "id, owner, label, scope, created_at, expires_at, last_used_at"
+
+
+def _token(row: tuple) -> Token:
+    id_, owner, label, scope, created_at, expires_at, last_used_at = row
+    return Token(
+        id=id_, owner=owner, label=label, scope=Scope(scope), created_at=from_microseconds(created_at),
+        expires_at=None if expires_at is None else from_microseconds(expires_at),
+        last_used_at=None if last_used_at is None else from_microseconds(last_used_at),
+    )
+
+
+def _micros(moment: datetime | None) -> int | None:
+    return None if moment is None else to_microseconds(moment)
+
+
+class SqliteAccounts:
+    """Owners and tokens: reads on the loop (few rows), writes in the write transaction."""
+
+    def __init__(self, readers: Readers, writer: Writer) -> None:
+        self._readers, self._writer = readers, writer
+
+    async def add_owner(self, name: str, now: datetime) -> None:
+        async with self._writer.transaction() as db:
+            with unavailable_on_error():
+                if db.execute("SELECT 1 FROM owners WHERE name = ?", (name,)).fetchone():
+                    raise OwnerExistsError(name)
+                db.execute("INSERT INTO owners (name, created_at) VALUES (?, ?)", (name, to_microseconds(now)))
+
+    async def owners(self) -> Sequence[OwnerSummary]:
+        rows = await self._readers.all(
+            "SELECT name, (SELECT count(*) FROM notes WHERE owner = owners.name),"
+            " (SELECT count(*) FROM tokens WHERE owner = owners.name) FROM owners ORDER BY name", ()
+        )
+        return [OwnerSummary(*row) for row in rows]
+
+    async def remove_owner(self, name: str, *, delete_notes: bool) -> int:
+        async with self._writer.transaction() as db:
+            with unavailable_on_error():
+                _existing(db, name)
+                count = db.execute("SELECT count(*) FROM notes WHERE owner = ?", (name,)).fetchone()[0]
+                if count and not delete_notes:
+                    raise OwnerHasNotesError(name, count)
+                for table in ("notes", "tokens", "idempotency_records"):
+                    db.execute(f"DELETE FROM {table} WHERE owner = ?", (name,))
+                db.execute("DELETE FROM owners WHERE name = ?", (name,))
+        return count
+
+    async def add_token(self, token: NewToken) -> Token:
+        async with self._writer.transaction() as db:
+            with unavailable_on_error():
+                _existing(db, token.owner)
+                cursor = db.execute(
+                    "INSERT INTO tokens (owner, label, scope, secret_hash, created_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (token.owner, token.label, str(token.scope), token.secret_hash,
+                     to_microseconds(token.created_at), _micros(token.expires_at)),
+                )
+        assert cursor.lastrowid is not None
+        return Token(id=cursor.lastrowid, owner=token.owner, label=token.label, scope=token.scope,
+                     created_at=token.created_at, expires_at=token.expires_at)
+
+    async def token_by_hash(self, secret_hash: str) -> Token | None:
+        row = await self._readers.one(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE secret_hash = ?", (secret_hash,))
+        return None if row is None else _token(row)
+
+    async def tokens(self, owner: str | None = None) -> Sequence[Token]:
+        if owner is None:
+            rows = await self._readers.all(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY id", ())
+        else:
+            rows = await self._readers.all(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE owner = ? ORDER BY id", (owner,)
+            )
+        return [_token(row) for row in rows]
+
+    async def revoke_token(self, token_id: int, owner: str | None = None) -> None:
+        if owner is None:
+            cursor = await self._writer.execute("DELETE FROM tokens WHERE id = ?", (token_id,))
+        else:
+            cursor = await self._writer.execute("DELETE FROM tokens WHERE id = ? AND owner = ?", (token_id, owner))
+        if not cursor.rowcount:
+            raise TokenNotFoundError(token_id)
+
+    async def touch_token(self, token_id: int, used_at: datetime) -> None:
+        await self._writer.execute(
+            "UPDATE tokens SET last_used_at = ? WHERE id = ?", (to_microseconds(used_at), token_id)
+        )
+
+    async def move_notes(self, source: str, target: str) -> int:
+        async with self._writer.transaction() as db:
+            with unavailable_on_error():
+                _existing(db, source)
+                _existing(db, target)
+                if source == target:
+                    return 0
+                return db.execute("UPDATE notes SET owner = ? WHERE owner = ?", (target, source)).rowcount
+
+
+def _existing(db: sqlite3.Connection, name: str) -> None:
+    if db.execute("SELECT 1 FROM owners WHERE name = ?", (name,)).fetchone() is None:
+        raise OwnerNotFoundError(name)
 
 
 async def open_storage(database_url: str, *, timeout: float) -> AsyncIterator[SqliteStore]:

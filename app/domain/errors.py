@@ -59,3 +59,48 @@ class IdempotencyKeyInUseError(NoteError):
 
 class IdempotencyKeyReusedError(NoteError):
     """The Idempotency-Key was first used with another request body."""
+
+
+class AccountError(NoteError):
+    """Base of the errors about owners and tokens; the message is one line naming the fix."""
+
+
+class InvalidOwnerNameError(AccountError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name!r} is not a valid owner name: use 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit"
+        )
+
+
+class OwnerExistsError(AccountError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"owner {name} exists already")
+
+
+class OwnerNotFoundError(AccountError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no owner named {name}: add one with `notes-api users add {name}`")
+        self.name = name
+
+
+class OwnerHasNotesError(AccountError):
+    def __init__(self, name: str, count: int) -> None:
+        super().__init__(
+            f"owner {name} has {count} notes: move them (`notes-api notes move --from {name} --to OWNER`)"
+            " or delete them with --delete-notes"
+        )
+
+
+class LocalOwnerError(AccountError):
+    def __init__(self) -> None:
+        super().__init__("the owner local always exists and cannot be removed")
+
+
+class TokenNotFoundError(AccountError):
+    def __init__(self, token_id: int) -> None:
+        super().__init__(f"no token with id {token_id}")
+        self.token_id = token_id
+
+
+class InsufficientScopeError(AccountError):
+    """A token asked for something its scope does not allow (a read token on a write)."""

@@ -8,15 +8,18 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from app.domain.model import Note, NoteDraft
+from app.domain.owners import NewToken, OwnerSummary, Token
 from app.domain.query import ListQuery
 
 
 class NoteRepository(Protocol):
-    """Where notes live. Every method raises `StorageUnavailableError` when the store cannot be
-    reached; no driver exception crosses this port."""
+    """The notes of one owner (`Store.notes_of`): no method sees, counts or changes a note of
+    another owner; to it, another owner's note does not exist. Every method raises
+    `StorageUnavailableError` when the store cannot be reached; no driver exception crosses this
+    port."""
 
     async def add(self, draft: NoteDraft) -> Note:
-        """Store a new note at version 1 under a fresh id that was never used before."""
+        """Store a new note of this owner at version 1 under a fresh id that was never used before."""
 
     async def get(self, note_id: int) -> Note:
         """The note with this id; `NoteNotFoundError` if there is none."""
@@ -55,7 +58,8 @@ class IdempotencyStore(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """The ports of one transaction: what is done through them commits together or not at all."""
+    """The ports of one transaction, for one owner: what is done through them commits together or
+    not at all."""
 
     @property
     def notes(self) -> NoteRepository: ...
@@ -64,14 +68,49 @@ class UnitOfWork(Protocol):
     def idempotency(self) -> IdempotencyStore: ...
 
 
+class Accounts(Protocol):
+    """Owners and their tokens, kept in the same database as the notes."""
+
+    async def add_owner(self, name: str, now: datetime) -> None:
+        """`OwnerExistsError` if there is one of that name."""
+
+    async def owners(self) -> Sequence[OwnerSummary]:
+        """Every owner with how many notes and tokens it has, by name."""
+
+    async def remove_owner(self, name: str, *, delete_notes: bool) -> int:
+        """Remove the owner and its tokens (and, if told, its notes: how many is returned).
+        `OwnerNotFoundError`; `OwnerHasNotesError` while it has notes and `delete_notes` is false."""
+
+    async def add_token(self, token: NewToken) -> Token:
+        """`OwnerNotFoundError` if the token's owner does not exist."""
+
+    async def token_by_hash(self, secret_hash: str) -> Token | None:
+        """The token whose secret has this hash, expired or not; None if there is none."""
+
+    async def tokens(self, owner: str | None = None) -> Sequence[Token]:
+        """The tokens of `owner` (every owner's when None), by id."""
+
+    async def revoke_token(self, token_id: int, owner: str | None = None) -> None:
+        """Delete the token (only if it is `owner`'s, when given); `TokenNotFoundError` if none."""
+
+    async def touch_token(self, token_id: int, used_at: datetime) -> None:
+        """Set the token's last-used time (a minute, already rounded)."""
+
+    async def move_notes(self, source: str, target: str) -> int:
+        """Give every note of `source` to `target` in one transaction; how many moved.
+        `OwnerNotFoundError` if either does not exist."""
+
+
 class Store(Protocol):
-    """One open store: its notes, its transactions, and whether it can take writes."""
+    """One open store: each owner's notes, transactions, accounts, and whether it can take writes."""
+
+    def notes_of(self, owner: str) -> NoteRepository:
+        """The notes of `owner`, each call a transaction of its own."""
 
     @property
-    def notes(self) -> NoteRepository:
-        """The notes, each call a transaction of its own."""
+    def accounts(self) -> Accounts: ...
 
-    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
+    def transaction(self, owner: str) -> AbstractAsyncContextManager[UnitOfWork]:
         """A unit of work: committed when the block ends, rolled back when it raises. A lost
         reply to the commit leaves either all of it or nothing, never a part."""
 

@@ -96,7 +96,8 @@ class Timestamp:
 
 @dataclass(frozen=True, slots=True)
 class Tags:
-    """An array of tags: duplicates removed, sorted, at most `max_items` distinct ones."""
+    """An array of at most `max_items` tags, as sent (a limit JSON Schema's maxItems states as it
+    is: one on distinct tags it could not); duplicates are then removed, and the rest sorted."""
 
     max_items: int
     item: Text
@@ -108,10 +109,9 @@ class Tags:
             return None
         for index, tag in enumerate(value):
             self.item.check(tag, fail, *path, index)
-        unique = sorted({t for t in value if isinstance(t, str)})
-        if len(unique) > self.max_items:
-            fail(f"must hold at most {self.max_items} distinct tags", *path)
-        return tuple(unique)
+        if len(value) > self.max_items:
+            fail(f"must hold at most {self.max_items} tags", *path)
+        return tuple(sorted({t for t in value if isinstance(t, str)}))
 
 
 Rule = Text | Integer | Timestamp | Tags
@@ -171,10 +171,21 @@ def _check_members(body: Mapping[str, Any], fail: _Problems, note_id: int | None
     for name in body:
         if name not in FIELDS and name not in SERVER_FIELDS:
             fail("is not a field of a note", name)
-    if note_id is not None and "id" in body:
-        sent = body["id"]
+    if "id" not in body:
+        return
+    sent = body["id"]
+    if note_id is not None:
         if isinstance(sent, bool) or sent != note_id:
             fail(f"must equal the id in the URL ({note_id}) or be left out", "id")
+    elif not _is_integer(sent):  # an id as a client received it is ignored; anything else is no id
+        fail("must be an integer (a note's id, which is ignored here) or be left out", "id")
+
+
+def _is_integer(value: Any) -> bool:
+    """An integer as JSON Schema counts one: 4.0 is, true is not."""
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def parse_content(body: Mapping[str, Any], *, note_id: int | None = None) -> NoteContent:

@@ -1,4 +1,5 @@
-"""The use cases: create (once per idempotency key), get, replace, patch, delete and list notes."""
+"""The use cases: create (once per idempotency key), get, replace, patch, delete and list an
+owner's notes."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ class Created:
 
 
 class NoteService:
-    """The use cases of the Notes service, over one store and one clock."""
+    """The use cases of the Notes service, over one store and one clock. Each acts for one owner,
+    and the store scopes every query by it: no use case can reach another owner's notes."""
 
     # A write without a precondition retries a lost race; each lost round means another writer won.
     MAX_ATTEMPTS = 64
@@ -63,19 +65,19 @@ class NoteService:
         self._store = store
         self._clock = clock
 
-    async def create(self, body: Mapping[str, Any]) -> Note:
+    async def create(self, owner: str, body: Mapping[str, Any]) -> Note:
         content = parse_content(body)
-        return await self._store.notes.add(NoteDraft.from_content(content, self._clock()))
+        return await self._store.notes_of(owner).add(NoteDraft.from_content(content, self._clock()))
 
     async def create_once(
-        self, body: Mapping[str, Any], key: str, fingerprint: str, outcome: Callable[[Note], bytes]
+        self, owner: str, body: Mapping[str, Any], key: str, fingerprint: str, outcome: Callable[[Note], bytes]
     ) -> Created:
         """Create a note once per `key`: the claim of the key, the note and its recorded `outcome`
         commit in one transaction, so a retry after any failure, a lost commit reply included,
         either gets the first outcome again or finds that nothing was written."""
         content = parse_content(body)  # a broken body claims nothing
         now = self._clock()
-        async with self._store.transaction() as tx:
+        async with self._store.transaction(owner) as tx:
             recorded = await tx.idempotency.claim(key, fingerprint, now)
             if recorded is not None:
                 return Created(recorded)
@@ -84,24 +86,24 @@ class NoteService:
             await tx.idempotency.record(key, fingerprint, made, now)
         return Created(made, note)
 
-    async def get(self, note_id: int) -> Note:
-        return await self._store.notes.get(note_id)
+    async def get(self, owner: str, note_id: int) -> Note:
+        return await self._store.notes_of(owner).get(note_id)
 
     async def replace(
-        self, note_id: int, body: Mapping[str, Any], condition: Precondition = NO_PRECONDITION
+        self, owner: str, note_id: int, body: Mapping[str, Any], condition: Precondition = NO_PRECONDITION
     ) -> Note:
         """Full replace: omitted optional fields take their defaults, `created_at` is kept."""
         content = parse_content(body, note_id=note_id)
-        return await self._revise(note_id, condition, lambda _current: content)
+        return await self._revise(owner, note_id, condition, lambda _current: content)
 
     async def patch(
-        self, note_id: int, patch: Mapping[str, Any], condition: Precondition = NO_PRECONDITION
+        self, owner: str, note_id: int, patch: Mapping[str, Any], condition: Precondition = NO_PRECONDITION
     ) -> Note:
         """A JSON merge patch (RFC 7396) of the note's content."""
-        return await self._revise(note_id, condition, lambda current: merge_patch(current, patch))
+        return await self._revise(owner, note_id, condition, lambda current: merge_patch(current, patch))
 
-    async def delete(self, note_id: int, condition: Precondition = NO_PRECONDITION) -> None:
-        notes = self._store.notes
+    async def delete(self, owner: str, note_id: int, condition: Precondition = NO_PRECONDITION) -> None:
+        notes = self._store.notes_of(owner)
         if condition == NO_PRECONDITION or condition == Precondition(Versions(any=True)):
             await notes.delete(note_id)  # "*" holds for any note that exists: the delete checks that
             return
@@ -117,20 +119,20 @@ class NoteService:
         """Raise `StorageUnavailableError` unless the store can take writes now."""
         await self._store.check()
 
-    async def list(self, query: ListQuery) -> Page:
+    async def list(self, owner: str, query: ListQuery) -> Page:
         """One page, and the key to continue from when more notes follow it."""
-        found = await self._store.notes.list(replace(query, limit=query.limit + 1))
+        found = await self._store.notes_of(owner).list(replace(query, limit=query.limit + 1))
         notes = tuple(found[: query.limit])
         more = len(found) > query.limit
         return Page(notes, query.sort.key(notes[-1]) if more else None)
 
     async def _revise(
-        self, note_id: int, condition: Precondition, change: Callable[[Note], NoteContent]
+        self, owner: str, note_id: int, condition: Precondition, change: Callable[[Note], NoteContent]
     ) -> Note:
         """Read, change and compare-and-set: the check of the precondition and the write are one
         step, since the write only lands on the version that was checked. A lost race is retried
         from a fresh read, where the precondition is checked again."""
-        notes = self._store.notes
+        notes = self._store.notes_of(owner)
         for _ in range(self.MAX_ATTEMPTS):
             current = await notes.get(note_id)
             if not condition.holds(current):

@@ -1,4 +1,4 @@
-"""The command line: `python -m app serve` and `python -m app migrate` (also `notes-api ...`).
+"""The command line: `python -m app serve`, `migrate`, `users`, `tokens` and `notes` (also `notes-api ...`).
 
 Every failure an operator can fix ends the process with one line, `notes-api: error: ...`,
 naming the fix, never a traceback and never the database's password: 2 for a wrong command
@@ -15,12 +15,15 @@ from collections.abc import Sequence
 
 from app.adapters.schema_version import check_schema
 from app.container import Settings, UnsupportedDatabaseError, backend_of
-from app.domain.errors import StorageUnavailableError
+from app.domain.errors import AccountError, StorageUnavailableError
 from app.entrypoints.http.cors import InvalidOriginError, normalized_origins
 from app.entrypoints.logs import LogSettings, configure_logging
 from app.entrypoints.options import build_parser
 from app.entrypoints.server import ServeError, run_server
 from app.entrypoints.workers import run_workers
+
+ACCOUNT_COMMANDS = ("users", "tokens", "notes")
+ACCOUNT_TIMEOUT = 5.0  # seconds an account command waits on the database
 
 
 class UsageError(Exception):
@@ -34,11 +37,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend = backend_of(args.database_url)
         if args.command == "migrate":
             return _migrate(args.database_url, backend)
+        if args.command in ACCOUNT_COMMANDS:
+            return _account_command(args, backend)
         return _serve(args, backend)
     except (UsageError, UnsupportedDatabaseError) as error:
         return _fail(2, error)
-    except (ServeError, StorageUnavailableError, OSError, ValueError) as error:
+    except (ServeError, StorageUnavailableError, AccountError, OSError, ValueError) as error:
         return _fail(1, error)
+
+
+def _account_command(args: argparse.Namespace, backend: str) -> int:
+    if backend == "memory":
+        raise UsageError(
+            "memory:// keeps nothing between processes: give the server's store with --database-url or"
+            " DATABASE_URL (for `make run`: sqlite:///notes.db)"
+        )
+    check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)  # a store the server has not migrated: one line
+    from app.entrypoints.admin import run_account_command
+
+    return run_account_command(args)
 
 
 def _fail(code: int, error: Exception) -> int:
@@ -105,6 +122,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         require_if_match=args.require_if_match,
         cursor_secret=args.cursor_secret,
         cors_origins=_cors_origins(args),
+        auth=args.auth,
+        rate_limit=args.rate_limit,
     )
 
 
@@ -113,6 +132,8 @@ def _check_workers(args: argparse.Namespace, backend: str) -> None:
         raise UsageError("--workers must be at least 1")
     if not args.body_timeout > 0:
         raise UsageError("--body-timeout must be a number of seconds above 0")
+    if args.rate_limit is not None and args.rate_limit < 1:
+        raise UsageError("--rate-limit must be at least 1 request a second; leave it out for no limit")
     if args.workers > 1 and backend == "memory":
         raise UsageError("memory:// lives inside one process and cannot be shared by --workers;"
                          " use one worker, or sqlite:// or postgresql://")

@@ -18,7 +18,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error")
-# [request id, seconds taken or None while running, its task] of the request being answered
+# [request id, seconds taken or None while running, its task, its owner once known] of the
+# request being answered
 CURRENT_REQUEST: ContextVar[list | None] = ContextVar("current_request", default=None)
 
 

@@ -20,6 +20,7 @@ from app.entrypoints.logs import DEFAULT_LOGS, FORMATS, LEVELS
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 # The defaults live with the settings they belong to; the flags show them.
 _SERVICE, _LOGS = Settings(), DEFAULT_LOGS
+AUTH_MODES = ("required", "local", "auto")
 
 
 def _shown(value: float) -> str:
@@ -115,7 +116,58 @@ def build_parser() -> EnvParser:
                                   description="Apply pending migrations.")
     _database_flag(migrate)
     _log_flags(migrate)
+    _account_commands(commands)
     return parser
+
+
+def _leaf(group: argparse._SubParsersAction, name: str, **kwargs: Any) -> EnvParser:
+    """An action of users, tokens or notes: it works on the store of --database-url."""
+    parser: EnvParser = group.add_parser(name, **kwargs)
+    _database_flag(parser)
+    _log_flags(parser)
+    return parser
+
+
+def _account_commands(commands: argparse._SubParsersAction) -> None:
+    """users, tokens and notes: run against the store of --database-url, as the server's is."""
+    users = commands.add_parser("users", help="add, list and remove owners",
+                                description="The owners of notes; `local` always exists.")
+    user_commands = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = _leaf(user_commands, "add", help="add an owner", description="Add an owner.")
+    add.add_argument("name", help="1 to 64 of a-z 0-9 . _ -, starting with a letter or digit")
+    _leaf(user_commands, "list", help="list the owners with their notes and tokens",
+                             description="List the owners.")
+    remove = _leaf(user_commands, "remove", help="remove an owner and its tokens",
+                                      description="Remove an owner and its tokens.")
+    remove.add_argument("name")
+    remove.add_argument("--delete-notes", action="store_true", help="delete its notes too (else refused)")
+
+    tokens = commands.add_parser("tokens", help="issue, list and revoke tokens",
+                                 description="Bearer tokens: each acts for one owner.")
+    token_commands = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    issue = _leaf(token_commands, 
+        "issue", help="issue a token and print it, alone, on standard output",
+        description="Issue a token. It is printed once, alone on standard output: TOKEN=$(notes-api tokens issue"
+        " alice). The service keeps only its hash.",
+    )
+    issue.add_argument("name", help="the owner the token acts for")
+    issue.add_argument("--label", default="", help="what the token is for (a device, a script)")
+    issue.add_argument("--scope", choices=("read", "write"), default="write", help="default write")
+    issue.add_argument("--expires-in", type=int, metavar="DAYS", help="days until it expires; default never")
+    listed = _leaf(token_commands, "list", help="list tokens (never their secrets)",
+                                       description="List tokens, never their secrets.")
+    listed.add_argument("name", nargs="?", help="only this owner's")
+    revoke = _leaf(token_commands, "revoke", help="revoke a token", description="Revoke a token by its id.")
+    revoke.add_argument("id", type=int)
+
+    notes = commands.add_parser("notes", help="hand notes from one owner to another",
+                                description="Operations on notes of the store.")
+    note_commands = notes.add_subparsers(dest="action", required=True, metavar="ACTION")
+    move = _leaf(note_commands, "move", help="give every note of one owner to another",
+                                    description="Give every note of one owner to another, in one transaction.")
+    move.add_argument("--from", dest="source", required=True, metavar="OWNER")
+    move.add_argument("--to", dest="target", required=True, metavar="OWNER")
+
 
 
 def _serve_flags(serve: EnvParser) -> None:
@@ -139,6 +191,13 @@ def _serve_flags(serve: EnvParser) -> None:
                      "answer 428 to PUT, PATCH and DELETE without If-Match")
     serve.env_flag("--cursor-secret", "NOTES_CURSOR_SECRET", _SERVICE.cursor_secret,
                    "key that signs listing cursors; none: a random key kept in the store")
+    serve.env_flag("--auth", "NOTES_AUTH", _SERVICE.auth,
+                   "required: every request needs a token; local: one without acts for the owner local;"
+                   " auto: local when listening on loopback only, else required",
+                   type=str.lower, choices=AUTH_MODES)
+    serve.env_flag("--rate-limit", "NOTES_RATE_LIMIT", None,
+                   "requests a second per owner and process, in bursts of twice that; none: no limit",
+                   type=int)
     _log_flags(serve)
     serve.add_argument(
         "--cors-origin", action="append", metavar="ORIGIN",

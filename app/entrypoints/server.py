@@ -23,6 +23,7 @@ from app.adapters.connect_errors import connect_problem, redacted
 from app.container import Settings, build_container, http_app
 from app.domain.errors import StorageUnavailableError
 from app.entrypoints.http.access_log import AccessLog
+from app.entrypoints.http.keys import AUTHENTICATION
 from app.entrypoints.logs import DEFAULT_LOGS, LogSettings
 
 log = logging.getLogger("app.server")
@@ -52,13 +53,19 @@ def run_server(
     """
     _event_loop_policy()
     access_log = AccessLog(logs.format)
-    runner = _runner(http_app(build_container(settings)), access_log)
-    start = partial(_start, runner, host, port, reuse_port, settings.database_url)
+    app = http_app(build_container(settings))
+    runner = _runner(app, access_log)
+    auth_in_force = [""]
+
+    def listening(addresses: list[Address]) -> None:  # before any request is read: no await since listen
+        auth_in_force[0] = app[AUTHENTICATION].listening(host for host, _ in addresses)
+
+    start = partial(_start, runner, host, port, reuse_port, settings.database_url, listening)
 
     def serving(addresses: list[Address]) -> None:
         served = urls(addresses)
-        log.info("serving on %s (%s); API docs at %s/docs",
-                 ", ".join(served), redacted(settings.database_url), served[0])
+        log.info("serving on %s (%s); %s; API docs at %s/docs",
+                 ", ".join(served), redacted(settings.database_url), auth_in_force[0], served[0])
         if on_serving is not None:
             on_serving(addresses)
 
@@ -103,7 +110,8 @@ async def _serve(
 
 
 async def _start(
-    runner: web.AppRunner, host: str, port: int, reuse_port: bool, database_url: str
+    runner: web.AppRunner, host: str, port: int, reuse_port: bool, database_url: str,
+    listening: Callable[[list[Address]], None],
 ) -> list[Address]:
     try:
         await runner.setup()  # opens the storage (the application's cleanup_ctx)
@@ -114,7 +122,9 @@ async def _start(
         await site.start()
     except OSError as error:
         raise ServeError(f"cannot listen on {host}:{port}: {_listen_problem(error)}") from error
-    return listening_addresses(runner)
+    addresses = listening_addresses(runner)
+    listening(addresses)
+    return addresses
 
 
 def listening_addresses(runner: web.BaseRunner) -> list[Address]:

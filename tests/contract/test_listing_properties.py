@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from app.adapters import Storage
 from app.domain.model import Note, NoteDraft
+from app.domain.owners import LOCAL
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField
 from app.domain.services import NoteService
 
@@ -98,6 +99,7 @@ class Case:
     sort: Sort
     limit: int
 
+OTHER = "other"
 
 cases = st.builds(Case, st.lists(drafts, max_size=25), filters, sorts, st.integers(1, 7))
 
@@ -106,14 +108,16 @@ cases = st.builds(Case, st.lists(drafts, max_size=25), filters, sorts, st.intege
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=cases)
 async def test_every_page_matches_the_reference_model(storage: Storage, case: Case) -> None:
-    notes = [await storage.notes.add(d) for d in case.drafts]
+    notes = [await storage.notes_of(LOCAL).add(d) for d in case.drafts]
+    # Another owner's notes of identical content, made between them: no page may show one.
+    others = [await storage.notes_of(OTHER).add(d) for d in case.drafts]
     try:
         expected = model(notes, case.filter, case.sort, list(case.filter.terms))
         service = NoteService(storage, clock=lambda: BASE)
         query = ListQuery(filter=case.filter, sort=case.sort, limit=case.limit)
         pages: list[list[int]] = []
         while True:
-            page = await service.list(query)
+            page = await service.list(LOCAL, query)
             pages.append([n.id for n in page.notes])
             if page.next_after is None:
                 break
@@ -121,4 +125,6 @@ async def test_every_page_matches_the_reference_model(storage: Storage, case: Ca
         assert pages == [expected[i : i + case.limit] for i in range(0, max(len(expected), 1), case.limit)]
     finally:
         for note in notes:
-            await storage.notes.delete(note.id)
+            await storage.notes_of(LOCAL).delete(note.id)
+        for note in others:
+            await storage.notes_of(OTHER).delete(note.id)

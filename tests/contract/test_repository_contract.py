@@ -10,14 +10,15 @@ import pytest
 
 from app.adapters import Storage
 from app.domain.errors import NoteNotFoundError, VersionConflictError
+from app.domain.owners import LOCAL
 from app.domain.query import ListQuery
 from tests.factories import T0, draft
 
 
 async def test_an_added_note_reads_back_equal_to_microseconds(storage: Storage) -> None:
-    added = await storage.notes.add(draft())
+    added = await storage.notes_of(LOCAL).add(draft())
     assert added.version == 1 and added.id >= 1
-    fetched = await storage.notes.get(added.id)
+    fetched = await storage.notes_of(LOCAL).get(added.id)
     assert fetched == added
     assert fetched.created_at == T0 and fetched.created_at.utcoffset() == timedelta(0)
     assert fetched.updated_at.microsecond == 123457
@@ -29,73 +30,73 @@ async def test_extreme_timestamps_round_trip(storage: Storage) -> None:
         datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
         datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
     ):
-        added = await storage.notes.add(draft(created_at=moment))
-        assert (await storage.notes.get(added.id)).created_at == moment
+        added = await storage.notes_of(LOCAL).add(draft(created_at=moment))
+        assert (await storage.notes_of(LOCAL).get(added.id)).created_at == moment
 
 
 async def test_ids_increase_and_are_never_reused_even_after_deleting_the_newest(storage: Storage) -> None:
-    first = await storage.notes.add(draft())
-    newest = await storage.notes.add(draft())
-    await storage.notes.delete(newest.id)
-    again = await storage.notes.add(draft())
+    first = await storage.notes_of(LOCAL).add(draft())
+    newest = await storage.notes_of(LOCAL).add(draft())
+    await storage.notes_of(LOCAL).delete(newest.id)
+    again = await storage.notes_of(LOCAL).add(draft())
     assert first.id < newest.id < again.id
 
 
 @pytest.mark.parametrize("operation", ["get", "update", "delete", "delete_version"])
 async def test_every_method_raises_not_found_for_a_missing_note(storage: Storage, operation: str) -> None:
-    gone = await storage.notes.add(draft())
-    await storage.notes.delete(gone.id)
+    gone = await storage.notes_of(LOCAL).add(draft())
+    await storage.notes_of(LOCAL).delete(gone.id)
     calls = {
-        "get": lambda: storage.notes.get(gone.id),
-        "update": lambda: storage.notes.update(replace(gone, version=2)),
-        "delete": lambda: storage.notes.delete(gone.id),
-        "delete_version": lambda: storage.notes.delete(gone.id, version=1),
+        "get": lambda: storage.notes_of(LOCAL).get(gone.id),
+        "update": lambda: storage.notes_of(LOCAL).update(replace(gone, version=2)),
+        "delete": lambda: storage.notes_of(LOCAL).delete(gone.id),
+        "delete_version": lambda: storage.notes_of(LOCAL).delete(gone.id, version=1),
     }
     with pytest.raises(NoteNotFoundError):
         await calls[operation]()
 
 
 async def test_update_stores_the_successor_of_the_current_version(storage: Storage) -> None:
-    note = await storage.notes.add(draft())
+    note = await storage.notes_of(LOCAL).add(draft())
     successor = replace(note, title="edited", tags=("x",), version=2, updated_at=T0 + timedelta(days=1))
-    assert await storage.notes.update(successor) == successor
-    assert await storage.notes.get(note.id) == successor
+    assert await storage.notes_of(LOCAL).update(successor) == successor
+    assert await storage.notes_of(LOCAL).get(note.id) == successor
 
 
 async def test_update_from_a_stale_version_is_a_conflict_and_writes_nothing(storage: Storage) -> None:
-    note = await storage.notes.add(draft())
-    await storage.notes.update(replace(note, title="first", version=2))
+    note = await storage.notes_of(LOCAL).add(draft())
+    await storage.notes_of(LOCAL).update(replace(note, title="first", version=2))
     with pytest.raises(VersionConflictError):
-        await storage.notes.update(replace(note, title="lost", version=2))
-    assert (await storage.notes.get(note.id)).title == "first"
+        await storage.notes_of(LOCAL).update(replace(note, title="lost", version=2))
+    assert (await storage.notes_of(LOCAL).get(note.id)).title == "first"
 
 
 async def test_delete_at_another_version_is_a_conflict_and_keeps_the_note(storage: Storage) -> None:
-    note = await storage.notes.add(draft())
+    note = await storage.notes_of(LOCAL).add(draft())
     with pytest.raises(VersionConflictError):
-        await storage.notes.delete(note.id, version=7)
-    assert await storage.notes.get(note.id) == note
-    await storage.notes.delete(note.id, version=1)
+        await storage.notes_of(LOCAL).delete(note.id, version=7)
+    assert await storage.notes_of(LOCAL).get(note.id) == note
+    await storage.notes_of(LOCAL).delete(note.id, version=1)
     with pytest.raises(NoteNotFoundError):
-        await storage.notes.get(note.id)
+        await storage.notes_of(LOCAL).get(note.id)
 
 
 async def test_maximum_lengths_and_unicode_round_trip(storage: Storage) -> None:
     title = ("📝🇫🇷" + "שלום" + "é" + "\u0301" + "ß")[:8] * 25  # 200 code points, RTL and emoji
     tags = tuple(sorted(f"{i:02d}" + "ü" * 48 for i in range(20)))
     note = draft(title=title[:200], description="مرحبا\n" * 1666 + "abcd", tags=tags, created_by="界" * 100)
-    added = await storage.notes.add(note)
-    fetched = await storage.notes.get(added.id)
+    added = await storage.notes_of(LOCAL).add(note)
+    fetched = await storage.notes_of(LOCAL).get(added.id)
     assert fetched == added
     assert len(fetched.title) == 200 and len(fetched.description) == 10_000
 
 
 async def test_listing_pages_through_every_note_in_id_order(storage: Storage) -> None:
-    ids = [(await storage.notes.add(draft(title=f"n{i}"))).id for i in range(23)]
+    ids = [(await storage.notes_of(LOCAL).add(draft(title=f"n{i}"))).id for i in range(23)]
     seen: list[int] = []
     after = None
     while True:
-        page = await storage.notes.list(ListQuery(limit=5, after=after))
+        page = await storage.notes_of(LOCAL).list(ListQuery(limit=5, after=after))
         seen += [n.id for n in page]
         if len(page) < 5:
             break
@@ -104,32 +105,32 @@ async def test_listing_pages_through_every_note_in_id_order(storage: Storage) ->
 
 
 async def test_listing_returns_nothing_after_the_last_note(storage: Storage) -> None:
-    last = await storage.notes.add(draft())
-    assert await storage.notes.list(ListQuery(after=(last.id, last.id))) == []
+    last = await storage.notes_of(LOCAL).add(draft())
+    assert await storage.notes_of(LOCAL).list(ListQuery(after=(last.id, last.id))) == []
 
 
 async def test_fifty_concurrent_creates_all_land_with_distinct_ids(storage: Storage) -> None:
-    notes = await asyncio.gather(*(storage.notes.add(draft(title=f"c{i}")) for i in range(50)))
+    notes = await asyncio.gather(*(storage.notes_of(LOCAL).add(draft(title=f"c{i}")) for i in range(50)))
     assert len({n.id for n in notes}) == 50
-    listed = await storage.notes.list(ListQuery(limit=100))
+    listed = await storage.notes_of(LOCAL).list(ListQuery(limit=100))
     assert sorted(n.title for n in listed) == sorted(f"c{i}" for i in range(50))
 
 
 async def test_fifty_concurrent_updates_of_one_note_lose_nothing(storage: Storage) -> None:
-    note = await storage.notes.add(draft(description=""))
+    note = await storage.notes_of(LOCAL).add(draft(description=""))
 
     async def append(mark: str) -> None:
         while True:  # the compare-and-set loop every writer must run
-            current = await storage.notes.get(note.id)
+            current = await storage.notes_of(LOCAL).get(note.id)
             successor = replace(current, description=current.description + mark, version=current.version + 1)
             try:
-                await storage.notes.update(successor)
+                await storage.notes_of(LOCAL).update(successor)
                 return
             except VersionConflictError:
                 await asyncio.sleep(0)
 
     await asyncio.gather(*(append(f"[{i}]") for i in range(50)))
-    final = await storage.notes.get(note.id)
+    final = await storage.notes_of(LOCAL).get(note.id)
     assert final.version == 51
     assert sorted(final.description[1:-1].split("][")) == sorted(str(i) for i in range(50))
 

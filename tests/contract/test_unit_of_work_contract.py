@@ -9,6 +9,7 @@ import pytest
 
 from app.adapters import Storage
 from app.domain.errors import IdempotencyKeyInUseError, IdempotencyKeyReusedError, NoteNotFoundError
+from app.domain.owners import LOCAL
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
 from tests.factories import T0, draft
@@ -19,7 +20,7 @@ class Boom(Exception):
 
 
 async def record(storage: Storage, key: str, fingerprint: str, outcome: bytes, at=T0) -> int:
-    async with storage.transaction() as tx:
+    async with storage.transaction(LOCAL) as tx:
         assert await tx.idempotency.claim(key, fingerprint, at) is None
         note = await tx.notes.add(draft(title=key))
         await tx.idempotency.record(key, fingerprint, outcome, at)
@@ -27,7 +28,7 @@ async def record(storage: Storage, key: str, fingerprint: str, outcome: bytes, a
 
 
 async def claim(storage: Storage, key: str, fingerprint: str, at=T0) -> bytes | None:
-    async with storage.transaction() as tx:
+    async with storage.transaction(LOCAL) as tx:
         return await tx.idempotency.claim(key, fingerprint, at)
 
 
@@ -58,17 +59,17 @@ async def test_keys_are_independent(storage: Storage) -> None:
 
 
 async def test_a_unit_of_work_that_fails_leaves_nothing_behind(storage: Storage) -> None:
-    kept = await storage.notes.add(draft(title="kept"))
+    kept = await storage.notes_of(LOCAL).add(draft(title="kept"))
     with pytest.raises(Boom):
-        async with storage.transaction() as tx:
+        async with storage.transaction(LOCAL) as tx:
             assert await tx.idempotency.claim("k", "f", T0) is None
             added = await tx.notes.add(draft(title="lost"))
             await tx.notes.update(kept.revised(kept.content(), T0))
             await tx.idempotency.record("k", "f", b"never seen", T0)
             raise Boom
-    assert await storage.notes.list(ListQuery()) == [kept]  # no note, no change
+    assert await storage.notes_of(LOCAL).list(ListQuery()) == [kept]  # no note, no change
     with pytest.raises(NoteNotFoundError):
-        await storage.notes.get(added.id)
+        await storage.notes_of(LOCAL).get(added.id)
     assert await claim(storage, "k", "f") is None  # and the key is free: a retry may run
 
 
@@ -79,7 +80,7 @@ async def test_a_key_held_by_an_open_unit_of_work_is_in_use_or_waits_for_it(stor
     claimed, release = asyncio.Event(), asyncio.Event()
 
     async def first() -> None:
-        async with storage.transaction() as tx:
+        async with storage.transaction(LOCAL) as tx:
             assert await tx.idempotency.claim("k", "f", T0) is None
             await tx.notes.add(draft(title="first"))
             claimed.set()
@@ -97,4 +98,4 @@ async def test_a_key_held_by_an_open_unit_of_work_is_in_use_or_waits_for_it(stor
             second.result()
     else:
         assert await second == b"first answer"
-    assert [n.title for n in await storage.notes.list(ListQuery())] == ["first"]
+    assert [n.title for n in await storage.notes_of(LOCAL).list(ListQuery())] == ["first"]

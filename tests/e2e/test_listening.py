@@ -18,6 +18,7 @@ def test_port_0_logs_the_port_it_picked_and_where_the_docs_are(tmp_path: Path) -
     try:
         output = server.wait_for("serving on")
         found = re.search(r"serving on http://127\.0\.0\.1:(\d+) \(memory://\);"
+                          r" auth local \(--auth auto: listening on loopback only\);"
                           r" API docs at http://127\.0\.0\.1:(\d+)/docs\n", output)
         assert found and found[1] == found[2] and found[1] != "0", output
         assert requests.get(f"http://127.0.0.1:{found[1]}/docs", timeout=10).status_code == 200

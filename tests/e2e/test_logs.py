@@ -18,21 +18,22 @@ from tests.e2e.processes import Server
 
 pytestmark = pytest.mark.slow
 
-SECRETS = ("s3cr3t-token", "c00kie-value", "body-secret-words")
+TOKEN = "notes_s3cr3tToken" + "x" * 26  # token-shaped, unknown: 401
+SECRETS = ("s3cr3tToken", "c00kie-value", "body-secret-words")
 
 
 def send_requests(base: str, prefix: str) -> None:
-    """A write with credentials and a secret in its body, a read, an unknown path: known ids."""
+    """A write with a cookie and a secret in its body, a read with an unknown token, an unknown
+    path: known ids."""
     requests.post(
         f"{base}/notes",
         data=json.dumps({"title": "body-secret-words"}),
         headers={
             "X-Request-ID": f"{prefix}-post",
-            "Authorization": "Bearer s3cr3t-token",
             "Cookie": "session=c00kie-value",
         },
     )
-    requests.get(f"{base}/notes/1", headers={"X-Request-ID": f"{prefix}-get"})
+    requests.get(f"{base}/notes/1", headers={"X-Request-ID": f"{prefix}-get", "Authorization": f"Bearer {TOKEN}"})
     requests.get(f"{base}/nope", headers={"X-Request-ID": f"{prefix}-404"})
 
 
@@ -56,7 +57,7 @@ def test_each_request_is_one_json_line_and_every_line_is_json(tmp_path: Path) ->
     )
     assert mine == [
         ("e2e-404", "GET", "/nope", 404),
-        ("e2e-get", "GET", "/notes/1", 200),
+        ("e2e-get", "GET", "/notes/1", 401),
         ("e2e-post", "POST", "/notes", 201),
     ]
     assert all(isinstance(access[i]["duration_ms"], float) and access[i]["bytes"] > 0 for i in access)
@@ -74,7 +75,8 @@ def test_text_is_the_default_and_warning_turns_the_access_log_off(tmp_path: Path
     finally:  # a graceful stop flushes the access lines still waiting, so none can come later
 
         assert chatty.stop() == 0 and quiet.stop() == 0
-    assert re.search(r"Z INFO app\.access: request_id=txt-get method=GET path=/notes/1 status=200 ", chatty.output())
+    line = r"Z INFO app\.access: request_id=txt-get method=GET path=/notes/1 status=401 owner=- "
+    assert re.search(line, chatty.output())
     assert "app.access" not in quiet.output() and "serving on" not in quiet.output()
 
 

@@ -111,7 +111,7 @@ def test_no_process_title_or_log_line_shows_the_password(postgres_server_url: st
     assert code == 0, server.output()
     assert not [title for title in titles if SECRET in title], titles
     assert SECRET not in server.output()
-    assert server.output().count(f"({redacted(with_password(url))}); API docs at") == 2
+    assert server.output().count(f"({redacted(with_password(url))}); auth local") == 2
 
 
 def test_the_migration_child_gets_the_url_in_its_environment_not_its_arguments() -> None:

@@ -1,10 +1,13 @@
-"""Every curl example of the README, in order, against a freshly started server: each succeeds,
-and each listing finds something."""
+"""Every shell example of the README, in order, against a freshly started server: each curl
+succeeds and each listing finds something; the `notes-api` commands run on the server's store, and
+`make run ARGS=...` restarts the server with those flags."""
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,13 +17,16 @@ from tests.e2e.processes import Server
 README = Path(__file__).parents[2] / "README.md"
 
 
-def curl_examples() -> list[str]:
-    """The indented `curl` commands of the README, in order, each with its continuation lines
+COMMANDS = ("    curl ", "    .venv/bin/notes-api ", "    TOKEN=$(", "    export ", "    make run ")
+
+
+def shell_examples() -> list[str]:
+    """The indented shell commands of the README, in order, each with its continuation lines
     (a trailing backslash, or a quoted body still open)."""
     commands, current = [], ""
     for line in README.read_text().splitlines():
         text = line.strip()
-        if current or line.startswith("    curl "):
+        if current or line.startswith(COMMANDS):
             current = f"{current}\n{text}" if current else text
             if not text.endswith("\\") and current.count("'") % 2 == 0:
                 commands.append(current)
@@ -29,17 +35,33 @@ def curl_examples() -> list[str]:
 
 
 @pytest.mark.slow
-def test_every_curl_example_of_the_readme_works_in_order(tmp_path: Path) -> None:
-    examples = curl_examples()
-    assert len(examples) >= 8
-    server = Server(f"sqlite:///{tmp_path / 'notes.db'}", tmp_path / "server.log").wait_ready()
+def test_every_shell_example_of_the_readme_works_in_order(tmp_path: Path) -> None:
+    examples = shell_examples()
+    assert len(examples) >= 13
+    database = f"sqlite:///{tmp_path / 'notes.db'}"
+    venv = Path(sys.executable).parent
+    state = tmp_path / "state.sh"  # what one command exports for the next, as one shell session would
+    state.write_text("")
+    server = Server(database, tmp_path / "server.log").wait_ready()
     try:
         for example in examples:
-            command = example.replace("localhost:8080", f"127.0.0.1:{server.port}").replace("curl -i", "curl -si", 1)
-            done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)
+            if example.startswith("make run"):  # the server again, with the flags it names
+                assert server.stop() == 0
+                given = re.match(r"make run ARGS='([^']*)'", example)
+                flags = shlex.split(given[1]) if given else []
+                server = Server(database, tmp_path / "server.log", *flags).wait_ready()
+                continue
+            command = (example.replace("localhost:8080", f"127.0.0.1:{server.port}")
+                       .replace("curl -i", "curl -si", 1).replace("sqlite:///notes.db", database)
+                       .replace(".venv/bin/", f"{venv}/"))
+            script = f"set -ae; source {state}; {command}; export -p > {state}"  # -a: TOKEN=... is kept
+            done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0 and "Traceback" not in done.stderr, (example, done.stdout, done.stderr)
+            if not example.startswith("curl"):
+                continue
             status = int(done.stdout.split(" ", 2)[1])
-            assert done.returncode == 0 and status < 400, (example, done.stdout)
-            if "-X" not in command and re.search(r"/notes(\?|'|$)", command):
+            assert status < 400, (example, done.stdout)
+            if "-X" not in command and re.search(r"/notes(\?|'|\"| |$)", command):
                 assert '"notes":[{' in done.stdout, (example, done.stdout)  # a listing finds notes
     finally:
         assert server.stop() == 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from app.adapters.migrate import migrate
 from app.container import Settings, build_container
+from app.domain.owners import LOCAL
 from tests.databases import in_thread
 from tests.factories import draft
 from tests.http.support import problem
@@ -17,7 +18,7 @@ async def test_a_listing_past_its_deadline_is_interrupted_and_answered_503(make_
     container = build_container(Settings(database_url=url))
     storage = await container.storage()
     for i in range(3000):
-        await storage.notes.add(draft(title=f"note {i}", description="x" * 200))
+        await storage.notes_of(LOCAL).add(draft(title=f"note {i}", description="x" * 200))
     await container.shutdown_resources()
 
     client = await make_client(url, db_timeout=0.000_001)

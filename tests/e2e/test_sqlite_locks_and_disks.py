@@ -68,7 +68,10 @@ async def test_reads_and_healthz_answer_at_once_while_another_process_holds_the_
         holder.kill()
     assert len(latencies) > 30
     assert {status for status, _ in latencies} == {200}
-    assert max(seconds for _, seconds in latencies) < 0.1
+    # None waits for the lock (3 s): each answers in a scheduling moment. The bound on the slowest
+    # leaves room for a busy two-core machine (a test suite, a CI neighbour); the median does not.
+    seconds = sorted(seconds for _, seconds in latencies)
+    assert seconds[len(seconds) // 2] < 0.05 and seconds[-1] < 0.5, seconds
 
 
 async def test_a_write_that_cannot_get_the_lock_in_time_is_503_and_the_service_recovers(

@@ -19,7 +19,7 @@ from app.entrypoints.logs import CURRENT_REQUEST, JsonFormatter, TextFormatter, 
 from tests.conftest import settings_for
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-FIELDS = {"time", "level", "logger", "request_id", "method", "path", "status", "duration_ms", "bytes"}
+FIELDS = {"time", "level", "logger", "request_id", "method", "path", "status", "owner", "duration_ms", "bytes"}
 SECRETS = ("Bearer s3cr3t-token", "session=c00kie-value", "body-secret-words", "query-secret")
 
 
@@ -106,7 +106,9 @@ async def test_each_request_is_one_json_line_with_its_fields(aiohttp_client, acc
     assert all(set(line) == FIELDS for line in lines)
     assert [
         (by_id[i]["method"], by_id[i]["path"], by_id[i]["status"]) for i in ("req-post", "req-get", "req-missing")
-    ] == [("POST", "/notes", 201), ("GET", "/notes/1", 200), ("GET", "/no/such/path", 404)]
+    ] == [("POST", "/notes", 401), ("GET", "/notes/1", 404), ("GET", "/no/such/path", 404)]
+    # the POST's token is unknown: no owner; the GET acts for local; no route, no owner
+    assert [by_id[i]["owner"] for i in ("req-post", "req-get", "req-missing")] == [None, "local", None]
     for line in lines:
         assert TIME.fullmatch(line["time"]) and line["level"] == "INFO" and line["logger"] == ACCESS_LOGGER
         assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 10_000
@@ -119,7 +121,7 @@ async def test_the_text_line_has_the_same_fields_as_key_value_pairs(aiohttp_clie
     assert len(await logged(access_lines, 3)) == 3
     line = next(line for line in access_lines if "request_id=req-get " in line)
     assert re.fullmatch(
-        r"\S+Z INFO app\.access: request_id=req-get method=GET path=/notes/1 status=200"
+        r"\S+Z INFO app\.access: request_id=req-get method=GET path=/notes/1 status=404 owner=local"
         r" duration_ms=\d+\.\d{3} bytes=\d+",
         line,
     ), line

@@ -98,12 +98,13 @@ async def test_connect_is_a_404_problem_json(memory_client) -> None:
     ],
 )
 async def test_a_method_not_allowed_is_405_with_a_correct_allow_header(client, method, path, allow) -> None:
+    note = await create(client)  # /notes/1: OPTIONS on a note that does not exist is 404, as GET
     response = await send(client, method, path, {"title": "t"})
     await problem(response, 405)
     allowed = {method.strip() for method in response.headers["Allow"].split(",")}
     assert allowed == allow | {"OPTIONS"}
     assert response.headers["Allow"] == (await client.options(path)).headers["Allow"]
-    assert await all_notes(client) == []
+    assert await all_notes(client) == [note]
 
 
 async def test_a_body_over_one_mebibyte_is_413_and_writes_nothing(client) -> None:
@@ -172,6 +173,7 @@ async def test_three_bad_fields_give_three_errors(client) -> None:
         ({"title": "t", "tags": "a,b"}, "/tags"),
         ({"title": "t", "tags": ["a,b"]}, "/tags/0"),
         ({"title": "t", "tags": [f"t{i}" for i in range(21)]}, "/tags"),
+        ({"title": "t", "tags": ["t"] * 21}, "/tags"),
         ({"title": "t", "tags": ["x" * 51]}, "/tags/0"),
         ({"title": "t", "created_by": ""}, "/created_by"),
         ({"title": "t", "created_by": "x" * 101}, "/created_by"),
@@ -179,6 +181,7 @@ async def test_three_bad_fields_give_three_errors(client) -> None:
         ({"title": "t", "created_at": "2017-02-30 00:00"}, "/created_at"),
         ({"title": "t", "created_at": "2017-08-23T00:00:00.1234567Z"}, "/created_at"),
         ({"title": "t", "created_at": "0001-01-01T00:00:00+01:00"}, "/created_at"),
+        ({"title": "t", "id": {}}, "/id"),
         ({"title": "t", "created_at": 1503446400}, "/created_at"),
         ({"title": "t", "a/b~c": 1}, "/a~1b~0c"),
     ],
@@ -187,6 +190,18 @@ async def test_each_rule_of_the_note_is_enforced_with_a_pointer(client, body, po
     document = await problem(await send(client, "POST", "/notes", body), 422)
     assert [e["pointer"] for e in document["errors"]] == [pointer]
     assert await all_notes(client) == []
+
+
+async def test_an_id_in_a_new_note_is_ignored_if_it_is_an_integer_and_422_otherwise(memory_client) -> None:
+    """A note sent back as it was received creates a new note; an id no note could have is no echo."""
+    first = await create(memory_client)
+    for number, sent in enumerate([first["id"], 0, -7, 2**63, 4.0], start=1):
+        response = await send(memory_client, "POST", "/notes", {"title": "t", "id": sent})
+        assert response.status == 201, await response.text()
+        assert orjson.loads(await response.read())["id"] == first["id"] + number
+    for sent in ({}, [], "1", True, None, 1.5):
+        document = await problem(await send(memory_client, "POST", "/notes", {"title": "t", "id": sent}), 422)
+        assert [e["pointer"] for e in document["errors"]] == ["/id"], sent
 
 
 async def test_an_id_in_the_body_that_differs_from_the_url_is_422(client) -> None:
@@ -241,6 +256,7 @@ async def test_an_accept_header_that_admits_json_is_served(client, accept: str) 
     ],
 )
 async def test_options_lists_the_allowed_methods(client, path: str, allow: str) -> None:
+    await create(client)  # /notes/1: OPTIONS on a note that does not exist is 404, as GET
     response = await client.options(path)
     assert response.status == 204 and response.headers["Allow"] == allow
 

@@ -10,6 +10,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from openapi_spec_validator import validate
 
 from app.container import Settings, build_container, http_app
+from app.entrypoints.http.conditions import CONDITION_PATTERN
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.openapi import build_openapi
 from tests.http.spec_check import SpecChecker
@@ -77,6 +78,28 @@ def test_the_body_schemas_come_from_the_rules_that_validate_requests() -> None:
     assert "4,096 bytes" in note["responses"]["Problem413"]["description"]
     tag_pattern = note["schemas"]["NoteInput"]["properties"]["tags"]["items"]["pattern"]
     assert re.search(tag_pattern, "work") and not re.search(tag_pattern, "a b") and not re.search(tag_pattern, "a,b")
+
+
+def test_server_owned_fields_are_read_only_so_generated_requests_leave_them_out() -> None:
+    schemas = build_openapi(http_settings())["components"]["schemas"]
+    for name in ("NoteInput", "NotePatch"):
+        properties = schemas[name]["properties"]
+        assert [f for f, schema in properties.items() if schema.get("readOnly")] == ["id", "updated_at", "version"]
+        assert properties["id"]["type"] == "integer"
+
+
+def test_conditions_are_described_by_the_pattern_the_server_reads_them_with() -> None:
+    paths = build_openapi(http_settings())["paths"]
+    for method in ("get", "head", "put", "patch", "delete"):
+        for parameter in paths["/notes/{id}"][method]["parameters"]:
+            assert parameter["schema"]["pattern"] == CONDITION_PATTERN, (method, parameter["name"])
+
+
+def test_options_on_a_path_with_parameters_may_be_a_404() -> None:
+    paths = build_openapi(http_settings())["paths"]
+    assert "404" in paths["/notes/{id}"]["options"]["responses"]
+    assert "404" in paths["/problems/{slug}"]["options"]["responses"]
+    assert "404" not in paths["/notes"]["options"]["responses"]
 
 
 def test_the_spec_hook_reports_a_response_that_breaks_the_description() -> None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.domain.errors import NoteValidationError
 from app.domain.model import search_text, title_sort_key
 from app.domain.rules import merge_patch, parse_content, pointer
-from app.domain.timestamps import format_timestamp, from_microseconds, parse_timestamp, to_microseconds
+from app.domain.timestamps import (
+    TIMESTAMP_PATTERN,
+    format_timestamp,
+    from_microseconds,
+    parse_timestamp,
+    to_microseconds,
+)
 from tests.factories import T0
 
 
@@ -30,9 +39,14 @@ def test_tags_are_deduplicated_and_sorted() -> None:
     assert parse_content({"title": "t", "tags": ["b", "a", "b", "C"]}).tags == ("C", "a", "b")
 
 
-def test_twenty_distinct_tags_are_allowed_even_when_more_are_sent_twice() -> None:
-    tags = [f"t{i}" for i in range(20)] * 2
-    assert len(parse_content({"title": "t", "tags": tags}).tags) == 20
+def test_twenty_tags_are_allowed_and_so_are_duplicates_among_them() -> None:
+    assert len(parse_content({"title": "t", "tags": [f"t{i}" for i in range(20)]}).tags) == 20
+    assert parse_content({"title": "t", "tags": ["a"] * 20}).tags == ("a",)
+
+
+def test_more_than_twenty_tags_are_refused_as_sent_even_when_some_are_duplicates() -> None:
+    """The limit counts the array as sent, as the OpenAPI's maxItems does: it cannot count distinct tags."""
+    assert problems({"title": "t", "tags": ["a"] * 21}) == ["/tags"]
 
 
 def test_every_problem_is_reported_not_only_the_first() -> None:
@@ -80,6 +94,46 @@ def test_timestamps_in_rfc3339_or_the_tutorials_format_become_utc(text: str, exp
 def test_malformed_timestamps_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_timestamp(text)
+
+
+def _accepted(text: str) -> bool:
+    try:
+        parse_timestamp(text)
+    except ValueError:
+        return False
+    return True
+
+
+# Timestamps of the right shape with any digits, from the edges of the range and leap years too.
+_SHAPED = st.builds(
+    "".join,
+    st.tuples(
+        st.sampled_from(["0000", "0001", "0004", "0100", "1900", "2000", "2024", "2100", "9999"])
+        | st.from_regex(re.compile(r"\d{4}", re.ASCII), fullmatch=True),
+        st.from_regex(re.compile(r"-[01]\d-[0-3]\d[Tt ][0-2]\d:[0-6]\d(:[0-6]\d(\.\d{1,6})?)?", re.ASCII),
+                      fullmatch=True),
+        st.sampled_from(["", "Z", "+00:00", "-00:00", "+01:00", "-01:00", "+23:59", "-23:59"])
+        | st.from_regex(re.compile(r"[+-][0-2]\d:[0-6]\d", re.ASCII), fullmatch=True),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SHAPED)
+def test_the_openapi_timestamp_pattern_matches_exactly_what_the_server_accepts(text: str) -> None:
+    assert bool(re.fullmatch(TIMESTAMP_PATTERN, text, re.ASCII)) == _accepted(text), text
+
+
+@pytest.mark.parametrize(("text", "accepted"), [
+    ("2000-02-29 00:00", True), ("2024-02-29 00:00", True), ("1900-02-29 00:00", False), ("2023-02-29 00:00", False),
+    ("2017-04-31 00:00", False), ("0000-06-01 00:00", False), ("0001-01-01T00:00Z", True),
+    ("0001-01-01T05:00+01:00", False), ("9999-12-31T23:59:59.999999Z", True), ("9999-12-31T00:00-01:00", False),
+    ("0001-01-02T00:00+23:59", True), ("9999-12-30T23:59-23:59", True),
+])
+def test_a_timestamp_is_a_real_moment_in_years_1_to_9999(text: str, accepted: bool) -> None:
+    """The first and the last day of the range take a zero offset only: the pattern then stays exact."""
+    assert _accepted(text) == accepted
+    assert bool(re.fullmatch(TIMESTAMP_PATTERN, text, re.ASCII)) == accepted
 
 
 def test_microseconds_since_the_epoch_round_trip() -> None:

@@ -66,18 +66,22 @@ def _path(request: BaseRequest) -> str:
     return path[: path.index("?")] if "?" in path else path
 
 
-def _text_line(log: AccessLog, request: BaseRequest, response: StreamResponse, id_: str, seconds: float) -> str:
+def _text_line(
+    log: AccessLog, request: BaseRequest, response: StreamResponse, id_: str, seconds: float, owner: str | None
+) -> str:
     return (
         f"{log.timestamps(time.time())} INFO {log.logger.name}: request_id={id_} method={request.method}"
-        f" path={_path(request)} status={response.status}"
+        f" path={_path(request)} status={response.status} owner={owner or '-'}"
         f" duration_ms={seconds * 1000:.3f} bytes={response.body_length}"
     )
 
 
-def _json_line(log: AccessLog, request: BaseRequest, response: StreamResponse, id_: str, seconds: float) -> str:
+def _json_line(
+    log: AccessLog, request: BaseRequest, response: StreamResponse, id_: str, seconds: float, owner: str | None
+) -> str:
     return orjson.dumps({
         "time": log.timestamps(time.time()), "level": "INFO", "logger": log.logger.name, "request_id": id_,
-        "method": request.method, "path": _path(request), "status": response.status,
+        "method": request.method, "path": _path(request), "status": response.status, "owner": owner,
         "duration_ms": int(seconds * 1_000_000) / 1000, "bytes": response.body_length,
     }).decode()
 
@@ -101,11 +105,11 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         noted = CURRENT_REQUEST.get()
         if noted is None or noted[1] is None:  # answered by aiohttp before any route
-            id_, seconds = "-", time
+            id_, seconds, owner = "-", time, None
         else:
-            id_, seconds = noted[0], noted[1]
+            id_, seconds, owner = noted[0], noted[1], noted[3]  # the owner: never the token
         try:
-            line = self._line(self.access_log, request, response, id_, seconds)
+            line = self._line(self.access_log, request, response, id_, seconds, owner)
         except Exception:  # the request is answered already: a failure here must not touch it
             self.access_log.logger.exception("cannot format the access log line")
             return

@@ -10,9 +10,11 @@ from functools import partial
 from aiohttp import web
 
 from app.adapters import PoolUsage
+from app.domain.accounts import AccountService
 from app.domain.services import NoteService
-from app.entrypoints.http import docs, handlers, routing
-from app.entrypoints.http.keys import CURSORS, NOTES, SETTINGS, HttpSettings
+from app.entrypoints.http import accounts, docs, handlers, routing
+from app.entrypoints.http.auth import Authentication, AuthMode
+from app.entrypoints.http.keys import ACCOUNTS, AUTHENTICATION, CURSORS, NOTES, SETTINGS, HttpSettings
 from app.entrypoints.http.listing import CursorCodec
 from app.entrypoints.http.metrics import RequestMetrics, add_metrics, metrics_page
 from app.entrypoints.http.pipeline import Handler, Pipeline
@@ -24,6 +26,7 @@ class Dependencies:
     """What the routes use, finished: built by the container once the storage is open."""
 
     notes: NoteService
+    accounts: AccountService
     cursors: CursorCodec
     pool_usage: PoolUsage | None  # None: a store without a connection pool
 
@@ -36,13 +39,19 @@ def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:
     """Build the application. Does no I/O: `lifespan` is entered on start-up, left on clean-up."""
     metrics = RequestMetrics()
     pipeline = Pipeline(settings, metrics)  # problem+json, X-Request-ID, metrics, CORS
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[pipeline.middleware()])
+    authentication = Authentication(AuthMode(settings.auth), settings.rate_limit)  # tokens, owners
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[pipeline.middleware(), authentication.middleware()],
+    )
     app[SETTINGS] = settings
+    app[AUTHENTICATION] = authentication
     register_pool = add_metrics(app, metrics)
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         async with lifespan() as dependencies:
             app[NOTES] = dependencies.notes
+            app[ACCOUNTS] = dependencies.accounts
             app[CURSORS] = dependencies.cursors
             if dependencies.pool_usage is not None:
                 register_pool(dependencies.pool_usage)
@@ -62,6 +71,11 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     add("/notes/{id}", "note", {"GET": handlers.get_note, "HEAD": handlers.get_note,
                                 "PUT": handlers.replace_note, "PATCH": handlers.patch_note,
                                 "DELETE": handlers.delete_note})
+    add("/me", "me", _get(accounts.me))
+    add("/tokens", "tokens", {"GET": accounts.list_tokens, "HEAD": accounts.list_tokens,
+                              "POST": accounts.issue_token})
+    add("/tokens/{id}", "token", {"GET": accounts.get_token, "HEAD": accounts.get_token,
+                                  "DELETE": accounts.revoke_token})
     add("/healthz", "healthz", _get(handlers.healthz))
     add("/readyz", "readyz", _get(handlers.readyz))
     add("/openapi.json", "openapi", _get(docs.openapi_json))

@@ -2,6 +2,9 @@
 
 A note's ETag is its version in quotes: `"3"`. A tag in a header matches it only when it is
 that text exactly (strong comparison, section 8.8.3.2): `"03"` or `"3 "` name no version.
+If-Match and If-None-Match follow the RFC's grammar, or the request is a 400: a condition the
+server cannot read is never guessed at (`3` for `"3"` would otherwise fail as a mismatch, or let
+a write through that was meant to be conditional).
 """
 
 from __future__ import annotations
@@ -10,8 +13,19 @@ import re
 
 from app.domain.model import Note
 from app.domain.services import Precondition, Versions
+from app.entrypoints.http.problems import ProblemError
 
-_ENTITY_TAG = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
+IF_MATCH, IF_NONE_MATCH = "If-Match", "If-None-Match"
+
+# If-Match and If-None-Match = "*" / #entity-tag (sections 13.1.1 and 13.1.2), where
+# entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE and etagc = %x21 / %x23-7E / obs-text (8.8.3), and
+# a list may hold empty elements (5.6.1.2): an empty field value is an empty list, which matches
+# nothing. obs-text is a byte over 0x7F: aiohttp decodes it to some code point over 0x7F.
+_OPAQUE_BYTES = r"\x21\x23-\x7e\x80-\xff"
+_LIST = r'(?:(?:W/)?"[{c}]*")?(?:[ \t]*,[ \t]*(?:(?:W/)?"[{c}]*")?)*'
+CONDITION_PATTERN = "^(?:\\*|" + _LIST.format(c=_OPAQUE_BYTES) + ")$"  # for the OpenAPI description
+_CONDITION = re.compile(_LIST.format(c=r"\x21\x23-\x7e\x80-\U0010ffff"))
+_ENTITY_TAG = re.compile(r'(W/)?"([^"]*)"')  # in a list that matched _CONDITION
 _VERSION_DIGITS = 19  # a version is a 64-bit integer at most
 
 
@@ -20,9 +34,19 @@ def etag(note: Note) -> str:
     return f'"{note.version}"'
 
 
-def _tags(header: str) -> list[tuple[bool, str]]:
-    """(weak, opaque-tag) pairs of an entity-tag list; what does not parse matches nothing."""
-    return [(bool(m.group(1)), m.group(2)) for m in _ENTITY_TAG.finditer(header)]
+def _tags(name: str, header: str) -> list[tuple[bool, str]] | None:
+    """The (weak, opaque-tag) pairs of a condition, or None for `*`; a 400 when it is neither."""
+    value = header.strip(" \t")
+    if value == "*":
+        return None
+    if _CONDITION.fullmatch(value) is None:
+        # Not echoed: a client may put anything there.
+        detail = 'is not * or a list of entity tags in double quotes, such as "3" or W/"3"'
+        raise ProblemError(
+            400, f"{name} {detail} (RFC 9110, section 8.8.3)", slug="invalid-precondition",
+            errors=[{"parameter": name, "detail": detail}],
+        )
+    return [(bool(m.group(1)), m.group(2)) for m in _ENTITY_TAG.finditer(value)]
 
 
 def _version(tag: str) -> int | None:
@@ -33,10 +57,11 @@ def _version(tag: str) -> int | None:
     return None
 
 
-def _versions(header: str, *, strong_only: bool) -> Versions:
-    if header.strip() == "*":
+def _versions(name: str, header: str, *, strong_only: bool) -> Versions:
+    tags = _tags(name, header)
+    if tags is None:
         return Versions(any=True)
-    found = (_version(tag) for weak, tag in _tags(header) if not (weak and strong_only))
+    found = (_version(tag) for weak, tag in tags if not (weak and strong_only))
     return Versions(frozenset(v for v in found if v is not None))
 
 
@@ -44,23 +69,23 @@ def precondition(if_match: str | None, if_none_match: str | None) -> Preconditio
     """The precondition of a write: If-Match compares strongly (a weak tag never matches),
     If-None-Match weakly (section 13.1.2)."""
     return Precondition(
-        match=None if if_match is None else _versions(if_match, strong_only=True),
-        none_match=None if if_none_match is None else _versions(if_none_match, strong_only=False),
+        match=None if if_match is None else _versions(IF_MATCH, if_match, strong_only=True),
+        none_match=None if if_none_match is None else _versions(IF_NONE_MATCH, if_none_match, strong_only=False),
     )
 
 
-def none_match(header: str | None, note: Note) -> bool:
-    """True when If-None-Match matches the note (weak comparison): the client's copy is current."""
-    if header is None:
-        return False
-    return note in _versions(header, strong_only=False)
+def if_none_match(header: str) -> Versions:
+    """The versions If-None-Match names, by weak comparison: when the note is at one of them,
+    the client's copy is current."""
+    return _versions(IF_NONE_MATCH, header, strong_only=False)
 
 
 def page_not_modified(header: str | None, page_etag: str) -> bool:
     """True when If-None-Match names this page's weak tag (or `*`): weak comparison."""
     if header is None:
         return False
-    if header.strip() == "*":
+    tags = _tags(IF_NONE_MATCH, header)
+    if tags is None:
         return True
     tag = page_etag[3:-1]  # W/"...": the opaque part
-    return any(opaque == tag for _weak, opaque in _tags(header))
+    return any(opaque == tag for _weak, opaque in tags)

@@ -11,14 +11,16 @@ from importlib.resources import files
 import orjson
 from aiohttp import web
 
-from app.entrypoints.http.keys import SETTINGS
+from app.entrypoints.http.auth import AuthMode
+from app.entrypoints.http.keys import AUTHENTICATION, SETTINGS
 from app.entrypoints.http.negotiation import not_json
 from app.entrypoints.http.openapi import build_openapi
 
 ASSETS = files("swagger_ui") / "static"
 ASSET_TYPES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript",
                "favicon-32x32.png": "image/png"}
-OPENAPI_BYTES = web.AppKey("openapi_bytes", bytes)
+# The description as each auth mode answers (a token is optional in local mode), rendered once each.
+OPENAPI_BYTES: web.AppKey[dict[bool, bytes]] = web.AppKey("openapi_bytes")
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -41,7 +43,11 @@ PAGE = """<!doctype html>
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[OPENAPI_BYTES], content_type="application/json",
+    token_optional = request.app[AUTHENTICATION].in_force is AuthMode.LOCAL  # decided once listening
+    rendered = request.app[OPENAPI_BYTES]
+    if token_optional not in rendered:
+        rendered[token_optional] = orjson.dumps(build_openapi(request.app[SETTINGS], token_optional=token_optional))
+    return web.Response(body=rendered[token_optional], content_type="application/json",
                         headers={"Cache-Control": "no-cache"})
 
 
@@ -63,5 +69,5 @@ async def docs_asset(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """The description, rendered once for `openapi_json` (the routes are app.py's)."""
-    app[OPENAPI_BYTES] = orjson.dumps(build_openapi(app[SETTINGS]))
+    """Where `openapi_json` keeps the description it renders (the routes are app.py's)."""
+    app[OPENAPI_BYTES] = {}

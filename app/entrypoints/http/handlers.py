@@ -11,8 +11,8 @@ from aiohttp import hdrs, web
 
 from app.domain.model import Note
 from app.domain.services import Precondition
-from app.entrypoints.http.conditions import etag, none_match, page_not_modified, precondition
-from app.entrypoints.http.keys import CURSORS, NOTES, SETTINGS
+from app.entrypoints.http.conditions import etag, if_none_match, page_not_modified, precondition
+from app.entrypoints.http.keys import CURSORS, IDENTITY, NOTES, SETTINGS
 from app.entrypoints.http.listing import parse_list_query
 from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.http.representation import (
@@ -30,6 +30,11 @@ from app.entrypoints.http.representation import (
 _ID_MAX = 2**63 - 1  # the largest id a 64-bit database column holds
 _ID_DIGITS = len(str(_ID_MAX))
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def owner(request: web.Request) -> str:
+    """Whom the request acts for: set by authentication (auth.py) before any handler runs."""
+    return request[IDENTITY].owner
 
 
 def note_id(request: web.Request) -> int:
@@ -59,9 +64,11 @@ def write_precondition(request: web.Request) -> Precondition:
 
 
 async def get_note(request: web.Request) -> web.Response:
-    note = await request.app[NOTES].get(note_id(request))
-    condition = request.headers.get("If-None-Match")
-    if condition is not None and none_match(condition, note):
+    note_id_ = note_id(request)
+    header = request.headers.get("If-None-Match")
+    current = None if header is None else if_none_match(header)  # a malformed one is 400, as on a write
+    note = await request.app[NOTES].get(owner(request), note_id_)
+    if current is not None and note in current:
         return web.Response(status=304, headers={"ETag": etag(note), "Cache-Control": PRIVATE})
     return note_response(note)
 
@@ -70,13 +77,13 @@ async def create_note(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        return _created(await request.app[NOTES].create(body))
+        return _created(await request.app[NOTES].create(owner(request), body))
     if _IDEMPOTENCY_KEY.fullmatch(key) is None:
         raise bad_request(
             "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
         )
     fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    created = await request.app[NOTES].create_once(body, key, fingerprint, note_bytes)
+    created = await request.app[NOTES].create_once(owner(request), body, key, fingerprint, note_bytes)
     if created.note is None:
         return recorded_note_response(created.outcome)
     return _created(created.note, created.outcome)
@@ -90,27 +97,27 @@ async def replace_note(request: web.Request) -> web.Response:
     note_id_ = note_id(request)
     condition = write_precondition(request)
     body = await read_json_object(request)
-    return note_response(await request.app[NOTES].replace(note_id_, body, condition))
+    return note_response(await request.app[NOTES].replace(owner(request), note_id_, body, condition))
 
 
 async def patch_note(request: web.Request) -> web.Response:
     note_id_ = note_id(request)
     condition = write_precondition(request)
     patch = await read_json_object(request)
-    return note_response(await request.app[NOTES].patch(note_id_, patch, condition))
+    return note_response(await request.app[NOTES].patch(owner(request), note_id_, patch, condition))
 
 
 async def delete_note(request: web.Request) -> web.Response:
     note_id_ = note_id(request)
-    await request.app[NOTES].delete(note_id_, write_precondition(request))
+    await request.app[NOTES].delete(owner(request), note_id_, write_precondition(request))
     return web.Response(status=204)
 
 
 async def list_notes(request: web.Request) -> web.Response:
     cursors = request.app[CURSORS]
-    query = parse_list_query(request.query, cursors)
-    page = await request.app[NOTES].list(query)
-    next_cursor = None if page.next_after is None else cursors.encode(query, page.next_after)
+    query = parse_list_query(request.query, cursors, owner(request))
+    page = await request.app[NOTES].list(owner(request), query)
+    next_cursor = None if page.next_after is None else cursors.encode(owner(request), query, page.next_after)
     # Vary on the 304 too: it carries what the 200 would (RFC 9110, section 15.4.5).
     headers = {"Cache-Control": PRIVATE, "Vary": "Accept-Encoding"}
     if next_cursor is not None:

@@ -1,7 +1,7 @@
 """The listing's query string and its cursors.
 
-A cursor is the sort key of the last note of a page, bound to the filters and sort it was made
-with, behind a keyed BLAKE2b tag. Any change to it, or its replay with other filters or another
+A cursor is the sort key of the last note of a page, bound to the owner, filters and sort it was
+made with, behind a keyed BLAKE2b tag. Any change to it, or its replay with other filters or another
 sort, is a 400. The key is a random secret kept in the store (or `--cursor-secret`), so every
 process of a deployment accepts the cursors of the others and no one outside can make one. The
 tag makes cursors tamper-evident, not secret: a cursor only names a position in a listing the
@@ -44,7 +44,7 @@ class Parameter:
     name: str
     rule: Rule | Choice
     description: str
-    repeatable: bool = False
+    times: int = 1  # how often it may be given; more than once makes it an array (of maxItems `times`)
 
 
 _PRIORITY = FIELDS["priority"]
@@ -56,7 +56,8 @@ PARAMETERS = (
     Parameter(
         "q", Text(0, 500), "whitespace-separated terms; each must occur, ignoring case, in the title or the description"
     ),
-    Parameter("tag", TAG, f"the note must carry every tag given (at most {_TAGS.max_items})", repeatable=True),
+    Parameter("tag", TAG, f"the note must carry every tag given (at most {_TAGS.max_items}: a note carries no more)",
+              times=_TAGS.max_items),
     Parameter("created_by", Text(1, 100), "exact match"),
     Parameter("priority", _PRIORITY, "exact match"),
     Parameter("min_priority", _PRIORITY, "inclusive"),
@@ -123,22 +124,21 @@ def _integer(text: str, rule: Integer) -> int | str:
     return int(text)
 
 
-def parse_list_query(params: MultiMapping[str], cursors: CursorCodec) -> ListQuery:
-    """The ListQuery a query string asks for; a 400 naming every bad parameter otherwise."""
+def parse_list_query(params: MultiMapping[str], cursors: CursorCodec, owner: str) -> ListQuery:
+    """The ListQuery a query string of `owner` asks for; a 400 naming every bad parameter otherwise."""
     problems = QueryProblems()
     values: dict[str, Any] = {}
     for name in params.keys() - _BY_NAME.keys():
         problems.add(name, f"is not a parameter of this listing; known: {', '.join(_BY_NAME)}")
     for parameter in PARAMETERS:
         given = params.getall(parameter.name, [])
-        if len(given) > 1 and not parameter.repeatable:
-            problems.add(parameter.name, "may be given only once")
+        if len(given) > parameter.times:
+            times = "only once" if parameter.times == 1 else f"at most {parameter.times} times"
+            problems.add(parameter.name, f"may be given {times}")
         elif given:
             parsed = [_parse(parameter, text, problems) for text in given]
-            values[parameter.name] = parsed if parameter.repeatable else parsed[0]
+            values[parameter.name] = parsed if parameter.times > 1 else parsed[0]
     tags = set(values.get("tag", ()))
-    if len(tags) > _TAGS.max_items:
-        problems.add("tag", f"may name at most {_TAGS.max_items} tags (a note carries no more)")
     problems.raise_if_any()
     query = ListQuery(
         filter=NoteFilter(
@@ -150,7 +150,7 @@ def parse_list_query(params: MultiMapping[str], cursors: CursorCodec) -> ListQue
         limit=values.get("limit", LIMIT_DEFAULT),
     )
     if "cursor" in values:
-        return replace(query, after=cursors.decode(values["cursor"], query))
+        return replace(query, after=cursors.decode(owner, values["cursor"], query))
     return query
 
 
@@ -162,28 +162,29 @@ class CursorCodec:
     def __init__(self, secret: str) -> None:
         self._key = hashlib.blake2b(secret.encode()).digest()[:32]
 
-    def encode(self, query: ListQuery, after: SortKey) -> str:
+    def encode(self, owner: str, query: ListQuery, after: SortKey) -> str:
         value, note_id = after
         if isinstance(value, datetime):
             value = to_microseconds(value)
         payload = orjson.dumps([self.VERSION, value, note_id])
-        return base64.urlsafe_b64encode(payload + self._tag(query, payload)).rstrip(b"=").decode()
+        return base64.urlsafe_b64encode(payload + self._tag(owner, query, payload)).rstrip(b"=").decode()
 
-    def decode(self, cursor: str, query: ListQuery) -> SortKey:
+    def decode(self, owner: str, cursor: str, query: ListQuery) -> SortKey:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         except (binascii.Error, ValueError):
             raw = b""
         payload, tag = raw[:-16], raw[-16:]
-        if len(raw) <= 16 or not hmac.compare_digest(tag, self._tag(query, payload)):
+        if len(raw) <= 16 or not hmac.compare_digest(tag, self._tag(owner, query, payload)):
             raise _invalid_cursor()
         try:
             return _position(orjson.loads(payload), query.sort.field)
         except (ValueError, TypeError, OverflowError):  # signed, yet impossible: still only a 400
             raise _invalid_cursor() from None
 
-    def _tag(self, query: ListQuery, payload: bytes) -> bytes:
+    def _tag(self, owner: str, query: ListQuery, payload: bytes) -> bytes:
         mac = hashlib.blake2b(key=self._key, digest_size=16)
+        mac.update(orjson.dumps(owner))  # another owner's cursor is no cursor of this listing
         mac.update(_fingerprint(query))
         mac.update(payload)
         return mac.digest()

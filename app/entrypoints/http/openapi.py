@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.domain.accounts import LABEL_MAX, MAX_DAYS
 from app.entrypoints.http import schemas
+from app.entrypoints.http.conditions import CONDITION_PATTERN
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.listing import PARAMETERS
 from app.entrypoints.http.problem_types import TYPES, reason
@@ -19,12 +21,16 @@ from app.entrypoints.http.representation import JSON, MERGE_PATCH_JSON
 REF = "#/components"
 NOTE_ID = {"name": "id", "in": "path", "required": True, "description": "the note's id",
            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
-IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
-            "description": 'the ETag the write is meant for (e.g. `"3"`), or `*`; 412 when it does not match'}
-IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+# RFC 9110's grammar of both headers (sections 13.1.1, 13.1.2 and 8.8.3); a value outside it is 400.
+CONDITION = {"type": "string", "pattern": CONDITION_PATTERN}
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": CONDITION,
+            "description": 'the ETag the write is meant for (e.g. `"3"`), a list of them, or `*`; 412 when'
+                           " none matches (strong comparison: a weak tag never does; an empty list matches"
+                           " nothing)"}
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": CONDITION,
                  "description": "304 when it matches the current ETag (weak comparison), or is `*`"}
 IF_NONE_MATCH_WRITE = {
-    "name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+    "name": "If-None-Match", "in": "header", "required": False, "schema": CONDITION,
     "description": "412 when it matches the current ETag (weak comparison), or is `*`",
 }
 IDEMPOTENCY_KEY = {
@@ -34,7 +40,10 @@ IDEMPOTENCY_KEY = {
 }
 ETAG = {"description": "strong entity tag: the note's version", "required": True, "schema": {"type": "string"}}
 PROBLEMS = {
-    400: "malformed JSON, a body that is not an object, a bad query parameter, cursor or Idempotency-Key",
+    401: "no token where one is required, or a token that is malformed, unknown, expired or revoked",
+    403: "a token of scope read on a write",
+    400: "malformed JSON, a body that is not an object, a bad query parameter, cursor or Idempotency-Key,"
+         " or an If-Match or If-None-Match outside RFC 9110's grammar",
     404: "no such note, or an id that cannot exist",
     406: "the Accept header admits neither application/json nor application/problem+json",
     408: "the body did not arrive within the body timeout; the connection is closed",
@@ -48,6 +57,7 @@ PROBLEMS = {
          " JSON pointer, and `detail` says how many there were),"
          " or an Idempotency-Key is reused with another body",
     428: "the server requires If-Match on writes (--require-if-match)",
+    429: "over this owner's --rate-limit; retry after `Retry-After` seconds",
     503: "the database cannot be reached; retry after `Retry-After` seconds",
 }
 
@@ -72,9 +82,10 @@ def _body(*media_types: str, patch: bool = False) -> dict[str, Any]:
 
 def _query_parameter(parameter: Any) -> dict[str, Any]:
     schema = schemas.rule_schema(parameter.rule, nullable=False)
-    if parameter.repeatable:
+    if parameter.times > 1:
         return {"name": parameter.name, "in": "query", "required": False, "description": parameter.description,
-                "schema": {"type": "array", "items": schema}, "style": "form", "explode": True}
+                "schema": {"type": "array", "items": schema, "maxItems": parameter.times},
+                "style": "form", "explode": True}
     return {"name": parameter.name, "in": "query", "required": False, "description": parameter.description,
             "schema": schema}
 
@@ -109,11 +120,11 @@ def _paths() -> dict[str, Any]:
             "get": {"operationId": "getNote", "summary": "Read a note", "parameters": [IF_NONE_MATCH],
                     "responses": {**_note(200, "the note"), "304": {
                         "description": "the client's copy is current", "headers": {"ETag": ETAG}},
-                        **_problems(404, 406, 503)}},
+                        **_problems(400, 404, 406, 503)}},
             "head": {"operationId": "headNote", "summary": "GET without the body", "parameters": [IF_NONE_MATCH],
                      "responses": {"200": {"description": "as GET", "headers": {"ETag": ETAG}},
                                    "304": {"description": "the client's copy is current"},
-                                   **_problems(404, 406, 503)}},
+                                   **_problems(400, 404, 406, 503)}},
             "put": {"operationId": "replaceNote", "summary": "Replace a note (omitted fields take their defaults)",
                     "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE], "requestBody": _body(JSON),
                     "responses": {**_note(200, "the replaced note"), **_problems(*write)}},
@@ -124,7 +135,7 @@ def _paths() -> dict[str, Any]:
             "delete": {"operationId": "deleteNote", "summary": "Delete a note",
                        "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE],
                        "responses": {"204": {"description": "deleted"},
-                                     **_problems(404, 406, 412, 428, 503)}},
+                                     **_problems(400, 404, 406, 412, 428, 503)}},
         },
         "/": {"get": {"operationId": "index", "summary": "Where to start: links to the docs, the"
                              " description and the notes", "responses": {"200": {
@@ -152,28 +163,123 @@ def _paths() -> dict[str, Any]:
 
 
 METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/problems/{slug}"})  # auth.OPEN_ROUTES
+PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string"},
+                               "example": 'Bearer realm="notes", error="invalid_token"'}},
+    403: {"WWW-Authenticate": {"required": False, "schema": {"type": "string"},
+                               "example": 'Bearer realm="notes", error="insufficient_scope", scope="write"'}},
+    409: {"Retry-After": {"required": True, "schema": {"type": "string"}}},
+    429: {name: {"required": True, "schema": {"type": "string"}}
+          for name in ("Retry-After", "RateLimit-Policy", "RateLimit")},
+    503: {"Retry-After": {"required": True, "schema": {"type": "string"}}},
+}
+
+
+def _account_paths() -> dict[str, Any]:
+    token_id = {"name": "id", "in": "path", "required": True, "description": "the token's id",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+    ref = {"$ref": f"{REF}/schemas/Token"}
+    return {
+        "/me": {"get": {"operationId": "me", "summary": "Whom this request acts for", "responses": {
+            "200": {"description": "the owner, and the token (null: `local` without one)",
+                    "content": {JSON: {"schema": {"$ref": f"{REF}/schemas/Me"}, "example": {
+                        "owner": "alice", "token": {"id": 7, "label": "laptop", "scope": "write",
+                                                    "expires_at": None}}}}},
+            **_problems(406)}}},
+        "/tokens": {
+            "get": {"operationId": "listTokens", "summary": "The caller's tokens (never a secret)", "responses": {
+                "200": {"description": "the tokens of the caller's owner", "content": {JSON: {"schema": {
+                    "type": "object", "required": ["tokens"], "additionalProperties": False,
+                    "properties": {"tokens": {"type": "array", "items": ref}}}}}},
+                **_problems(406, 503)}},
+            "post": {"operationId": "issueToken",
+                     "summary": "Issue a token for the caller's owner; its secret is shown this once",
+                     "requestBody": {"required": True, "content": {JSON: {
+                         "schema": {"$ref": f"{REF}/schemas/TokenRequest"},
+                         "example": {"label": "phone", "scope": "read", "expires_in_days": 30}}}},
+                     "responses": {"201": {
+                         "description": "the token, with `token`: its secret, shown only now",
+                         "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
+                         "content": {JSON: {"schema": {"$ref": f"{REF}/schemas/IssuedToken"}}}},
+                         **_problems(400, 406, 408, 413, 415, 422, 503)}},
+        },
+        "/tokens/{id}": {
+            "parameters": [token_id],
+            "get": {"operationId": "getToken", "summary": "One of the caller's tokens (never its secret)",
+                    "responses": {"200": {"description": "the token", "content": {JSON: {"schema": ref}}},
+                                  **_problems(404, 406, 503)}},
+            "delete": {"operationId": "revokeToken", "summary": "Revoke one of the caller's tokens",
+                       "responses": {"204": {"description": "revoked: every server refuses it within 5 seconds"},
+                                     **_problems(404, 406, 503)}},
+        },
+    }
+
+
+def _token_schemas() -> dict[str, Any]:
+    moment = {"type": "string", "pattern": schemas.WRITTEN_TIMESTAMP}
+    maybe = {"type": ["string", "null"], "pattern": schemas.WRITTEN_TIMESTAMP}
+    scope = {"type": "string", "enum": ["read", "write"]}
+    token = {"id": {"type": "integer", "minimum": 1}, "label": {"type": "string", "maxLength": LABEL_MAX},
+             "scope": scope, "created_at": moment, "last_used_at": maybe, "expires_at": maybe}
+    secret = {"type": "string", "pattern": "^notes_[A-Za-z0-9_-]{43}$"}
+    return {
+        "Token": {"type": "object", "required": list(token), "additionalProperties": False, "properties": token},
+        "IssuedToken": {"type": "object", "required": [*token, "token"], "additionalProperties": False,
+                        "properties": {**token, "token": secret}},
+        "TokenRequest": {"type": "object", "additionalProperties": False, "properties": {
+            "label": {"type": "string", "maxLength": LABEL_MAX, "default": ""},
+            "scope": {**scope, "description": "default: the scope of the caller's token"},
+            "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_DAYS,
+                                "description": "null or left out: never expires"}}},
+        "Me": {"type": "object", "required": ["owner", "token"], "additionalProperties": False, "properties": {
+            "owner": {"type": "string"},
+            "token": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["id", "label", "scope", "expires_at"], "additionalProperties": False,
+                "properties": {k: token[k] for k in ("id", "label", "scope", "expires_at")}}]}}},
+    }
 
 
 def _complete(paths: dict[str, Any]) -> dict[str, Any]:
     """HEAD wherever there is GET, and OPTIONS everywhere, as the router adds them."""
-    for item in paths.values():
+    for path, item in paths.items():
         if "get" in item and "head" not in item:
             get = item["get"]
             item["head"] = {"operationId": f"{get['operationId']}Head", "summary": "GET without the body",
                             "responses": {status: {k: v for k, v in answer.items() if k != "content"}
                                           for status, answer in get["responses"].items()}}
         allowed = [*(m.upper() for m in METHODS if m in item), "OPTIONS"]
-        item["options"] = _options(", ".join(sorted(set(allowed))))
+        item["options"] = _options(", ".join(sorted(set(allowed))), templated="{" in path)
+        open_route = path in OPEN_PATHS
         for method in METHODS:  # every route answers an unknown expectation alike
-            if method in item:
-                item[method]["responses"].update(_problems(417))
+            if method not in item:
+                continue
+            operation = item[method]
+            operation["responses"].update(_problems(417))
+            if open_route or (method == "options" and not templated_get(item)):
+                operation["security"] = []  # no token needed
+            else:  # what authentication answers (auth.py)
+                operation["responses"].update(_problems(401, 429))
+                if method not in ("get", "head", "options"):
+                    operation["responses"].update(_problems(403))
     return paths
 
 
-def _options(allow: str) -> dict[str, Any]:
-    return {"summary": "The methods this resource allows", "responses": {"204": {
-        "description": "no content", "headers": {"Allow": {"required": True, "schema": {"type": "string"},
-                                                           "example": allow}}}}}
+def templated_get(item: dict[str, Any]) -> bool:
+    """OPTIONS on a path with parameters stands for GET (a 404 when it finds nothing): it needs a
+    token as GET does. Elsewhere it only lists the methods."""
+    return "get" in item and any(p.get("in") == "path" for p in item.get("parameters", []))
+
+
+def _options(allow: str, *, templated: bool) -> dict[str, Any]:
+    """OPTIONS, as the pipeline answers it; on a path with parameters, what GET answers there when
+    nothing is found (a CORS preflight excepted: it is always 204)."""
+    answers = {"204": {"description": "no content", "headers": {
+        "Allow": {"required": True, "schema": {"type": "string"}, "example": allow}}}}
+    if templated:
+        return {"summary": "The methods this resource allows; 404, as GET, when there is none",
+                "responses": {**answers, **_problems(404)}}
+    return {"summary": "The methods this resource allows", "responses": answers}
 
 
 def _status(name: str, description: str, *problems: int) -> dict[str, Any]:
@@ -191,24 +297,32 @@ def _components(settings: HttpSettings) -> dict[str, Any]:
     responses = {}
     for status, when in PROBLEMS.items():
         detail = when.replace("over the limit", f"over {settings.max_body_bytes:,} bytes")
-        headers = {"Retry-After": {"required": True, "schema": {"type": "string"}}} if status in (409, 503) else {}
+        headers = dict(PROBLEM_HEADERS.get(status, {}))
         responses[f"Problem{status}"] = {
             "description": f"{reason(status)}: {detail}", "headers": headers,
             "content": {PROBLEM_JSON: {"schema": {"$ref": f"{REF}/schemas/Problem"}}}}
     return {
         "schemas": {"NoteInput": schemas.note_input(), "NotePatch": schemas.note_input(patch=True),
-                    "Note": schemas.note_output(), "NotePage": page, "Problem": schemas.problem()},
+                    "Note": schemas.note_output(), "NotePage": page, "Problem": schemas.problem(),
+                    **_token_schemas()},
         "responses": responses,
+        "securitySchemes": {"bearerAuth": {
+            "type": "http", "scheme": "bearer", "bearerFormat": "notes_ and 43 base64url characters",
+            "description": "a token from `notes-api tokens issue OWNER` or POST /tokens. With --auth local (or"
+                           " auto while the server listens on loopback only), a request without one acts"
+                           " for the owner `local`."}},
     }
 
 
-def build_openapi(settings: HttpSettings) -> dict[str, Any]:
+def build_openapi(settings: HttpSettings, *, token_optional: bool = False) -> dict[str, Any]:
+    """The description; with `token_optional` (auth local) a request may also come without a token."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "Notes API", "version": "1.0.0",
                  "description": "Notes: create, read, list, search, replace, patch and delete. "
                                 "Every error is application/problem+json (RFC 9457)."},
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
-        "paths": _complete(_paths()),
+        "security": [{"bearerAuth": []}, {}] if token_optional else [{"bearerAuth": []}],
+        "paths": _complete({**_paths(), **_account_paths()}),
         "components": _components(settings),
     }

@@ -5,8 +5,9 @@ It gives each request its X-Request-ID, times and counts it (metrics), refuses w
 the service can answer (501 for a method no one implements, 417 for an expectation, 406 for an
 Accept that admits no JSON on a JSON route), turns whatever the handler or aiohttp's router
 raises into problem+json (404, 405 with `Allow`), answers OPTIONS for every resource from the
-router's own knowledge of its methods, and adds the CORS headers. The access log line is written
-later, by aiohttp's access-log hook (http/access_log.py), from what is noted here.
+router's own knowledge of its methods (and with GET's 404 where GET finds nothing), and adds the
+CORS headers. The access log line is written later, by aiohttp's access-log hook
+(http/access_log.py), from what is noted here.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Pipeline:
                 request_id = f"{id_prefix}{next(ids)}"
             # [id, seconds taken, the request's task]: for the access log line, and for the log
             # records of this task meanwhile (not of tasks it starts, which inherit the context)
-            noted: list = [request_id, None, current_task()]
+            noted: list = [request_id, None, current_task(), None]
             CURRENT_REQUEST.set(noted)
             started = perf_counter()
             redirect = None  # an HTTPException below 400 stays raised, as aiohttp wants it
@@ -80,7 +81,7 @@ class Pipeline:
                 refusal = _refusal(request)
                 response = await handler(request) if refusal is None else refusal
             except web.HTTPMethodNotAllowed as refused:
-                response = _options(request, refused)
+                response = await _options(request, refused)
             except web.HTTPException as raised:
                 if raised.status < 400:
                     response = redirect = raised
@@ -158,7 +159,7 @@ def _answers_json(request: web.Request) -> bool:
     return match_info.route.resource is not None and not getattr(match_info.handler, "not_json", False)
 
 
-def _options(request: web.Request, refused: web.HTTPMethodNotAllowed) -> web.StreamResponse:
+async def _options(request: web.Request, refused: web.HTTPMethodNotAllowed) -> web.StreamResponse:
     """aiohttp's router knows the methods of every resource: OPTIONS is answered from them (204
     with `Allow`), and any other method they lack is a 405 with the same `Allow`."""
     allowed = {*refused.allowed_methods, hdrs.METH_OPTIONS}
@@ -166,9 +167,35 @@ def _options(request: web.Request, refused: web.HTTPMethodNotAllowed) -> web.Str
     if hdrs.METH_PATCH in allowed:
         headers["Accept-Patch"] = MERGE_PATCH_JSON
     if request.method == hdrs.METH_OPTIONS:
-        return web.Response(status=204, headers=headers)
+        missing = await _missing(request)
+        return web.Response(status=204, headers=headers) if missing is None else missing
     detail = f"{request.method} is not allowed here; see the Allow header"
     return ProblemError(405, detail, headers=headers).response(request)
+
+
+async def _missing(request: web.Request) -> web.Response | None:
+    """For OPTIONS on a path with parameters (`/notes/{id}`), what GET answers there when it finds
+    nothing (404 or 410): a resource that does not exist allows no method. None otherwise, and
+    always for a CORS preflight, which a browser needs answered with a 2xx before it sends the
+    request itself (that one gets the 404)."""
+    if hdrs.ORIGIN in request.headers and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
+        return None
+    probe = request.clone(method=hdrs.METH_GET)
+    found = await request.app.router.resolve(probe)
+    if found.http_exception is not None or not found:  # no GET here, or a path without parameters
+        return None
+    # The router's answer to OPTIONS is an empty match, which the probe shares: it holds the
+    # parameters of GET's match while GET's handler runs.
+    parameters = probe.match_info
+    parameters.update(found)
+    try:
+        await found.handler(probe)
+    except Exception as raised:
+        answer = problem_response(raised, request)
+        return answer if answer.status in (404, 410) else None
+    finally:
+        parameters.clear()
+    return None
 
 
 __all__ = ["UNMATCHED", "Pipeline", "not_json"]

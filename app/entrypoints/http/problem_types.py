@@ -38,7 +38,17 @@ TYPES = {
                                   " again from its first page."),
     "invalid-idempotency-key": ProblemType(400, "An Idempotency-Key is 1 to 255 visible ASCII"
                                            " characters."),
+    "invalid-precondition": ProblemType(400, "If-Match or If-None-Match is neither `*` nor a list of"
+                                        " entity tags in double quotes, such as `\"3\"` (RFC 9110,"
+                                        " section 8.8.3): send the note's ETag as it came."),
+    "unauthorized": ProblemType(401, "This request needs a valid token: send Authorization: Bearer"
+                                " <token>. Without one the answer's WWW-Authenticate says so; with a"
+                                " malformed, unknown, expired or revoked one it says error=\"invalid_token\"."
+                                " `notes-api tokens issue OWNER` makes a token."),
+    "insufficient-scope": ProblemType(403, "The token's scope is read: a write (or issuing a write"
+                                      " token) needs a token of scope write."),
     "not-found": ProblemType(404, "No resource answers at this path."),
+    "token-not-found": ProblemType(404, "There is no token of yours with this id."),
     "note-not-found": ProblemType(404, "There is no note with this id: it never existed, was"
                                   " deleted, or the id is not a positive integer."),
     "method-not-allowed": ProblemType(405, "This resource does not answer this method; the Allow"
@@ -63,6 +73,8 @@ TYPES = {
                                     " (the first 100), each with a JSON pointer into the body."),
     "idempotency-key-reused": ProblemType(422, "This Idempotency-Key was first used with another"
                                           " body. Use a new key for a new request."),
+    "rate-limited": ProblemType(429, "This owner made more requests than --rate-limit allows;"
+                                " retry after Retry-After seconds (RateLimit says how many remain)."),
     "precondition-required": ProblemType(428, "This server requires If-Match on PUT, PATCH and"
                                          " DELETE: send the note's ETag."),
     "internal-error": ProblemType(500, "The server failed; this is a bug, and it was logged."),

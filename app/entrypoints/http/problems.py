@@ -103,6 +103,12 @@ def _from_domain(error: errors.NoteError) -> ProblemError:
                 slug="database-unavailable",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
+        case errors.InsufficientScopeError():
+            return ProblemError(403, str(error), slug="insufficient-scope")
+        case errors.TokenNotFoundError():
+            return ProblemError(404, "there is no token with this id", slug="token-not-found")
+        case errors.AccountError():
+            return ProblemError(422, str(error), slug="validation-error")
     return ProblemError(500, "an unexpected error occurred")
 
 

@@ -48,8 +48,7 @@ def rule_schema(rule: Rule | Choice, *, nullable: bool | None = None) -> dict[st
                 "examples": ["2017-08-23T00:00:00.000000Z", "2017-08-23 00:00"],
             }
         case Tags():
-            # Duplicates are removed before the limit counts, so the array itself has no maximum.
-            schema = {"type": "array", "items": rule_schema(rule.item)}
+            schema = {"type": "array", "items": rule_schema(rule.item), "maxItems": rule.max_items}
         case Choice():
             schema = {"type": "string", "enum": list(rule.values)}
     if description := getattr(rule, "description", ""):
@@ -67,13 +66,16 @@ def note_input(*, patch: bool = False) -> dict[str, Any]:
         if name in DEFAULTS and DEFAULTS[name] is not None:
             schema["default"] = list(DEFAULTS[name]) if isinstance(DEFAULTS[name], tuple) else DEFAULTS[name]
         properties[name] = schema
+    # Server-owned (readOnly): a client may send back a note as it received it, and they are then
+    # ignored, but an id that is not an integer, or on PUT and PATCH not the URL's, is 422.
     properties |= {
         "id": {
             "type": "integer",
+            "readOnly": True,
             "description": "server-owned: ignored on POST; on PUT and PATCH it must equal the URL's id",
         },
-        "updated_at": {"description": "server-owned: ignored"},
-        "version": {"description": "server-owned: ignored"},
+        "updated_at": {"readOnly": True, "description": "server-owned: ignored"},
+        "version": {"readOnly": True, "description": "server-owned: ignored"},
     }
     document: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if not patch:
@@ -84,7 +86,6 @@ def note_input(*, patch: bool = False) -> dict[str, Any]:
 def note_output() -> dict[str, Any]:
     written = {"type": "string", "pattern": WRITTEN_TIMESTAMP, "examples": ["2017-08-23T00:00:00.000000Z"]}
     tags = rule_schema(FIELDS["tags"])
-    tags["maxItems"] = FIELDS["tags"].max_items  # type: ignore[union-attr]
     tags["uniqueItems"] = True
     properties = {
         "id": {"type": "integer", "minimum": 1},

@@ -1,0 +1,122 @@
+"""The use cases of owners and tokens: add and remove owners, issue, list and revoke tokens,
+hand notes from one owner to another, and tell whom a token's secret belongs to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from app.domain.errors import InsufficientScopeError, LocalOwnerError
+from app.domain.owners import (
+    LOCAL,
+    NewToken,
+    OwnerSummary,
+    Scope,
+    Token,
+    is_token_shaped,
+    new_secret,
+    owner_name,
+    secret_hash,
+    to_the_minute,
+)
+from app.domain.ports import Store
+from app.domain.services import Clock
+
+VERIFIED_FOR = timedelta(seconds=5)  # how long a verified token is trusted without asking the store
+MAX_CACHED = 10_000  # verified tokens remembered at most (the oldest go first)
+LABEL_MAX = 100
+MAX_DAYS = 36_500
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    token: Token
+    secret: str  # shown once, never kept
+
+
+class AccountService:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._accounts = store.accounts
+        self._clock = clock
+        self._verified: dict[str, tuple[Token, datetime]] = {}  # secret hash -> (token, until)
+        self._touched: dict[int, datetime] = {}  # token id -> the minute last written
+
+    async def add_owner(self, name: str) -> None:
+        await self._accounts.add_owner(owner_name(name), self._clock())
+
+    async def owners(self) -> Sequence[OwnerSummary]:
+        return await self._accounts.owners()
+
+    async def remove_owner(self, name: str, *, delete_notes: bool = False) -> int:
+        if owner_name(name) == LOCAL:
+            raise LocalOwnerError()
+        return await self._accounts.remove_owner(name, delete_notes=delete_notes)
+
+    async def issue_token(
+        self, owner: str, *, label: str = "", scope: Scope = Scope.WRITE,
+        expires_in_days: int | None = None, issuer: Token | None = None,
+    ) -> Issued:
+        """A new token of `owner`. Issued through another token (`issuer`), it may not have a
+        wider scope than that one."""
+        if issuer is not None and not issuer.scope.allows(scope):
+            raise InsufficientScopeError("a read token cannot issue a write token")
+        if not 0 <= len(label) <= LABEL_MAX:
+            raise ValueError(f"a label has at most {LABEL_MAX} characters")
+        if expires_in_days is not None and not 1 <= expires_in_days <= MAX_DAYS:
+            raise ValueError(f"expires in 1 to {MAX_DAYS} days")
+        now = self._clock()
+        expires_at = None if expires_in_days is None else now + timedelta(days=expires_in_days)
+        secret = new_secret()
+        token = await self._accounts.add_token(NewToken(
+            owner=owner_name(owner), label=label, scope=scope, secret_hash=secret_hash(secret),
+            created_at=now, expires_at=expires_at,
+        ))
+        return Issued(token, secret)
+
+    async def tokens(self, owner: str | None = None) -> Sequence[Token]:
+        if owner is not None:
+            owner_name(owner)
+        return await self._accounts.tokens(owner)
+
+    async def revoke_token(self, token_id: int, owner: str | None = None) -> None:
+        await self._accounts.revoke_token(token_id, owner)
+
+    async def move_notes(self, source: str, target: str) -> int:
+        return await self._accounts.move_notes(owner_name(source), owner_name(target))
+
+    async def authenticate(self, secret: str) -> Token | None:
+        """The token this secret belongs to, if it is valid now; None for a malformed, unknown,
+        expired or revoked one. A verified token is trusted for up to VERIFIED_FOR without asking
+        the store again: that bounds how long a revoked token keeps working in this process. Its
+        last-used time is written at most once a minute."""
+        if not is_token_shaped(secret):
+            return None
+        now = self._clock()
+        hashed = secret_hash(secret)
+        cached = self._verified.get(hashed)
+        if cached is not None and now < cached[1]:
+            token = cached[0]
+        else:
+            found = await self._accounts.token_by_hash(hashed)
+            self._verified.pop(hashed, None)
+            if found is None:
+                return None
+            token = found
+            if len(self._verified) >= MAX_CACHED:
+                del self._verified[next(iter(self._verified))]
+            self._verified[hashed] = (token, now + VERIFIED_FOR)
+        if not token.valid_at(now):
+            return None
+        await self._note_use(token, now)
+        return token
+
+    async def _note_use(self, token: Token, now: datetime) -> None:
+        minute = to_the_minute(now)
+        last = self._touched.get(token.id, token.last_used_at)
+        if last is not None and last >= minute:
+            return
+        self._touched[token.id] = minute
+        if len(self._touched) > MAX_CACHED:
+            del self._touched[next(iter(self._touched))]
+        await self._accounts.touch_token(token.id, minute)  # a revoked token's row is gone: no change

@@ -1,0 +1,162 @@
+"""Authentication and the rate limit: an aiohttp middleware after the request pipeline, so every
+route, present or future, added here or the plain aiohttp way, needs a token unless it is named
+open below (default deny). Whom a request acts for is `request[IDENTITY]`; handlers read the owner
+there, and the store scopes every query by it.
+
+Modes (`--auth`): `required`, a request without a valid token is 401; `local`, a request without
+a token acts for the built-in owner `local`; `auto`, `local` when every address listened on is a
+loopback address, else `required` (decided once the server listens, `required` until then).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections.abc import Iterable
+from enum import StrEnum
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler, Middleware
+
+from app.domain.owners import LOCAL_IDENTITY, Identity, Scope
+from app.entrypoints.http.keys import ACCOUNTS, IDENTITY
+from app.entrypoints.http.problems import ProblemError
+from app.entrypoints.logs import CURRENT_REQUEST
+
+REALM = 'Bearer realm="notes"'
+# Routes anyone may call in every mode: health, the description of the API, its problem pages.
+OPEN_ROUTES = frozenset({"healthz", "readyz", "openapi", "docs", "docs-assets", "problems"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class AuthMode(StrEnum):
+    REQUIRED = "required"
+    LOCAL = "local"
+    AUTO = "auto"
+
+
+def unauthorized(detail: str, *, invalid: bool) -> ProblemError:
+    challenge = f'{REALM}, error="invalid_token"' if invalid else REALM
+    return ProblemError(401, detail, slug="unauthorized", headers={"WWW-Authenticate": challenge})
+
+
+INSUFFICIENT_SCOPE = ProblemError(
+    403, "this token may only read: writing needs a token of scope write", slug="insufficient-scope",
+    headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="write"'},
+)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class Authentication:
+    """The mode in force, and the middleware that applies it."""
+
+    def __init__(self, mode: AuthMode, rate_limit: int | None = None) -> None:
+        self.mode = mode
+        # auto stays closed until the addresses are known (`listening`)
+        self.in_force = AuthMode.LOCAL if mode is AuthMode.LOCAL else AuthMode.REQUIRED
+        self._limiter = RateLimiter(rate_limit) if rate_limit else None
+
+    def listening(self, hosts: Iterable[str]) -> str:
+        """Decide `auto` from the addresses listened on; the reason, for the start-up log."""
+        hosts = list(hosts)
+        if self.mode is not AuthMode.AUTO:
+            return f"auth {self.mode}"
+        if hosts and all(is_loopback(host) for host in hosts):
+            self.in_force = AuthMode.LOCAL
+            return "auth local (--auth auto: listening on loopback only)"
+        self.in_force = AuthMode.REQUIRED
+        return "auth required (--auth auto: listening beyond loopback)"
+
+    def middleware(self) -> Middleware:
+        limiter = self._limiter
+
+        @web.middleware
+        async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if not await _needs_identity(request):
+                return await handler(request)
+            identity = await self._identity(request)
+            if identity.scope is Scope.READ and request.method not in SAFE_METHODS:
+                raise INSUFFICIENT_SCOPE
+            request[IDENTITY] = identity
+            noted = CURRENT_REQUEST.get()
+            if noted is not None:
+                noted[3] = identity.owner  # for the access log
+            if limiter is None:
+                return await handler(request)
+            headers = limiter.take(identity.owner)
+            response = await handler(request)
+            response.headers.update(headers)
+            return response
+
+        return authenticate
+
+    async def _identity(self, request: web.Request) -> Identity:
+        header = request.headers.get(hdrs.AUTHORIZATION)
+        if header is None:
+            if self.in_force is AuthMode.LOCAL:
+                return LOCAL_IDENTITY
+            raise unauthorized("this request needs a token: send Authorization: Bearer <token>", invalid=False)
+        scheme, _, secret = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise unauthorized("send the token as Authorization: Bearer <token>", invalid=True)
+        token = await request.app[ACCOUNTS].authenticate(secret.strip())
+        if token is None:  # nothing of the secret is repeated, anywhere
+            raise unauthorized("the token is malformed, unknown, expired or revoked", invalid=True)
+        return Identity(token.owner, token)
+
+
+async def _needs_identity(request: web.Request) -> bool:
+    """Every route but the open ones. Nothing there (404) and a method a resource lacks (405)
+    need none either, but for OPTIONS, which answers what GET would of a missing resource
+    on a path with parameters (pipeline.py): it acts for the caller, like the GET it stands for."""
+    match = request.match_info
+    if match.http_exception is None:
+        return match.route.name not in OPEN_ROUTES
+    if request.method != hdrs.METH_OPTIONS or match.http_exception.status != 405 or _is_preflight(request):
+        return False
+    get = await request.app.router.resolve(request.clone(method=hdrs.METH_GET))
+    return get.http_exception is None and bool(get) and get.route.name not in OPEN_ROUTES  # bool: has parameters
+
+
+def _is_preflight(request: web.Request) -> bool:
+    return (
+        request.method == "OPTIONS"
+        and hdrs.ORIGIN in request.headers
+        and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+    )
+
+
+class RateLimiter:
+    """A token bucket per owner in this process: `rate` requests a second, in bursts of up to
+    twice that. Headers of draft-ietf-httpapi-ratelimit-headers on every answer it limits."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate, self.burst = rate, 2 * rate
+        self._buckets: dict[str, tuple[float, float]] = {}  # owner -> (tokens, at)
+        self._policy = f'"owner";q={self.burst};w=2'
+
+    def take(self, owner: str, now: float | None = None) -> dict[str, str]:
+        """Headers for an answer within the limit; raises the 429 over it."""
+        now = time.monotonic() if now is None else now
+        tokens, at = self._buckets.get(owner, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[owner] = (tokens, now)
+            wait = math.ceil((1 - tokens) / self.rate)
+            raise ProblemError(
+                429, f"over the limit of {self.rate} requests a second: retry after {wait} s",
+                slug="rate-limited",
+                headers={"Retry-After": str(wait), "RateLimit-Policy": self._policy,
+                         "RateLimit": f'"owner";r=0;t={wait}'},
+            )
+        tokens -= 1
+        self._buckets[owner] = (tokens, now)
+        refill = math.ceil((self.burst - tokens) / self.rate)
+        return {"RateLimit-Policy": self._policy, "RateLimit": f'"owner";r={int(tokens)};t={refill}'}

@@ -1,0 +1,205 @@
+"""One contract for owners, tokens and the owner scoping of notes, on every store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.adapters import Storage
+from app.domain.accounts import VERIFIED_FOR, AccountService
+from app.domain.errors import (
+    IdempotencyKeyReusedError,
+    InsufficientScopeError,
+    InvalidOwnerNameError,
+    LocalOwnerError,
+    NoteNotFoundError,
+    OwnerExistsError,
+    OwnerHasNotesError,
+    OwnerNotFoundError,
+    TokenNotFoundError,
+)
+from app.domain.owners import LOCAL, Scope, secret_hash, to_the_minute
+from app.domain.query import ListQuery, NoteFilter
+from tests.factories import T0, draft
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def accounts(storage: Storage, clock: Clock) -> AccountService:
+    return AccountService(storage, clock)
+
+
+async def test_local_always_exists_and_cannot_be_removed(accounts: AccountService) -> None:
+    assert [o.name for o in await accounts.owners()] == [LOCAL]
+    with pytest.raises(LocalOwnerError):
+        await accounts.remove_owner(LOCAL)
+    with pytest.raises(OwnerExistsError):
+        await accounts.add_owner(LOCAL)
+
+
+@pytest.mark.parametrize("name", ["", "Alice", "-x", ".x", "a b", "a/b", "x" * 65, "ünï"])
+async def test_owner_names_follow_the_rule(accounts: AccountService, name: str) -> None:
+    with pytest.raises(InvalidOwnerNameError):
+        await accounts.add_owner(name)
+
+
+async def test_owners_are_listed_with_their_counts(storage: Storage, accounts: AccountService) -> None:
+    await accounts.add_owner("bob")
+    await accounts.add_owner("alice")
+    await storage.notes_of("alice").add(draft())
+    await accounts.issue_token("alice")
+    summary = {o.name: (o.notes, o.tokens) for o in await accounts.owners()}
+    assert list(summary) == ["alice", "bob", LOCAL] and summary["alice"] == (1, 1) and summary["bob"] == (0, 0)
+
+
+async def test_an_owner_with_notes_is_removed_only_with_them(storage: Storage, accounts: AccountService) -> None:
+    await accounts.add_owner("alice")
+    note = await storage.notes_of("alice").add(draft())
+    issued = await accounts.issue_token("alice")
+    with pytest.raises(OwnerHasNotesError):
+        await accounts.remove_owner("alice")
+    assert await storage.notes_of("alice").get(note.id) == note
+    assert await accounts.remove_owner("alice", delete_notes=True) == 1
+    assert await accounts.authenticate(issued.secret) is None
+    with pytest.raises(NoteNotFoundError):
+        await storage.notes_of("alice").get(note.id)
+    with pytest.raises(OwnerNotFoundError):
+        await accounts.remove_owner("alice")
+
+
+async def test_a_token_is_kept_as_a_hash_and_authenticates_its_owner(
+    storage: Storage, accounts: AccountService
+) -> None:
+    await accounts.add_owner("alice")
+    issued = await accounts.issue_token("alice", label="laptop", scope=Scope.READ)
+    assert issued.secret.startswith("notes_") and len(issued.secret) == 49
+    assert await storage.accounts.token_by_hash(issued.secret) is None  # never kept in the clear
+    stored = await storage.accounts.token_by_hash(secret_hash(issued.secret))
+    assert stored == issued.token and stored.label == "laptop" and stored.scope is Scope.READ
+    token = await accounts.authenticate(issued.secret)
+    assert token is not None and token.owner == "alice" and token.id == issued.token.id
+    other_last = "A" if issued.secret[-1] != "A" else "B"  # one character changed, whatever it was
+    for wrong in ("", "notes_", issued.secret[:-1], issued.secret[:-1] + other_last, "Bearer " + issued.secret):
+        assert await accounts.authenticate(wrong) is None
+
+
+async def test_tokens_need_an_existing_owner(accounts: AccountService) -> None:
+    with pytest.raises(OwnerNotFoundError):
+        await accounts.issue_token("nobody")
+
+
+async def test_an_expired_token_is_refused(accounts: AccountService, clock: Clock) -> None:
+    await accounts.add_owner("alice")
+    issued = await accounts.issue_token("alice", expires_in_days=1)
+    assert issued.token.expires_at == T0 + timedelta(days=1)
+    assert await accounts.authenticate(issued.secret) is not None
+    clock.now = T0 + timedelta(days=1)
+    assert await accounts.authenticate(issued.secret) is None
+
+
+async def test_a_revoked_token_is_refused_once_its_verification_is_older_than_five_seconds(
+    storage: Storage, accounts: AccountService, clock: Clock
+) -> None:
+    await accounts.add_owner("alice")
+    issued = await accounts.issue_token("alice")
+    assert await accounts.authenticate(issued.secret) is not None
+    await AccountService(storage, clock).revoke_token(issued.token.id)  # another process, say
+    clock.now += VERIFIED_FOR
+    assert await accounts.authenticate(issued.secret) is None
+    with pytest.raises(TokenNotFoundError):
+        await accounts.revoke_token(issued.token.id)
+
+
+async def test_a_token_of_another_owner_cannot_be_revoked_through_it(accounts: AccountService) -> None:
+    await accounts.add_owner("alice")
+    await accounts.add_owner("bob")
+    issued = await accounts.issue_token("alice")
+    with pytest.raises(TokenNotFoundError):
+        await accounts.revoke_token(issued.token.id, owner="bob")
+    assert [t.id for t in await accounts.tokens("alice")] == [issued.token.id]
+    assert await accounts.tokens("bob") == []
+
+
+async def test_a_read_token_cannot_issue_a_write_token(accounts: AccountService) -> None:
+    await accounts.add_owner("alice")
+    reader = (await accounts.issue_token("alice", scope=Scope.READ)).token
+    with pytest.raises(InsufficientScopeError):
+        await accounts.issue_token("alice", scope=Scope.WRITE, issuer=reader)
+    assert (await accounts.issue_token("alice", scope=Scope.READ, issuer=reader)).token.scope is Scope.READ
+
+
+async def test_last_use_is_written_to_the_minute_at_most_once_a_minute(
+    storage: Storage, accounts: AccountService, clock: Clock
+) -> None:
+    await accounts.add_owner("alice")
+    issued = await accounts.issue_token("alice")
+    writes: list[object] = []
+    touch = storage.accounts.touch_token
+
+    async def counted(token_id: int, used_at) -> None:
+        writes.append(used_at)
+        await touch(token_id, used_at)
+
+    storage.accounts.touch_token = counted  # type: ignore[method-assign]
+    try:
+        for seconds in range(0, 130, 5):
+            clock.now = T0 + timedelta(seconds=seconds)
+            assert await accounts.authenticate(issued.secret) is not None
+    finally:
+        del storage.accounts.touch_token
+    assert writes == [to_the_minute(T0 + timedelta(minutes=m)) for m in range(3)]
+    (token,) = await accounts.tokens("alice")
+    assert token.last_used_at == to_the_minute(T0 + timedelta(minutes=2))
+
+
+async def test_notes_move_from_one_owner_to_another_with_their_ids(
+    storage: Storage, accounts: AccountService
+) -> None:
+    await accounts.add_owner("alice")
+    mine = [await storage.notes_of(LOCAL).add(draft(title=str(i), tags=("t",))) for i in range(3)]
+    assert await accounts.move_notes(LOCAL, "alice") == 3
+    assert await storage.notes_of(LOCAL).list(ListQuery()) == []
+    assert await storage.notes_of("alice").list(ListQuery(filter=NoteFilter(tags=frozenset({"t"})))) == mine
+    with pytest.raises(OwnerNotFoundError):
+        await accounts.move_notes("alice", "nobody")
+
+
+async def test_one_owner_never_reaches_anothers_note(storage: Storage) -> None:
+    note = await storage.notes_of("alice").add(draft())
+    bob = storage.notes_of("bob")
+    for attempt in (
+        lambda: bob.get(note.id),
+        lambda: bob.update(note.revised(note.content(), T0)),
+        lambda: bob.delete(note.id),
+        lambda: bob.delete(note.id, version=1),
+    ):
+        with pytest.raises(NoteNotFoundError):
+            await attempt()
+    assert await bob.list(ListQuery()) == []
+    assert await storage.notes_of("alice").get(note.id) == note
+
+
+async def test_idempotency_keys_are_per_owner(storage: Storage) -> None:
+    async with storage.transaction("alice") as tx:
+        assert await tx.idempotency.claim("k", "f1", T0) is None
+        await tx.idempotency.record("k", "f1", b"alice's", T0)
+    async with storage.transaction("bob") as tx:
+        assert await tx.idempotency.claim("k", "f2", T0) is None  # the same key: another request
+        await tx.idempotency.record("k", "f2", b"bob's", T0)
+    async with storage.transaction("alice") as tx:
+        assert await tx.idempotency.claim("k", "f1", T0) == b"alice's"
+        with pytest.raises(IdempotencyKeyReusedError):
+            await tx.idempotency.claim("k", "f2", T0)
