@@ -22,8 +22,9 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-serve
 	DATABASE_URL='$(DATABASE_URL)' NOTES_PORT='$(PORT)' $(BIN)/python -m app serve $(ARGS)
 
+# One test process per core (pytest-xdist): the end-to-end tests mostly wait on the processes they start.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 bench: $(VENV)/.installed-bench bench-tools
 	$(BIN)/python -m bench --scale-check --rss-check

@@ -108,8 +108,19 @@ def _prepare_store(args: argparse.Namespace, backend: str) -> None:
     fit, since every request would fail on it."""
     if args.no_migrate:
         check_schema(args.database_url, backend, args.db_timeout)
-    else:
+    elif not _at_head(args, backend):
         _migrate_in_child(args)
+
+
+def _at_head(args: argparse.Namespace, backend: str) -> bool:
+    """Whether the store is at this code's schema already, read with the driver alone: a restart
+    then starts in a few milliseconds, without the migration child. Anything else (behind, empty,
+    unreachable) is the migration's to do or to explain."""
+    try:
+        check_schema(args.database_url, backend, args.db_timeout)
+    except StorageUnavailableError:
+        return False
+    return True
 
 
 def _settings(args: argparse.Namespace) -> Settings:

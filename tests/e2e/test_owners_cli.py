@@ -99,10 +99,9 @@ def test_auto_lets_the_tutorial_client_in_on_loopback_only(
     (("notes", "move", "--from", "local", "--to", "nobody"), 1, "no owner named nobody"),
 ])
 def test_a_command_that_cannot_work_says_why_in_one_line(
-    sqlite_url: str, args: tuple[str, ...], code: int, says: str
+    migrated_sqlite_url: str, args: tuple[str, ...], code: int, says: str
 ) -> None:
-    ok("migrate", "--database-url", sqlite_url)
-    done = run(*args, "--database-url", sqlite_url)
+    done = run(*args, "--database-url", migrated_sqlite_url)
     assert done.returncode == code and done.stdout == ""
     assert done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
 
@@ -117,3 +116,11 @@ def test_account_commands_refuse_memory_and_an_unmigrated_store(tmp_path: Path) 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'notes.db'}"
+
+
+@pytest.fixture(scope="module")
+def migrated_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One migrated store for the commands that change nothing."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'notes.db'}"
+    ok("migrate", "--database-url", url)
+    return url
