@@ -23,6 +23,8 @@ async def load(spec: dict) -> dict:
     method, path, ids = spec["method"], spec["path"], spec["ids"]
     body = spec["body"].encode() or None
     headers = {"Content-Type": "application/json"} if body else {}
+    if spec.get("authorization"):
+        headers["Authorization"] = spec["authorization"]
     latencies: list[float] = []
     errors = 0
     random_id = "{id}" in path

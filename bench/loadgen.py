@@ -29,6 +29,7 @@ class Request:
     path: str
     ids: int = 1
     body: bytes | None = None
+    authorization: str | None = None  # the Authorization header, when the service needs a token
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def _run_wrk(base_url: str, request: Request, duration: float, connections: int)
     env = {
         **os.environ, "BENCH_METHOD": request.method, "BENCH_PATH": request.path,
         "BENCH_IDS": str(request.ids), "BENCH_BODY": (request.body or b"").decode(),
+        "BENCH_AUTHORIZATION": request.authorization or "",
     }
     done = subprocess.run(pinned(argv, LOAD_CORE), capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -113,6 +115,7 @@ def builtin_spec(base_url: str, request: Request, duration: float, connections: 
     return {
         "url": base_url, "method": request.method, "path": request.path, "ids": request.ids,
         "body": (request.body or b"").decode(), "duration": duration, "connections": connections,
+        "authorization": request.authorization or "",
     }
 
 

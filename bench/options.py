@@ -29,11 +29,16 @@ class Options:
     postgres_url: str  # a server where notes_bench_* databases may be created and dropped
     quick: bool
     baseline: str | None  # a git revision whose service is measured beside this one
+    variant: str | None  # "access-log" or "auth": this service once more, so, beside the plain one
     scale_check: bool
     rss_check: bool
     big_notes: int  # notes in the scale and RSS checks' store
     output: Path
     chart: Path | None  # beside `output`; none in quick mode
+
+
+VARIANTS = {"access-log": "the access log on (--log-level info)",
+            "auth": "--auth required, a valid token on every request"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--baseline", metavar="REV",
         help="also run the service as of this git revision (a tag, a branch, a commit), in the"
         " same rounds, and report its ratios beside today's: a before/after in one run")
+    add("--variant", choices=tuple(VARIANTS),
+        help="also run this service with the access log on (access-log), or with --auth required and"
+        " a token on every request (auth; memory: --auth local, with a token), in the same rounds")
     add("--scale-check", action="store_true", help="POST p50 at 1,000 vs 1,000,000 notes")
     add("--rss-check", action="store_true", help="peak RSS while walking 1,000,000 notes")
     add("--big-notes", type=int, default=1_000_000, help="notes in the checks' big store")
@@ -88,6 +96,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         postgres_url=args.postgres_url,
         quick=quick,
         baseline=args.baseline,
+        variant=args.variant,
         scale_check=args.scale_check and not quick,
         rss_check=args.rss_check and not quick,
         big_notes=args.big_notes,

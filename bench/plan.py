@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.domain.owners import LOCAL
 from app.domain.query import ListQuery, Sort, SortField, SortKey
 from app.entrypoints.http.listing import CursorCodec
 from bench import data
@@ -94,4 +95,4 @@ def depth_key(seeded: Seeded, sort: Sort, fraction: float = DEPTH) -> SortKey:
 
 def cursor(sort: Sort, after: SortKey) -> str:
     """The cursor the service would hand out for the page after `after`, unfiltered."""
-    return CursorCodec(CURSOR_SECRET).encode(ListQuery(sort=sort), after)
+    return CursorCodec(CURSOR_SECRET).encode(LOCAL, ListQuery(sort=sort), after)

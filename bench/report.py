@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench import data, loadgen, plan
 from bench.baseline import Revision
-from bench.options import Options
+from bench.options import VARIANTS, Options
 from bench.processes import LOAD_CORE, SERVER_CORE, USABLE_CORES, pinning
 
 
@@ -53,6 +53,7 @@ def settings(options: Options, baseline: Revision | None) -> dict:
         "probe_duration_s": options.probe_duration, "connections": options.connections,
         "probe_connections": 1, "loadgen": options.loadgen, "service_workers": 1,
         "baseline": baseline and {"name": baseline.name, "commit": baseline.commit},
+        "variant": options.variant and VARIANTS[options.variant],
     }
 
 
@@ -69,14 +70,18 @@ def tables(results: dict) -> str:
         for adapter, found in results["adapters"].items() if "notes" in found
     ]
     baseline = results["settings"].get("baseline")
+    variant = results["settings"].get("variant")
     lines = [
         f"notes: {', '.join(seeded)}; loadgen {results['machine']['loadgen']};"
         f" {results['machine']['pinning']}",
         *([f"baseline: {baseline['name']} ({baseline['commit']}): its ratio, and the change"
            " from it in points"] if baseline else []),
+        *([f"variant: this service with {variant}: its ratio, and its change from the plain one in points"]
+          if variant else []),
         "",
         f"{'adapter':<11}{'scenario':<10}{'service rps':>12}{'ceiling rps':>12}{'ratio':>7}"
         + (f"{'baseline':>9}{'change':>8}" if baseline else "")
+        + (f"{'variant':>9}{'change':>8}" if variant else "")
         + f"{'service p50/p99 ms':>21}{'ceiling p50/p99 ms':>21}{'errors':>8}",
     ]
     for adapter, found in results["adapters"].items():
@@ -86,10 +91,11 @@ def tables(results: dict) -> str:
             continue
         for name, row in found["scenarios"].items():
             ours, best = row["service"], row["ceiling"]
-            errors = ours["errors"] + best["errors"] + row.get("baseline", {}).get("errors", 0)
+            errors = sum(row.get(side, {}).get("errors", 0) for side in ("service", "ceiling", "baseline", "variant"))
             lines.append(
                 f"{adapter:<11}{name:<10}{ours['rps']:>12,.0f}{best['rps']:>12,.0f}{row['ratio']:>7.2f}"
                 + (_against_baseline(row) if baseline else "")
+                + (_variant(row) if variant else "")
                 + f"{_latency(ours):>21}{_latency(best):>21}{errors:>8}"
             )
     lines.extend(_probe_lines(results))
@@ -101,6 +107,11 @@ def _against_baseline(row: dict) -> str:
     """The baseline's ratio, and today's minus it in points (hundredths of the ceiling)."""
     before = row["baseline_ratio"]
     return f"{before:>9.2f}{(row['ratio'] - before) * 100:>+8.1f}"
+
+
+def _variant(row: dict) -> str:
+    """The variant's ratio, and its difference from the plain service's in points."""
+    return f"{row['variant_ratio']:>9.2f}{(row['variant_ratio'] - row['ratio']) * 100:>+8.1f}"
 
 
 def _latency(summary: dict) -> str:

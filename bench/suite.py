@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import dataclasses
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import aiohttp
 
 from bench import plan
 from bench.baseline import Revision
@@ -49,12 +52,15 @@ class Bench:
             return self.databases.postgres(label)
         return "memory://"
 
-    def start_service(self, name: str, url: str, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
-        """One worker process of the service (its code in `root`) on `url`, migrated already."""
+    def start_service(
+        self, name: str, url: str, root: Path = ROOT, flags: tuple[str, ...] = ()
+    ) -> tuple[subprocess.Popen, str]:
+        """One worker process of the service (its code in `root`) on `url`, migrated already;
+        `flags` override the defaults (a variant's)."""
         port = free_port()
         argv = [
             "-m", "app", "serve", "--database-url", url, "--port", str(port), "--no-migrate",
-            "--workers", "1", "--log-level", "warning", "--cursor-secret", plan.CURSOR_SECRET,
+            "--workers", "1", "--log-level", "warning", "--cursor-secret", plan.CURSOR_SECRET, *flags,
         ]
         return self.processes.start_server(name, argv, port, root), f"http://127.0.0.1:{port}"
 
@@ -88,17 +94,65 @@ def _run_on(bench: Bench, adapter: str, url: str) -> dict:
             before = bench.start_service(f"{adapter}-baseline", url, bench.baseline.root)
             running.callback(bench.processes.stop, before[0])
             urls.append(before[1])
+        variant = None
+        if bench.options.variant is not None:
+            variant = _start_variant(bench, adapter, url)
+            running.callback(bench.processes.stop, variant.process)
         if adapter == "memory":  # every process its own store; the plan uses the service's ids
             say(f"[{adapter}] seeding {count:,} notes through POST /notes")
             seeded = asyncio.run(seed_http(service_url, count))
-            for baseline_url in urls[1:]:
-                asyncio.run(seed_http(baseline_url, count))
+            for other_url in urls[1:] + ([variant.url] if variant else []):
+                asyncio.run(seed_http(other_url, count))
         ceiling, ceiling_url = bench.start_ceiling(adapter, url)
         running.callback(bench.processes.stop, ceiling)
-        result = _run_plan(bench, adapter, seeded, Urls(service_url, ceiling_url, urls[1:]))
+        result = _run_plan(bench, adapter, seeded, Urls(service_url, ceiling_url, urls[1:], variant))
         result["service_peak_rss_mb"] = round(peak_rss_mb(service.pid), 1)
     seeded_by = "http" if adapter == "memory" else "bulk"
     return {"notes": count, "seeded": seeded_by, "ceiling": CEILINGS[adapter], **result}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """--variant: this service once more, with other flags, and what its requests carry."""
+
+    process: subprocess.Popen
+    url: str
+    authorization: str | None
+
+
+VARIANT_FLAGS = {"access-log": ("--log-level", "info"), "auth": ("--auth", "required")}
+
+
+def _start_variant(bench: Bench, adapter: str, url: str) -> Variant:
+    name = bench.options.variant
+    assert name is not None
+    flags = VARIANT_FLAGS[name]
+    authorization = None
+    if name == "auth" and adapter != "memory":  # a token of `local`, whose notes are seeded
+        authorization = f"Bearer {_issue_token(url)}"
+    if name == "auth" and adapter == "memory":  # its own store: a token from its own /tokens
+        flags = ("--auth", "local")
+    process, variant_url = bench.start_service(f"{adapter}-{name}", url, flags=flags)
+    if name == "auth" and adapter == "memory":
+        authorization = f"Bearer {asyncio.run(_token_over_http(variant_url))}"
+    say(f"[{adapter}] variant {name}: {' '.join(flags)}" + (", a token on every request" if authorization else ""))
+    return Variant(process, variant_url, authorization)
+
+
+def _issue_token(url: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "tokens", "issue", "local", "--label", "bench", "--database-url", url],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"cannot issue a token: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+async def _token_over_http(base_url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.post(f"{base_url}/tokens", json={"label": "bench"}) as made:
+        made.raise_for_status()
+        return (await made.json())["token"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +160,7 @@ class Urls:
     service: str
     ceiling: str
     baseline: list[str]  # empty, or the --baseline service
+    variant: Variant | None = None
 
 
 def _run_plan(bench: Bench, adapter: str, seeded: Seeded, urls: Urls) -> dict:
@@ -125,11 +180,17 @@ def _compare(bench: Bench, adapter: str, scenario: plan.Scenario, urls: Urls) ->
     say(f"[{adapter}] {scenario.name}: {sides}, {bench.load.runs} runs each")
     targets = [Target(urls.service, scenario.service), Target(urls.ceiling, scenario.ceiling)]
     targets += [Target(url, scenario.service) for url in urls.baseline]
-    ours, best, *before = bench.load.compare(*targets)
-    _warn_errors(adapter, scenario.name, ours, best, *before)
+    if urls.variant is not None:
+        request = dataclasses.replace(scenario.service, authorization=urls.variant.authorization)
+        targets.append(Target(urls.variant.url, request))
+    ours, best, *others = bench.load.compare(*targets)
+    _warn_errors(adapter, scenario.name, ours, best, *others)
     found = {"service": ours.as_dict(), "ceiling": best.as_dict()}
     found["ratio"] = paired_ratio(ours, best)
-    for summary in before:
+    if urls.variant is not None:
+        variant = others.pop()
+        found |= {"variant": variant.as_dict(), "variant_ratio": paired_ratio(variant, best)}
+    for summary in others:
         found |= {"baseline": summary.as_dict(), "baseline_ratio": paired_ratio(summary, best)}
     return found
 

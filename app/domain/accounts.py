@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from app.domain.errors import InsufficientScopeError, LocalOwnerError
 from app.domain.owners import (
+    LAST_USED_STEP,
     LOCAL,
     NewToken,
     OwnerSummary,
@@ -40,7 +41,7 @@ class AccountService:
         self._accounts = store.accounts
         self._clock = clock
         self._verified: dict[str, tuple[Token, datetime]] = {}  # secret hash -> (token, until)
-        self._touched: dict[int, datetime] = {}  # token id -> the minute last written
+        self._next_touch: dict[int, datetime] = {}  # token id -> when its last use is next written
 
     async def add_owner(self, name: str) -> None:
         await self._accounts.add_owner(owner_name(name), self._clock())
@@ -108,15 +109,16 @@ class AccountService:
             self._verified[hashed] = (token, now + VERIFIED_FOR)
         if not token.valid_at(now):
             return None
-        await self._note_use(token, now)
+        due = self._next_touch.get(token.id)
+        if due is None or now >= due:
+            await self._note_use(token, now)
         return token
 
     async def _note_use(self, token: Token, now: datetime) -> None:
         minute = to_the_minute(now)
-        last = self._touched.get(token.id, token.last_used_at)
-        if last is not None and last >= minute:
-            return
-        self._touched[token.id] = minute
-        if len(self._touched) > MAX_CACHED:
-            del self._touched[next(iter(self._touched))]
+        self._next_touch[token.id] = minute + LAST_USED_STEP
+        if len(self._next_touch) > MAX_CACHED:
+            del self._next_touch[next(iter(self._next_touch))]
+        if token.last_used_at is not None and token.last_used_at >= minute:
+            return  # another process wrote this minute already
         await self._accounts.touch_token(token.id, minute)  # a revoked token's row is gone: no change

@@ -38,12 +38,9 @@ Lifespan = Callable[[], AbstractAsyncContextManager[Dependencies]]
 def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:
     """Build the application. Does no I/O: `lifespan` is entered on start-up, left on clean-up."""
     metrics = RequestMetrics()
-    pipeline = Pipeline(settings, metrics)  # problem+json, X-Request-ID, metrics, CORS
     authentication = Authentication(AuthMode(settings.auth), settings.rate_limit)  # tokens, owners
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[pipeline.middleware(), authentication.middleware()],
-    )
+    pipeline = Pipeline(settings, metrics, authentication)  # problem+json, ids, metrics, auth, CORS
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[pipeline.middleware()])
     app[SETTINGS] = settings
     app[AUTHENTICATION] = authentication
     register_pool = add_metrics(app, metrics)

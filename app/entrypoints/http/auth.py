@@ -1,6 +1,6 @@
-"""Authentication and the rate limit: an aiohttp middleware after the request pipeline, so every
-route, present or future, added here or the plain aiohttp way, needs a token unless it is named
-open below (default deny). Whom a request acts for is `request[IDENTITY]`; handlers read the owner
+"""Authentication and the rate limit: a step of the request pipeline (pipeline.py) before any
+handler, so every route, present or future, added here or the plain aiohttp way, needs a token
+unless it is named open below (default deny). Whom a request acts for is `request[IDENTITY]`; handlers read the owner
 there, and the store scopes every query by it.
 
 Modes (`--auth`): `required`, a request without a valid token is 401; `local`, a request without
@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Handler, Middleware
 
 from app.domain.owners import LOCAL_IDENTITY, Identity, Scope
 from app.entrypoints.http.keys import ACCOUNTS, IDENTITY
@@ -55,7 +54,7 @@ def is_loopback(host: str) -> bool:
 
 
 class Authentication:
-    """The mode in force, and the middleware that applies it."""
+    """The mode in force, and the step of the pipeline that applies it (`identify`)."""
 
     def __init__(self, mode: AuthMode, rate_limit: int | None = None) -> None:
         self.mode = mode
@@ -74,28 +73,20 @@ class Authentication:
         self.in_force = AuthMode.REQUIRED
         return "auth required (--auth auto: listening beyond loopback)"
 
-    def middleware(self) -> Middleware:
-        limiter = self._limiter
-
-        @web.middleware
-        async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not await _needs_identity(request):
-                return await handler(request)
-            identity = await self._identity(request)
-            if identity.scope is Scope.READ and request.method not in SAFE_METHODS:
-                raise INSUFFICIENT_SCOPE
-            request[IDENTITY] = identity
-            noted = CURRENT_REQUEST.get()
-            if noted is not None:
-                noted[3] = identity.owner  # for the access log
-            if limiter is None:
-                return await handler(request)
-            headers = limiter.take(identity.owner)
-            response = await handler(request)
-            response.headers.update(headers)
-            return response
-
-        return authenticate
+    async def identify(self, request: web.Request) -> dict[str, str] | None:
+        """Note whom the request acts for (`request[IDENTITY]`), or raise its 401, 403 or 429;
+        the rate limit's headers for the answer, if it is limited. The request pipeline calls it
+        before any handler, on every route."""
+        if not await _needs_identity(request):
+            return None
+        identity = await self._identity(request)
+        if identity.scope is Scope.READ and request.method not in SAFE_METHODS:
+            raise INSUFFICIENT_SCOPE
+        request[IDENTITY] = identity
+        noted = CURRENT_REQUEST.get()
+        if noted is not None:
+            noted[3] = identity.owner  # for the access log
+        return None if self._limiter is None else self._limiter.take(identity.owner)
 
     async def _identity(self, request: web.Request) -> Identity:
         header = request.headers.get(hdrs.AUTHORIZATION)

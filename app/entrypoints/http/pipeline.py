@@ -3,11 +3,11 @@ route, whether it was added here or the plain aiohttp way, and the requests no r
 
 It gives each request its X-Request-ID, times and counts it (metrics), refuses what no route of
 the service can answer (501 for a method no one implements, 417 for an expectation, 406 for an
-Accept that admits no JSON on a JSON route), turns whatever the handler or aiohttp's router
-raises into problem+json (404, 405 with `Allow`), answers OPTIONS for every resource from the
-router's own knowledge of its methods (and with GET's 404 where GET finds nothing), and adds the
-CORS headers. The access log line is written later, by aiohttp's access-log hook
-(http/access_log.py), from what is noted here.
+Accept that admits no JSON on a JSON route), authenticates it (auth.py: whom it acts for, or 401,
+403 or 429), turns whatever the handler or aiohttp's router raises into problem+json (404, 405
+with `Allow`), answers OPTIONS for every resource from the router's own knowledge of its methods
+(and with GET's 404 where GET finds nothing), and adds the CORS headers. The access log line is
+written later, by aiohttp's access-log hook (http/access_log.py), from what is noted here.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 from multidict import istr
 
+from app.entrypoints.http.auth import Authentication
 from app.entrypoints.http.cors import Cors
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.metrics import BUCKETS, UNMATCHED, RequestMetrics, new_buckets
@@ -53,8 +54,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Pipeline:
     """What every request goes through; `middleware` is the aiohttp middleware that runs it."""
 
-    def __init__(self, settings: HttpSettings, metrics: RequestMetrics) -> None:
+    def __init__(self, settings: HttpSettings, metrics: RequestMetrics, authentication: Authentication) -> None:
         self._metrics = metrics
+        self._authentication = authentication
         self._cors = Cors(settings.cors_origins) if settings.cors_origins else None
         # Request ids: this process's random prefix and a counter. Unique across processes and
         # restarts, and far cheaper per request than a uuid4.
@@ -63,6 +65,7 @@ class Pipeline:
 
     def middleware(self) -> Middleware:
         metrics, cors, id_prefix, ids = self._metrics, self._cors, self._id_prefix, self._ids
+        identify = self._authentication.identify
 
         @web.middleware
         async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -77,9 +80,14 @@ class Pipeline:
             CURRENT_REQUEST.set(noted)
             started = perf_counter()
             redirect = None  # an HTTPException below 400 stays raised, as aiohttp wants it
+            limited = None  # the rate limit's headers
             try:
                 refusal = _refusal(request)
-                response = await handler(request) if refusal is None else refusal
+                if refusal is None:
+                    limited = await identify(request)  # whom it acts for, or 401, 403, 429
+                    response = await handler(request)
+                else:
+                    response = refusal
             except web.HTTPMethodNotAllowed as refused:
                 response = await _options(request, refused)
             except web.HTTPException as raised:
@@ -106,6 +114,8 @@ class Pipeline:
             counts[-1] += elapsed
             if cors is not None:
                 cors.add_headers(request, response)
+            if limited is not None:
+                headers.update(limited)
             if redirect is not None:
                 raise redirect
             return response
