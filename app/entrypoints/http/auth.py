@@ -13,8 +13,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from enum import StrEnum
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -73,19 +74,37 @@ class Authentication:
         self.in_force = AuthMode.REQUIRED
         return "auth required (--auth auto: listening beyond loopback)"
 
-    async def identify(self, request: web.Request) -> dict[str, str] | None:
-        """Note whom the request acts for (`request[IDENTITY]`), or raise its 401, 403 or 429;
-        the rate limit's headers for the answer, if it is limited. The request pipeline calls it
-        before any handler, on every route."""
+    def identify(self, request: web.Request) -> Coroutine[Any, Any, dict[str, str] | None] | None:
+        """Note whom the request acts for (`request[IDENTITY]`). The request pipeline calls it
+        before any handler, on every route. What needs no I/O is done here, at once (an open
+        route; a request without a token in local mode); anything else is a coroutine to await,
+        which raises the 401, 403 or 429, and gives the rate limit's headers for the answer."""
+        match = request.match_info
+        if match.http_exception is None:
+            if match.route.name in OPEN_ROUTES:
+                return None
+            if self._fast_local and hdrs.AUTHORIZATION not in request.headers:
+                self._act_for(request, LOCAL_IDENTITY)
+                return None
+        return self._identify_with_io(request)
+
+    @property
+    def _fast_local(self) -> bool:
+        return self.in_force is AuthMode.LOCAL and self._limiter is None
+
+    def _act_for(self, request: web.Request, identity: Identity) -> None:
+        request[IDENTITY] = identity
+        noted = CURRENT_REQUEST.get()
+        if noted is not None:
+            noted[3] = identity.owner  # for the access log
+
+    async def _identify_with_io(self, request: web.Request) -> dict[str, str] | None:
         if not await _needs_identity(request):
             return None
         identity = await self._identity(request)
         if identity.scope is Scope.READ and request.method not in SAFE_METHODS:
             raise INSUFFICIENT_SCOPE
-        request[IDENTITY] = identity
-        noted = CURRENT_REQUEST.get()
-        if noted is not None:
-            noted[3] = identity.owner  # for the access log
+        self._act_for(request, identity)
         return None if self._limiter is None else self._limiter.take(identity.owner)
 
     async def _identity(self, request: web.Request) -> Identity:

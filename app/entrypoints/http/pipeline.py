@@ -84,7 +84,9 @@ class Pipeline:
             try:
                 refusal = _refusal(request)
                 if refusal is None:
-                    limited = await identify(request)  # whom it acts for, or 401, 403, 429
+                    pending = identify(request)  # whom it acts for; with I/O: also 401, 403, 429
+                    if pending is not None:
+                        limited = await pending
                     response = await handler(request)
                 else:
                     response = refusal
