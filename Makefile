@@ -27,7 +27,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n auto
 
 bench: $(VENV)/.installed-bench bench-tools
-	$(BIN)/python -m bench --scale-check --rss-check
+	$(BIN)/python -m bench --scale-check --rss-check --owners-check
 
 bench-quick: $(VENV)/.installed-bench bench-tools
 	$(BIN)/python -m bench --quick

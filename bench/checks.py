@@ -1,5 +1,10 @@
 """The extra checks, on the SQL stores (memory:// cannot be filled with a million notes in bulk).
 
+Owners: does one owner's page cost more in a store shared by many owners? p50 of an owner's first
+page, and of a page sorted by priority, with 100 owners of 1,000 notes each in one store, over the
+same page of the single owner of a store of as many notes, interleaved, one connection, a token on
+every request (--auth required).
+
 Scale: does a write get slower as the table grows? POST p50 on a store of 1,000,000 notes over
 the same on 1,000, interleaved. RSS: does the service stream, or hold what it serves? A fresh
 worker's peak RSS (VmHWM) while one client walks every page of the million.
@@ -8,6 +13,7 @@ worker's peak RSS (VmHWM) while one client walks every page of the million.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import aiohttp
@@ -17,7 +23,7 @@ from bench import data, plan
 from bench.loadgen import Request
 from bench.processes import peak_rss_mb
 from bench.runner import Target, ratio
-from bench.stores import seed_sql
+from bench.stores import issue_token, seed_sql, share_out
 from bench.suite import Bench, say
 
 SMALL = 1_000
@@ -85,10 +91,49 @@ async def walk(base_url: str) -> tuple[int, int]:
     return notes, pages
 
 
+OWNERS = 100
+OWNERS_NOTES = 100_000
+OWNER_PAGES = {"first page": f"/notes?limit={plan.PAGE}", "by priority": f"/notes?limit={plan.PAGE}&sort=-priority"}
+
+
+def owners_check(bench: Bench, adapter: str) -> dict:
+    alone_url, shared_url = bench.database(adapter, "alone"), bench.database(adapter, "shared")
+    say(f"[{adapter}] owners check: {OWNERS_NOTES:,} notes of one owner, and of {OWNERS} owners")
+    seed_sql(alone_url, OWNERS_NOTES, keep_rows=False)
+    seed_sql(shared_url, OWNERS_NOTES, keep_rows=False)
+    share_out(shared_url, OWNERS)
+    alone_token, shared_token = issue_token(alone_url, "local"), issue_token(shared_url, "o7")
+    alone, alone_base = bench.start_service(f"{adapter}-alone", alone_url, flags=("--auth", "required"))
+    shared, shared_base = bench.start_service(f"{adapter}-shared", shared_url, flags=("--auth", "required"))
+    load = dataclasses.replace(bench.load, connections=1, duration=bench.options.probe_duration)
+    found: dict = {"owners": OWNERS, "notes": OWNERS_NOTES, "target": plan.TARGETS["owners_ratio"], "pages": {}}
+    try:
+        for name, path in OWNER_PAGES.items():
+            in_shared, in_alone = load.compare(
+                Target(shared_base, Request("GET", path, authorization=f"Bearer {shared_token}")),
+                Target(alone_base, Request("GET", path, authorization=f"Bearer {alone_token}")),
+            )
+            found["pages"][name] = {
+                "shared": in_shared.as_dict(), "alone": in_alone.as_dict(),
+                "ratio": ratio(in_shared.p50_ms, in_alone.p50_ms),
+                "errors": in_shared.errors + in_alone.errors,
+            }
+    finally:
+        bench.processes.stop(alone)
+        bench.processes.stop(shared)
+        bench.databases.drop(alone_url)
+        bench.databases.drop(shared_url)
+    return found
+
+
 def run_checks(bench: Bench, adapters: list[str]) -> dict:
     """The checks asked for, on each SQL adapter in `adapters`, with one big store each."""
     found: dict = {}
     for adapter in (a for a in adapters if a != "memory"):
+        if bench.options.owners_check:
+            found.setdefault("owners", {})[adapter] = owners_check(bench, adapter)
+        if not (bench.options.scale_check or bench.options.rss_check):
+            continue
         big_url = big_store(bench, adapter)
         try:
             if bench.options.scale_check:

@@ -32,6 +32,7 @@ class Options:
     variant: str | None  # "access-log" or "auth": this service once more, so, beside the plain one
     scale_check: bool
     rss_check: bool
+    owners_check: bool
     big_notes: int  # notes in the scale and RSS checks' store
     output: Path
     chart: Path | None  # beside `output`; none in quick mode
@@ -63,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         " a token on every request (auth; memory: --auth local, with a token), in the same rounds")
     add("--scale-check", action="store_true", help="POST p50 at 1,000 vs 1,000,000 notes")
     add("--rss-check", action="store_true", help="peak RSS while walking 1,000,000 notes")
+    add("--owners-check", action="store_true",
+        help="an owner's page p50 among 100 owners of 100,000 notes vs a single owner's")
     add("--big-notes", type=int, default=1_000_000, help="notes in the checks' big store")
     add("--output", type=Path, help="results JSON (default bench/results/latest.json)")
     return p
@@ -99,6 +102,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         variant=args.variant,
         scale_check=args.scale_check and not quick,
         rss_check=args.rss_check and not quick,
+        owners_check=args.owners_check,
         big_notes=args.big_notes,
         output=output,
         chart=None if quick else output.with_name("ratios.png"),

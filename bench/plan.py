@@ -25,6 +25,7 @@ TARGETS = {
     "depth_ratio": 1.2,  # p50 of the page at 90% depth / p50 of the first page
     "scale_ratio": 1.2,  # POST p50 at 1,000,000 notes / at 1,000 notes
     "rss_mb": 100.0,  # the worker's peak RSS while a client walks 1,000,000 notes
+    "owners_ratio": 1.2,  # an owner's page p50 among 100 owners / the single owner's of as many notes
 }
 PROBE_SORTS = ("id", "created_at", "-updated_at", "priority", "title")
 _COLUMN = {  # where each sort's value sits in a stores.SortRow

@@ -146,6 +146,13 @@ def _probe_lines(results: dict) -> list[str]:
 def _check_lines(checks: dict) -> list[str]:
     lines = [_scale_line(a, found) for a, found in checks.get("scale", {}).items()]
     lines += [_rss_line(a, found) for a, found in checks.get("rss", {}).items()]
+    for adapter, found in checks.get("owners", {}).items():
+        for page, row in found["pages"].items():
+            lines.append(
+                f"owners {adapter:<11} {page} of 1 of {found['owners']} owners / of the only owner,"
+                f" {found['notes']:,} notes: p50 {row['shared']['p50_ms']:.2f} / {row['alone']['p50_ms']:.2f} ms"
+                f" = {row['ratio']:.2f}x (target {found['target']}x) {_verdict(row['ratio'] <= found['target'])}"
+            )
     if "memory" in checks:
         lines.append(f"checks memory      {checks['memory']}")
     return ["", *lines] if lines else []

@@ -11,6 +11,8 @@ import asyncio
 import itertools
 import os
 import sqlite3
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from app.adapters.sqlite import sqlite_path
 from app.domain.model import title_sort_key
 from app.domain.timestamps import parse_timestamp
 from bench import data
-from bench.processes import run_quietly
+from bench.processes import ROOT, run_quietly
 
 T = TypeVar("T")
 JSON = {"Content-Type": "application/json"}
@@ -132,6 +134,44 @@ def seed_sql(url: str, count: int, *, keep_rows: bool) -> Seeded:
     if last != count:
         raise RuntimeError(f"seeding {url} gave ids up to {last}, not {count}")
     return Seeded(count, rows)
+
+
+def share_out(url: str, owners: int) -> None:
+    """Give the notes of a seeded store to `owners` owners, o0 to o{owners - 1}, in turn by id."""
+    names = [f"o{i}" for i in range(owners)]
+    if url.startswith("sqlite"):
+        db = sqlite3.connect(sqlite_path(url), isolation_level=None)
+        try:
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO owners (name) VALUES (?)", [(name,) for name in names])
+            db.execute("UPDATE notes SET owner = 'o' || (id % ?)", (owners,))  # tags follow (trigger)
+            db.execute("COMMIT")
+            db.execute("ANALYZE")
+        finally:
+            db.close()
+        return
+
+    async def postgres() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.executemany("INSERT INTO owners (name) VALUES ($1)", [(name,) for name in names])
+            await connection.execute("UPDATE notes SET owner = 'o' || (id % $1)", owners)
+            await connection.execute("VACUUM ANALYZE notes")
+        finally:
+            await connection.close()
+
+    asyncio.run(postgres())
+
+
+def issue_token(url: str, owner: str) -> str:
+    """A write token of `owner`, by the service's own command line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "tokens", "issue", owner, "--label", "bench", "--database-url", url],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"cannot issue a token: {done.stderr.strip()}")
+    return done.stdout.strip()
 
 
 def _fill_sqlite(path: str, notes: Iterator[data.NoteData]) -> int:

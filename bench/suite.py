@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from bench.baseline import Revision
 from bench.options import Options
 from bench.processes import ROOT, Processes, free_port, peak_rss_mb
 from bench.runner import Load, Summary, Target, paired_ratio, ratio
-from bench.stores import Databases, Seeded, seed_http, seed_sql
+from bench.stores import Databases, Seeded, issue_token, seed_http, seed_sql
 
 CEILINGS = {
     "memory": "bench.ceilings.nostore",
@@ -129,7 +128,7 @@ def _start_variant(bench: Bench, adapter: str, url: str) -> Variant:
     flags = VARIANT_FLAGS[name]
     authorization = None
     if name == "auth" and adapter != "memory":  # a token of `local`, whose notes are seeded
-        authorization = f"Bearer {_issue_token(url)}"
+        authorization = f"Bearer {issue_token(url, 'local')}"
     if name == "auth" and adapter == "memory":  # its own store: a token from its own /tokens
         flags = ("--auth", "local")
     process, variant_url = bench.start_service(f"{adapter}-{name}", url, flags=flags)
@@ -137,16 +136,6 @@ def _start_variant(bench: Bench, adapter: str, url: str) -> Variant:
         authorization = f"Bearer {asyncio.run(_token_over_http(variant_url))}"
     say(f"[{adapter}] variant {name}: {' '.join(flags)}" + (", a token on every request" if authorization else ""))
     return Variant(process, variant_url, authorization)
-
-
-def _issue_token(url: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "tokens", "issue", "local", "--label", "bench", "--database-url", url],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"cannot issue a token: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 async def _token_over_http(base_url: str) -> str:
