@@ -53,3 +53,5 @@ def test_the_docs_page_renders_every_operation_offline(tmp_path: Path) -> None:
                 for method in item if method != "parameters"}
     assert rendered_operations(dom) == expected
     assert "Notes API" in dom
+    # the Authorize button, where a user pastes a token for every call the page tries
+    assert re.search(r'class="btn authorize[^"]*"', dom), dom[:2000]
