@@ -86,6 +86,20 @@ class AccountService:
     async def move_notes(self, source: str, target: str) -> int:
         return await self._accounts.move_notes(owner_name(source), owner_name(target))
 
+    def trusted(self, secret: str) -> Token | None:
+        """The token of this secret if it was verified less than VERIFIED_FOR ago, is valid now,
+        and its last use needs no write: what `authenticate` would answer, without any I/O.
+        None means "ask `authenticate`", not "refused"."""
+        cached = self._verified.get(secret_hash(secret))
+        if cached is None:
+            return None
+        token, until = cached
+        now = self._clock()
+        due = self._next_touch.get(token.id)
+        if now >= until or due is None or now >= due or not token.valid_at(now):
+            return None
+        return token
+
     async def authenticate(self, secret: str) -> Token | None:
         """The token this secret belongs to, if it is valid now; None for a malformed, unknown,
         expired or revoked one. A verified token is trusted for up to VERIFIED_FOR without asking

@@ -80,17 +80,24 @@ class Authentication:
         route; a request without a token in local mode); anything else is a coroutine to await,
         which raises the 401, 403 or 429, and gives the rate limit's headers for the answer."""
         match = request.match_info
-        if match.http_exception is None:
+        if match.http_exception is None and self._limiter is None:
             if match.route.name in OPEN_ROUTES:
                 return None
-            if self._fast_local and hdrs.AUTHORIZATION not in request.headers:
-                self._act_for(request, LOCAL_IDENTITY)
-                return None
+            header = request.headers.get(hdrs.AUTHORIZATION)
+            if header is None:
+                if self.in_force is AuthMode.LOCAL:
+                    self._act_for(request, LOCAL_IDENTITY)
+                    return None
+            elif header[:7] == "Bearer " and (token := request.app[ACCOUNTS].trusted(header[7:])) is not None:
+                self._act_for(request, self._checked(request, Identity(token.owner, token)))
+                return None  # a token verified moments ago
         return self._identify_with_io(request)
 
-    @property
-    def _fast_local(self) -> bool:
-        return self.in_force is AuthMode.LOCAL and self._limiter is None
+    @staticmethod
+    def _checked(request: web.Request, identity: Identity) -> Identity:
+        if identity.scope is Scope.READ and request.method not in SAFE_METHODS:
+            raise INSUFFICIENT_SCOPE
+        return identity
 
     def _act_for(self, request: web.Request, identity: Identity) -> None:
         request[IDENTITY] = identity
@@ -101,9 +108,7 @@ class Authentication:
     async def _identify_with_io(self, request: web.Request) -> dict[str, str] | None:
         if not await _needs_identity(request):
             return None
-        identity = await self._identity(request)
-        if identity.scope is Scope.READ and request.method not in SAFE_METHODS:
-            raise INSUFFICIENT_SCOPE
+        identity = self._checked(request, await self._identity(request))
         self._act_for(request, identity)
         return None if self._limiter is None else self._limiter.take(identity.owner)
 
