@@ -41,6 +41,7 @@ class AccountService:
         self._accounts = store.accounts
         self._clock = clock
         self._verified: dict[str, tuple[Token, datetime]] = {}  # secret hash -> (token, until)
+        self._trusted: dict[str, tuple[Token, datetime]] = {}  # secret -> (token, trusted until)
         self._next_touch: dict[int, datetime] = {}  # token id -> when its last use is next written
 
     async def add_owner(self, name: str) -> None:
@@ -87,18 +88,17 @@ class AccountService:
         return await self._accounts.move_notes(owner_name(source), owner_name(target))
 
     def trusted(self, secret: str) -> Token | None:
-        """The token of this secret if it was verified less than VERIFIED_FOR ago, is valid now,
-        and its last use needs no write: what `authenticate` would answer, without any I/O.
-        None means "ask `authenticate`", not "refused"."""
-        cached = self._verified.get(secret_hash(secret))
-        if cached is None:
+        """The token of this secret if `authenticate` accepted it moments ago and would again now
+        without any I/O (verified less than VERIFIED_FOR ago, not expired, no last use to write).
+        None means "ask `authenticate`", not "refused". Kept by the secret itself, in this
+        process's memory only, for at most VERIFIED_FOR: a request's header holds it anyway."""
+        entry = self._trusted.get(secret)
+        if entry is None:
             return None
-        token, until = cached
-        now = self._clock()
-        due = self._next_touch.get(token.id)
-        if now >= until or due is None or now >= due or not token.valid_at(now):
+        if self._clock() >= entry[1]:
+            del self._trusted[secret]
             return None
-        return token
+        return entry[0]
 
     async def authenticate(self, secret: str) -> Token | None:
         """The token this secret belongs to, if it is valid now; None for a malformed, unknown,
@@ -126,7 +126,16 @@ class AccountService:
         due = self._next_touch.get(token.id)
         if due is None or now >= due:
             await self._note_use(token, now)
+        self._trust(secret, token, self._verified[hashed][1])
         return token
+
+    def _trust(self, secret: str, token: Token, verified_until: datetime) -> None:
+        until = min(verified_until, self._next_touch.get(token.id, verified_until))
+        if token.expires_at is not None:
+            until = min(until, token.expires_at)
+        if len(self._trusted) >= MAX_CACHED:
+            del self._trusted[next(iter(self._trusted))]
+        self._trusted[secret] = (token, until)
 
     async def _note_use(self, token: Token, now: datetime) -> None:
         minute = to_the_minute(now)
