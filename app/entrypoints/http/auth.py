@@ -62,6 +62,7 @@ class Authentication:
         # auto stays closed until the addresses are known (`listening`)
         self.in_force = AuthMode.LOCAL if mode is AuthMode.LOCAL else AuthMode.REQUIRED
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
+        self._identities: dict[int, Identity] = {}  # by token id: one per token the process trusts
 
     def listening(self, hosts: Iterable[str]) -> str:
         """Decide `auto` from the addresses listened on; the reason, for the start-up log."""
@@ -89,7 +90,10 @@ class Authentication:
                     self._act_for(request, LOCAL_IDENTITY)
                     return None
             elif header[:7] == "Bearer " and (token := request.app[ACCOUNTS].trusted(header[7:])) is not None:
-                self._act_for(request, self._checked(request, Identity(token.owner, token)))
+                identity = self._identities.get(token.id)
+                if identity is None or identity.token is not token:
+                    identity = self._identities[token.id] = Identity(token.owner, token)
+                self._act_for(request, self._checked(request, identity))
                 return None  # a token verified moments ago
         return self._identify_with_io(request)
 
