@@ -191,3 +191,31 @@ async def test_the_database_pool_is_reported_where_there_is_one(client, database
 def test_the_pool_gauge_counts_open_connections_that_are_not_idle_as_in_use() -> None:
     family = next(PoolCollector(lambda: (4, 1)).collect())
     assert {sample.labels["state"]: sample.value for sample in family.samples} == {"in_use": 3, "idle": 1}
+
+
+async def test_a_log_record_written_while_a_request_runs_carries_its_request_id(aiohttp_client) -> None:
+    """What a handler logs names the request: the pipeline notes the request's own task."""
+    import logging
+
+    from app.entrypoints.logs import TextFormatter
+
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(TextFormatter().format(record))  # at once, in the task that logs
+
+    async def chatty(request: web.Request) -> web.Response:
+        logging.getLogger("app.test").warning("inside")
+        return web.json_response({})
+
+    app = http_app(build_container(settings_for("memory://")))
+    app.router.add_get("/chatty", chatty)
+    logger, keep = logging.getLogger("app.test"), Keep()
+    logger.addHandler(keep)
+    try:
+        client = await aiohttp_client(app)
+        await client.get("/chatty", headers={"X-Request-ID": "req-chatty"})
+    finally:
+        logger.removeHandler(keep)
+    assert len(lines) == 1 and lines[0].endswith("inside request_id=req-chatty"), lines

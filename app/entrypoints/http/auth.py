@@ -22,7 +22,6 @@ from aiohttp import hdrs, web
 from app.domain.owners import LOCAL_IDENTITY, Identity, Scope
 from app.entrypoints.http.keys import ACCOUNTS, IDENTITY
 from app.entrypoints.http.problems import ProblemError
-from app.entrypoints.logs import CURRENT_REQUEST
 
 REALM = 'Bearer realm="notes"'
 # Routes anyone may call in every mode: health, the description of the API, its problem pages.
@@ -75,8 +74,9 @@ class Authentication:
         self.in_force = AuthMode.REQUIRED
         return "auth required (--auth auto: listening beyond loopback)"
 
-    def identify(self, request: web.Request) -> Coroutine[Any, Any, dict[str, str] | None] | None:
-        """Note whom the request acts for (`request[IDENTITY]`). The request pipeline calls it
+    def identify(self, request: web.Request, noted: list) -> Coroutine[Any, Any, dict[str, str] | None] | None:
+        """Note whom the request acts for (`request[IDENTITY]`, and `noted` for the access log:
+        the pipeline's record of the request, logs.CURRENT_REQUEST). The request pipeline calls it
         before any handler, on every route. What needs no I/O is done here, at once (an open
         route; a request without a token in local mode); anything else is a coroutine to await,
         which raises the 401, 403 or 429, and gives the rate limit's headers for the answer."""
@@ -87,15 +87,17 @@ class Authentication:
             header = request.headers.get(hdrs.AUTHORIZATION)
             if header is None:
                 if self.in_force is AuthMode.LOCAL:
-                    self._act_for(request, LOCAL_IDENTITY)
+                    request[IDENTITY] = LOCAL_IDENTITY
+                    noted[3] = LOCAL_IDENTITY.owner  # for the access log
                     return None
             elif header[:7] == "Bearer " and (token := request.app[ACCOUNTS].trusted(header[7:])) is not None:
                 identity = self._identities.get(token.id)
                 if identity is None or identity.token is not token:
                     identity = self._identities[token.id] = Identity(token.owner, token)
-                self._act_for(request, self._checked(request, identity))
+                request[IDENTITY] = self._checked(request, identity)
+                noted[3] = identity.owner
                 return None  # a token verified moments ago
-        return self._identify_with_io(request)
+        return self._identify_with_io(request, noted)
 
     @staticmethod
     def _checked(request: web.Request, identity: Identity) -> Identity:
@@ -103,17 +105,12 @@ class Authentication:
             raise INSUFFICIENT_SCOPE
         return identity
 
-    def _act_for(self, request: web.Request, identity: Identity) -> None:
-        request[IDENTITY] = identity
-        noted = CURRENT_REQUEST.get()
-        if noted is not None:
-            noted[3] = identity.owner  # for the access log
-
-    async def _identify_with_io(self, request: web.Request) -> dict[str, str] | None:
+    async def _identify_with_io(self, request: web.Request, noted: list) -> dict[str, str] | None:
         if not await _needs_identity(request):
             return None
         identity = self._checked(request, await self._identity(request))
-        self._act_for(request, identity)
+        request[IDENTITY] = identity
+        noted[3] = identity.owner
         return None if self._limiter is None else self._limiter.take(identity.owner)
 
     async def _identity(self, request: web.Request) -> Identity:

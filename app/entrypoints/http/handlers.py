@@ -67,7 +67,7 @@ async def get_note(request: web.Request) -> web.Response:
     note_id_ = note_id(request)
     header = request.headers.get("If-None-Match")
     current = None if header is None else if_none_match(header)  # a malformed one is 400, as on a write
-    note = await request.app[NOTES].get(owner(request), note_id_)
+    note = await request.app[NOTES].get(request[IDENTITY].owner, note_id_)  # owner() inline: per request
     if current is not None and note in current:
         return web.Response(status=304, headers={"ETag": etag(note), "Cache-Control": PRIVATE})
     return note_response(note)

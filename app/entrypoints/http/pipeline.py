@@ -84,7 +84,7 @@ class Pipeline:
             try:
                 refusal = _refusal(request)
                 if refusal is None:
-                    pending = identify(request)  # whom it acts for; with I/O: also 401, 403, 429
+                    pending = identify(request, noted)  # whom it acts for; with I/O: also 401, 403, 429
                     if pending is not None:
                         limited = await pending
                     response = await handler(request)
@@ -143,7 +143,7 @@ def _refusal(request: web.Request) -> web.Response | None:
 
 def _length(response: web.Response) -> int:
     body = response.body
-    return len(body) if isinstance(body, bytes | bytearray) else 0
+    return len(body) if type(body) is bytes or isinstance(body, bytearray) else 0
 
 
 def _compress(request: web.Request, response: web.Response) -> None:
