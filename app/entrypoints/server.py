@@ -63,11 +63,11 @@ def run_server(
     start = partial(_start, runner, host, port, reuse_port, settings.database_url, listening)
 
     def serving(addresses: list[Address]) -> None:
+        if on_serving is not None:  # first: whoever reads the line below may act on it at once
+            on_serving(addresses)  # (a worker's parent then knows it served, whatever follows)
         served = urls(addresses)
         log.info("serving on %s (%s); %s; API docs at %s/docs",
                  ", ".join(served), redacted(settings.database_url), auth_in_force[0], served[0])
-        if on_serving is not None:
-            on_serving(addresses)
 
     try:
         asyncio.run(_serve(runner, start, serving, stop_signals))
