@@ -22,9 +22,10 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-serve
 	DATABASE_URL='$(DATABASE_URL)' NOTES_PORT='$(PORT)' $(BIN)/python -m app serve $(ARGS)
 
-# One test process per core (pytest-xdist): the end-to-end tests mostly wait on the processes they start.
+# One test process per core (pytest-xdist), an idle one taking tests from a busy one (worksteal):
+# the end-to-end tests are long and mostly wait on the processes they start.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 bench: $(VENV)/.installed-bench bench-tools
 	$(BIN)/python -m bench --scale-check --rss-check --owners-check
