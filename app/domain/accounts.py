@@ -40,8 +40,9 @@ class AccountService:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._accounts = store.accounts
         self._clock = clock
-        self._verified: dict[str, tuple[Token, datetime]] = {}  # secret hash -> (token, until)
-        self._trusted: dict[str, tuple[Token, datetime]] = {}  # secret -> (token, trusted until)
+        # secret -> (its token, verified until, trusted without any I/O until): this process's
+        # memory only, for at most VERIFIED_FOR; a request's header holds the secret anyway
+        self._verified: dict[str, tuple[Token, datetime, datetime]] = {}
         self._next_touch: dict[int, datetime] = {}  # token id -> when its last use is next written
 
     async def add_owner(self, name: str) -> None:
@@ -90,13 +91,9 @@ class AccountService:
     def trusted(self, secret: str) -> Token | None:
         """The token of this secret if `authenticate` accepted it moments ago and would again now
         without any I/O (verified less than VERIFIED_FOR ago, not expired, no last use to write).
-        None means "ask `authenticate`", not "refused". Kept by the secret itself, in this
-        process's memory only, for at most VERIFIED_FOR: a request's header holds it anyway."""
-        entry = self._trusted.get(secret)
-        if entry is None:
-            return None
-        if self._clock() >= entry[1]:
-            del self._trusted[secret]
+        None means "ask `authenticate`", not "refused"."""
+        entry = self._verified.get(secret)
+        if entry is None or self._clock() >= entry[2]:
             return None
         return entry[0]
 
@@ -108,34 +105,26 @@ class AccountService:
         if not is_token_shaped(secret):
             return None
         now = self._clock()
-        hashed = secret_hash(secret)
-        cached = self._verified.get(hashed)
-        if cached is not None and now < cached[1]:
-            token = cached[0]
+        entry = self._verified.pop(secret, None)
+        if entry is not None and now < entry[1]:
+            token, verified_until = entry[0], entry[1]
         else:
-            found = await self._accounts.token_by_hash(hashed)
-            self._verified.pop(hashed, None)
+            found = await self._accounts.token_by_hash(secret_hash(secret))
             if found is None:
                 return None
-            token = found
-            if len(self._verified) >= MAX_CACHED:
-                del self._verified[next(iter(self._verified))]
-            self._verified[hashed] = (token, now + VERIFIED_FOR)
+            token, verified_until = found, now + VERIFIED_FOR
         if not token.valid_at(now):
             return None
         due = self._next_touch.get(token.id)
         if due is None or now >= due:
             await self._note_use(token, now)
-        self._trust(secret, token, self._verified[hashed][1])
-        return token
-
-    def _trust(self, secret: str, token: Token, verified_until: datetime) -> None:
-        until = min(verified_until, self._next_touch.get(token.id, verified_until))
+        trusted_until = min(verified_until, self._next_touch.get(token.id, verified_until))
         if token.expires_at is not None:
-            until = min(until, token.expires_at)
-        if len(self._trusted) >= MAX_CACHED:
-            del self._trusted[next(iter(self._trusted))]
-        self._trusted[secret] = (token, until)
+            trusted_until = min(trusted_until, token.expires_at)
+        if len(self._verified) >= MAX_CACHED:
+            del self._verified[next(iter(self._verified))]
+        self._verified[secret] = (token, verified_until, trusted_until)
+        return token
 
     async def _note_use(self, token: Token, now: datetime) -> None:
         minute = to_the_minute(now)

@@ -30,8 +30,8 @@ def run_account_command(args: argparse.Namespace, out: TextIO = sys.stdout, err:
 async def _with_accounts(args: argparse.Namespace, action: Action, out: TextIO, err: TextIO) -> None:
     container = build_container(Settings(database_url=args.database_url, pool_size=2))
     try:
-        await container.storage()  # type: ignore[misc]  # async: the storage opens here
-        await action(await container.accounts(), args, out, err)  # type: ignore[misc]
+        accounts = await container.accounts()  # type: ignore[misc]  # async: the storage opens here
+        await action(accounts, args, out, err)
     finally:
         shutdown = container.shutdown_resources()
         if shutdown is not None:
