@@ -51,6 +51,7 @@ class Settings:
     db_timeout: float = 5.0  # seconds a request may wait on the database before a 503
     pool_size: int = 10
     max_body_bytes: int = 1024 * 1024
+    max_import_bytes: int = 64 * 1024 * 1024  # the body of POST /import
     require_if_match: bool = False
     cursor_secret: str | None = None  # None: the store's own random secret
     body_timeout: float = 30.0  # seconds a request body may take to arrive
@@ -100,6 +101,7 @@ class Container(containers.DeclarativeContainer):
     http_settings = providers.Factory(
         HttpSettings,
         max_body_bytes=config.max_body_bytes,
+        max_import_bytes=config.max_import_bytes,
         require_if_match=config.require_if_match,
         body_timeout=config.body_timeout,
         cors_origins=config.cors_origins,

@@ -9,10 +9,9 @@ whatever its depth. A unit of work keeps an undo journal and plays it back if it
 
 from __future__ import annotations
 
-import itertools
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -23,6 +22,7 @@ from app.adapters import PoolUsage
 from app.domain.errors import (
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
+    ImportConflictError,
     NoteNotFoundError,
     OwnerExistsError,
     OwnerHasNotesError,
@@ -34,6 +34,7 @@ from app.domain.model import Note, NoteDraft, search_text
 from app.domain.owners import LOCAL, NewToken, OwnerSummary, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField
+from app.domain.transfer import Imported, NoteRecord, OnConflict, OwnerRecord, Record, Selection, TokenRecord
 
 _SORTS = {field: Sort(field) for field in SortField}
 _NO_FILTER = NoteFilter()
@@ -63,6 +64,9 @@ class MemoryNoteRepository:
         note = draft.stored_as(self._next_id())
         self._store(note)
         return note
+
+    async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
+        return [await self.add(draft) for draft in drafts]  # no await yields: one atomic step
 
     async def get(self, note_id: int) -> Note:
         try:
@@ -133,6 +137,9 @@ class _JournaledNotes:
         note = await self._notes.add(draft)
         self._undo.append(lambda: self._notes._replace(note, None))
         return note
+
+    async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
+        return [await self.add(draft) for draft in drafts]
 
     async def get(self, note_id: int) -> Note:
         return await self._notes.get(note_id)
@@ -225,12 +232,26 @@ class _Transaction:
     idempotency: MemoryIdempotencyStore
 
 
+class IdSequence:
+    """Ids handed out in increasing order, never twice; an import moves it past what it brought."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def next(self) -> int:
+        self.last += 1
+        return self.last
+
+    def advance_past(self, value: int) -> None:
+        self.last = max(self.last, value)
+
+
 class MemoryStore:
     """Owners, tokens, notes and idempotency keys in this process's memory."""
 
     def __init__(self) -> None:
         self._by_owner: dict[str, MemoryNoteRepository] = {}
-        self._ids = itertools.count(1)
+        self._ids = IdSequence()
         self.accounts = MemoryAccounts(self._by_owner, self._repository)
         self.cursor_secret = secrets.token_urlsafe(32)
         self.pool_usage: PoolUsage | None = None
@@ -239,7 +260,7 @@ class MemoryStore:
     def _repository(self, owner: str) -> MemoryNoteRepository:
         notes = self._by_owner.get(owner)
         if notes is None:
-            notes = self._by_owner[owner] = MemoryNoteRepository(self._ids.__next__)
+            notes = self._by_owner[owner] = MemoryNoteRepository(self._ids.next)
         return notes
 
     def notes_of(self, owner: str) -> MemoryNoteRepository:
@@ -263,6 +284,60 @@ class MemoryStore:
     async def check(self) -> None:
         return None
 
+    async def export(self, selection: Selection) -> AsyncIterator[Record]:
+        # A snapshot first (references only): the stream may be read while requests change notes.
+        owners = self.accounts.owner_records(selection)
+        tokens = self.accounts.token_records() if selection.whole_store else []
+        notes = sorted(
+            ((note.id, owner, note) for owner, repository in self._by_owner.items() if selection.covers(owner)
+             for note in repository._notes.values()),
+            key=lambda item: item[0],
+        )
+        for owner_record in owners:
+            yield owner_record
+        for token in tokens:
+            yield token
+        for _, owner, note in notes:
+            yield NoteRecord(owner, note)
+
+    async def count_notes(self, selection: Selection) -> int:
+        return sum(len(notes) for owner, notes in self._by_owner.items() if selection.covers(owner))
+
+    async def import_records(self, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
+        # Everything is read and checked before the first change: then applied with no await
+        # between the changes, it is one atomic step on the event loop.
+        owners: list[OwnerRecord] = []
+        tokens: list[TokenRecord] = []
+        notes: list[NoteRecord] = []
+        async for record in records:
+            if isinstance(record, NoteRecord):
+                notes.append(record)
+            elif isinstance(record, TokenRecord):
+                tokens.append(record)
+            else:
+                owners.append(record)
+        imported = Imported()
+        where = {note_id: owner for owner, repo in self._by_owner.items() for note_id in repo._notes}
+        conflicts = [record.note.id for record in notes if record.note.id in where]
+        token_conflicts = self.accounts.conflicts(tokens)
+        if on_conflict is OnConflict.FAIL and (conflicts or token_conflicts):
+            raise ImportConflictError(*(("note", conflicts[0]) if conflicts else ("token", token_conflicts[0])))
+        imported.owners = self.accounts.import_owners(owners)
+        imported.tokens = self.accounts.import_tokens(tokens, replace=on_conflict is OnConflict.REPLACE)
+        for record in notes:
+            note = record.note
+            if note.id in where:
+                if on_conflict is OnConflict.SKIP:
+                    imported.skipped.append(note.id)
+                    continue
+                existing = self._by_owner[where[note.id]]
+                existing._replace(existing._notes[note.id], None)
+                imported.replaced += 1
+            self._repository(record.owner)._store(note)
+            self._ids.advance_past(note.id)
+            imported.notes += 1
+        return imported
+
 
 class MemoryAccounts:
     """Owners and tokens of a memory store."""
@@ -274,7 +349,7 @@ class MemoryAccounts:
         self._by_owner, self._notes_of = by_owner, notes_of
         self._tokens: dict[int, Token] = {}
         self._hashes: dict[str, int] = {}
-        self._token_ids = itertools.count(1)
+        self._token_ids = IdSequence()
 
     async def add_owner(self, name: str, now: datetime) -> None:
         if name in self._owners:
@@ -301,7 +376,7 @@ class MemoryAccounts:
     async def add_token(self, token: NewToken) -> Token:
         self._existing(token.owner)
         stored = Token(
-            id=next(self._token_ids), owner=token.owner, label=token.label, scope=token.scope,
+            id=self._token_ids.next(), owner=token.owner, label=token.label, scope=token.scope,
             created_at=token.created_at, expires_at=token.expires_at,
         )
         self._tokens[stored.id] = stored
@@ -340,6 +415,42 @@ class MemoryAccounts:
     def _existing(self, name: str) -> None:
         if name not in self._owners:
             raise OwnerNotFoundError(name)
+
+    def owner_records(self, selection: Selection) -> list[OwnerRecord]:
+        return [OwnerRecord(name, self._owners[name]) for name in sorted(self._owners) if selection.covers(name)]
+
+    def token_records(self) -> list[TokenRecord]:
+        hashes = {token_id: hashed for hashed, token_id in self._hashes.items()}
+        return [
+            TokenRecord(id=t.id, owner=t.owner, label=t.label, scope=t.scope, secret_hash=hashes[t.id],
+                        created_at=t.created_at, expires_at=t.expires_at, last_used_at=t.last_used_at)
+            for t in sorted(self._tokens.values(), key=lambda t: t.id)
+        ]
+
+    def conflicts(self, tokens: Sequence[TokenRecord]) -> list[int]:
+        return [t.id for t in tokens if t.id in self._tokens or t.secret_hash in self._hashes]
+
+    def import_owners(self, owners: Sequence[OwnerRecord]) -> int:
+        added = [owner for owner in owners if owner.name not in self._owners]
+        for owner in added:
+            self._owners[owner.name] = owner.created_at
+        return len(added)
+
+    def import_tokens(self, tokens: Sequence[TokenRecord], *, replace: bool) -> int:
+        written = 0
+        for t in tokens:
+            if t.id in self._tokens or t.secret_hash in self._hashes:
+                if not replace:
+                    continue
+                for clash in {t.id, self._hashes.get(t.secret_hash, t.id)} & self._tokens.keys():
+                    self._forget(clash)
+            self._tokens[t.id] = Token(id=t.id, owner=t.owner, label=t.label, scope=t.scope,
+                                       created_at=t.created_at, expires_at=t.expires_at,
+                                       last_used_at=t.last_used_at)
+            self._hashes[t.secret_hash] = t.id
+            written += 1
+            self._token_ids.advance_past(t.id)
+        return written
 
     def _forget(self, token_id: int) -> None:
         del self._tokens[token_id]

@@ -9,7 +9,7 @@ the database does, without a restart.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from app.adapters import postgres_transfer
 from app.adapters.postgres_link import UNAVAILABLE, OnConnection, Pooled, transaction
 from app.adapters.sql import SELECT_NOTES, Arg, list_statement, recorded_outcome
 from app.domain.errors import (
@@ -33,10 +34,11 @@ from app.domain.model import Note, NoteDraft, search_text, title_sort_key
 from app.domain.owners import NewToken, OwnerSummary, Scope, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
+from app.domain.transfer import Imported, OnConflict, Record, Selection
 
 
 class Statements(Protocol):
-    async def __call__(self, method: str, sql: str, *args: Any) -> Any: ...
+    async def __call__(self, method: str, sql: str, *args: Any, **options: Any) -> Any: ...
 
 
 class PostgresDialect:
@@ -73,6 +75,9 @@ _UPDATE = (
     " WHERE id = $11 AND owner = $12 AND version = $13"
 )
 _DELETE = "DELETE FROM notes WHERE id = $1 AND owner = $2"
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('notes', 'id')) FROM generate_series(1, $1)"
+_COPY_COLUMNS = ("id", "owner", "title", "description", "priority", "tags", "created_by", "created_at",
+                 "updated_at", "version", "title_key", "search_text")
 
 
 def _note(row: asyncpg.Record) -> Note:
@@ -103,6 +108,15 @@ class PostgresNoteRepository:
 
     def __init__(self, run: Statements, owner: str) -> None:
         self._run, self._owner = run, owner
+
+    async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
+        """Ids taken from the sequence first, then the rows in one `COPY`."""
+        if not drafts:
+            return []
+        ids = [row[0] for row in await self._run("fetch", _NEXT_IDS, len(drafts))]
+        rows = [(note_id, self._owner, *_values(d), 1, *_keys(d)) for note_id, d in zip(ids, drafts, strict=True)]
+        await self._run("copy_records_to_table", "notes", records=rows, columns=_COPY_COLUMNS)
+        return [draft.stored_as(note_id) for note_id, draft in zip(ids, drafts, strict=True)]
 
     async def add(self, draft: NoteDraft) -> Note:
         note_id = await self._run("fetchval", _INSERT, *_values(draft), *_keys(draft), self._owner)
@@ -219,6 +233,15 @@ class PostgresStore:
         )
         if not writable:
             raise StorageUnavailableError("PostgreSQL is read-only (a standby, or in recovery)")
+
+    def export(self, selection: Selection) -> AsyncIterator[Record]:
+        return postgres_transfer.export(self._pool, selection)
+
+    async def count_notes(self, selection: Selection) -> int:
+        return await postgres_transfer.count_notes(self._pool, selection)
+
+    async def import_records(self, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
+        return await postgres_transfer.import_records(self._pool, records, on_conflict)
 
     def _purge_due(self, now: datetime) -> bool:
         """Expired idempotency records are dropped at most once a minute per process."""

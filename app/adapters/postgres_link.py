@@ -46,14 +46,14 @@ class Pooled:
     def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
         self._pool, self._timeout = pool, timeout
 
-    async def __call__(self, method: str, sql: str, *args: Any) -> Any:
+    async def __call__(self, method: str, sql: str, *args: Any, **options: Any) -> Any:
         try:
             # asyncio.timeout is a timer handle; the drivers' own timeout= arguments each wrap a
             # new task on 3.11.
             async with asyncio.timeout(self._timeout):
                 connection = await self._pool.acquire()
                 try:
-                    result = await getattr(connection, method)(sql, *args)
+                    result = await getattr(connection, method)(sql, *args, **options)
                 except BaseException as error:
                     _discard_unless_clean(connection, error)
                     raise
@@ -70,20 +70,23 @@ class OnConnection:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 
-    async def __call__(self, method: str, sql: str, *args: Any) -> Any:
-        return await getattr(self._connection, method)(sql, *args)
+    async def __call__(self, method: str, sql: str, *args: Any, **options: Any) -> Any:
+        return await getattr(self._connection, method)(sql, *args, **options)
 
 
 @asynccontextmanager
-async def transaction(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
-    """BEGIN ... COMMIT on one connection, all of it within `timeout`; ROLLBACK when the block
-    raises an error of the domain or the server, and the connection terminated (which rolls back
-    on the server) when it was cancelled, timed out or lost."""
+async def transaction(
+    pool: asyncpg.Pool, timeout: float | None, begin: str = "BEGIN"
+) -> AsyncIterator[asyncpg.Connection]:
+    """BEGIN ... COMMIT on one connection, all of it within `timeout` (None: a bulk transfer, whose
+    statements each have the pool's command timeout); ROLLBACK when the block raises an error of
+    the domain or the server, and the connection terminated (which rolls back on the server) when
+    it was cancelled, timed out or lost."""
     try:
         async with asyncio.timeout(timeout):
             connection = await pool.acquire()
             try:
-                await connection.execute("BEGIN")
+                await connection.execute(begin)
                 try:
                     yield connection
                 except (NoteError, asyncpg.PostgresError):

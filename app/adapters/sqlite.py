@@ -18,15 +18,15 @@ import builtins
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
 
-from app.adapters import PoolUsage
+from app.adapters import PoolUsage, sqlite_transfer
 from app.adapters.sql import SELECT_NOTES, Arg, Statement, recorded_outcome, split_list_statements
 from app.adapters.sqlite_link import Writer, connect, is_busy, sqlite_path, unavailable_on_error
 from app.domain.errors import (
@@ -43,11 +43,13 @@ from app.domain.owners import NewToken, OwnerSummary, Scope, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
 from app.domain.timestamps import from_microseconds, to_microseconds
+from app.domain.transfer import Imported, OnConflict, Record, Selection
 
 __all__ = ["open_storage", "sqlite_path"]
 READ_THREADS = 4
 FTS_MIN_TERM = 3  # the trigram index serves terms of 3 characters or more
 Execute = Callable[[str, tuple], Awaitable[sqlite3.Cursor]]  # one statement, a write
+Bulk = Callable[[], AbstractAsyncContextManager[sqlite3.Connection]]  # a write transaction's connection
 
 
 def _note(row: tuple) -> Note:
@@ -102,6 +104,15 @@ _UPDATE = (
     " WHERE id = ? AND owner = ? AND version = ?"
 )
 _DELETE = "DELETE FROM notes WHERE id = ? AND owner = ?"
+_INSERT_WITH_ID = (
+    "INSERT INTO notes (id, title, description, priority, tags, created_by, created_at, updated_at,"
+    " title_key, search_text, owner, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+)
+# The next id of an AUTOINCREMENT table: past the largest ever given, even if since deleted.
+_NEXT_ID = (
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notes'), 0),"
+    " coalesce((SELECT max(id) FROM notes), 0)) + 1"
+)
 
 
 def _row_values(note: Note | NoteDraft) -> tuple:
@@ -178,8 +189,20 @@ class SqliteNoteRepository:
     """The notes of one owner; each write one statement through `execute`: in a transaction of
     its own, or in the unit of work's. A note's write is a single statement, so it needs no more."""
 
-    def __init__(self, readers: Readers, execute: Execute, owner: str) -> None:
-        self._readers, self._execute, self._owner = readers, execute, owner
+    def __init__(self, readers: Readers, execute: Execute, bulk: Bulk, owner: str) -> None:
+        self._readers, self._execute, self._bulk, self._owner = readers, execute, bulk, owner
+
+    async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
+        """One `executemany` under the write lock, with the ids that the lock makes this one's."""
+        async with self._bulk() as db:
+            with unavailable_on_error():
+                first = db.execute(_NEXT_ID).fetchone()[0]
+                ids = range(first, first + len(drafts))
+                db.executemany(
+                    _INSERT_WITH_ID,
+                    [(note_id, *_row_values(draft), self._owner) for note_id, draft in zip(ids, drafts, strict=True)],
+                )
+        return [draft.stored_as(note_id) for note_id, draft in zip(ids, drafts, strict=True)]
 
     async def add(self, draft: NoteDraft) -> Note:
         note_id = (await self._execute(_INSERT, (*_row_values(draft), self._owner))).lastrowid
@@ -255,6 +278,7 @@ class SqliteStore:
     """One database file: reads on their connections, writes on the one write connection."""
 
     def __init__(self, path: str, timeout: float) -> None:
+        self._path, self._timeout = path, timeout
         self._readers = Readers(path, timeout)
         try:
             self._writer = Writer(path, timeout)
@@ -272,7 +296,7 @@ class SqliteStore:
         self.cursor_secret = row[0]
 
     def notes_of(self, owner: str) -> SqliteNoteRepository:
-        return SqliteNoteRepository(self._readers, self._writer.execute, owner)
+        return SqliteNoteRepository(self._readers, self._writer.execute, self._writer.transaction, owner)
 
     @asynccontextmanager
     async def transaction(self, owner: str) -> AsyncIterator[_Transaction]:
@@ -282,8 +306,13 @@ class SqliteStore:
                 with unavailable_on_error():
                     return db.execute(sql, args)
 
+            @asynccontextmanager
+            async def this_transaction() -> AsyncIterator[sqlite3.Connection]:
+                yield db
+
             yield _Transaction(
-                SqliteNoteRepository(self._readers, in_transaction, owner), SqliteIdempotencyStore(db, owner)
+                SqliteNoteRepository(self._readers, in_transaction, this_transaction, owner),
+                SqliteIdempotencyStore(db, owner),
             )
 
     async def check(self) -> None:
@@ -294,6 +323,15 @@ class SqliteStore:
                     "INSERT OR REPLACE INTO store_settings (name, value) VALUES ('ready_probe', ?)",
                     (str(time.time()),),
                 )
+
+    def export(self, selection: Selection) -> AsyncIterator[Record]:
+        return sqlite_transfer.export(self._path, self._timeout, selection)
+
+    async def count_notes(self, selection: Selection) -> int:
+        return await sqlite_transfer.count_notes(self._path, self._timeout, selection)
+
+    async def import_records(self, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
+        return await sqlite_transfer.import_records(self._writer, records, on_conflict)
 
     def close(self) -> None:
         self._writer.close()

@@ -104,3 +104,14 @@ class TokenNotFoundError(AccountError):
 
 class InsufficientScopeError(AccountError):
     """A token asked for something its scope does not allow (a read token on a write)."""
+
+
+class ImportConflictError(NoteError):
+    """An import met an id the target already has, under `--on-conflict fail`."""
+
+    def __init__(self, kind: str, item_id: int) -> None:
+        super().__init__(
+            f"{kind} {item_id} exists in the target already: nothing was imported;"
+            " use --on-conflict skip or --on-conflict replace to keep or replace what is there"
+        )
+        self.kind, self.item_id = kind, item_id

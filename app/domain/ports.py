@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -10,6 +10,7 @@ from typing import Protocol
 from app.domain.model import Note, NoteDraft
 from app.domain.owners import NewToken, OwnerSummary, Token
 from app.domain.query import ListQuery
+from app.domain.transfer import Imported, OnConflict, Record, Selection
 
 
 class NoteRepository(Protocol):
@@ -35,6 +36,10 @@ class NoteRepository(Protocol):
     async def list(self, query: ListQuery) -> Sequence[Note]:
         """Up to `query.limit` notes that match `query.filter`, in `query.sort` order, strictly after
         the key `query.after`. The cost does not grow with how deep `after` lies."""
+
+    async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
+        """Store new notes of this owner, in order, each as `add` would, in one statement or
+        batch where the store has one, and in one transaction: all of them or none."""
 
 
 IDEMPOTENCY_RETENTION = timedelta(hours=24)
@@ -116,3 +121,16 @@ class Store(Protocol):
 
     async def check(self) -> None:
         """Return when the store can take writes now; raise `StorageUnavailableError` if not."""
+
+    def export(self, selection: Selection) -> AsyncIterator[Record]:
+        """What `selection` covers, streamed in constant memory and read in one snapshot: its
+        owners by name, then (the whole store only) the tokens by id, then the notes by id."""
+
+    async def count_notes(self, selection: Selection) -> int:
+        """How many notes `selection` covers now (a progress bar's total)."""
+
+    async def import_records(self, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
+        """Write `records`, in the order `export` gives them, in one transaction: if anything
+        raises, `records` included, nothing is written. Ids, versions and times are kept; an
+        owner the store lacks is added; new ids continue past the largest one imported. An id the
+        store has already is `ImportConflictError` (`FAIL`), kept (`SKIP`) or overwritten."""

@@ -3,7 +3,7 @@ owner's notes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from app.domain.model import Note, NoteContent, NoteDraft
 from app.domain.ports import Store
 from app.domain.query import ListQuery, Page
 from app.domain.rules import merge_patch, parse_content
+from app.domain.transfer import Record, Selection
 
 Clock = Callable[[], datetime]
 
@@ -114,6 +115,18 @@ class NoteService:
             await notes.delete(note_id, version=current.version)
         except VersionConflictError:
             raise PreconditionFailedError(note_id) from None
+
+    def export(self, owner: str) -> AsyncIterator[Record]:
+        """The owner's line and notes, as a store exports them: streamed, in one snapshot."""
+        return self._store.export(Selection((owner,)))
+
+    async def import_notes(self, owner: str, notes: Sequence[Note]) -> Sequence[Note]:
+        """New notes of `owner` with the content of `notes` (their `created_at` kept), at version 1
+        under new ids, in one transaction: all of them or none."""
+        now = self._clock()
+        drafts = [NoteDraft.from_content(note.content(), now) for note in notes]
+        async with self._store.transaction(owner) as tx:
+            return await tx.notes.add_many(drafts)
 
     async def check_storage(self) -> None:
         """Raise `StorageUnavailableError` unless the store can take writes now."""

@@ -1,4 +1,5 @@
-"""The command line: `python -m app serve`, `migrate`, `users`, `tokens` and `notes` (also `notes-api ...`).
+"""The command line: `python -m app serve`, `migrate`, `users`, `tokens`, `notes`, `export`, `import` and
+`copy` (also `notes-api ...`).
 
 Every failure an operator can fix ends the process with one line, `notes-api: error: ...`,
 naming the fix, never a traceback and never the database's password: 2 for a wrong command
@@ -15,14 +16,16 @@ from collections.abc import Sequence
 
 from app.adapters.schema_version import check_schema
 from app.container import Settings, UnsupportedDatabaseError, backend_of
-from app.domain.errors import AccountError, StorageUnavailableError
+from app.domain.errors import NoteError, StorageUnavailableError
 from app.entrypoints.http.cors import InvalidOriginError, normalized_origins
 from app.entrypoints.logs import LogSettings, configure_logging
+from app.entrypoints.notes_file import NotesFileError
 from app.entrypoints.options import build_parser
 from app.entrypoints.server import ServeError, run_server
 from app.entrypoints.workers import run_workers
 
 ACCOUNT_COMMANDS = ("users", "tokens", "notes")
+TRANSFER_COMMANDS = ("export", "import", "copy")
 ACCOUNT_TIMEOUT = 5.0  # seconds an account command waits on the database
 
 
@@ -34,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(_log_settings(args))
     try:
+        if args.command in TRANSFER_COMMANDS:
+            return _transfer_command(args)
         backend = backend_of(args.database_url)
         if args.command == "migrate":
             return _migrate(args.database_url, backend)
@@ -42,8 +47,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args, backend)
     except (UsageError, UnsupportedDatabaseError) as error:
         return _fail(2, error)
-    except (ServeError, StorageUnavailableError, AccountError, OSError, ValueError) as error:
+    except (ServeError, NoteError, OSError, ValueError) as error:
         return _fail(1, error)
+
+
+def _transfer_command(args: argparse.Namespace) -> int:
+    from app.entrypoints import transfer  # the notes file and tqdm: only for these commands
+
+    try:
+        if args.command == "copy":
+            for url, flag in ((args.source, "--from"), (args.target, "--to")):
+                _not_memory(url, flag)
+            check_schema(args.source, backend_of(args.source), ACCOUNT_TIMEOUT)
+            _migrated(args.target)  # as serve would
+            return transfer.run_copy(args)
+        backend = _not_memory(args.database_url, "--database-url")
+        if args.command == "export":
+            check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)
+            return transfer.run_export(args)
+        _migrated(args.database_url)  # a new store takes an import as it is
+        return transfer.run_import(args)
+    except transfer.Interrupted as interrupted:
+        return _fail(130, interrupted)
+    except NotesFileError as error:
+        code = _fail(1, error)
+        for problem in error.problems[1:10]:
+            sys.stderr.write(f"  line {problem.line}: {problem.detail}\n")
+        return code
+
+
+def _migrated(database_url: str) -> None:
+    backend = backend_of(database_url)
+    if not _at_head(database_url, backend, ACCOUNT_TIMEOUT):
+        _migrate(database_url, backend)
+
+
+def _not_memory(url: str, flag: str) -> str:
+    backend = backend_of(url)
+    if backend == "memory":
+        raise UsageError(f"memory:// keeps nothing between processes: give a sqlite:// or postgresql:// URL to {flag}")
+    return backend
 
 
 def _account_command(args: argparse.Namespace, backend: str) -> int:
@@ -108,16 +151,16 @@ def _prepare_store(args: argparse.Namespace, backend: str) -> None:
     fit, since every request would fail on it."""
     if args.no_migrate:
         check_schema(args.database_url, backend, args.db_timeout)
-    elif not _at_head(args, backend):
+    elif not _at_head(args.database_url, backend, args.db_timeout):
         _migrate_in_child(args)
 
 
-def _at_head(args: argparse.Namespace, backend: str) -> bool:
+def _at_head(database_url: str, backend: str, timeout: float) -> bool:
     """Whether the store is at this code's schema already, read with the driver alone: a restart
     then starts in a few milliseconds, without the migration child. Anything else (behind, empty,
     unreachable) is the migration's to do or to explain."""
     try:
-        check_schema(args.database_url, backend, args.db_timeout)
+        check_schema(database_url, backend, timeout)
     except StorageUnavailableError:
         return False
     return True
@@ -129,6 +172,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         db_timeout=args.db_timeout,
         pool_size=args.pool_size,
         max_body_bytes=args.max_body_bytes,
+        max_import_bytes=args.max_import_bytes,
         body_timeout=args.body_timeout,
         require_if_match=args.require_if_match,
         cursor_secret=args.cursor_secret,

@@ -117,7 +117,46 @@ def build_parser() -> EnvParser:
     _database_flag(migrate)
     _log_flags(migrate)
     _account_commands(commands)
+    _transfer_commands(commands)
     return parser
+
+
+ON_CONFLICT_HELP = ("what to do with a note or token whose id the target has already: fail (default: import"
+                    " nothing, naming the id), skip (keep the target's) or replace (take the imported one)")
+
+
+def _transfer_commands(commands: argparse._SubParsersAction) -> None:
+    """export, import and copy: a store's content to a file, from a file, or to another store."""
+    export: EnvParser = commands.add_parser(
+        "export", help="write a store's notes, owners and tokens to a file",
+        description="Write the store's content as a notes file (JSON Lines, API.md), or its notes as a zip of"
+        " Markdown files. Only the hashes of tokens are written, and only in a whole-store export.",
+    )
+    _database_flag(export)
+    export.add_argument("--owner", action="append", metavar="NAME", help="only this owner's notes; repeat for more")
+    export.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+    export.add_argument("--format", choices=("jsonl", "markdown"), default="jsonl",
+                        help="jsonl (default): the notes file, for import; markdown: a zip of OWNER/ID-title.md"
+                        " files with YAML front matter")
+    _log_flags(export)
+    imported: EnvParser = commands.add_parser(
+        "import", help="load a notes file into a store, all of it or nothing",
+        description="Load a notes file made by export into the store, keeping ids, versions, times, owners and"
+        " tokens, in one transaction: a file that is cut short, altered or breaks a rule writes nothing.",
+    )
+    _database_flag(imported)
+    imported.add_argument("--input", "-i", metavar="FILE", help="default: standard input")
+    imported.add_argument("--on-conflict", choices=("fail", "skip", "replace"), default="fail", help=ON_CONFLICT_HELP)
+    _log_flags(imported)
+    copy: EnvParser = commands.add_parser(
+        "copy", help="copy every owner, token and note from one store to another",
+        description="Copy a whole store into another one (migrated first, as serve would), in one transaction,"
+        " then compare both sides record by record.",
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="the store to copy")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="the store to fill")
+    copy.add_argument("--on-conflict", choices=("fail", "skip", "replace"), default="fail", help=ON_CONFLICT_HELP)
+    _log_flags(copy)
 
 
 def _leaf(group: argparse._SubParsersAction, name: str, **kwargs: Any) -> EnvParser:
@@ -184,6 +223,8 @@ def _serve_flags(serve: EnvParser) -> None:
                    "seconds to wait on the database before a 503", type=float)
     serve.env_flag("--max-body-bytes", "NOTES_MAX_BODY_BYTES", _shown(_SERVICE.max_body_bytes),
                    "largest request body", type=int)
+    serve.env_flag("--max-import-bytes", "NOTES_MAX_IMPORT_BYTES", _shown(_SERVICE.max_import_bytes),
+                   "largest body of POST /import", type=int)
     serve.env_flag("--body-timeout", "NOTES_BODY_TIMEOUT", _shown(_SERVICE.body_timeout),
                    "seconds a request body may take to arrive before a 408 and a closed connection",
                    type=float)

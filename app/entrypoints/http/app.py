@@ -12,7 +12,7 @@ from aiohttp import web
 from app.adapters import PoolUsage
 from app.domain.accounts import AccountService
 from app.domain.services import NoteService
-from app.entrypoints.http import accounts, docs, handlers, routing
+from app.entrypoints.http import accounts, docs, handlers, routing, transfer
 from app.entrypoints.http.auth import Authentication, AuthMode
 from app.entrypoints.http.keys import ACCOUNTS, AUTHENTICATION, CURSORS, NOTES, SETTINGS, HttpSettings
 from app.entrypoints.http.listing import CursorCodec
@@ -73,6 +73,8 @@ def _add_routes(router: web.UrlDispatcher) -> None:
                               "POST": accounts.issue_token})
     add("/tokens/{id}", "token", {"GET": accounts.get_token, "HEAD": accounts.get_token,
                                   "DELETE": accounts.revoke_token})
+    add("/export", "export_notes", _get(transfer.export_notes))
+    add("/import", "import_notes", {"POST": transfer.import_notes})
     add("/healthz", "healthz", _get(handlers.healthz))
     add("/readyz", "readyz", _get(handlers.readyz))
     add("/openapi.json", "openapi", _get(docs.openapi_json))

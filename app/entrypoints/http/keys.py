@@ -23,6 +23,7 @@ class HttpSettings:
     """What the HTTP adapter needs of the settings (`app.container.Settings` has their defaults)."""
 
     max_body_bytes: int
+    max_import_bytes: int  # the body of POST /import
     require_if_match: bool
     body_timeout: float  # seconds a request body may take to arrive
     cors_origins: tuple[str, ...]  # empty: no CORS headers at all

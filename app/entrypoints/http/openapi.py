@@ -50,12 +50,14 @@ PROBLEMS = {
     409: "a request with the same Idempotency-Key is still being processed",
     412: "If-Match does not match the note's current ETag (strong comparison), or If-None-Match"
          " matches it",
-    413: "the body is over the limit",
+    413: "the body is over the limit (POST /import: --max-import-bytes)",
     417: "an Expect header other than 100-continue",
-    415: "the declared Content-Type is not JSON (PATCH: not a JSON merge patch; see Accept-Patch)",
+    415: "the declared Content-Type is not JSON (PATCH: not a JSON merge patch; see Accept-Patch;"
+         " POST /import: not application/x-ndjson)",
     422: "the body breaks the rules of the note (`errors` lists the first 100 problems, each with its"
          " JSON pointer, and `detail` says how many there were),"
-         " or an Idempotency-Key is reused with another body",
+         " or an Idempotency-Key is reused with another body; POST /import: a notes file cut short, altered,"
+         " or with lines that break its rules (`errors` gives each `line`)",
     428: "the server requires If-Match on writes (--require-if-match)",
     429: "over this owner's --rate-limit; retry after `Retry-After` seconds",
     503: "the database cannot be reached; retry after `Retry-After` seconds",
@@ -216,6 +218,48 @@ def _account_paths() -> dict[str, Any]:
     }
 
 
+NDJSON = "application/x-ndjson"
+NOTES_FILE_EXAMPLE = "\n".join((
+    '{"kind":"header","format":"notes","version":1,"exported_at":"2026-12-01T10:00:00.000000Z","source":"api"}',
+    '{"kind":"owner","name":"alice","created_at":"2026-11-30T09:00:00.000000Z"}',
+    '{"kind":"note","owner":"alice","id":7,"title":"note two","description":"sample notes","priority":4,'
+    '"tags":["home","work"],"created_by":"apcelent","created_at":"2017-08-23T00:00:00.000000Z",'
+    '"updated_at":"2026-11-30T09:05:00.000000Z","version":2}',
+    '{"kind":"end","counts":{"owner":1,"token":0,"note":1},"sha256":"<SHA-256 of the lines above>"}',
+)) + "\n"
+
+
+def _transfer_paths() -> dict[str, Any]:
+    notes_file = {"schema": {"type": "string"}, "example": NOTES_FILE_EXAMPLE}
+    return {
+        "/export": {"get": {
+            "operationId": "exportNotes", "summary": "The caller's notes as a notes file (JSON Lines), streamed",
+            "description": "A header line, the caller's owner line, one line a note (by id), and an end line with"
+                           " the counts and the SHA-256 of every line before it: a file without it was cut short.",
+            "responses": {"200": {
+                "description": "the notes file",
+                "headers": {"Content-Disposition": {"required": True, "schema": {"type": "string"},
+                                                    "example": 'attachment; filename="notes-alice-20261201.ndjson"'}},
+                "content": {NDJSON: notes_file}},
+                **_problems(503)}}},
+        "/import": {"post": {
+            "operationId": "importNotes",
+            "summary": "A notes file's notes as new notes of the caller, all of them or none",
+            "description": "Each note line becomes a new note of the caller, with a new id, at version 1, its"
+                           " content, tags and created_at kept; owner and token lines are read but not"
+                           " imported. A file cut short, altered (its end line's SHA-256), or with a line that"
+                           " breaks a rule imports nothing: 422 lists every problem (the first 100) by line.",
+            "requestBody": {"required": True, "content": {NDJSON: notes_file}},
+            "responses": {"200": {"description": "what was imported: each old id with its new one", "content": {
+                JSON: {"schema": {
+                    "type": "object", "required": ["imported", "ids"], "additionalProperties": False,
+                    "properties": {"imported": {"type": "integer", "minimum": 0},
+                                   "ids": {"type": "object", "additionalProperties": {"type": "integer"}}}},
+                    "example": {"imported": 1, "ids": {"7": 42}}}}},
+                **_problems(400, 406, 408, 413, 415, 422, 503)}}},
+    }
+
+
 def _token_schemas() -> dict[str, Any]:
     moment = {"type": "string", "pattern": schemas.WRITTEN_TIMESTAMP}
     maybe = {"type": ["string", "null"], "pattern": schemas.WRITTEN_TIMESTAMP}
@@ -323,6 +367,6 @@ def build_openapi(settings: HttpSettings, *, token_optional: bool = False) -> di
                                 "Every error is application/problem+json (RFC 9457)."},
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "security": [{"bearerAuth": []}, {}] if token_optional else [{"bearerAuth": []}],
-        "paths": _complete({**_paths(), **_account_paths()}),
+        "paths": _complete({**_paths(), **_account_paths(), **_transfer_paths()}),
         "components": _components(settings),
     }

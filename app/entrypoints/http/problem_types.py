@@ -71,6 +71,10 @@ TYPES = {
                                       " 100-continue."),
     "validation-error": ProblemType(422, "The note breaks its rules; `errors` lists the problems"
                                     " (the first 100), each with a JSON pointer into the body."),
+    "invalid-notes-file": ProblemType(422, "The body of POST /import is not a whole, intact notes file"
+                                      " (API.md, \"Export, import and copy\"), or some of its lines break the"
+                                      " rules; `errors` lists each problem (the first 100) with its line."
+                                      " Nothing was imported."),
     "idempotency-key-reused": ProblemType(422, "This Idempotency-Key was first used with another"
                                           " body. Use a new key for a new request."),
     "rate-limited": ProblemType(429, "This owner made more requests than --rate-limit allows;"

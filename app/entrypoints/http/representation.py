@@ -52,16 +52,20 @@ def _check_media_type(request: web.Request) -> None:
         )
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The whole body, refused at once when its declared length is over the limit, and within
-    the body timeout: a client that sends too slowly loses its connection (408, then closed)."""
+async def read_body(request: web.Request, limit: int | None = None) -> bytes:
+    """The whole body, refused at once when its declared length is over the limit (by default
+    --max-body-bytes), and within the body timeout: a client that sends too slowly loses its
+    connection (408, then closed)."""
     settings = request.app[SETTINGS]
-    limit = settings.max_body_bytes
+    if limit is None:
+        limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        raise _too_large(limit)
     try:
         async with asyncio.timeout(settings.body_timeout):
-            return await request.read()
+            if limit == settings.max_body_bytes:
+                return await request.read()  # aiohttp's own limit is this one
+            return await _read_up_to(request, limit)
     except TimeoutError:
         # The rest of the body is not waited for: without this, aiohttp would read it for its
         # lingering time before closing, which is what a slow client wants.
@@ -72,6 +76,20 @@ async def read_body(request: web.Request) -> bytes:
             slug="request-timeout",
             close=True,
         ) from None
+
+
+def _too_large(limit: int) -> ProblemError:
+    return ProblemError(413, f"the request body is over the limit of {limit:,} bytes", slug="content-too-large")
+
+
+async def _read_up_to(request: web.Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

@@ -138,6 +138,7 @@ def problem() -> dict[str, Any]:
                     "properties": {
                         "pointer": {"type": "string"},
                         "parameter": {"type": "string"},
+                        "line": {"type": "integer", "minimum": 1, "description": "of a notes file (POST /import)"},
                         "detail": {"type": "string"},
                     },
                     "required": ["detail"],

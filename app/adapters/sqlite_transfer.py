@@ -1,0 +1,232 @@
+"""Export and import for SQLite: a stream read in one snapshot, a stream written in one
+transaction with `executemany`, a thousand rows a call.
+
+The export reads on a connection of its own, in one read transaction (WAL: writers go on), and
+fetches its rows in a thread, a batch at a time, so the event loop serves requests meanwhile. The
+import holds the write lock from its first row to its commit; `notes.id` is an AUTOINCREMENT
+rowid, so SQLite itself moves the id sequence past the largest id written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+import orjson
+
+from app.adapters.sqlite_link import Writer, connect, unavailable_on_error
+from app.domain.errors import ImportConflictError
+from app.domain.model import Note, search_text, title_sort_key
+from app.domain.owners import Scope
+from app.domain.timestamps import from_microseconds, to_microseconds
+from app.domain.transfer import Imported, NoteRecord, OnConflict, OwnerRecord, Record, Selection, TokenRecord
+
+BATCH = 1000
+_NOTE_COLUMNS = "owner, id, title, description, priority, tags, created_by, created_at, updated_at, version"
+_INSERT_NOTE = (
+    f"INSERT INTO notes ({_NOTE_COLUMNS}, title_key, search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_TOKEN_COLUMNS = "id, owner, label, scope, secret_hash, created_at, expires_at, last_used_at"
+
+
+def _micros(moment: object) -> int | None:
+    return None if moment is None else to_microseconds(moment)  # type: ignore[arg-type]
+
+
+def _moment(value: int | None) -> object:
+    return None if value is None else from_microseconds(value)
+
+
+def _owned(selection: Selection) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause on `owner`/`name` for the selection, and its parameters."""
+    if selection.owners is None:
+        return "", ()
+    return f" IN ({', '.join('?' * len(selection.owners))})", selection.owners
+
+
+async def export(path: str, timeout: float, selection: Selection) -> AsyncIterator[Record]:
+    db = connect(path, timeout)
+    try:
+        with unavailable_on_error():
+            db.execute("BEGIN")  # one snapshot, from the first read to the last
+            within, names = _owned(selection)
+            rows = db.execute(
+                f"SELECT name, created_at FROM owners{' WHERE name' + within if within else ''} ORDER BY name", names
+            ).fetchall()
+        for name, created_at in rows:
+            yield OwnerRecord(name, _moment(created_at))  # type: ignore[arg-type]
+        if selection.whole_store:
+            with unavailable_on_error():
+                tokens = db.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY id").fetchall()
+            for id_, owner, label, scope, hashed, created, expires, used in tokens:
+                yield TokenRecord(
+                    id=id_, owner=owner, label=label, scope=Scope(scope), secret_hash=hashed,
+                    created_at=from_microseconds(created), expires_at=_moment(expires),  # type: ignore[arg-type]
+                    last_used_at=_moment(used),  # type: ignore[arg-type]
+                )
+        with unavailable_on_error():
+            cursor = db.execute(
+                f"SELECT {_NOTE_COLUMNS} FROM notes{' WHERE owner' + within if within else ''} ORDER BY id", names
+            )
+        while True:
+            with unavailable_on_error():
+                batch = await asyncio.to_thread(cursor.fetchmany, BATCH)
+            if not batch:
+                break
+            for owner, id_, title, description, priority, tags, created_by, created, updated, version in batch:
+                yield NoteRecord(owner, Note(
+                    id=id_, title=title, description=description, priority=priority,
+                    tags=tuple(orjson.loads(tags)), created_by=created_by,
+                    created_at=from_microseconds(created), updated_at=from_microseconds(updated),
+                    version=version,
+                ))
+    finally:
+        db.close()
+
+
+async def count_notes(path: str, timeout: float, selection: Selection) -> int:
+    db = connect(path, timeout)
+    try:
+        within, names = _owned(selection)
+        with unavailable_on_error():
+            row = await asyncio.to_thread(
+                db.execute(f"SELECT count(*) FROM notes{' WHERE owner' + within if within else ''}", names).fetchone
+            )
+        return int(row[0])
+    finally:
+        db.close()
+
+
+async def import_records(writer: Writer, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
+    """Notes are written a batch at a time in a thread of their own (SQLite lets go of the GIL
+    while it works), while the loop reads and converts the next batch. Into an empty table, the
+    trigger that keeps the tag and search tables is set aside, and both are built in bulk at the
+    end, which is faster than row by row."""
+    imported = Imported()
+    rows: list[NoteRecord] = []
+    async with writer.transaction() as db, _Batches(db, on_conflict, imported) as batches:
+        with unavailable_on_error():
+            deferred = _defer_indexing(db)
+            async for record in records:
+                if isinstance(record, NoteRecord):
+                    rows.append(record)
+                    if len(rows) == BATCH:
+                        await batches.write(rows)
+                        rows = []
+                elif isinstance(record, TokenRecord):
+                    _write_token(db, record, on_conflict, imported)
+                else:
+                    added = db.execute(
+                        "INSERT OR IGNORE INTO owners (name, created_at) VALUES (?, ?)",
+                        (record.name, _micros(record.created_at)),
+                    )
+                    imported.owners += added.rowcount
+            await batches.write(rows)
+            await batches.finish()
+            if deferred is not None:
+                await asyncio.to_thread(_index_in_bulk, db, deferred)
+    return imported
+
+
+class _Batches:
+    """One batch of notes at a time in the writer's thread. Leaving waits for the batch in
+    flight, whatever happens, so that the transaction never ends while a thread writes in it."""
+
+    def __init__(self, db: sqlite3.Connection, on_conflict: OnConflict, imported: Imported) -> None:
+        self._db, self._on_conflict, self._imported = db, on_conflict, imported
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-import")
+        self._pending: Future[None] | None = None
+
+    async def __aenter__(self) -> _Batches:
+        return self
+
+    async def write(self, rows: list[NoteRecord]) -> None:
+        await self.finish()
+        self._pending = self._thread.submit(_write_notes, self._db, rows, self._on_conflict, self._imported)
+
+    async def finish(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await asyncio.wrap_future(pending)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pending is not None:
+            wait([self._pending])  # a moment at most: one batch
+        self._thread.shutdown(wait=True)
+
+
+_BULK_TRIGGER = "notes_ai"  # the one trigger an insert fires
+
+
+def _defer_indexing(db: sqlite3.Connection) -> str | None:
+    """Into an empty table: drop the insert trigger (in the transaction) and return its SQL."""
+    if db.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is not None:
+        return None
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (_BULK_TRIGGER,)).fetchone()
+    if row is None:
+        return None
+    db.execute(f"DROP TRIGGER {_BULK_TRIGGER}")
+    return str(row[0])
+
+
+def _index_in_bulk(db: sqlite3.Connection, trigger: str) -> None:
+    """What the dropped trigger would have done, for every row at once; then the trigger again."""
+    with unavailable_on_error():
+        db.execute(
+            "INSERT INTO note_tags (owner, tag, note_id)"
+            " SELECT notes.owner, value, notes.id FROM notes, json_each(notes.tags)"
+        )
+        db.execute("INSERT INTO notes_fts (notes_fts) VALUES ('rebuild')")
+        db.execute(trigger)
+
+
+def _write_token(db: sqlite3.Connection, token: TokenRecord, on_conflict: OnConflict, imported: Imported) -> None:
+    clashes = [row[0] for row in db.execute(
+        "SELECT id FROM tokens WHERE id = ? OR secret_hash = ?", (token.id, token.secret_hash)
+    )]
+    if clashes:
+        if on_conflict is OnConflict.FAIL:
+            raise ImportConflictError("token", token.id)
+        if on_conflict is OnConflict.SKIP:
+            return
+        db.executemany("DELETE FROM tokens WHERE id = ?", [(clash,) for clash in clashes])
+    db.execute(
+        f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (token.id, token.owner, token.label, str(token.scope), token.secret_hash,
+         to_microseconds(token.created_at), _micros(token.expires_at), _micros(token.last_used_at)),
+    )
+    imported.tokens += 1
+
+
+def _write_notes(
+    db: sqlite3.Connection, records: Sequence[NoteRecord], on_conflict: OnConflict, imported: Imported
+) -> None:
+    if not records:
+        return
+    ids = [record.note.id for record in records]
+    with unavailable_on_error():
+        marks = ", ".join("?" * len(ids))
+        existing = {row[0] for row in db.execute(f"SELECT id FROM notes WHERE id IN ({marks})", ids)}
+    if existing:
+        if on_conflict is OnConflict.FAIL:
+            raise ImportConflictError("note", min(existing))
+        if on_conflict is OnConflict.SKIP:
+            imported.skipped += sorted(existing)
+            records = [record for record in records if record.note.id not in existing]
+        else:  # a DELETE first, so that the triggers keep the tag and search tables right
+            db.executemany("DELETE FROM notes WHERE id = ?", [(note_id,) for note_id in existing])
+            imported.replaced += len(existing)
+    with unavailable_on_error():
+        db.executemany(_INSERT_NOTE, [_note_row(record) for record in records])
+    imported.notes += len(records)
+
+
+def _note_row(record: NoteRecord) -> tuple:
+    note = record.note
+    return (
+        record.owner, note.id, note.title, note.description, note.priority, orjson.dumps(note.tags).decode(),
+        note.created_by, to_microseconds(note.created_at), to_microseconds(note.updated_at), note.version,
+        title_sort_key(note.title), search_text(note.title, note.description),
+    )

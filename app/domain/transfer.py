@@ -1,0 +1,80 @@
+"""What moves between stores in an export, an import or a copy: owners, their tokens (the
+hashes only) and their notes, each with what the store keeps of it, ids, versions and times
+included, so that a store filled from another one answers exactly as that one did.
+
+A store exports them as one ordered stream, in constant memory: owners by name, then tokens by
+id, then notes by id. It imports such a stream in one transaction: all of it or nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from app.domain.model import Note
+from app.domain.owners import Scope
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRecord:
+    name: str
+    created_at: datetime | None  # None: `local`, which every store has from the start
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRecord:
+    id: int
+    owner: str
+    label: str
+    scope: Scope
+    secret_hash: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NoteRecord:
+    owner: str
+    note: Note
+
+
+Record = OwnerRecord | TokenRecord | NoteRecord
+
+
+class OnConflict(StrEnum):
+    """What an import does with a note or token whose id the target already has."""
+
+    FAIL = "fail"  # refuse the whole import, naming the id
+    SKIP = "skip"  # keep the target's
+    REPLACE = "replace"  # take the imported one
+
+
+@dataclass(slots=True)
+class Imported:
+    """What an import wrote: owners it added, tokens and notes it wrote, and the ids it skipped
+    (`--on-conflict skip`) or replaced."""
+
+    owners: int = 0
+    tokens: int = 0
+    notes: int = 0
+    skipped: list[int] = field(default_factory=list)  # note ids the target kept as they were
+    replaced: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which part of a store an export covers: every owner (with tokens), or the named ones."""
+
+    owners: tuple[str, ...] | None = None  # None: the whole store
+
+    @property
+    def whole_store(self) -> bool:
+        return self.owners is None
+
+    def covers(self, owner: str) -> bool:
+        return self.owners is None or owner in self.owners
+
+
+WHOLE_STORE = Selection()

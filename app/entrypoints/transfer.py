@@ -1,0 +1,398 @@
+"""`export`, `import` and `copy`: a store's content to a file, from a file, and to another store
+(cli.py runs them). Each goes through the store's own streaming ports (`Store.export`,
+`Store.import_records`), so every pair of stores works and memory stays flat whatever the size.
+
+What a person reads goes to standard error; standard output carries only the exported file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import sys
+import tempfile
+import time
+import unicodedata
+import zipfile
+from array import array
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any, TextIO
+
+import orjson
+
+from app.adapters.connect_errors import redacted
+from app.container import Settings, backend_of, build_container
+from app.domain.errors import OwnerNotFoundError
+from app.domain.owners import owner_name
+from app.domain.ports import Store
+from app.domain.timestamps import format_timestamp, to_microseconds
+from app.domain.transfer import (
+    WHOLE_STORE,
+    Imported,
+    NoteRecord,
+    OnConflict,
+    OwnerRecord,
+    Record,
+    Selection,
+    TokenRecord,
+)
+from app.entrypoints.notes_file import read_notes_file, write_notes_file
+
+ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
+PROGRESS_EVERY = 5.0  # seconds between two plain progress lines when standard error is no terminal
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the command stopped, and says what it left behind."""
+
+
+@asynccontextmanager
+async def opened(database_url: str) -> AsyncIterator[Store]:
+    """The store of a URL, opened as the server opens it, and closed after."""
+    container = build_container(Settings(database_url=database_url, pool_size=2))
+    try:
+        yield await container.storage()  # type: ignore[misc]  # async: the storage opens here
+    finally:
+        shutdown = container.shutdown_resources()
+        if shutdown is not None:
+            await shutdown
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return (f"{_plural(counts['owner'], 'owner')}, {_plural(counts['token'], 'token')}"
+            f" and {_plural(counts['note'], 'note')}")
+
+
+# export
+
+
+def run_export(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
+    if args.output is None and args.format == "markdown" and sys.stdout.isatty():
+        raise ValueError("a zip file cannot be shown on a terminal: give --output FILE, or redirect standard output")
+    selection = Selection(tuple(owner_name(name) for name in args.owner) if args.owner else None)
+    try:
+        with _output(args.output) as sink:
+            counts = asyncio.run(_export(args.database_url, selection, args.format, sink))
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "export interrupted" + ("" if args.output is None else f": {args.output} was not written")
+        ) from None
+    where = "standard output" if args.output is None else args.output
+    err.write(f"exported {_counted(counts)} to {where}\n")
+    return 0
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[IO[bytes]]:
+    """Standard output, or a file that appears, complete, only when the export succeeded."""
+    if path is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, partial = tempfile.mkstemp(prefix=".export-", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as sink:
+            yield sink
+        os.replace(partial, path)
+    except BaseException:
+        os.unlink(partial)
+        raise
+
+
+async def _export(database_url: str, selection: Selection, kind: str, sink: IO[bytes]) -> dict[str, int]:
+    async with opened(database_url) as store:
+        if selection.owners is not None:
+            known = {owner.name for owner in await store.accounts.owners()}
+            for name in selection.owners:
+                if name not in known:
+                    raise OwnerNotFoundError(name)
+        counting = Counted(store.export(selection))
+        if kind == "markdown":
+            await _markdown_zip(counting, sink)
+        else:
+            async for chunk in write_notes_file(counting, backend_of(database_url), datetime.now(UTC)):
+                sink.write(chunk)
+        return counting.counts
+
+
+class Counted:
+    """A stream of records that counts them by kind as they pass."""
+
+    def __init__(self, records: AsyncIterator[Record]) -> None:
+        self._records = records
+        self.counts = {"owner": 0, "token": 0, "note": 0}
+
+    async def __aiter__(self) -> AsyncIterator[Record]:
+        async for record in self._records:
+            kind = "note" if isinstance(record, NoteRecord) else "token" if isinstance(record, TokenRecord) else "owner"
+            self.counts[kind] += 1
+            yield record
+
+
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def slug(title: str) -> str:
+    """A file name's part from a title: ASCII letters and digits joined by dashes, at most 60."""
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    return _NOT_SLUG.sub("-", ascii_title).strip("-")[:60].rstrip("-") or "note"
+
+
+def markdown_note(note: Any) -> bytes:
+    """A note as Markdown with YAML front matter; JSON strings are YAML's double-quoted scalars."""
+    def text(value: Any) -> str:
+        return orjson.dumps(value).decode()
+
+    front = [
+        f"id: {note.id}", f"title: {text(note.title)}", f"tags: {text(list(note.tags))}",
+        f"priority: {note.priority}", f"created_by: {text(note.created_by)}",
+        f"created_at: {format_timestamp(note.created_at)}", f"updated_at: {format_timestamp(note.updated_at)}",
+        f"version: {note.version}",
+    ]
+    return ("---\n" + "\n".join(front) + "\n---\n\n" + note.description + ("\n" if note.description else "")).encode()
+
+
+async def _markdown_zip(records: Counted, sink: IO[bytes]) -> None:
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        async for record in records:
+            if isinstance(record, NoteRecord):
+                note = record.note
+                at = max(note.updated_at.astimezone(UTC), ZIP_EPOCH)  # a zip holds no earlier time
+                stamp = (at.year, at.month, at.day, at.hour, at.minute, at.second)
+                info = zipfile.ZipInfo(f"{record.owner}/{note.id}-{slug(note.title)}.md", stamp)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, markdown_note(note))
+
+
+# import
+
+
+def run_import(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
+    target = redacted(args.database_url)
+    try:
+        with _input(args.input) as lines:
+            imported = asyncio.run(_import(args.database_url, lines, OnConflict(args.on_conflict)))
+    except KeyboardInterrupt:
+        raise Interrupted(f"import interrupted: nothing was written to {target}") from None
+    err.write(f"imported {_imported(imported)} into {target}\n")
+    return 0
+
+
+@contextlib.contextmanager
+def _input(path: str | None) -> Iterator[IO[bytes]]:
+    if path is None:
+        yield sys.stdin.buffer
+        return
+    with open(path, "rb") as source:
+        yield source
+
+
+async def _import(database_url: str, lines: IO[bytes], on_conflict: OnConflict) -> Imported:
+    async with opened(database_url) as store:
+        return await store.import_records(read_notes_file(lines), on_conflict)
+
+
+def _imported(imported: Imported) -> str:
+    said = (f"{_plural(imported.notes, 'note')}, {_plural(imported.tokens, 'token')}"
+            f" and {_plural(imported.owners, 'new owner')}")
+    if imported.skipped:
+        said += f" ({_plural(len(imported.skipped), 'note')} the target had already were kept: --on-conflict skip)"
+    if imported.replaced:
+        said += f" ({_plural(imported.replaced, 'note')} the target had were replaced)"
+    return said
+
+
+# copy
+
+
+def run_copy(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
+    target = redacted(args.target)
+    try:
+        report = asyncio.run(_copy(args.source, args.target, OnConflict(args.on_conflict), err))
+    except KeyboardInterrupt:
+        raise Interrupted(f"copy interrupted: nothing was written to {target}") from None
+    err.write(report.summary() + "\n")
+    return 0 if report.matches else 1
+
+
+class Progress:
+    """Notes done of the total: a bar on a terminal (tqdm), else a plain line every few seconds."""
+
+    def __init__(self, total: int, err: TextIO) -> None:
+        self._total, self._err, self.done = total, err, 0
+        self._started = self._shown = time.monotonic()
+        self._bar: Any = None
+        if err.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit=" notes", unit_scale=True, file=err, dynamic_ncols=True,
+                             desc="copying", smoothing=0.1)
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self._bar is not None:
+            self._bar.update(count)
+            return
+        now = time.monotonic()
+        if now - self._shown >= PROGRESS_EVERY:
+            self._shown = now
+            rate = self.done / (now - self._started)
+            left = f", about {max(self._total - self.done, 0) / rate:.0f} s left" if rate else ""
+            self._err.write(f"copied {self.done:,} of {self._total:,} notes ({rate:,.0f} notes/s{left})\n")
+            self._err.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def fingerprint(record: Record) -> bytes:
+    """A record's values in one canonical byte string, times as exact integer microseconds: what
+    a copy compares on both sides. Cheaper than the record's line, and as exact."""
+    if isinstance(record, NoteRecord):
+        n = record.note
+        return orjson.dumps((
+            "note", record.owner, n.id, n.title, n.description, n.priority, n.tags, n.created_by,
+            to_microseconds(n.created_at), to_microseconds(n.updated_at), n.version,
+        ))
+    if isinstance(record, TokenRecord):
+        return orjson.dumps((
+            "token", record.id, record.owner, record.label, str(record.scope), record.secret_hash,
+            to_microseconds(record.created_at), _micros(record.expires_at), _micros(record.last_used_at),
+        ))
+    return orjson.dumps(("owner", record.name, _micros(record.created_at)))
+
+
+def _micros(moment: datetime | None) -> int | None:
+    return None if moment is None else to_microseconds(moment)
+
+
+def _digest(values: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(values, digest_size=8).digest(), "big")
+
+
+@dataclass
+class Fingerprints:
+    """Each record of a copy's source by its key, as a 64-bit digest of its `fingerprint`; notes
+    in two flat arrays (16 bytes a note), in the id order of the export; and a SHA-256 of all."""
+
+    owners: dict[str, int] = field(default_factory=dict)
+    tokens: dict[int, int] = field(default_factory=dict)
+    note_ids: array = field(default_factory=lambda: array("q"))
+    note_digests: array = field(default_factory=lambda: array("Q"))
+    sha256: Any = field(default_factory=hashlib.sha256)
+
+    def add(self, record: Record) -> None:
+        values = fingerprint(record)
+        self.sha256.update(values)
+        if isinstance(record, NoteRecord):
+            self.note_ids.append(record.note.id)
+            self.note_digests.append(_digest(values))
+        elif isinstance(record, TokenRecord):
+            self.tokens[record.id] = _digest(values)
+        else:
+            self.owners[record.name] = _digest(values)
+
+
+@dataclass
+class CopyReport:
+    notes: int
+    owners: int
+    imported: Imported
+    sha256: str
+    elapsed: float
+    differing: list[str] = field(default_factory=list)  # what differs, one phrase each
+
+    @property
+    def matches(self) -> bool:
+        return not self.differing
+
+    def summary(self) -> str:
+        rate = self.notes / self.elapsed if self.elapsed else 0
+        said = (f"{self.notes:,} notes of {_plural(self.owners, 'owner')} copied"
+                f" in {self.elapsed:.1f} s ({rate:,.0f} notes/s)")
+        if self.imported.skipped:
+            said += f"; {_plural(len(self.imported.skipped), 'note')} the target had already kept as they were"
+        if self.matches:
+            return f"{said}; checksums match (SHA-256 {self.sha256[:16]})"
+        return f"{said}; checksums differ: {'; '.join(self.differing)}"
+
+
+async def _copy(source_url: str, target_url: str, on_conflict: OnConflict, err: TextIO) -> CopyReport:
+    started = time.monotonic()
+    async with opened(source_url) as source, opened(target_url) as target:
+        progress = Progress(await source.count_notes(WHOLE_STORE), err)
+        fingerprints = Fingerprints()
+
+        async def read() -> AsyncIterator[Record]:
+            pending = 0
+            async for record in source.export(WHOLE_STORE):
+                fingerprints.add(record)
+                if isinstance(record, NoteRecord):
+                    pending += 1
+                    if pending == 1000:
+                        progress.advance(pending)
+                        pending = 0
+                yield record
+            progress.advance(pending)
+
+        try:
+            imported = await target.import_records(read(), on_conflict)
+        finally:
+            progress.close()
+        elapsed = time.monotonic() - started
+        differing = await _compare(target, fingerprints, set(imported.skipped))
+    return CopyReport(len(fingerprints.note_ids), len(fingerprints.owners), imported,
+                      fingerprints.sha256.hexdigest(), elapsed, differing)
+
+
+async def _compare(target: Store, source: Fingerprints, skipped: set[int]) -> list[str]:
+    """What differs between the source's records and the target's records of the same keys."""
+    differing: list[str] = []
+    wrong_notes: list[int] = []
+    missing_notes: list[int] = []
+    ids, digests = source.note_ids, source.note_digests
+    at = 0
+    seen_owners: set[str] = set()
+    seen_tokens: set[int] = set()
+    async for record in target.export(WHOLE_STORE):
+        values = _digest(fingerprint(record))
+        if isinstance(record, NoteRecord):
+            note_id = record.note.id
+            while at < len(ids) and ids[at] < note_id:
+                if ids[at] not in skipped:
+                    missing_notes.append(ids[at])
+                at += 1
+            if at < len(ids) and ids[at] == note_id:
+                if digests[at] != values and note_id not in skipped:
+                    wrong_notes.append(note_id)
+                at += 1
+        elif isinstance(record, TokenRecord):
+            if record.id in source.tokens:
+                seen_tokens.add(record.id)
+                if source.tokens[record.id] != values:
+                    differing.append(f"token {record.id} differs")
+        elif isinstance(record, OwnerRecord) and record.name in source.owners:
+            seen_owners.add(record.name)
+            if source.owners[record.name] != values:
+                differing.append(f"owner {record.name} differs (the target had it already, created at another time)")
+    missing_notes += [note_id for note_id in ids[at:] if note_id not in skipped]
+    differing += [f"owner {name} is missing" for name in sorted(source.owners.keys() - seen_owners)]
+    differing += [f"token {token_id} is missing" for token_id in sorted(source.tokens.keys() - seen_tokens)]
+    for notes, how in ((wrong_notes, "differ"), (missing_notes, "are missing")):
+        if notes:
+            shown = ", ".join(map(str, notes[:10])) + (", ..." if len(notes) > 10 else "")
+            differing.append(f"{_plural(len(notes), 'note')} {how} (ids {shown})")
+    return differing
