@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -34,6 +34,7 @@ from app.domain.model import Note, NoteDraft, search_text, title_sort_key
 from app.domain.owners import NewToken, OwnerSummary, Scope, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
+from app.domain.timestamps import aware
 from app.domain.transfer import Imported, OnConflict, Record, Selection
 
 
@@ -83,13 +84,8 @@ _COPY_COLUMNS = ("id", "owner", "title", "description", "priority", "tags", "cre
 def _note(row: asyncpg.Record) -> Note:
     return Note(
         id=row[0], title=row[1], description=row[2], priority=row[3], tags=tuple(row[4]),
-        created_by=row[5], created_at=_aware(row[6]), updated_at=_aware(row[7]), version=row[8],
+        created_by=row[5], created_at=aware(row[6]), updated_at=aware(row[7]), version=row[8],
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    # asyncpg gives datetime.min back without its zone (it reads it as -infinity's stand-in).
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _values(note: Note | NoteDraft) -> tuple:

@@ -18,6 +18,7 @@ from app.adapters.postgres_link import transaction
 from app.domain.errors import ImportConflictError
 from app.domain.model import Note, search_text, title_sort_key
 from app.domain.owners import Scope
+from app.domain.timestamps import aware
 from app.domain.transfer import Imported, NoteRecord, OnConflict, OwnerRecord, Record, Selection, TokenRecord
 
 PREFETCH = 2000
@@ -42,18 +43,19 @@ async def export(pool: asyncpg.Pool, selection: Selection) -> AsyncIterator[Reco
     async with transaction(pool, None, _SNAPSHOT) as db:
         where, args = _owned(selection, "name")
         for name, created_at in await db.fetch(f"SELECT name, created_at FROM owners{where} ORDER BY name", *args):
-            yield OwnerRecord(name, created_at)
+            yield OwnerRecord(name, None if created_at is None else aware(created_at))
         if selection.whole_store:
             for row in await db.fetch(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY id"):
                 yield TokenRecord(
                     id=row[0], owner=row[1], label=row[2], scope=Scope(row[3]), secret_hash=row[4],
-                    created_at=row[5], expires_at=row[6], last_used_at=row[7],
+                    created_at=aware(row[5]), expires_at=row[6] and aware(row[6]),
+                    last_used_at=row[7] and aware(row[7]),
                 )
         where, args = _owned(selection, "owner")
         async for row in db.cursor(f"{_SELECT_NOTES}{where} ORDER BY id", *args, prefetch=PREFETCH):
             yield NoteRecord(row[0], Note(
                 id=row[1], title=row[2], description=row[3], priority=row[4], tags=tuple(row[5]),
-                created_by=row[6], created_at=row[7], updated_at=row[8], version=row[9],
+                created_by=row[6], created_at=aware(row[7]), updated_at=aware(row[8]), version=row[9],
             ))
 
 

@@ -79,6 +79,12 @@ def format_timestamp(moment: datetime) -> str:
     )
 
 
+def aware(moment: datetime) -> datetime:
+    """A moment from a driver, in UTC: asyncpg gives datetime.min back without its zone (it reads
+    it as the stand-in of -infinity)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def to_microseconds(moment: datetime) -> int:
     """Microseconds since the Unix epoch: an exact, sortable integer form of a timestamp."""
     delta = moment - EPOCH

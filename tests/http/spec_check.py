@@ -74,7 +74,7 @@ class SpecChecker:
             self.violations.append(f"{where}: content type {media_type} not described")
             return
         schema = content[media_type].get("schema")
-        if schema and media_type.endswith("json"):
+        if schema and (media_type == "application/json" or media_type.endswith("+json")):
             root = {**schema, "components": self.spec["components"]}
             for error in Draft202012Validator(root).iter_errors(orjson.loads(body)):
                 self.violations.append(f"{where}: {error.message} at {list(error.absolute_path)}")

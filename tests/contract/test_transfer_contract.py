@@ -1,0 +1,195 @@
+"""Export and import through the ports: every ordered pair of stores, and each store's import
+being all or nothing, with its conflicts, its id sequence and its selection."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from app.adapters import Storage
+from app.adapters.migrate import migrate
+from app.container import build_container
+from app.domain.accounts import AccountService
+from app.domain.errors import ImportConflictError, NoteError
+from app.domain.model import Note
+from app.domain.owners import LOCAL, Scope
+from app.domain.transfer import WHOLE_STORE, NoteRecord, OnConflict, OwnerRecord, Record, Selection, TokenRecord
+from tests.conftest import BACKENDS, _empty, settings_for
+from tests.databases import in_thread
+from tests.factories import T0, draft
+
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(microseconds=7)
+        return self.now
+
+
+@asynccontextmanager
+async def store_of(kind: str, request: pytest.FixtureRequest, path: Path) -> AsyncIterator[Storage]:
+    """An empty, migrated store of this kind, open for the block."""
+    if kind == "memory":
+        url = "memory://"
+    elif kind == "sqlite":
+        url = f"sqlite:///{path}"
+        in_thread(migrate, url, "sqlite")
+    else:
+        url = request.getfixturevalue("migrated_postgres")
+        await _empty(url)
+    container = build_container(settings_for(url))
+    try:
+        yield await container.storage()
+    finally:
+        await container.shutdown_resources()
+
+
+async def fill(store: Storage) -> dict[str, str]:
+    """Owners, tokens and notes of every shape; the secret of each owner's tokens by owner."""
+    clock = Clock()
+    accounts = AccountService(store, clock)
+    await accounts.add_owner("alice")
+    await accounts.add_owner("bob.smith-2")
+    secrets = {
+        "alice": (await accounts.issue_token("alice", label="laptop ✓", scope=Scope.WRITE)).secret,
+        "bob.smith-2": (await accounts.issue_token("bob.smith-2", scope=Scope.READ, expires_in_days=30)).secret,
+    }
+    await accounts.issue_token(LOCAL, label="revoked soon")
+    shapes = [
+        draft(title="Ünïcødé 📝 日本語 עברית e\u0301", tags=tuple(sorted(f"tag-{i}-ß" for i in range(20)))),
+        draft(title="x" * 200, description="ü" * 10_000, priority=10, created_by="c" * 100),
+        draft(title="earliest", created_at=EARLIEST, updated_at=EARLIEST, tags=(), created_by=None, priority=0),
+        draft(title="latest", created_at=LATEST, updated_at=LATEST, description=""),
+        draft(title="whole second", created_at=datetime(2020, 2, 29, 12, tzinfo=UTC)),
+        draft(title="to be deleted"),
+        draft(title="to be revised"),
+    ]
+    made: list[Note] = []
+    for index, shape in enumerate(shapes):
+        owner = ("alice", "bob.smith-2", LOCAL)[index % 3]
+        made.append(await store.notes_of(owner).add(shape))
+    deleted, revised = made[5], made[6]
+    owner_of = {note.id: ("alice", "bob.smith-2", LOCAL)[i % 3] for i, note in enumerate(made)}
+    await store.notes_of(owner_of[deleted.id]).delete(deleted.id)  # a gap in the ids
+    notes = store.notes_of(owner_of[revised.id])
+    second = await notes.update(revised.revised(replace(revised.content(), title="revised once"), clock()))
+    await notes.update(second.revised(replace(second.content(), priority=1), clock()))
+    await store.notes_of("alice").add_many([draft(title=f"bulk {i}", priority=i % 11) for i in range(30)])
+    return secrets
+
+
+async def everything(store: Storage, selection: Selection = WHOLE_STORE) -> list[Record]:
+    return [record async for record in store.export(selection)]
+
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), list(itertools.permutations(BACKENDS, 2)))
+async def test_a_store_copied_into_another_answers_exactly_as_it_did(
+    source_kind: str, target_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    async with store_of(source_kind, request, tmp_path / "source.db") as source, \
+            store_of(target_kind, request, tmp_path / "target.db") as target:
+        secrets = await fill(source)
+        before = await everything(source)
+        imported = await target.import_records(source.export(WHOLE_STORE), OnConflict.FAIL)
+
+        after = await everything(target)
+        assert after == before  # every field of every record, times to the microsecond
+        notes = [r for r in before if isinstance(r, NoteRecord)]
+        assert (imported.notes, imported.tokens, imported.owners) == (len(notes), 3, 2)
+        for record in notes:  # and as the API reads them, one by one
+            assert await target.notes_of(record.owner).get(record.note.id) == record.note
+        assert {r.note.version for r in notes} >= {1, 3}
+
+        newest = max(r.note.id for r in notes)
+        assert (await target.notes_of("alice").add(draft(title="new"))).id > newest
+        clock = Clock()
+        accounts = AccountService(target, clock)
+        for owner, secret in secrets.items():
+            identity = await accounts.authenticate(secret)
+            assert identity is not None and identity.owner == owner
+        newest_token = max(r.id for r in before if isinstance(r, TokenRecord))
+        assert (await accounts.issue_token("alice")).token.id > newest_token
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def _note(owner: str, note_id: int, title: str = "imported") -> NoteRecord:
+    return NoteRecord(owner, Note(id=note_id, title=title, description="", priority=1, tags=("a",),
+                                  created_by=None, created_at=T0, updated_at=T0, version=4))
+
+
+async def _stream(*records: Record, fail_after: int | None = None) -> AsyncIterator[Record]:
+    for index, record in enumerate(records):
+        if index == fail_after:
+            raise NoteError("the file was cut short")  # as the reader of a bad file does
+        yield record
+
+
+async def test_an_id_that_exists_fails_the_whole_import_and_writes_nothing(storage: Storage) -> None:
+    existing = await storage.notes_of(LOCAL).add(draft())
+    before = await everything(storage)
+    stream = _stream(OwnerRecord("carol", T0), _note("carol", existing.id + 5), _note("carol", existing.id))
+    with pytest.raises(ImportConflictError) as raised:
+        await storage.import_records(stream, OnConflict.FAIL)
+    assert raised.value.item_id == existing.id and f"note {existing.id}" in str(raised.value)
+    assert await everything(storage) == before  # not even the owner carol
+
+
+async def test_skip_keeps_what_the_target_has_and_replace_takes_the_import(storage: Storage) -> None:
+    existing = await storage.notes_of(LOCAL).add(draft(title="mine"))
+    skipped = await storage.import_records(
+        _stream(OwnerRecord(LOCAL, None), _note(LOCAL, existing.id), _note(LOCAL, existing.id + 1)), OnConflict.SKIP
+    )
+    assert (skipped.notes, skipped.skipped) == (1, [existing.id])
+    assert (await storage.notes_of(LOCAL).get(existing.id)).title == "mine"
+    replaced = await storage.import_records(
+        _stream(OwnerRecord(LOCAL, None), _note(LOCAL, existing.id, "theirs")), OnConflict.REPLACE
+    )
+    assert replaced.replaced == 1
+    now = await storage.notes_of(LOCAL).get(existing.id)
+    assert (now.title, now.version) == ("theirs", 4)
+
+
+async def test_a_stream_that_fails_half_way_leaves_the_store_as_it_was(storage: Storage) -> None:
+    await storage.notes_of(LOCAL).add(draft())
+    before = await everything(storage)
+    records = [OwnerRecord("dave", T0), *(_note("dave", 100 + i) for i in range(2500))]
+    with pytest.raises(NoteError, match="cut short"):
+        await storage.import_records(_stream(*records, fail_after=2400), OnConflict.FAIL)
+    assert await everything(storage) == before
+    # and the store still takes writes, on the same connections
+    assert (await storage.notes_of(LOCAL).add(draft())).id > 0
+
+
+async def test_an_owners_export_holds_only_that_owner_and_no_token(storage: Storage) -> None:
+    secrets = await fill(storage)
+    assert secrets
+    alone = await everything(storage, Selection(("alice",)))
+    assert [r for r in alone if not isinstance(r, NoteRecord)] == [r for r in await everything(storage)
+                                                                  if isinstance(r, OwnerRecord) and r.name == "alice"]
+    notes = [r for r in alone if isinstance(r, NoteRecord)]
+    assert notes and {r.owner for r in notes} == {"alice"}
+    assert [r.note.id for r in notes] == sorted(r.note.id for r in notes)
+    assert await storage.count_notes(Selection(("alice",))) == len(notes)
+
+
+async def test_ids_continue_past_an_import_into_an_empty_store(storage: Storage) -> None:
+    await storage.import_records(_stream(OwnerRecord(LOCAL, None), _note(LOCAL, 1000)), OnConflict.FAIL)
+    assert (await storage.notes_of(LOCAL).add(draft())).id > 1000
+    made = await storage.notes_of(LOCAL).add_many([draft(title=str(i)) for i in range(3)])
+    assert [n.id for n in made] == sorted(n.id for n in made) and made[0].id > 1001
+    assert [await storage.notes_of(LOCAL).get(n.id) for n in made] == list(made)

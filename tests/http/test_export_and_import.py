@@ -1,0 +1,121 @@
+"""GET /export and POST /import, on every store: an owner's notes leave as a notes file and come
+back as new notes; nothing of another owner leaves, and a bad file imports nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from typing import Any
+
+import orjson
+from aiohttp.test_utils import TestClient
+
+from app.domain.model import Note
+from app.domain.owners import Scope
+from app.domain.transfer import NoteRecord, OwnerRecord, TokenRecord
+from app.entrypoints.notes_file import NotesFileWriter, read_all
+from tests.factories import T0
+from tests.http import support
+from tests.http.test_owners_and_tokens import issue, required_client
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+async def problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    document = await support.problem(response, status)
+    assert document["type"].endswith(f"/problems/{slug}"), document
+    return document
+
+
+async def notes_of(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    response = await client.get("/notes?limit=500", headers=headers)
+    assert response.status == 200
+    return orjson.loads(await response.read())["notes"]
+
+
+def notes_file(count: int, broken_line: int | None = None) -> bytes:
+    writer = NotesFileWriter()
+    lines = [writer.header("test", T0), writer.line(OwnerRecord("someone", T0))]
+    for note_id in range(1, count + 1):
+        note = Note(id=note_id, title=f"imported {note_id}", description="d", priority=note_id % 11,
+                    tags=("x",), created_by=None, created_at=T0, updated_at=T0, version=2)
+        lines.append(writer.line(NoteRecord("someone", note)))
+    if broken_line is not None:
+        lines[broken_line - 1] = re.sub(rb'"priority":\d+', b'"priority":99', lines[broken_line - 1])
+    lines.append(orjson.dumps({"kind": "end", "counts": writer.counts,
+                               "sha256": hashlib.sha256(b"".join(lines)).hexdigest()}) + b"\n")
+    return b"".join(lines)
+
+
+async def test_an_owners_export_holds_their_notes_and_nothing_of_anyone_else(make_client, database_url: str) -> None:
+    client = await required_client(make_client, database_url)
+    alice, bob = await issue(client, "alice"), await issue(client, "bob")
+    for i in range(3):
+        assert (await client.post("/notes", json={"title": f"alice {i}"}, headers=alice)).status == 201
+        assert (await client.post("/notes", json={"title": f"bob {i}"}, headers=bob)).status == 201
+    response = await client.get("/export", headers=alice)
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/x-ndjson"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="notes-alice-')
+    body = await response.read()
+    records = read_all(body.splitlines(keepends=True))  # a whole, intact notes file
+    assert [r for r in records if not isinstance(r, NoteRecord)] == [OwnerRecord("alice", records[0].created_at)]
+    assert not any(isinstance(r, TokenRecord) for r in records)
+    exported = [r for r in records if isinstance(r, NoteRecord)]
+    assert {r.owner for r in exported} == {"alice"}
+    assert [r.note.id for r in exported] == sorted(n["id"] for n in await notes_of(client, alice))
+    assert b"bob" not in body
+
+
+async def test_an_export_imported_by_another_owner_becomes_new_notes_with_the_same_content(
+    make_client, database_url: str
+) -> None:
+    client = await required_client(make_client, database_url)
+    alice, bob = await issue(client, "alice"), await issue(client, "bob")
+    sent = {"title": "Ünïcødé", "description": "words", "priority": 7, "tags": ["b", "a"],
+            "created_by": "me", "created_at": "2017-08-23T00:00:00.123456Z"}
+    original = orjson.loads(await (await client.post("/notes", json=sent, headers=alice)).read())
+    await client.put(f"/notes/{original['id']}", json={**sent, "priority": 8}, headers=alice)  # version 2
+    exported = await (await client.get("/export", headers=alice)).read()
+
+    response = await client.post("/import", data=exported, headers={**bob, **NDJSON})
+    assert response.status == 200, await response.text()
+    answer = orjson.loads(await response.read())
+    assert answer["imported"] == 1 and list(answer["ids"]) == [str(original["id"])]
+    copy = orjson.loads(await (await client.get(f"/notes/{answer['ids'][str(original['id'])]}", headers=bob)).read())
+    assert copy["id"] != original["id"] and copy["version"] == 1
+    assert {k: copy[k] for k in sent} == {**sent, "priority": 8, "tags": ["a", "b"]}
+    assert [n["id"] for n in await notes_of(client, alice)] == [original["id"]]  # alice's own is untouched
+
+
+async def test_a_bad_line_at_line_5000_imports_nothing_and_names_the_line(make_client, database_url: str) -> None:
+    client = await make_client(database_url)
+    response = await client.post("/import", data=io.BytesIO(notes_file(6000, broken_line=5000)), headers=NDJSON)
+    found = await problem(response, 422, "invalid-notes-file")
+    assert [e["line"] for e in found["errors"]] == [5000]
+    assert found["errors"][0]["detail"] == "priority must be between 0 and 10"
+    assert await notes_of(client, {}) == []
+    good = await client.post("/import", data=io.BytesIO(notes_file(6000)), headers=NDJSON)
+    assert good.status == 200 and orjson.loads(await good.read())["imported"] == 6000
+
+
+async def test_a_file_cut_short_or_too_large_or_not_a_notes_file_is_refused(make_client, database_url: str) -> None:
+    client = await make_client(database_url, max_import_bytes=20_000)
+    whole = notes_file(20)
+    cut = await problem(await client.post("/import", data=whole[: whole.rindex(b'{"kind":"end"')], headers=NDJSON),
+                        422, "invalid-notes-file")
+    assert cut["errors"][0]["detail"].endswith("it was cut short")
+    too_large = await client.post("/import", data=io.BytesIO(notes_file(200)), headers=NDJSON)
+    await problem(too_large, 413, "content-too-large")
+    await problem(await client.post("/import", json={"title": "x"}), 415, "unsupported-media-type")
+    assert await notes_of(client, {}) == []
+
+
+async def test_a_read_token_may_export_but_not_import(make_client, database_url: str) -> None:
+    client = await required_client(make_client, database_url)
+    reader = await issue(client, "carol", Scope.READ)
+    assert (await client.get("/export", headers=reader)).status == 200
+    await problem(await client.post("/import", data=notes_file(1), headers={**reader, **NDJSON}),
+                  403, "insufficient-scope")
+    await problem(await client.get("/export"), 401, "unauthorized")
