@@ -34,6 +34,9 @@ _SUSPECT_CLASSES = ("22", "23", "42")  # data, integrity, syntax or access: a bu
 
 def unavailable(error: BaseException) -> StorageUnavailableError:
     """The 503 for an error of the driver or the server, logged when it smells of a bug."""
+    if isinstance(error, TimeoutError):
+        return StorageUnavailableError("PostgreSQL did not answer in time: it is overloaded or unreachable, or a"
+                                       " lock held by another session made the statement wait")
     state = getattr(error, "sqlstate", None) or ""
     if state[:2] in _SUSPECT_CLASSES:
         log.error("PostgreSQL refused a statement: %s %s", state, error)

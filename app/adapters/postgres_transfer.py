@@ -132,9 +132,18 @@ async def _copy_into_notes(db: asyncpg.Connection, rows: AsyncIterator[tuple]) -
 async def _defer_indexes(db: asyncpg.Connection) -> list[str]:
     """Into an empty table, as pg_restore does: drop the secondary indexes (in the transaction, so
     a rollback brings them back) and return their definitions, to build each once at the end,
-    several times faster than row by row. The table is locked until the commit meanwhile."""
+    several times faster than row by row. That locks the table until the commit: when anyone is
+    using it (a server already running on this database), the rows go in with their indexes
+    instead, and no one waits."""
     if await db.fetchval("SELECT EXISTS (SELECT 1 FROM notes)"):
         return []
+    await db.execute("SAVEPOINT lock_notes")  # a lock not granted leaves the import going
+    try:
+        await db.execute("LOCK TABLE notes IN ACCESS EXCLUSIVE MODE NOWAIT")
+    except asyncpg.LockNotAvailableError:
+        await db.execute("ROLLBACK TO SAVEPOINT lock_notes")
+        return []
+    await db.execute("RELEASE SAVEPOINT lock_notes")
     indexes = await db.fetch(
         "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index"
         " WHERE indrelid = 'notes'::regclass AND NOT indisprimary AND NOT indisunique"

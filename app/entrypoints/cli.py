@@ -9,6 +9,7 @@ line, 1 for a store or a port that does not let the server start.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -77,8 +78,10 @@ def _transfer_command(args: argparse.Namespace) -> int:
 
 
 def _migrated(database_url: str) -> None:
+    """The store at this code's schema, as serve would leave it; Alembic's lines are not shown."""
     backend = backend_of(database_url)
     if not _at_head(database_url, backend, ACCOUNT_TIMEOUT):
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         _migrate(database_url, backend)
 
 

@@ -156,6 +156,9 @@ def _transfer_commands(commands: argparse._SubParsersAction) -> None:
     copy.add_argument("--from", dest="source", required=True, metavar="URL", help="the store to copy")
     copy.add_argument("--to", dest="target", required=True, metavar="URL", help="the store to fill")
     copy.add_argument("--on-conflict", choices=("fail", "skip", "replace"), default="fail", help=ON_CONFLICT_HELP)
+    copy.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
+                      help="seconds between two progress lines when standard error is not a terminal (default 5;"
+                      " on a terminal a progress bar is drawn)")
     _log_flags(copy)
 
 

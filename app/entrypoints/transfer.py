@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 import unicodedata
 import zipfile
@@ -199,9 +200,44 @@ def _input(path: str | None) -> Iterator[IO[bytes]]:
         yield source
 
 
-async def _import(database_url: str, lines: IO[bytes], on_conflict: OnConflict) -> Imported:
+async def _import(database_url: str, source: IO[bytes], on_conflict: OnConflict) -> Imported:
     async with opened(database_url) as store:
-        return await store.import_records(read_notes_file(lines), on_conflict)
+        return await store.import_records(read_notes_file(lines_of(source)), on_conflict)
+
+
+async def lines_of(source: IO[bytes], chunks_ahead: int = 4) -> AsyncIterator[bytes]:
+    """The lines of a file or a pipe, read in a thread of their own 1 MiB at a time, so that the
+    event loop never blocks on a pipe that is slow to fill and Ctrl-C is seen at once. The thread
+    reads the descriptor itself (`os.read`), holding no lock of Python's buffered file, and is a
+    daemon: a process interrupted while it waits for input ends without waiting for it."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+    room = threading.Semaphore(chunks_ahead)  # how far the thread may read ahead
+    descriptor = source.fileno()
+
+    def read() -> None:
+        try:
+            while True:
+                room.acquire()
+                chunk = os.read(descriptor, 1 << 20)
+                loop.call_soon_threadsafe(arrived.put_nowait, chunk)
+                if not chunk:
+                    return
+        except BaseException as error:  # an unreadable file: raised where the lines are read
+            loop.call_soon_threadsafe(arrived.put_nowait, error)
+
+    threading.Thread(target=read, name="notes-file-reader", daemon=True).start()
+    rest = b""
+    while chunk := await arrived.get():
+        if isinstance(chunk, BaseException):
+            raise chunk
+        room.release()
+        lines = (rest + chunk).splitlines(keepends=True)
+        rest = lines.pop() if not lines[-1].endswith(b"\n") else b""
+        for line in lines:
+            yield line
+    if rest:
+        yield rest
 
 
 def _imported(imported: Imported) -> str:
@@ -220,7 +256,7 @@ def _imported(imported: Imported) -> str:
 def run_copy(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     target = redacted(args.target)
     try:
-        report = asyncio.run(_copy(args.source, args.target, OnConflict(args.on_conflict), err))
+        report = asyncio.run(_copy(args.source, args.target, OnConflict(args.on_conflict), err, args.progress_every))
     except KeyboardInterrupt:
         raise Interrupted(f"copy interrupted: nothing was written to {target}") from None
     err.write(report.summary() + "\n")
@@ -230,8 +266,8 @@ def run_copy(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
 class Progress:
     """Notes done of the total: a bar on a terminal (tqdm), else a plain line every few seconds."""
 
-    def __init__(self, total: int, err: TextIO) -> None:
-        self._total, self._err, self.done = total, err, 0
+    def __init__(self, total: int, err: TextIO, every: float = PROGRESS_EVERY) -> None:
+        self._total, self._err, self._every, self.done = total, err, every, 0
         self._started = self._shown = time.monotonic()
         self._bar: Any = None
         if err.isatty():
@@ -239,6 +275,8 @@ class Progress:
 
             self._bar = tqdm(total=total, unit=" notes", unit_scale=True, file=err, dynamic_ncols=True,
                              desc="copying", smoothing=0.1)
+        else:
+            err.write(f"copying {total:,} notes\n")
 
     def advance(self, count: int) -> None:
         self.done += count
@@ -246,7 +284,7 @@ class Progress:
             self._bar.update(count)
             return
         now = time.monotonic()
-        if now - self._shown >= PROGRESS_EVERY:
+        if now - self._shown >= self._every:
             self._shown = now
             rate = self.done / (now - self._started)
             left = f", about {max(self._total - self.done, 0) / rate:.0f} s left" if rate else ""
@@ -330,10 +368,12 @@ class CopyReport:
         return f"{said}; checksums differ: {'; '.join(self.differing)}"
 
 
-async def _copy(source_url: str, target_url: str, on_conflict: OnConflict, err: TextIO) -> CopyReport:
+async def _copy(
+    source_url: str, target_url: str, on_conflict: OnConflict, err: TextIO, progress_every: float
+) -> CopyReport:
     started = time.monotonic()
     async with opened(source_url) as source, opened(target_url) as target:
-        progress = Progress(await source.count_notes(WHOLE_STORE), err)
+        progress = Progress(await source.count_notes(WHOLE_STORE), err, progress_every)
         fingerprints = Fingerprints()
 
         async def read() -> AsyncIterator[Record]:

@@ -1,0 +1,263 @@
+"""export, import and copy in real processes: SQLite to PostgreSQL and back, what a terminal and a
+pipe show, bad files and conflicts refused with one line, and Ctrl-C leaving the target as it was."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import pty
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+import requests
+
+from app.adapters.migrate import migrate
+from app.container import backend_of
+from app.domain.model import NoteDraft
+from app.domain.transfer import WHOLE_STORE, NoteRecord, Record
+from app.entrypoints.transfer import opened
+from tests.databases import in_thread, postgres_database
+from tests.e2e.processes import Server, _environment, run
+from tests.e2e.test_owners_cli import issue, ok
+
+pytestmark = pytest.mark.slow
+NOTES = 3000
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    with postgres_database(postgres_server_url, "notes_copy") as url:
+        yield url
+
+
+def fill(url: str, count: int = NOTES) -> None:
+    """Migrated, with owners alice and bob and `count` notes spread over them and local (set up
+    in this process: the commands under test are what run in processes of their own)."""
+    in_thread(migrate, url, backend_of(url))
+
+    async def notes() -> None:
+        async with opened(url) as store:
+            for owner in ("alice", "bob"):
+                await store.accounts.add_owner(owner, datetime(2019, 5, 1, tzinfo=UTC))
+            for owner, share in (("alice", range(0, count, 3)), ("bob", range(1, count, 3)),
+                                 ("local", range(2, count, 3))):
+                await store.notes_of(owner).add_many([NoteDraft(
+                    title=f"note {i} ✓", description="words " * (i % 50), priority=i % 11,
+                    tags=tuple(sorted({f"t{i % 7}", "all"})), created_by=None if i % 5 else "me",
+                    created_at=datetime(2020, 1, 1, 0, 0, i % 60, i, tzinfo=UTC),
+                    updated_at=datetime(2021, 1, 1, tzinfo=UTC),
+                ) for i in share])
+
+    in_thread(asyncio.run, notes())
+
+
+def body_of(url: str) -> list[Record]:
+    """Every record of the store, read through its port."""
+    async def read() -> list[Record]:
+        async with opened(url) as store:
+            return [record async for record in store.export(WHOLE_STORE)]
+
+    return in_thread(asyncio.run, read())
+
+
+def test_copy_to_postgresql_and_back_loses_nothing(tmp_path: Path, postgres_url: str) -> None:
+    source, back = f"sqlite:///{tmp_path / 'laptop.db'}", f"sqlite:///{tmp_path / 'back.db'}"
+    fill(source)
+    token = issue(source, "alice", "--label", "laptop")
+    there = run("copy", "--from", source, "--to", postgres_url)
+    assert there.returncode == 0, there.stderr
+    assert there.stdout == ""
+    last = there.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"{NOTES:,} notes of 3 owners copied in ")
+    assert "checksums match" in last and "\x1b" not in there.stderr and "\r" not in there.stderr
+    back_again = run("copy", "--from", postgres_url, "--to", back, "--progress-every", "0")
+    lines = back_again.stderr.splitlines()  # into a pipe: plain lines, here one every 1,000 notes
+    assert lines[0] == f"copying {NOTES:,} notes"
+    assert lines[1].startswith(f"copied 1,000 of {NOTES:,} notes (") and "notes/s, about" in lines[1]
+    assert "checksums match" in lines[-1]
+    records = body_of(source)
+    assert sum(isinstance(r, NoteRecord) for r in records) == NOTES
+    assert records == body_of(postgres_url) == body_of(back)
+
+    server = Server(postgres_url, tmp_path / "server.log", "--auth", "required").wait_ready()
+    try:
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert requests.get(f"{server.base}/me", headers=bearer).json()["owner"] == "alice"
+        made = requests.post(f"{server.base}/notes", json={"title": "after the move"}, headers=bearer).json()
+        assert made["id"] > NOTES
+    finally:
+        assert server.stop() == 0
+
+
+def test_copy_draws_a_progress_bar_on_a_terminal(tmp_path: Path, postgres_url: str) -> None:
+    source = f"sqlite:///{tmp_path / 'laptop.db'}"
+    fill(source)
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal's size
+    process = subprocess.Popen([sys.executable, "-m", "app", "copy", "--from", source, "--to", postgres_url],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal,
+                               env=_environment(None))
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    assert process.wait(timeout=60) == 0, seen
+    text = seen.decode(errors="replace")
+    assert "copying:" in text and "100%" in text and f"{NOTES / 1000:.2f}k/{NOTES / 1000:.2f}k" in text, text
+    assert "\r" in text  # redrawn in place
+    assert "checksums match" in text
+
+
+def corrupted(path: Path, change: Callable[[list[bytes]], list[bytes]]) -> Path:
+    lines = path.read_bytes().splitlines(keepends=True)
+    bad = path.with_name(f"bad-{change.__name__}.ndjson")
+    bad.write_bytes(b"".join(change(lines)))
+    return bad
+
+
+def truncated(lines: list[bytes]) -> list[bytes]:
+    return lines[: len(lines) // 2]
+
+
+def one_byte(lines: list[bytes]) -> list[bytes]:
+    lines[40] = lines[40].replace(b'"title":"note', b'"title":"nose', 1)
+    return lines
+
+
+def broken_rule(lines: list[bytes]) -> list[bytes]:
+    import hashlib
+
+    import orjson
+
+    lines[40] = lines[40].replace(b'"priority":', b'"priority":"high","was":', 1)
+    end = orjson.loads(lines[-1])
+    end["sha256"] = hashlib.sha256(b"".join(lines[:-1])).hexdigest()
+    return [*lines[:-1], orjson.dumps(end) + b"\n"]
+
+
+def test_a_bad_file_is_refused_with_one_line_and_writes_nothing(tmp_path: Path, postgres_url: str) -> None:
+    source = f"sqlite:///{tmp_path / 'laptop.db'}"
+    fill(source, 100)
+    exported = tmp_path / "notes.ndjson"
+    ok("export", "--database-url", source, "--output", str(exported))
+    in_thread(migrate, postgres_url, "postgresql")
+    before = body_of(postgres_url)
+    for change, expected in ((truncated, "it was cut short"), (one_byte, "it was altered or damaged"),
+                             (broken_rule, "line 41: has was, not a field of a note line")):
+        done = run("import", "--database-url", postgres_url, "--input", str(corrupted(exported, change)))
+        assert done.returncode == 1, done.stderr
+        first = done.stderr.splitlines()[0]
+        assert first.startswith("notes-api: error: line ") and expected in first, done.stderr
+        assert first.endswith("nothing was imported") and "Traceback" not in done.stderr
+        assert body_of(postgres_url) == before
+    newer = tmp_path / "newer.ndjson"
+    newer.write_bytes(exported.read_bytes().replace(b'"version":1', b'"version":2', 1))
+    done = run("import", "--database-url", postgres_url, "--input", str(newer))
+    assert "is of version 2; this notes-api reads version 1: use a newer one" in done.stderr
+
+
+def test_an_id_that_exists_fails_skips_or_replaces_as_asked(tmp_path: Path, postgres_url: str) -> None:
+    source = f"sqlite:///{tmp_path / 'laptop.db'}"
+    fill(source, 30)
+    exported = tmp_path / "notes.ndjson"
+    ok("export", "--database-url", source, "-o", str(exported))
+    assert run("import", "--database-url", postgres_url, "-i", str(exported)).returncode == 0
+    again = run("import", "--database-url", postgres_url, "-i", str(exported))
+    assert again.returncode == 1
+    assert again.stderr.strip() == ("notes-api: error: note 1 exists in the target already: nothing was imported;"
+                                    " use --on-conflict skip or --on-conflict replace to keep or replace what is there")
+    skipped = run("import", "--database-url", postgres_url, "-i", str(exported), "--on-conflict", "skip")
+    assert skipped.returncode == 0 and "30 notes the target had already were kept" in skipped.stderr
+    replaced = run("import", "--database-url", postgres_url, "-i", str(exported), "--on-conflict", "replace")
+    assert replaced.returncode == 0 and "30 notes the target had were replaced" in replaced.stderr
+    assert body_of(postgres_url) == body_of(source)
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Wait for a state of another process, looking at it again every few milliseconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never saw: {what}"
+        time.sleep(0.005)
+
+
+def holds_write_lock(path: Path) -> bool:
+    db = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        db.close()
+
+
+def test_ctrl_c_during_an_import_from_a_pipe_leaves_the_target_as_it_was(tmp_path: Path) -> None:
+    source, target = f"sqlite:///{tmp_path / 'laptop.db'}", tmp_path / "target.db"
+    fill(source)
+    lines = ok("export", "--database-url", source).encode().splitlines(keepends=True)
+    in_thread(migrate, f"sqlite:///{target}", "sqlite")
+    before = body_of(f"sqlite:///{target}")
+    process = subprocess.Popen([sys.executable, "-m", "app", "import", "--database-url", f"sqlite:///{target}"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=_environment(None))
+    assert process.stdin is not None
+    process.stdin.write(b"".join(lines[:2500]))  # half of the file; the pipe stays open
+    process.stdin.flush()
+    until(lambda: holds_write_lock(target), "the import's transaction")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert err.decode().strip() == f"notes-api: error: import interrupted: nothing was written to sqlite:///{target}"
+    assert body_of(f"sqlite:///{target}") == before
+
+
+async def test_ctrl_c_during_a_copy_leaves_the_target_as_it_was(tmp_path: Path, postgres_url: str) -> None:
+    """The copy is stopped where it waits for a lock this test holds on the target's notes: after
+    it wrote the owners and tokens, as it begins to copy the notes."""
+    source = f"sqlite:///{tmp_path / 'laptop.db'}"
+    await asyncio.to_thread(fill, source)
+    await asyncio.to_thread(issue, source, "alice")
+    await asyncio.to_thread(migrate, postgres_url, "postgresql")
+    before = await asyncio.to_thread(body_of, postgres_url)
+    reader, watcher = await asyncpg.connect(postgres_url), await asyncpg.connect(postgres_url)
+    try:
+        async with reader.transaction():
+            await reader.execute("LOCK TABLE notes IN SHARE MODE")  # no writer gets past it
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "app", "copy", "--from", source, "--to", postgres_url,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_environment(None))
+            deadline = time.monotonic() + 30
+            while not await watcher.fetchval(  # outside a transaction: each look is a fresh one
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE 'COPY %notes%'"
+            ):
+                assert process.returncode is None and time.monotonic() < deadline
+                await asyncio.sleep(0.005)  # looks again at the other process's state
+            process.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        await reader.close()
+        await watcher.close()
+    assert process.returncode == 130, err
+    assert err.decode().strip().endswith(f"notes-api: error: copy interrupted: nothing was written to {postgres_url}")
+    assert await asyncio.to_thread(body_of, postgres_url) == before
