@@ -62,6 +62,7 @@ class Authentication:
         self.in_force = AuthMode.LOCAL if mode is AuthMode.LOCAL else AuthMode.REQUIRED
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._identities: dict[int, Identity] = {}  # by token id: one per token the process trusts
+        self._needs: dict[web.AbstractRoute, bool] = {}  # by route: needs an identity (not open)
 
     def listening(self, hosts: Iterable[str]) -> str:
         """Decide `auto` from the addresses listened on; the reason, for the start-up log."""
@@ -74,16 +75,22 @@ class Authentication:
         self.in_force = AuthMode.REQUIRED
         return "auth required (--auth auto: listening beyond loopback)"
 
-    def identify(self, request: web.Request, noted: list) -> Coroutine[Any, Any, dict[str, str] | None] | None:
+    def identify(
+        self, request: web.Request, route: web.AbstractRoute, noted: list
+    ) -> Coroutine[Any, Any, dict[str, str] | None] | None:
         """Note whom the request acts for (`request[IDENTITY]`, and `noted` for the access log:
         the pipeline's record of the request, logs.CURRENT_REQUEST). The request pipeline calls it
-        before any handler, on every route. What needs no I/O is done here, at once (an open
-        route; a request without a token in local mode); anything else is a coroutine to await,
-        which raises the 401, 403 or 429, and gives the rate limit's headers for the answer."""
-        match = request.match_info
-        if match.http_exception is None and self._limiter is None:
-            if match.route.name in OPEN_ROUTES:
-                return None
+        before any handler, on every route, with the request's route (`request.match_info.route`,
+        which it has at hand). What needs no I/O is done here, at once (an open route; a request
+        without a token in local mode; a token verified moments ago); anything else is a
+        coroutine to await, which raises the 401, 403 or 429, and gives the rate limit's headers
+        for the answer."""
+        needs = self._needs.get(route)
+        if needs is None:
+            needs = self._route_needs_identity(route)
+        if needs is False:  # an open route, in every mode
+            return None
+        if needs and self._limiter is None:
             header = request.headers.get(hdrs.AUTHORIZATION)
             if header is None:
                 if self.in_force is AuthMode.LOCAL:
@@ -98,6 +105,17 @@ class Authentication:
                 noted[3] = identity.owner
                 return None  # a token verified moments ago
         return self._identify_with_io(request, noted)
+
+    def _route_needs_identity(self, route: web.AbstractRoute) -> bool | None:
+        """Whether a route of the application needs an identity (False: it is open), remembered
+        by route: the routes are few and fixed, and reading a route's name through aiohttp's
+        properties on every request costs more than the rest of the fast path. None for the
+        router's own answers (404, 405): their routes are made afresh for each request, so they
+        are never remembered, and `_needs_identity` decides."""
+        if route.resource is None:
+            return None
+        needs = self._needs[route] = route.name not in OPEN_ROUTES
+        return needs
 
     @staticmethod
     def _checked(request: web.Request, identity: Identity) -> Identity:

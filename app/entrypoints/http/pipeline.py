@@ -65,26 +65,42 @@ class Pipeline:
 
     def middleware(self) -> Middleware:
         metrics, cors, id_prefix, ids = self._metrics, self._cors, self._id_prefix, self._ids
+        by_route = metrics.by_route
         identify = self._authentication.identify
 
         @web.middleware
         async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
             # Inline rather than in functions, metrics included: this runs for every request,
-            # and each call would cost about as much as the work it does.
-            request_id = request.headers.get(X_REQUEST_ID)
+            # and each call would cost about as much as the work it does. For the same reason
+            # each of aiohttp's properties (request.method, .headers, .match_info.route,
+            # response.status) is read once, here, and handed on.
+            headers = request.headers
+            request_id = headers.get(X_REQUEST_ID)
             if request_id is None or _CLIENT_ID.fullmatch(request_id) is None:
                 request_id = f"{id_prefix}{next(ids)}"
-            # [id, seconds taken, the request's task]: for the access log line, and for the log
-            # records of this task meanwhile (not of tasks it starts, which inherit the context)
+            # [id, seconds taken, the request's task, its owner]: for the access log line, and
+            # for the log records of this task meanwhile (not of tasks it starts, which inherit
+            # the context)
             noted: list = [request_id, None, current_task(), None]
             CURRENT_REQUEST.set(noted)
             started = perf_counter()
+            method = request.method
+            route = request.match_info.route
             redirect = None  # an HTTPException below 400 stays raised, as aiohttp wants it
             limited = None  # the rate limit's headers
             try:
-                refusal = _refusal(request)
+                # `_refusal` only for what it could refuse: most requests are none of it
+                accept = headers.get(hdrs.ACCEPT)
+                if (
+                    method in KNOWN_METHODS
+                    and hdrs.EXPECT not in headers
+                    and (accept is None or accepts_json(accept))  # lru_cache: no call on a hit
+                ):
+                    refusal = None
+                else:
+                    refusal = _refusal(request, route)
                 if refusal is None:
-                    pending = identify(request, noted)  # whom it acts for; with I/O: also 401, 403, 429
+                    pending = identify(request, route, noted)  # whom it acts for; with I/O: also 401, 403, 429
                     if pending is not None:
                         limited = await pending
                     response = await handler(request)
@@ -100,24 +116,33 @@ class Pipeline:
             except Exception as error:
                 response = problem_response(error, request)
             noted[1] = elapsed = perf_counter() - started
-            headers = response.headers
-            headers[X_REQUEST_ID] = request_id
-            headers[hdrs.SERVER] = SERVER  # no versions for anyone to look up
-            if hdrs.CACHE_CONTROL not in headers:
-                headers[hdrs.CACHE_CONTROL] = "no-store"
-            if type(response) is web.Response and _length(response) > COMPRESS_OVER:
-                _compress(request, response)
-            route = request.match_info.route
-            statuses = metrics.statuses(route, request.method)
-            counts = statuses.get(response.status)
+            answer = response.headers
+            answer[X_REQUEST_ID] = request_id
+            answer[hdrs.SERVER] = SERVER  # no versions for anyone to look up
+            if hdrs.CACHE_CONTROL not in answer:
+                answer[hdrs.CACHE_CONTROL] = "no-store"
+            if type(response) is web.Response:
+                body = response.body
+                if isinstance(body, (bytes, bytearray)) and len(body) > COMPRESS_OVER:
+                    _compress(request, response)
+            status = response.status
+            statuses = by_route.get((route, method))
+            if statuses is None:
+                statuses = metrics.statuses(route, method)
+            counts = statuses.get(status)
             if counts is None:
-                counts = statuses[response.status] = new_buckets()
+                counts = statuses[status] = new_buckets()
             counts[bisect_left(BUCKETS, elapsed)] += 1
             counts[-1] += elapsed
             if cors is not None:
                 cors.add_headers(request, response)
             if limited is not None:
-                headers.update(limited)
+                answer.update(limited)
+            # The task's context holds `noted`, which held the task: a reference cycle that kept
+            # every request's task, coroutine and response alive until the garbage collector
+            # ran. Nothing the task logs from here on is the request's (aiohttp only sends the
+            # response, and the access line takes its id from `noted`), so the cycle ends here.
+            noted[2] = None
             if redirect is not None:
                 raise redirect
             return response
@@ -125,7 +150,7 @@ class Pipeline:
         return pipeline
 
 
-def _refusal(request: web.Request) -> web.Response | None:
+def _refusal(request: web.Request, route: web.AbstractRoute) -> web.Response | None:
     """What no route of the service can answer: a method no one implements (501), an
     expectation (417), an Accept that admits no JSON on a JSON route (406); else None."""
     if request.method not in KNOWN_METHODS:
@@ -136,14 +161,9 @@ def _refusal(request: web.Request) -> web.Response | None:
     if expect is not None and expect.lower() != "100-continue":
         return EXPECTATION_FAILED.response(request)
     accept = headers.get(hdrs.ACCEPT)
-    if accept is not None and not accepts_json(accept) and _answers_json(request):
+    if accept is not None and not accepts_json(accept) and _answers_json(request, route):
         return NOT_ACCEPTABLE.response(request)
     return None
-
-
-def _length(response: web.Response) -> int:
-    body = response.body
-    return len(body) if type(body) is bytes or isinstance(body, bytearray) else 0
 
 
 def _compress(request: web.Request, response: web.Response) -> None:
@@ -164,11 +184,10 @@ def _compress(request: web.Request, response: web.Response) -> None:
         response.enable_compression(web.ContentCoding.gzip)
 
 
-def _answers_json(request: web.Request) -> bool:
+def _answers_json(request: web.Request, route: web.AbstractRoute) -> bool:
     """A route whose answers are JSON; not what the router answers itself (404, 405, OPTIONS),
     which says more than a 406 would."""
-    match_info = request.match_info
-    return match_info.route.resource is not None and not getattr(match_info.handler, "not_json", False)
+    return route.resource is not None and not getattr(request.match_info.handler, "not_json", False)
 
 
 async def _options(request: web.Request, refused: web.HTTPMethodNotAllowed) -> web.StreamResponse:
