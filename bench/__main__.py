@@ -65,7 +65,7 @@ def run(
         except RuntimeError as error:  # a server that would not start, a failed load run
             say(f"[{adapter}] failed: {error}")
             results["adapters"][adapter] = {"failed": str(error)}
-    if options.scale_check or options.rss_check or options.owners_check:
+    if options.scale_check or options.rss_check or options.owners_check or options.transfer_check:
         usable = [a for a in options.adapters if not (a == "postgresql" and unreachable)]
         results["checks"] = run_checks(bench, usable)
     return results

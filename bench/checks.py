@@ -25,6 +25,7 @@ from bench.processes import peak_rss_mb
 from bench.runner import Target, ratio
 from bench.stores import issue_token, seed_sql, share_out
 from bench.suite import Bench, say
+from bench.transfer import export_check, transfer_check
 
 SMALL = 1_000
 WALK_PAGE = 500  # the largest page the API allows: the fewest requests for the walk
@@ -129,7 +130,11 @@ def owners_check(bench: Bench, adapter: str) -> dict:
 def run_checks(bench: Bench, adapters: list[str]) -> dict:
     """The checks asked for, on each SQL adapter in `adapters`, with one big store each."""
     found: dict = {}
+    if bench.options.transfer_check and {"sqlite", "postgresql"} <= set(adapters):
+        found["transfer"] = transfer_check(bench)
     for adapter in (a for a in adapters if a != "memory"):
+        if bench.options.transfer_check:
+            found.setdefault("export", {})[adapter] = export_check(bench, adapter)
         if bench.options.owners_check:
             found.setdefault("owners", {})[adapter] = owners_check(bench, adapter)
         if not (bench.options.scale_check or bench.options.rss_check):

@@ -33,6 +33,7 @@ class Options:
     scale_check: bool
     rss_check: bool
     owners_check: bool
+    transfer_check: bool
     big_notes: int  # notes in the scale and RSS checks' store
     output: Path
     chart: Path | None  # beside `output`; none in quick mode
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--rss-check", action="store_true", help="peak RSS while walking 1,000,000 notes")
     add("--owners-check", action="store_true",
         help="an owner's page p50 among 100 owners of 100,000 notes vs a single owner's")
+    add("--transfer-check", action="store_true",
+        help="notes-api copy of --big-notes notes SQLite -> PostgreSQL and back, and GET /export of 100,000")
     add("--big-notes", type=int, default=1_000_000, help="notes in the checks' big store")
     add("--output", type=Path, help="results JSON (default bench/results/latest.json)")
     return p
@@ -103,6 +106,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         scale_check=args.scale_check and not quick,
         rss_check=args.rss_check and not quick,
         owners_check=args.owners_check,
+        transfer_check=args.transfer_check,
         big_notes=args.big_notes,
         output=output,
         chart=None if quick else output.with_name("ratios.png"),

@@ -26,6 +26,9 @@ TARGETS = {
     "scale_ratio": 1.2,  # POST p50 at 1,000,000 notes / at 1,000 notes
     "rss_mb": 100.0,  # the worker's peak RSS while a client walks 1,000,000 notes
     "owners_ratio": 1.2,  # an owner's page p50 among 100 owners / the single owner's of as many notes
+    "copy_s": 60.0,  # notes-api copy of 1,000,000 notes, SQLite -> PostgreSQL and back, each
+    "copy_rss_mb": 150.0,  # the copy process's peak RSS
+    "export_notes_per_s": 50_000,  # GET /export of 100,000 notes
 }
 PROBE_SORTS = ("id", "created_at", "-updated_at", "priority", "title")
 _COLUMN = {  # where each sort's value sits in a stores.SortRow

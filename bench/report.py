@@ -153,6 +153,24 @@ def _check_lines(checks: dict) -> list[str]:
                 f" {found['notes']:,} notes: p50 {row['shared']['p50_ms']:.2f} / {row['alone']['p50_ms']:.2f} ms"
                 f" = {row['ratio']:.2f}x (target {found['target']}x) {_verdict(row['ratio'] <= found['target'])}"
             )
+    transfer = checks.get("transfer")
+    if transfer:
+        for direction in ("sqlite->postgresql", "postgresql->sqlite"):
+            row = transfer[direction]
+            ok = row["seconds"] < transfer["target_s"] and row["peak_rss_mb"] < transfer["target_mb"]
+            lines.append(
+                f"copy   {direction:<19} {transfer['notes']:,} notes in {row['seconds']} s ({row['notes_per_s']:,}"
+                f" notes/s; the driver alone {row['ceiling_s']} s, ratio {row['ratio']:.2f}), peak RSS"
+                f" {row['peak_rss_mb']} MB (target < {transfer['target_s']:.0f} s, < {transfer['target_mb']:.0f} MB)"
+                f" {_verdict(ok)}"
+            )
+    for adapter, row in checks.get("export", {}).items():
+        fast = row["notes_per_s"] >= row["target_notes_per_s"]
+        lines.append(
+            f"export {adapter:<11} GET /export of {row['notes']:,} notes ({row['megabytes']} MB) in {row['seconds']} s:"
+            f" {row['notes_per_s']:,} notes/s, server RSS {row['rss_at_start_mb']} -> {row['peak_rss_mb']} MB"
+            f" (target >= {row['target_notes_per_s']:,} notes/s) {_verdict(fast)}"
+        )
     if "memory" in checks:
         lines.append(f"checks memory      {checks['memory']}")
     return ["", *lines] if lines else []

@@ -9,7 +9,9 @@ sequence behind it is then moved past the largest id, so new notes never take an
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 
 import asyncpg
@@ -21,6 +23,7 @@ from app.domain.owners import Scope
 from app.domain.timestamps import aware
 from app.domain.transfer import Imported, NoteRecord, OnConflict, OwnerRecord, Record, Selection, TokenRecord
 
+log = logging.getLogger("app.adapters.postgres")
 PREFETCH = 2000
 # A bulk statement may run for minutes; the pool's command timeout (--db-timeout) is for requests.
 BULK_TIMEOUT = 24 * 3600.0
@@ -125,7 +128,10 @@ async def _copy_into_notes(db: asyncpg.Connection, rows: AsyncIterator[tuple]) -
     if deferred:
         await db.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_MEMORY}'")
         for definition in deferred:
+            began = time.monotonic()
             await db.execute(definition, timeout=BULK_TIMEOUT)
+            log.info("built %s in %.1f s", definition.split(" ON ")[0].removeprefix("CREATE INDEX "),
+                     time.monotonic() - began)
     return int(status.split()[-1])
 
 

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import sys
@@ -47,7 +48,8 @@ from app.domain.transfer import (
 from app.entrypoints.notes_file import read_notes_file, write_notes_file
 
 ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
-PROGRESS_EVERY = 5.0  # seconds between two plain progress lines when standard error is no terminal
+PROGRESS_EVERY = 5.0
+log = logging.getLogger("app.transfer")  # seconds between two plain progress lines when standard error is no terminal
 
 
 class Interrupted(Exception):
@@ -393,7 +395,9 @@ async def _copy(
         finally:
             progress.close()
         elapsed = time.monotonic() - started
+        log.info("copied in %.1f s; comparing both sides", elapsed)
         differing = await _compare(target, fingerprints, set(imported.skipped))
+        log.info("compared in %.1f s", time.monotonic() - started - elapsed)
     return CopyReport(len(fingerprints.note_ids), len(fingerprints.owners), imported,
                       fingerprints.sha256.hexdigest(), elapsed, differing)
 

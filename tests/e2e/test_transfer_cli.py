@@ -14,6 +14,7 @@ import subprocess
 import sys
 import termios
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +22,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 import requests
+import yaml
 
 from app.adapters.migrate import migrate
 from app.container import backend_of
 from app.domain.model import NoteDraft
 from app.domain.transfer import WHOLE_STORE, NoteRecord, Record
-from app.entrypoints.transfer import opened
+from app.entrypoints.transfer import opened, slug
 from tests.databases import in_thread, postgres_database
 from tests.e2e.processes import Server, _environment, run
 from tests.e2e.test_owners_cli import issue, ok
@@ -261,3 +263,41 @@ async def test_ctrl_c_during_a_copy_leaves_the_target_as_it_was(tmp_path: Path, 
     assert process.returncode == 130, err
     assert err.decode().strip().endswith(f"notes-api: error: copy interrupted: nothing was written to {postgres_url}")
     assert await asyncio.to_thread(body_of, postgres_url) == before
+
+
+def test_a_copy_into_a_store_that_differs_says_what_differs_and_exits_1(tmp_path: Path) -> None:
+    source, target = f"sqlite:///{tmp_path / 'laptop.db'}", f"sqlite:///{tmp_path / 'target.db'}"
+    fill(source, 30)
+    in_thread(migrate, target, "sqlite")
+
+    async def alice_already_there() -> None:
+        async with opened(target) as store:
+            await store.accounts.add_owner("alice", datetime(2025, 1, 1, tzinfo=UTC))
+
+    in_thread(asyncio.run, alice_already_there())
+    done = run("copy", "--from", source, "--to", target)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("30 notes of 3 owners copied in ")
+    assert last.endswith("checksums differ: owner alice differs (the target had it already, created at another time)")
+
+
+def test_a_markdown_export_is_a_zip_of_notes_with_front_matter(tmp_path: Path) -> None:
+    source = f"sqlite:///{tmp_path / 'laptop.db'}"
+    fill(source, 12)
+    ok("export", "--database-url", source, "--format", "markdown", "--owner", "alice", "-o", str(tmp_path / "n.zip"))
+    notes = {r.note.id: r.note for r in body_of(source) if isinstance(r, NoteRecord) and r.owner == "alice"}
+    with zipfile.ZipFile(tmp_path / "n.zip") as archive:
+        names = archive.namelist()
+        assert sorted(names) == sorted(f"alice/{n.id}-{slug(n.title)}.md" for n in notes.values())
+        assert slug("note 3 ✓") == "note-3" and slug("Été à Zürich!") == "ete-a-zurich" and slug("✓") == "note"
+        for name in names:
+            text = archive.read(name).decode()
+            _, front, body = text.split("---\n", 2)
+            meta = yaml.safe_load(front)
+            note = notes[meta["id"]]
+            assert meta["title"] == note.title and meta["tags"] == list(note.tags)
+            assert [meta["priority"], meta["created_by"], meta["version"]] == [
+                note.priority, note.created_by, note.version]
+            assert str(meta["created_at"]).startswith(note.created_at.strftime("%Y-%m-%d"))
+            assert body == "\n" + note.description + ("\n" if note.description else "")

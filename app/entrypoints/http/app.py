@@ -74,7 +74,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     add("/tokens/{id}", "token", {"GET": accounts.get_token, "HEAD": accounts.get_token,
                                   "DELETE": accounts.revoke_token})
     add("/export", "export_notes", _get(transfer.export_notes))
-    add("/import", "import_notes", {"POST": transfer.import_notes})
+    add("/import", "import_notes", {"POST": transfer.import_notes}, transfer.import_bytes)
     add("/healthz", "healthz", _get(handlers.healthz))
     add("/readyz", "readyz", _get(handlers.readyz))
     add("/openapi.json", "openapi", _get(docs.openapi_json))

@@ -10,31 +10,40 @@ for another expectation).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 
 from aiohttp import HttpVersion11, hdrs, web
 
-from app.entrypoints.http.keys import SETTINGS
+from app.entrypoints.http.keys import SETTINGS, HttpSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BodyLimit = Callable[[HttpSettings], int]  # the largest body a route reads, from the settings
 
 
-def add_resource(router: web.UrlDispatcher, path: str, name: str, methods: Mapping[str, Handler]) -> None:
-    """The resource at `path`, answering each of `methods` with its handler."""
+def body_bytes(settings: HttpSettings) -> int:
+    return settings.max_body_bytes
+
+
+def add_resource(
+    router: web.UrlDispatcher, path: str, name: str, methods: Mapping[str, Handler], limit: BodyLimit = body_bytes
+) -> None:
+    """The resource at `path`, answering each of `methods` with its handler; its bodies may be
+    up to `limit` bytes (by default --max-body-bytes)."""
     resource = router.add_resource(path, name=name)
     for method, handler in methods.items():
-        resource.add_route(method, handler, expect_handler=expect_continue)
+        resource.add_route(method, handler, expect_handler=partial(expect_continue, limit=limit))
 
 
-async def expect_continue(request: web.Request) -> None:
+async def expect_continue(request: web.Request, limit: BodyLimit = body_bytes) -> None:
     """Send `100 Continue` only to a request whose body will be read: `Expect: 100-continue` on
-    HTTP/1.1 with a declared length within the limit. Otherwise send nothing here: the request's
-    own answer follows (417 for another expectation, 413 for a body over the limit), and the
-    client never sends a body it would be refused."""
+    HTTP/1.1 with a declared length within the route's limit. Otherwise send nothing here: the
+    request's own answer follows (417 for another expectation, 413 for a body over the limit), and
+    the client never sends a body it would be refused."""
     expect = request.headers.get(hdrs.EXPECT, "")
     if request.version != HttpVersion11 or expect.lower() != "100-continue":
         return None
     length = request.content_length
-    if length is not None and length > request.app[SETTINGS].max_body_bytes:
+    if length is not None and length > limit(request.app[SETTINGS]):
         return None
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0  # the interim answer is not part of the response's size

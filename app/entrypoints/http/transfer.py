@@ -14,13 +14,17 @@ from datetime import UTC, datetime
 from aiohttp import hdrs, web
 
 from app.domain.transfer import NoteRecord
-from app.entrypoints.http.keys import IDENTITY, NOTES, SETTINGS
+from app.entrypoints.http.keys import IDENTITY, NOTES, SETTINGS, HttpSettings
 from app.entrypoints.http.negotiation import not_json
 from app.entrypoints.http.problems import ProblemError
 from app.entrypoints.http.representation import dumps, read_body
 from app.entrypoints.notes_file import MEDIA_TYPE, NotesFileError, read_all, write_notes_file
 
 SOURCE = "api"  # the header's `source`: an owner's export over HTTP
+
+
+def import_bytes(settings: HttpSettings) -> int:
+    return settings.max_import_bytes
 
 
 @not_json
@@ -41,7 +45,7 @@ async def import_notes(request: web.Request) -> web.Response:
     if hdrs.CONTENT_TYPE in request.headers and media_type not in (MEDIA_TYPE, "application/jsonl"):
         raise ProblemError(415, f"the body must be a notes file: send Content-Type: {MEDIA_TYPE}",
                            slug="unsupported-media-type")
-    raw = await read_body(request, request.app[SETTINGS].max_import_bytes)
+    raw = await read_body(request, import_bytes(request.app[SETTINGS]))
     try:
         records = await asyncio.to_thread(read_all, raw.splitlines(keepends=True))  # the loop goes on
     except NotesFileError as error:
