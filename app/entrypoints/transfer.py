@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import logging
 import os
 import re
 import sys
@@ -48,8 +47,7 @@ from app.domain.transfer import (
 from app.entrypoints.notes_file import read_notes_file, write_notes_file
 
 ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
-PROGRESS_EVERY = 5.0
-log = logging.getLogger("app.transfer")  # seconds between two plain progress lines when standard error is no terminal
+PROGRESS_EVERY = 5.0  # seconds between two plain progress lines when standard error is no terminal
 
 
 class Interrupted(Exception):
@@ -353,6 +351,7 @@ class CopyReport:
     imported: Imported
     sha256: str
     elapsed: float
+    compared: float  # seconds spent reading the target back and comparing
     differing: list[str] = field(default_factory=list)  # what differs, one phrase each
 
     @property
@@ -362,7 +361,7 @@ class CopyReport:
     def summary(self) -> str:
         rate = self.notes / self.elapsed if self.elapsed else 0
         said = (f"{self.notes:,} notes of {_plural(self.owners, 'owner')} copied"
-                f" in {self.elapsed:.1f} s ({rate:,.0f} notes/s)")
+                f" in {self.elapsed:.1f} s ({rate:,.0f} notes/s), compared in {self.compared:.1f} s")
         if self.imported.skipped:
             said += f"; {_plural(len(self.imported.skipped), 'note')} the target had already kept as they were"
         if self.matches:
@@ -395,11 +394,10 @@ async def _copy(
         finally:
             progress.close()
         elapsed = time.monotonic() - started
-        log.info("copied in %.1f s; comparing both sides", elapsed)
         differing = await _compare(target, fingerprints, set(imported.skipped))
-        log.info("compared in %.1f s", time.monotonic() - started - elapsed)
+        compared = time.monotonic() - started - elapsed
     return CopyReport(len(fingerprints.note_ids), len(fingerprints.owners), imported,
-                      fingerprints.sha256.hexdigest(), elapsed, differing)
+                      fingerprints.sha256.hexdigest(), elapsed, compared, differing)
 
 
 async def _compare(target: Store, source: Fingerprints, skipped: set[int]) -> list[str]:
