@@ -172,10 +172,7 @@ async def read_notes_file(lines: AsyncIterable[bytes] | Iterable[bytes]) -> Asyn
             if record is not None and not state.count:
                 yield record
     if not state.ended:
-        if state.line == 0:
-            state.fail("the file is empty: a notes file begins with a header line")
-        else:
-            state.fail(f"the file ends at line {state.line} without its end line: it was cut short")
+        _ended_early(state)
     if state.count:
         raise NotesFileError(state.problems, state.count)
 
@@ -185,11 +182,18 @@ def read_all(lines: Iterable[bytes]) -> list[Record]:
     state = _Reading()
     records = [record for raw in lines if (record := _read_line(state, raw)) is not None]
     if not state.ended:
-        state.fail("the file is empty: a notes file begins with a header line" if state.line == 0
-                   else f"the file ends at line {state.line} without its end line: it was cut short")
+        _ended_early(state)
     if state.count:
         raise NotesFileError(state.problems, state.count)
     return records
+
+
+def _ended_early(state: _Reading) -> None:
+    if state.line == 0:
+        state.line = 1  # the line that should be there
+        state.fail("the file is empty: a notes file begins with a header line")
+    else:
+        state.fail(f"the file ends at line {state.line} without its end line: it was cut short")
 
 
 def _read_line(state: _Reading, raw: bytes) -> Record | None:
