@@ -12,19 +12,16 @@ worker's peak RSS (VmHWM) while one client walks every page of the million.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 
 import aiohttp
 import orjson
 
 from bench import data, plan
 from bench.loadgen import Request
-from bench.processes import peak_rss_mb
 from bench.runner import Target, ratio
 from bench.stores import issue_token, seed_sql, share_out
-from bench.suite import Bench, say
+from bench.suite import Bench, say, while_serving
 from bench.transfer import export_check, transfer_check
 
 SMALL = 1_000
@@ -59,19 +56,12 @@ def scale_check(bench: Bench, adapter: str, big_url: str) -> dict:
 
 
 def rss_check(bench: Bench, adapter: str, big_url: str) -> dict:
-    service, base = bench.start_service(f"{adapter}-rss", big_url)
-    try:
-        at_start = peak_rss_mb(service.pid)
-        say(f"[{adapter}] RSS check: walking every page of {bench.options.big_notes:,} notes")
-        began = time.monotonic()
-        notes, pages = asyncio.run(walk(base))
-        seconds = time.monotonic() - began
-        peak = peak_rss_mb(service.pid)
-    finally:
-        bench.processes.stop(service)
+    say(f"[{adapter}] RSS check: walking every page of {bench.options.big_notes:,} notes")
+    served = while_serving(bench, f"{adapter}-rss", big_url, walk)
+    notes, pages = served.result
     return {
-        "notes_walked": notes, "pages": pages, "page_size": WALK_PAGE, "seconds": round(seconds, 1),
-        "rss_at_start_mb": round(at_start, 1), "peak_rss_mb": round(peak, 1),
+        "notes_walked": notes, "pages": pages, "page_size": WALK_PAGE, "seconds": round(served.seconds, 1),
+        "rss_at_start_mb": round(served.rss_at_start_mb, 1), "peak_rss_mb": round(served.peak_rss_mb, 1),
         "target_mb": plan.TARGETS["rss_mb"],
     }
 

@@ -7,8 +7,10 @@ import contextlib
 import dataclasses
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -67,6 +69,30 @@ class Bench:
         port = free_port()
         argv = ["-m", CEILINGS[adapter], "--port", str(port), "--database-url", url]
         return self.processes.start_server(f"{adapter}-ceiling", argv, port), f"http://127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a client's run against a fresh service gave, with the time it took and the service's
+    peak RSS before and after it."""
+
+    result: Any
+    seconds: float
+    rss_at_start_mb: float
+    peak_rss_mb: float
+
+
+def while_serving(bench: Bench, name: str, url: str, client: Callable[[str], Awaitable[Any]]) -> Served:
+    """Start a service on `url`, run `client(base_url)` against it, stop it."""
+    service, base = bench.start_service(name, url)
+    try:
+        at_start = peak_rss_mb(service.pid)
+        began = time.monotonic()
+        result = asyncio.run(client(base))
+        seconds = time.monotonic() - began
+        return Served(result, seconds, at_start, peak_rss_mb(service.pid))
+    finally:
+        bench.processes.stop(service)
 
 
 def run_adapter(bench: Bench, adapter: str) -> dict:

@@ -8,7 +8,6 @@ before and after.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import aiohttp
 from bench import plan
 from bench.processes import ROOT, peak_rss_mb
 from bench.stores import seed_sql
-from bench.suite import Bench, say
+from bench.suite import Bench, say, while_serving
 
 EXPORT_NOTES = 100_000
 
@@ -90,19 +89,15 @@ async def _download(base_url: str) -> tuple[int, int]:
 def export_check(bench: Bench, adapter: str) -> dict:
     url = bench.database(adapter, "export")
     seed_sql(url, EXPORT_NOTES, keep_rows=False)
-    service, base = bench.start_service(f"{adapter}-export", url)
+    say(f"[{adapter}] export check: GET /export of {EXPORT_NOTES:,} notes")
     try:
-        at_start = peak_rss_mb(service.pid)
-        say(f"[{adapter}] export check: GET /export of {EXPORT_NOTES:,} notes")
-        began = time.monotonic()
-        lines, size = asyncio.run(_download(base))
-        seconds = time.monotonic() - began
-        peak = peak_rss_mb(service.pid)
+        served = while_serving(bench, f"{adapter}-export", url, _download)
     finally:
-        bench.processes.stop(service)
         bench.databases.drop(url)
+    lines, size = served.result
     if lines != EXPORT_NOTES + 3:  # header, the owner local, the notes, the end
         raise RuntimeError(f"GET /export gave {lines} lines for {EXPORT_NOTES} notes")
-    return {"notes": EXPORT_NOTES, "seconds": round(seconds, 2), "notes_per_s": round(EXPORT_NOTES / seconds),
-            "megabytes": round(size / 2**20, 1), "rss_at_start_mb": round(at_start, 1),
-            "peak_rss_mb": round(peak, 1), "target_notes_per_s": plan.TARGETS["export_notes_per_s"]}
+    return {"notes": EXPORT_NOTES, "seconds": round(served.seconds, 2),
+            "notes_per_s": round(EXPORT_NOTES / served.seconds), "megabytes": round(size / 2**20, 1),
+            "rss_at_start_mb": round(served.rss_at_start_mb, 1), "peak_rss_mb": round(served.peak_rss_mb, 1),
+            "target_notes_per_s": plan.TARGETS["export_notes_per_s"]}
