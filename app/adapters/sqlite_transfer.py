@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 import orjson
 
@@ -124,9 +125,9 @@ async def import_records(writer: Writer, records: AsyncIterable[Record], on_conf
                     )
                     imported.owners += added.rowcount
             await batches.write(rows)
-            await batches.finish()
             if deferred is not None:
-                await asyncio.to_thread(_index_in_bulk, db, deferred)
+                await batches.run(_index_in_bulk, db, deferred)
+            await batches.finish()
     return imported
 
 
@@ -143,8 +144,12 @@ class _Batches:
         return self
 
     async def write(self, rows: list[NoteRecord]) -> None:
+        await self.run(_write_notes, self._db, rows, self._on_conflict, self._imported)
+
+    async def run(self, work: Callable[..., None], *args: Any) -> None:
+        """`work(*args)` in the thread, once the work before it is done."""
         await self.finish()
-        self._pending = self._thread.submit(_write_notes, self._db, rows, self._on_conflict, self._imported)
+        self._pending = self._thread.submit(work, *args)
 
     async def finish(self) -> None:
         if self._pending is not None:
