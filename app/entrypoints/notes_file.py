@@ -25,7 +25,7 @@ from app.domain.owners import Scope, owner_name
 from app.domain.rules import FIELDS, MAX_PROBLEMS, Text, Timestamp
 from app.domain.timestamps import format_timestamp
 from app.domain.transfer import NoteRecord, OwnerRecord, Record, TokenRecord
-from app.entrypoints.http.representation import note_document
+from app.entrypoints.note_json import note_document
 
 FORMAT = "notes"
 VERSION = 1

@@ -9,10 +9,12 @@ import orjson
 from aiohttp import hdrs, web
 
 from app.domain.model import Note
-from app.domain.timestamps import UTC, format_timestamp
 from app.entrypoints.http.conditions import etag
 from app.entrypoints.http.keys import SETTINGS
 from app.entrypoints.http.problems import ProblemError, bad_request
+from app.entrypoints.note_json import note_document
+
+__all__ = ["note_document"]  # the note as API.md writes it, for the handlers (note_json.py)
 
 JSON = "application/json"
 PRIVATE = "private, no-cache"  # a note or a page: the client's own, revalidated on every use
@@ -112,31 +114,6 @@ def _json_kind(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(value), "a number"
     )
-
-
-def note_document(note: Note) -> dict[str, Any]:
-    """The note as API.md writes it, for orjson (`dumps`).
-
-    orjson writes a UTC datetime exactly as API.md does, in C, except when its microseconds are
-    zero: then it leaves out the fraction, so those few are formatted here. A dict is faster for
-    orjson than the slotted dataclass itself, whose fields it reads one getattr at a time.
-    """
-    created, updated = note.created_at, note.updated_at
-    return {
-        "id": note.id,
-        "title": note.title,
-        "description": note.description,
-        "priority": note.priority,
-        "tags": note.tags,
-        "created_by": note.created_by,
-        "created_at": created
-        if created.microsecond and created.tzinfo is UTC
-        else format_timestamp(created),
-        "updated_at": updated
-        if updated.microsecond and updated.tzinfo is UTC
-        else format_timestamp(updated),
-        "version": note.version,
-    }
 
 
 def dumps(document: Any) -> bytes:
