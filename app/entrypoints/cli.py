@@ -66,6 +66,9 @@ def _transfer_command(args: argparse.Namespace) -> int:
         if args.command == "export":
             check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)
             return transfer.run_export(args)
+        if args.input is not None and not os.path.isfile(args.input):
+            raise UsageError(f"there is no file {args.input}: give --input a notes file made by `notes-api export`,"
+                             " or leave it out to read standard input")
         _migrated(args.database_url)  # a new store takes an import as it is
         return transfer.run_import(args)
     except transfer.Interrupted as interrupted:

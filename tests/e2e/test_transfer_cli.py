@@ -301,3 +301,12 @@ def test_a_markdown_export_is_a_zip_of_notes_with_front_matter(tmp_path: Path) -
                 note.priority, note.created_by, note.version]
             assert str(meta["created_at"]).startswith(note.created_at.strftime("%Y-%m-%d"))
             assert body == "\n" + note.description + ("\n" if note.description else "")
+
+
+def test_an_import_from_a_file_that_is_not_there_changes_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "new.db"
+    done = run("import", "--database-url", f"sqlite:///{target}", "--input", str(tmp_path / "missing.ndjson"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"notes-api: error: there is no file {tmp_path / 'missing.ndjson'}: give --input a"
+                                   " notes file made by `notes-api export`, or leave it out to read standard input")
+    assert not target.exists()  # not even migrated
