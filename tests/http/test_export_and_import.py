@@ -3,6 +3,7 @@ back as new notes; nothing of another owner leaves, and a bad file imports nothi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import re
@@ -17,6 +18,7 @@ from app.domain.transfer import NoteRecord, OwnerRecord, TokenRecord
 from app.entrypoints.notes_file import NotesFileWriter, read_all
 from tests.factories import T0
 from tests.http import support
+from tests.http.test_hostile_requests import raw_exchange
 from tests.http.test_owners_and_tokens import issue, required_client
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -119,3 +121,22 @@ async def test_a_read_token_may_export_but_not_import(make_client, database_url:
     await problem(await client.post("/import", data=notes_file(1), headers={**reader, **NDJSON}),
                   403, "insufficient-scope")
     await problem(await client.get("/export"), 401, "unauthorized")
+
+
+async def test_expect_100_continue_follows_the_import_limit_not_the_body_limit(make_client, database_url: str) -> None:
+    client = await make_client(database_url, max_body_bytes=1000, max_import_bytes=3_000_000)
+    body = notes_file(2000)  # about 400 KB: over the body limit, within the import limit
+    assert 1000 < len(body) < 3_000_000
+    head = (b"POST /import HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+            b"Content-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n" % len(body))
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(head)
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 100 ")
+        writer.write(body)
+        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200 ")
+    finally:
+        writer.close()
+    too_large = head.replace(b"Content-Length: %d" % len(body), b"Content-Length: 3000001")
+    answer = await raw_exchange(client, too_large, read_until_closed=False)
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in answer
