@@ -250,7 +250,7 @@ def _check_header(state: _Reading, document: dict[str, Any]) -> None:
         state.fail('is not the header of a notes file: it begins with {"kind": "header", "format": "notes", ...}')
         return
     version = document.get("version")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # `true` is no version, though true == 1
         state.fail(f"is of version {_shown(version)}; this notes-api reads version {VERSION}: use a newer one")
 
 

@@ -101,6 +101,8 @@ def test_a_newer_version_is_refused_with_what_to_do() -> None:
     lines[0] = lines[0].replace(b'"version":1', b'"version":2')
     assert problems(with_end_recomputed(lines))[0] == (
         1, "is of version 2; this notes-api reads version 1: use a newer one")
+    lines[0] = lines[0].replace(b'"version":2', b'"version":true')
+    assert problems(with_end_recomputed(lines))[0][1].startswith("is of version True;")
 
 
 @pytest.mark.parametrize(("change", "expected"), [
