@@ -20,7 +20,6 @@ from app.container import Settings, UnsupportedDatabaseError, backend_of
 from app.domain.errors import NoteError, StorageUnavailableError
 from app.entrypoints.http.cors import InvalidOriginError, normalized_origins
 from app.entrypoints.logs import LogSettings, configure_logging
-from app.entrypoints.notes_file import NotesFileError
 from app.entrypoints.options import build_parser
 from app.entrypoints.server import ServeError, run_server
 from app.entrypoints.workers import run_workers
@@ -54,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _transfer_command(args: argparse.Namespace) -> int:
     from app.entrypoints import transfer  # the notes file and tqdm: only for these commands
+    from app.entrypoints.notes_file import NotesFileError
 
     try:
         if args.command == "copy":

@@ -82,13 +82,10 @@ def record_line(record: Record) -> bytes:
 
 
 class NotesFileWriter:
-    """The lines of one file: `header()`, then `line(record)` for each record, then `end()`.
-    `body_sha256` is the hash of the records' lines alone, without the header (which names the
-    time and the source): two stores with the same content have the same one."""
+    """The lines of one file: `header()`, then `line(record)` for each record, then `end()`."""
 
     def __init__(self) -> None:
         self._file = hashlib.sha256()
-        self._body = hashlib.sha256()
         self.counts = dict.fromkeys(KINDS, 0)
 
     def header(self, source: str, exported_at: datetime) -> bytes:
@@ -103,8 +100,7 @@ class NotesFileWriter:
     def line(self, record: Record) -> bytes:
         line = record_line(record)
         self._file.update(line)
-        self._body.update(line)
-        self.counts[_kind(record)] += 1
+        self.counts[kind_of(record)] += 1
         return line
 
     def end(self) -> bytes:
@@ -113,12 +109,9 @@ class NotesFileWriter:
             option=orjson.OPT_APPEND_NEWLINE,
         )
 
-    @property
-    def body_sha256(self) -> str:
-        return self._body.hexdigest()
 
-
-def _kind(record: Record) -> str:
+def kind_of(record: Record) -> str:
+    """The `kind` of a record's line: owner, token or note."""
     return "note" if isinstance(record, NoteRecord) else "token" if isinstance(record, TokenRecord) else "owner"
 
 
@@ -158,34 +151,30 @@ class _Reading:
             self.problems.append(LineProblem(self.line, detail))
 
 
-async def read_notes_file(lines: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIterator[Record]:
+async def read_notes_file(lines: AsyncIterable[bytes]) -> AsyncIterator[Record]:
     """The records of a notes file given as its lines (each with its newline, as read)."""
     state = _Reading()
-    if isinstance(lines, AsyncIterable):
-        async for raw in lines:
-            record = _read_line(state, raw)
-            if record is not None and not state.count:
-                yield record
-    else:
-        for raw in lines:
-            record = _read_line(state, raw)
-            if record is not None and not state.count:
-                yield record
-    if not state.ended:
-        _ended_early(state)
-    if state.count:
-        raise NotesFileError(state.problems, state.count)
+    async for raw in lines:
+        record = _read_line(state, raw)
+        if record is not None and not state.count:
+            yield record
+    _finish(state)
 
 
 def read_all(lines: Iterable[bytes]) -> list[Record]:
     """Every record of a whole notes file, or `NotesFileError` with every problem."""
     state = _Reading()
     records = [record for raw in lines if (record := _read_line(state, raw)) is not None]
+    _finish(state)
+    return records
+
+
+def _finish(state: _Reading) -> None:
+    """At the end of the lines: the file must have ended, and have broken no rule."""
     if not state.ended:
         _ended_early(state)
     if state.count:
         raise NotesFileError(state.problems, state.count)
-    return records
 
 
 def _ended_early(state: _Reading) -> None:

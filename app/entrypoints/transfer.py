@@ -44,7 +44,7 @@ from app.domain.transfer import (
     Selection,
     TokenRecord,
 )
-from app.entrypoints.notes_file import read_notes_file, write_notes_file
+from app.entrypoints.notes_file import kind_of, read_notes_file, write_notes_file
 
 ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
 PROGRESS_EVERY = 5.0  # seconds between two plain progress lines when standard error is no terminal
@@ -137,8 +137,7 @@ class Counted:
 
     async def __aiter__(self) -> AsyncIterator[Record]:
         async for record in self._records:
-            kind = "note" if isinstance(record, NoteRecord) else "token" if isinstance(record, TokenRecord) else "owner"
-            self.counts[kind] += 1
+            self.counts[kind_of(record)] += 1
             yield record
 
 

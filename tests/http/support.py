@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -46,3 +47,16 @@ async def all_notes(client: TestClient) -> list[dict[str, Any]]:
         if page["next_cursor"] is None:
             return notes
         params["cursor"] = page["next_cursor"]
+
+
+async def after_100_continue(client: TestClient, head: bytes, body: bytes) -> bytes:
+    """Send `head` (with `Expect: 100-continue` and `Connection: close`), wait for the interim
+    `100 Continue`, then send `body`: the answer that follows it."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(head)
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 100 ")
+        writer.write(body)
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()

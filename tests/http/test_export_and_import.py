@@ -3,7 +3,6 @@ back as new notes; nothing of another owner leaves, and a bad file imports nothi
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import re
@@ -129,14 +128,7 @@ async def test_expect_100_continue_follows_the_import_limit_not_the_body_limit(m
     assert 1000 < len(body) < 3_000_000
     head = (b"POST /import HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
             b"Content-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n" % len(body))
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    try:
-        writer.write(head)
-        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 100 ")
-        writer.write(body)
-        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200 ")
-    finally:
-        writer.close()
+    assert (await support.after_100_continue(client, head, body)).startswith(b"HTTP/1.1 200 ")
     too_large = head.replace(b"Content-Length: %d" % len(body), b"Content-Length: 3000001")
     answer = await raw_exchange(client, too_large, read_until_closed=False)
     assert answer.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in answer

@@ -13,7 +13,7 @@ import pytest
 from app.domain.owners import LOCAL
 from app.domain.query import ListQuery, Sort, SortField
 from app.entrypoints.http.listing import CursorCodec
-from tests.http.support import all_notes, create, problem, send
+from tests.http.support import after_100_continue, all_notes, create, problem, send
 
 HUGE = "1" + "0" * 4300  # over Python's int-string conversion limit
 
@@ -93,14 +93,7 @@ async def test_expect_100_continue_within_the_limit_gets_100_continue_then_the_a
         b"POST /notes HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
         b"Content-Length: %d\r\n\r\n" % len(body)
     )
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    try:
-        writer.write(head)
-        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 100 ")
-        writer.write(body)
-        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 201 ")
-    finally:
-        writer.close()
+    assert (await after_100_continue(client, head, body)).startswith(b"HTTP/1.1 201 ")
 
 
 async def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_closed(

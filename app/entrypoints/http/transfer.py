@@ -42,7 +42,7 @@ async def export_notes(request: web.Request) -> web.Response:
 
 async def import_notes(request: web.Request) -> web.Response:
     media_type = request.content_type
-    if hdrs.CONTENT_TYPE in request.headers and media_type not in (MEDIA_TYPE, "application/jsonl"):
+    if hdrs.CONTENT_TYPE in request.headers and media_type != MEDIA_TYPE:
         raise ProblemError(415, f"the body must be a notes file: send Content-Type: {MEDIA_TYPE}",
                            slug="unsupported-media-type")
     raw = await read_body(request, import_bytes(request.app[SETTINGS]))
