@@ -35,7 +35,10 @@ def migrated_postgres(postgres_server_url: str) -> Iterator[str]:
 async def _empty(url: str) -> None:
     connection = await asyncpg.connect(url)
     try:
-        await connection.execute("TRUNCATE notes, idempotency_records, tokens RESTART IDENTITY")
+        await connection.execute("TRUNCATE notes, idempotency_records, tokens, changes, trash RESTART IDENTITY")
+        await connection.execute(
+            "UPDATE change_log SET horizon_key = '0', horizon_position = 0, examined = 0, revisions_examined = 0"
+        )
         await connection.execute("DELETE FROM owners WHERE name <> 'local'")
     finally:
         await connection.close()

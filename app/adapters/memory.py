@@ -12,24 +12,29 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from sortedcontainers import SortedList
+from sortedcontainers import SortedDict, SortedList
 
 from app.adapters import PoolUsage
+from app.adapters.signals import ChangeSignals, Watch
 from app.domain.errors import (
+    ChangeTokenExpiredError,
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
     ImportConflictError,
     NoteNotFoundError,
+    NotInTrashError,
     OwnerExistsError,
     OwnerHasNotesError,
     OwnerNotFoundError,
     TokenNotFoundError,
     VersionConflictError,
 )
+from app.domain.history import START, Change, ChangeOp, ChangesPage, ChangeToken, Pruned, Retention, Trashed
 from app.domain.model import Note, NoteDraft, search_text
 from app.domain.owners import LOCAL, NewToken, OwnerSummary, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
@@ -41,28 +46,66 @@ _NO_FILTER = NoteFilter()
 Undo = list[Callable[[], object]]
 
 
+class MemoryHistory:
+    """The change log of a memory store. Positions are handed out in the order of the writes,
+    and a write is one atomic step on the event loop: a row is visible from the moment it has a
+    position, so a follower can never read past a row that appears later. Tokens have `key` 0."""
+
+    def __init__(self) -> None:
+        self.positions = IdSequence()
+        self.horizon = START  # every row up to it has left the feed
+        self.rows: SortedDict = SortedDict()  # position -> (repository, change): the feed's rows
+        self.signals = ChangeSignals()
+
+
 class MemoryNoteRepository:
     """The notes of one owner, with indexes of their own; ids come from the store's one counter."""
 
-    def __init__(self, next_id: Callable[[], int]) -> None:
+    def __init__(self, next_id: Callable[[], int], history: MemoryHistory, owner: str) -> None:
         self._notes: dict[int, Note] = {}
         self._search: dict[int, str] = {}
         self._next_id = next_id
         self._indexes = {field: SortedList() for field in SortField}
+        self._history, self._owner = history, owner
+        self._feed: SortedDict = SortedDict()  # position -> Change
+        self._revisions: dict[int, SortedDict] = {}  # note id -> version -> its `put` Change
+        self._trash: dict[int, Trashed] = {}
+        self._trash_order = SortedList()  # (deleted_at, id)
+        self._content_rows: dict[int, set[int]] = {}  # note id -> positions of its `put` rows in the feed
+        self.journal: Undo | None = None  # set inside a unit of work: how to undo each change
 
     def __len__(self) -> int:
         return len(self._notes)
 
-    def take_all(self) -> list[Note]:
-        """Remove every note and return them (a move to another owner)."""
+    def take_all(self) -> tuple[list[Note], dict[int, SortedDict], list[Trashed]]:
+        """Remove every note, with its revisions and the trash, and return them (a move to
+        another owner). The log's rows stay: they are this owner's history."""
         notes = list(self._notes.values())
         for note in notes:
             self._replace(note, None)
-        return notes
+        revisions, self._revisions = self._revisions, {}
+        trashed = list(self._trash.values())
+        self._trash.clear()
+        self._trash_order.clear()
+        return notes, revisions, trashed
+
+    def take_in(self, notes: list[Note], revisions: dict[int, SortedDict], trashed: list[Trashed]) -> None:
+        for note in notes:
+            self._store(note)
+        self._revisions.update(revisions)
+        for item in trashed:
+            self._trash_put(item)
+
+    def forget(self) -> None:
+        """The owner is removed: its rows leave the log."""
+        for position in self._feed:
+            self._history.rows.pop(position, None)
 
     async def add(self, draft: NoteDraft) -> Note:
         note = draft.stored_as(self._next_id())
         self._store(note)
+        self._undo(lambda: self._replace(note, None))
+        self._log(ChangeOp.PUT, note.id, note.version, note.updated_at, note)
         return note
 
     async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
@@ -75,11 +118,74 @@ class MemoryNoteRepository:
             raise NoteNotFoundError(note_id) from None
 
     async def update(self, note: Note) -> Note:
-        self._replace(self._current(note.id, note.version - 1), note)
+        before = self._current(note.id, note.version - 1)
+        self._replace(before, note)
+        self._undo(lambda: self._replace(note, before))
+        self._log(ChangeOp.PUT, note.id, note.version, note.updated_at, note)
         return note
 
-    async def delete(self, note_id: int, *, version: int | None = None) -> None:
-        self._replace(self._current(note_id, version), None)
+    async def delete(self, note_id: int, *, at: datetime, version: int | None = None, purge: bool = False) -> None:
+        before = self._current(note_id, version)
+        self._replace(before, None)
+        self._undo(lambda: self._replace(None, before))
+        if purge:
+            self._drop_revisions(note_id)
+        else:
+            trashed = Trashed(before, at)
+            self._trash_put(trashed)
+            self._undo(lambda: self._trash_take(note_id))
+        self._log(ChangeOp.DELETE, note_id, before.version, at, None)
+
+    async def revisions(self, note_id: int, *, newest: int, oldest: int, limit: int) -> Sequence[Note]:
+        if note_id not in self._notes:
+            raise NoteNotFoundError(note_id)
+        kept = self._revisions.get(note_id)
+        if kept is None or limit <= 0:
+            return []
+        found = kept.irange(oldest, newest, reverse=True)
+        return [kept[version].note for version, _ in zip(found, range(limit), strict=False)]
+
+    async def trash(self, *, limit: int, after: tuple[datetime, int] | None = None) -> Sequence[Trashed]:
+        keys = (
+            reversed(self._trash_order) if after is None
+            else self._trash_order.irange(maximum=after, inclusive=(True, False), reverse=True)
+        )
+        return [self._trash[note_id] for (_, note_id), _ in zip(keys, range(limit), strict=False)]
+
+    async def restore(self, note_id: int, at: datetime) -> Note:
+        trashed = self._trash.get(note_id)
+        if trashed is None:
+            raise NotInTrashError(note_id)
+        self._trash_take(note_id)
+        note = replace(trashed.note, version=trashed.note.version + 1, updated_at=at)
+        self._store(note)
+
+        def undo() -> None:
+            self._replace(note, None)
+            self._trash_put(trashed)
+
+        self._undo(undo)
+        self._log(ChangeOp.PUT, note.id, note.version, at, note)
+        return note
+
+    async def purge(self, note_id: int) -> None:
+        if note_id not in self._trash:
+            raise NotInTrashError(note_id)
+        self._trash_take(note_id)
+        self._drop_revisions(note_id)
+        self._history.signals.changed(self._owner)
+
+    async def changes(self, since: ChangeToken | None, limit: int) -> ChangesPage:
+        history = self._history
+        if since is not None and since < history.horizon:
+            raise ChangeTokenExpiredError(since)
+        start = max(since or START, history.horizon)
+        positions = self._feed.irange(minimum=start.position, inclusive=(False, True))
+        found = tuple(self._feed[p] for p, _ in zip(positions, range(limit), strict=False))
+        if len(found) == limit:
+            return ChangesPage(found, found[-1].token)
+        # Every row up to the last position handed out is in place: the next read starts there.
+        return ChangesPage(found, max(start, ChangeToken(0, history.positions.last)))
 
     async def list(self, query: ListQuery) -> Sequence[Note]:
         found: list[Note] = []
@@ -93,6 +199,75 @@ class MemoryNoteRepository:
                 if len(found) == query.limit:
                     break
         return found
+
+    def prune(self, now: datetime, retention: Retention, budget: int) -> Pruned:
+        """Up to `budget` revisions, notes of the trash and rows of the feed, as `Store.prune`."""
+        revisions = trashed = 0
+        trash_cutoff = retention.trash_cutoff(now)
+        while self._trash_order and trashed < budget and self._trash_order[0][0] < trash_cutoff:
+            _, note_id = self._trash_order[0]
+            self._trash_take(note_id)
+            self._drop_revisions(note_id)
+            trashed += 1
+        for note_id, kept in list(self._revisions.items()):
+            current = self._notes.get(note_id) or self._trash[note_id].note
+            while kept and kept.keys()[0] < retention.oldest_kept(current.version) and revisions < budget:
+                del kept[kept.keys()[0]]
+                revisions += 1
+        return Pruned(revisions=revisions, trashed=trashed)
+
+    def _log(self, op: ChangeOp, note_id: int, version: int, at: datetime, note: Note | None) -> None:
+        history = self._history
+        change = Change(ChangeToken(0, history.positions.next()), op, note_id, version, at, note)
+        position = change.token.position
+        self._feed[position] = change
+        history.rows[position] = (self, change)
+        if note is not None:
+            self._revisions.setdefault(note_id, SortedDict())[version] = change
+            self._content_rows.setdefault(note_id, set()).add(position)
+        self._undo(lambda: self._unlog(change))
+        if self.journal is None:
+            history.signals.changed(self._owner)
+
+    def _unlog(self, change: Change) -> None:
+        position = change.token.position
+        self._feed.pop(position, None)
+        self._history.rows.pop(position, None)
+        self._rows_of_note(change.note_id).discard(position)
+        kept = self._revisions.get(change.note_id)
+        if kept is not None:
+            kept.pop(change.version, None)
+            if not kept:
+                del self._revisions[change.note_id]
+
+    def _drop_revisions(self, note_id: int) -> None:
+        """A purge: the note's revisions go, and with them its rows in the feed that carry its
+        content (its `delete` rows stay: a follower still learns that it went)."""
+        self._revisions.pop(note_id, None)
+        for position in self._content_rows.pop(note_id, set()):
+            self._feed.pop(position, None)
+            self._history.rows.pop(position, None)
+
+    def _rows_of_note(self, note_id: int) -> set[int]:
+        return self._content_rows.get(note_id) or set()
+
+    def leave_feed(self, position: int) -> None:
+        """The row at `position` is older than the kept log (its revision, if any, stays)."""
+        change = self._feed.pop(position)
+        self._rows_of_note(change.note_id).discard(position)
+
+    def _trash_put(self, trashed: Trashed) -> None:
+        self._trash[trashed.note.id] = trashed
+        self._trash_order.add((trashed.deleted_at, trashed.note.id))
+
+    def _trash_take(self, note_id: int) -> Trashed:
+        trashed = self._trash.pop(note_id)
+        self._trash_order.remove((trashed.deleted_at, note_id))
+        return trashed
+
+    def _undo(self, step: Callable[[], object]) -> None:
+        if self.journal is not None:
+            self.journal.append(step)
 
     def _current(self, note_id: int, version: int | None) -> Note:
         note = self._notes.get(note_id)
@@ -128,35 +303,23 @@ class MemoryNoteRepository:
 
 
 class _JournaledNotes:
-    """The repository as seen inside a unit of work: each change notes how to undo it."""
+    """The repository as seen inside a unit of work: each change notes how to undo it. A change
+    is one step with no await inside, so no other request's change can land in this journal."""
 
     def __init__(self, notes: MemoryNoteRepository, undo: Undo) -> None:
         self._notes, self._undo = notes, undo
 
-    async def add(self, draft: NoteDraft) -> Note:
-        note = await self._notes.add(draft)
-        self._undo.append(lambda: self._notes._replace(note, None))
-        return note
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._notes, name)
 
-    async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
-        return [await self.add(draft) for draft in drafts]
+        async def journaled(*args: Any, **kwargs: Any) -> Any:
+            self._notes.journal = self._undo
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                self._notes.journal = None
 
-    async def get(self, note_id: int) -> Note:
-        return await self._notes.get(note_id)
-
-    async def update(self, note: Note) -> Note:
-        before = self._notes._current(note.id, note.version - 1)
-        await self._notes.update(note)
-        self._undo.append(lambda: self._notes._replace(note, before))
-        return note
-
-    async def delete(self, note_id: int, *, version: int | None = None) -> None:
-        before = self._notes._current(note_id, version)
-        await self._notes.delete(note_id, version=version)
-        self._undo.append(lambda: self._notes._replace(None, before))
-
-    async def list(self, query: ListQuery) -> Sequence[Note]:
-        return await self._notes.list(query)
+        return journaled
 
 
 def _matches(note: Note, text: str, f: NoteFilter) -> bool:
@@ -249,9 +412,12 @@ class IdSequence:
 class MemoryStore:
     """Owners, tokens, notes and idempotency keys in this process's memory."""
 
+    PRUNE_BATCH = 500
+
     def __init__(self) -> None:
         self._by_owner: dict[str, MemoryNoteRepository] = {}
         self._ids = IdSequence()
+        self._history = MemoryHistory()
         self.accounts = MemoryAccounts(self._by_owner, self._repository)
         self.cursor_secret = secrets.token_urlsafe(32)
         self.pool_usage: PoolUsage | None = None
@@ -260,7 +426,7 @@ class MemoryStore:
     def _repository(self, owner: str) -> MemoryNoteRepository:
         notes = self._by_owner.get(owner)
         if notes is None:
-            notes = self._by_owner[owner] = MemoryNoteRepository(self._ids.next)
+            notes = self._by_owner[owner] = MemoryNoteRepository(self._ids.next, self._history, owner)
         return notes
 
     def notes_of(self, owner: str) -> MemoryNoteRepository:
@@ -271,11 +437,14 @@ class MemoryStore:
         undo: Undo = []
         keys = MemoryIdempotencyStore(self._keys, undo, owner)
         try:
-            yield _Transaction(_JournaledNotes(self._repository(owner), undo), keys)
+            yield _Transaction(_JournaledNotes(self._repository(owner), undo), keys)  # type: ignore[arg-type]
         except BaseException:
             for step in reversed(undo):
                 step()
             raise
+        else:
+            if undo:
+                self._history.signals.changed(owner)
         finally:  # a key claimed but not recorded is not kept, as in a SQL store
             for key in keys.claimed:
                 if key in self._keys and self._keys[key].outcome is None:
@@ -283,6 +452,29 @@ class MemoryStore:
 
     async def check(self) -> None:
         return None
+
+    def watch(self, owner: str) -> AbstractAsyncContextManager[Watch]:
+        return self._history.signals.watch(owner)
+
+    def close(self) -> None:
+        self._history.signals.close()
+
+    async def prune(self, now: datetime, retention: Retention) -> Pruned:
+        revisions = trashed = 0
+        for repository in list(self._by_owner.values()):
+            pruned = repository.prune(now, retention, self.PRUNE_BATCH - max(revisions, trashed))
+            revisions, trashed = revisions + pruned.revisions, trashed + pruned.trashed
+        history, changes = self._history, 0
+        cutoff = retention.changes_cutoff(now)
+        while history.rows and changes < self.PRUNE_BATCH:
+            position, (repository, change) = history.rows.peekitem(0)
+            if change.at >= cutoff:
+                break
+            del history.rows[position]
+            repository.leave_feed(position)
+            history.horizon = max(history.horizon, change.token)
+            changes += 1
+        return Pruned(revisions=revisions, trashed=trashed, changes=changes)
 
     async def export(self, selection: Selection) -> AsyncIterator[Record]:
         # A snapshot first (references only): the stream may be read while requests change notes.
@@ -367,7 +559,9 @@ class MemoryAccounts:
         count = len(self._by_owner.get(name, ()))
         if count and not delete_notes:
             raise OwnerHasNotesError(name, count)
-        self._by_owner.pop(name, None)
+        removed = self._by_owner.pop(name, None)
+        if removed is not None:
+            removed.forget()
         for token in [t for t in self._tokens.values() if t.owner == name]:
             self._forget(token.id)
         del self._owners[name]
@@ -406,11 +600,9 @@ class MemoryAccounts:
         self._existing(target)
         if source == target:
             return 0
-        moved = self._notes_of(source).take_all()
-        into = self._notes_of(target)
-        for note in moved:
-            into._store(note)
-        return len(moved)
+        notes, revisions, trashed = self._notes_of(source).take_all()
+        self._notes_of(target).take_in(notes, revisions, trashed)
+        return len(notes)
 
     def _existing(self, name: str) -> None:
         if name not in self._owners:
@@ -461,4 +653,8 @@ class MemoryAccounts:
 
 async def open_storage() -> AsyncIterator[MemoryStore]:
     """The container's resource for `memory://`: nothing to open or close."""
-    yield MemoryStore()
+    store = MemoryStore()
+    try:
+        yield store
+    finally:
+        store.close()

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 import asyncpg
 
-from app.adapters import postgres_transfer
+from app.adapters import postgres_history, postgres_transfer
 from app.adapters.postgres_link import UNAVAILABLE, OnConnection, Pooled, transaction
+from app.adapters.signals import Watch
 from app.adapters.sql import SELECT_NOTES, Arg, list_statement, recorded_outcome
 from app.domain.errors import (
     IdempotencyKeyInUseError,
     NoteNotFoundError,
+    NotInTrashError,
     OwnerExistsError,
     OwnerHasNotesError,
     OwnerNotFoundError,
@@ -30,6 +33,7 @@ from app.domain.errors import (
     TokenNotFoundError,
     VersionConflictError,
 )
+from app.domain.history import ChangesPage, ChangeToken, Pruned, Retention, Trashed
 from app.domain.model import Note, NoteDraft, search_text, title_sort_key
 from app.domain.owners import NewToken, OwnerSummary, Scope, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
@@ -65,17 +69,6 @@ _DIALECT = PostgresDialect()
 # Every statement on notes names the owner: to it, another owner's note does not exist.
 _GET = f"{SELECT_NOTES} WHERE id = $1 AND owner = $2"
 _EXISTS = "SELECT 1 FROM notes WHERE id = $1 AND owner = $2"
-_INSERT = (
-    "INSERT INTO notes (title, description, priority, tags, created_by, created_at, updated_at,"
-    " version, title_key, search_text, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10)"
-    " RETURNING id"
-)
-_UPDATE = (
-    "UPDATE notes SET title = $1, description = $2, priority = $3, tags = $4, created_by = $5,"
-    " created_at = $6, updated_at = $7, version = $8, title_key = $9, search_text = $10"
-    " WHERE id = $11 AND owner = $12 AND version = $13"
-)
-_DELETE = "DELETE FROM notes WHERE id = $1 AND owner = $2"
 _NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('notes', 'id')) FROM generate_series(1, $1)"
 _COPY_COLUMNS = ("id", "owner", "title", "description", "priority", "tags", "created_by", "created_at",
                  "updated_at", "version", "title_key", "search_text")
@@ -100,10 +93,12 @@ def _keys(note: Note | NoteDraft) -> tuple[str, str]:
 
 
 class PostgresNoteRepository:
-    """The notes of one owner."""
+    """The notes of one owner. Each write is one statement that also writes its row of the log
+    (postgres_history.py)."""
 
-    def __init__(self, run: Statements, owner: str) -> None:
+    def __init__(self, run: Statements, owner: str, changed: Callable[[], None]) -> None:
         self._run, self._owner = run, owner
+        self._changed = changed  # after a write has committed: wake this owner's followers
 
     async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
         """Ids taken from the sequence first, then the rows in one `COPY`."""
@@ -112,10 +107,13 @@ class PostgresNoteRepository:
         ids = [row[0] for row in await self._run("fetch", _NEXT_IDS, len(drafts))]
         rows = [(note_id, self._owner, *_values(d), 1, *_keys(d)) for note_id, d in zip(ids, drafts, strict=True)]
         await self._run("copy_records_to_table", "notes", records=rows, columns=_COPY_COLUMNS)
+        await self._run("execute", postgres_history.LOG_COPIED, ids)
+        self._changed()
         return [draft.stored_as(note_id) for note_id, draft in zip(ids, drafts, strict=True)]
 
     async def add(self, draft: NoteDraft) -> Note:
-        note_id = await self._run("fetchval", _INSERT, *_values(draft), *_keys(draft), self._owner)
+        note_id = await self._run("fetchval", postgres_history.INSERT, *_values(draft), *_keys(draft), self._owner)
+        self._changed()
         return draft.stored_as(note_id)
 
     async def get(self, note_id: int) -> Note:
@@ -126,20 +124,48 @@ class PostgresNoteRepository:
 
     async def update(self, note: Note) -> Note:
         status = await self._run(
-            "execute", _UPDATE, *_values(note), note.version, *_keys(note), note.id, self._owner,
+            "execute", postgres_history.UPDATE, *_values(note), note.version, *_keys(note), note.id, self._owner,
             note.version - 1,
         )
-        if status == "UPDATE 0":
+        if status == "INSERT 0 0":
             await self._raise_missing_or_moved(note.id)
+        self._changed()
         return note
 
-    async def delete(self, note_id: int, *, version: int | None = None) -> None:
-        if version is None:
-            status = await self._run("execute", _DELETE, note_id, self._owner)
-        else:
-            status = await self._run("execute", f"{_DELETE} AND version = $3", note_id, self._owner, version)
-        if status == "DELETE 0":
+    async def delete(self, note_id: int, *, at: datetime, version: int | None = None, purge: bool = False) -> None:
+        status = await self._run("execute", postgres_history.DELETE, note_id, self._owner, at, purge, version)
+        if status == "INSERT 0 0":
             await self._raise_missing_or_moved(note_id)
+        self._changed()
+
+    async def revisions(self, note_id: int, *, newest: int, oldest: int, limit: int) -> Sequence[Note]:
+        rows = await self._run("fetch", postgres_history.REVISIONS, note_id, self._owner, oldest, newest, limit)
+        if not rows and await self._run("fetchval", _EXISTS, note_id, self._owner) is None:
+            raise NoteNotFoundError(note_id)
+        return [postgres_history.content_note(row) for row in rows]
+
+    async def trash(self, *, limit: int, after: tuple[datetime, int] | None = None) -> Sequence[Trashed]:
+        if after is None:
+            rows = await self._run("fetch", postgres_history.TRASH, self._owner, limit)
+        else:
+            rows = await self._run("fetch", postgres_history.TRASH_AFTER, self._owner, *after, limit)
+        return [postgres_history.trashed(row) for row in rows]
+
+    async def restore(self, note_id: int, at: datetime) -> Note:
+        row = await self._run("fetchrow", postgres_history.RESTORE, note_id, self._owner, at)
+        if row is None:
+            raise NotInTrashError(note_id)
+        self._changed()
+        return postgres_history.content_note(row)
+
+    async def purge(self, note_id: int) -> None:
+        if not await self._run("fetchval", postgres_history.PURGE, note_id, self._owner):
+            raise NotInTrashError(note_id)
+
+    async def changes(self, since: ChangeToken | None, limit: int) -> ChangesPage:
+        start = since or ChangeToken()
+        rows = await self._run("fetch", postgres_history.CHANGES, self._owner, str(start.key), start.position, limit)
+        return postgres_history.changes_page(rows, since, limit)
 
     async def list(self, query: ListQuery) -> Sequence[Note]:
         sql, args = list_statement(self._owner, query, _DIALECT)
@@ -148,6 +174,10 @@ class PostgresNoteRepository:
     async def _raise_missing_or_moved(self, note_id: int) -> None:
         exists = await self._run("fetchval", _EXISTS, note_id, self._owner)
         raise VersionConflictError(note_id) if exists else NoteNotFoundError(note_id)
+
+
+def _nothing() -> None:
+    """Inside a unit of work: its followers are woken once it commits (`PostgresStore.transaction`)."""
 
 
 _RECORD = """
@@ -201,9 +231,10 @@ class _Transaction:
 
 
 class PostgresStore:
-    def __init__(self, pool: asyncpg.Pool, timeout: float, cursor_secret: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, timeout: float, cursor_secret: str, database_url: str) -> None:
         self._pool, self._timeout = pool, timeout
         self._run = Pooled(pool, timeout)
+        self._notifications = postgres_history.Notifications(database_url, self._run, timeout)
         self.accounts = PostgresAccounts(self._run, pool, timeout)
         self.cursor_secret = cursor_secret
         self._last_purge: datetime | None = None
@@ -212,15 +243,25 @@ class PostgresStore:
         return self._pool.get_size(), self._pool.get_idle_size()
 
     def notes_of(self, owner: str) -> PostgresNoteRepository:
-        return PostgresNoteRepository(self._run, owner)
+        return PostgresNoteRepository(self._run, owner, partial(self._notifications.changed, owner))
 
     @asynccontextmanager
     async def transaction(self, owner: str) -> AsyncIterator[_Transaction]:
         async with transaction(self._pool, self._timeout) as connection:
             yield _Transaction(
-                PostgresNoteRepository(OnConnection(connection), owner),
+                PostgresNoteRepository(OnConnection(connection), owner, _nothing),
                 PostgresIdempotencyStore(connection, self._purge_due, owner),
             )
+        self._notifications.changed(owner)  # committed
+
+    def watch(self, owner: str) -> AbstractAsyncContextManager[Watch]:
+        return self._notifications.signals.watch(owner)
+
+    async def prune(self, now: datetime, retention: Retention) -> Pruned:
+        return await postgres_history.prune(self._pool, self._timeout, now, retention)
+
+    async def close(self) -> None:
+        await self._notifications.close()
 
     async def check(self) -> None:
         writable = await self._run(
@@ -352,6 +393,10 @@ async def open_storage(
         secret = await Pooled(pool, timeout)(
             "fetchval", "SELECT value FROM store_settings WHERE name = 'cursor_secret'"
         )
-        yield PostgresStore(pool, timeout, secret)
+        store = PostgresStore(pool, timeout, secret, database_url)
+        try:
+            yield store
+        finally:
+            await store.close()
     finally:
         await pool.close()

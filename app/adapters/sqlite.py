@@ -21,12 +21,14 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 
 import orjson
 
-from app.adapters import PoolUsage, sqlite_transfer
+from app.adapters import PoolUsage, sqlite_history, sqlite_transfer
+from app.adapters.signals import ChangeSignals, Watch
 from app.adapters.sql import SELECT_NOTES, Arg, Statement, recorded_outcome, split_list_statements
 from app.adapters.sqlite_link import Writer, connect, is_busy, sqlite_path, unavailable_on_error
 from app.domain.errors import (
@@ -38,6 +40,7 @@ from app.domain.errors import (
     TokenNotFoundError,
     VersionConflictError,
 )
+from app.domain.history import ChangesPage, ChangeToken, Pruned, Retention, Trashed
 from app.domain.model import Note, NoteDraft, search_text, title_sort_key
 from app.domain.owners import NewToken, OwnerSummary, Scope, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
@@ -103,7 +106,10 @@ _UPDATE = (
     " created_at = ?, updated_at = ?, title_key = ?, search_text = ?, version = ?"
     " WHERE id = ? AND owner = ? AND version = ?"
 )
-_DELETE = "DELETE FROM notes WHERE id = ? AND owner = ?"
+_RESTORE = (
+    "INSERT INTO notes (id, title, description, priority, tags, created_by, created_at, updated_at,"
+    " title_key, search_text, owner, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _INSERT_WITH_ID = (
     "INSERT INTO notes (id, title, description, priority, tags, created_by, created_at, updated_at,"
     " title_key, search_text, owner, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
@@ -189,8 +195,9 @@ class SqliteNoteRepository:
     """The notes of one owner; each write one statement through `execute`: in a transaction of
     its own, or in the unit of work's. A note's write is a single statement, so it needs no more."""
 
-    def __init__(self, readers: Readers, execute: Execute, bulk: Bulk, owner: str) -> None:
+    def __init__(self, readers: Readers, execute: Execute, bulk: Bulk, owner: str, changed: Callable[[], None]) -> None:
         self._readers, self._execute, self._bulk, self._owner = readers, execute, bulk, owner
+        self._changed = changed  # after a write has committed: wake this owner's followers
 
     async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
         """One `executemany` under the write lock, with the ids that the lock makes this one's."""
@@ -202,11 +209,13 @@ class SqliteNoteRepository:
                     _INSERT_WITH_ID,
                     [(note_id, *_row_values(draft), self._owner) for note_id, draft in zip(ids, drafts, strict=True)],
                 )
+        self._changed()
         return [draft.stored_as(note_id) for note_id, draft in zip(ids, drafts, strict=True)]
 
     async def add(self, draft: NoteDraft) -> Note:
         note_id = (await self._execute(_INSERT, (*_row_values(draft), self._owner))).lastrowid
         assert note_id is not None  # an INSERT into a rowid table always sets it
+        self._changed()
         return draft.stored_as(note_id)
 
     async def get(self, note_id: int) -> Note:
@@ -218,13 +227,48 @@ class SqliteNoteRepository:
     async def update(self, note: Note) -> Note:
         values = (*_row_values(note), note.version, note.id, self._owner, note.version - 1)
         await self._write_one(_UPDATE, note.id, values)
+        self._changed()
         return note
 
-    async def delete(self, note_id: int, *, version: int | None = None) -> None:
-        if version is None:
-            await self._write_one(_DELETE, note_id, (note_id, self._owner))
+    async def delete(self, note_id: int, *, at: datetime, version: int | None = None, purge: bool = False) -> None:
+        async with self._bulk() as db:
+            deleted = sqlite_history.delete(db, self._owner, note_id, at, version, purge)
+        if not deleted:
+            await self._raise_missing_or_moved(note_id)
+        self._changed()
+
+    async def revisions(self, note_id: int, *, newest: int, oldest: int, limit: int) -> Sequence[Note]:
+        rows = await self._readers.all(sqlite_history.REVISIONS, (note_id, self._owner, oldest, newest, limit))
+        if not rows and await self._readers.one(_EXISTS, (note_id, self._owner)) is None:
+            raise NoteNotFoundError(note_id)
+        return [sqlite_history.content_note(row[0], row[1:8], row[8]) for row in rows]
+
+    async def trash(self, *, limit: int, after: tuple[datetime, int] | None = None) -> Sequence[Trashed]:
+        if after is None:
+            rows = await self._readers.all(sqlite_history.TRASH, (self._owner, limit))
         else:
-            await self._write_one(f"{_DELETE} AND version = ?", note_id, (note_id, self._owner, version))
+            rows = await self._readers.all(
+                sqlite_history.TRASH_AFTER, (self._owner, to_microseconds(after[0]), after[1], limit)
+            )
+        return [sqlite_history.trashed(row) for row in rows]
+
+    async def restore(self, note_id: int, at: datetime) -> Note:
+        async with self._bulk() as db:
+            trashed = sqlite_history.take_from_trash(db, self._owner, note_id)
+            note = replace(trashed.note, version=trashed.note.version + 1, updated_at=at)
+            with unavailable_on_error():
+                db.execute(_RESTORE, (note.id, *_row_values(note), self._owner, note.version))
+        self._changed()
+        return note
+
+    async def purge(self, note_id: int) -> None:
+        async with self._bulk() as db:
+            sqlite_history.purge(db, self._owner, note_id)
+
+    async def changes(self, since: ChangeToken | None, limit: int) -> ChangesPage:
+        position = 0 if since is None else since.position
+        rows = await self._readers.all(sqlite_history.CHANGES, (self._owner, position, limit))
+        return sqlite_history.changes_page(rows, since, limit)
 
     async def list(self, query: ListQuery) -> Sequence[Note]:
         rows = await self._readers.in_snapshot(split_list_statements(self._owner, query, _DIALECT))
@@ -232,10 +276,16 @@ class SqliteNoteRepository:
 
     async def _write_one(self, sql: str, note_id: int, args: tuple) -> None:
         """A write of one note that must find it, at the version the statement names."""
-        if (await self._execute(sql, args)).rowcount:
-            return
+        if not (await self._execute(sql, args)).rowcount:
+            await self._raise_missing_or_moved(note_id)
+
+    async def _raise_missing_or_moved(self, note_id: int) -> None:
         exists = await self._readers.one(_EXISTS, (note_id, self._owner))
         raise VersionConflictError(note_id) if exists else NoteNotFoundError(note_id)
+
+
+def _nothing() -> None:
+    """Inside a unit of work: its followers are woken once it commits (`SqliteStore.transaction`)."""
 
 
 class SqliteIdempotencyStore:
@@ -286,6 +336,9 @@ class SqliteStore:
             self._readers.close()
             raise
         self.accounts = SqliteAccounts(self._readers, self._writer)
+        # Followers are woken by this process's writes, and by others' while any are waiting.
+        self._signals = ChangeSignals(first=lambda: self._others.start(), last=lambda: self._others.stop())
+        self._others = sqlite_history.OtherProcesses(self._readers.db, self._signals)
         self.pool_usage: PoolUsage | None = None
         self.cursor_secret = ""
 
@@ -296,7 +349,9 @@ class SqliteStore:
         self.cursor_secret = row[0]
 
     def notes_of(self, owner: str) -> SqliteNoteRepository:
-        return SqliteNoteRepository(self._readers, self._writer.execute, self._writer.transaction, owner)
+        return SqliteNoteRepository(
+            self._readers, self._writer.execute, self._writer.transaction, owner, partial(self._signals.changed, owner)
+        )
 
     @asynccontextmanager
     async def transaction(self, owner: str) -> AsyncIterator[_Transaction]:
@@ -311,9 +366,10 @@ class SqliteStore:
                 yield db
 
             yield _Transaction(
-                SqliteNoteRepository(self._readers, in_transaction, this_transaction, owner),
+                SqliteNoteRepository(self._readers, in_transaction, this_transaction, owner, _nothing),
                 SqliteIdempotencyStore(db, owner),
             )
+        self._signals.changed(owner)  # committed
 
     async def check(self) -> None:
         """A real write, so that a full disk or a read-only file system shows here."""
@@ -323,6 +379,12 @@ class SqliteStore:
                     "INSERT OR REPLACE INTO store_settings (name, value) VALUES ('ready_probe', ?)",
                     (str(time.time()),),
                 )
+
+    def watch(self, owner: str) -> AbstractAsyncContextManager[Watch]:
+        return self._signals.watch(owner)
+
+    async def prune(self, now: datetime, retention: Retention) -> Pruned:
+        return await sqlite_history.prune(self._writer, now, retention)
 
     def export(self, selection: Selection) -> AsyncIterator[Record]:
         return sqlite_transfer.export(self._path, self._timeout, selection)
@@ -334,6 +396,8 @@ class SqliteStore:
         return await sqlite_transfer.import_records(self._writer, records, on_conflict)
 
     def close(self) -> None:
+        self._signals.close()
+        self._others.stop()
         self._writer.close()
         self._readers.close()
 

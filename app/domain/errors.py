@@ -115,3 +115,31 @@ class ImportConflictError(NoteError):
             " use --on-conflict skip or --on-conflict replace to keep or replace what is there"
         )
         self.kind, self.item_id = kind, item_id
+
+
+class InvalidChangeTokenError(NoteError):
+    """A `since` or `Last-Event-ID` that no store ever wrote."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"{text[:40]!r} is not a change token: send back a `next` or an event id as it came")
+
+
+class ChangeTokenExpiredError(NoteError):
+    """A token older than the kept log: the changes after it are gone."""
+
+    def __init__(self, token: object) -> None:
+        super().__init__(
+            f"the changes after {token} are no longer kept: read /notes again, then follow from its `next`"
+        )
+
+
+class RevisionNotFoundError(NoteError):
+    def __init__(self, note_id: int, version: int) -> None:
+        super().__init__(f"note {note_id} has no revision {version} (never made, or no longer kept)")
+        self.note_id, self.version = note_id, version
+
+
+class NotInTrashError(NoteError):
+    def __init__(self, note_id: int) -> None:
+        super().__init__(f"note {note_id} is not in the trash")
+        self.note_id = note_id

@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from app.domain.history import ChangesPage, ChangeToken, Pruned, Retention, Trashed
 from app.domain.model import Note, NoteDraft
 from app.domain.owners import NewToken, OwnerSummary, Token
 from app.domain.query import ListQuery
@@ -29,9 +30,32 @@ class NoteRepository(Protocol):
         """Store `note` in place of its predecessor, atomically, only if the stored note is still at
         `note.version - 1`. `NoteNotFoundError` if it is gone, `VersionConflictError` if it moved on."""
 
-    async def delete(self, note_id: int, *, version: int | None = None) -> None:
-        """Delete the note, if `version` is given only while it is at that version.
-        `NoteNotFoundError` if it is gone, `VersionConflictError` if it is at another version."""
+    async def delete(self, note_id: int, *, at: datetime, version: int | None = None, purge: bool = False) -> None:
+        """Move the note to the trash, deleted `at` (with `purge`, delete it for good with its
+        revisions), if `version` is given only while it is at that version; either way a `delete`
+        joins the log. `NoteNotFoundError` if it is gone, `VersionConflictError` if it is at
+        another version."""
+
+    async def revisions(self, note_id: int, *, newest: int, oldest: int, limit: int) -> Sequence[Note]:
+        """Up to `limit` revisions of the note, from version `newest` down to `oldest`, newest
+        first: each the note as that version left it. Revisions of a note in the trash are not
+        found here: only the note's own, while it is one of this owner's notes."""
+
+    async def trash(self, *, limit: int, after: tuple[datetime, int] | None = None) -> Sequence[Trashed]:
+        """Up to `limit` notes of the trash, most recently deleted first (then by id, highest
+        first), strictly after the key (deleted_at, id) `after`."""
+
+    async def restore(self, note_id: int, at: datetime) -> Note:
+        """Take the note out of the trash, under its id, at one version more than it had, changed
+        `at`; a `put` joins the log. `NotInTrashError` if it is not in the trash."""
+
+    async def purge(self, note_id: int) -> None:
+        """Delete the note in the trash for good, with its revisions. `NotInTrashError`."""
+
+    async def changes(self, since: ChangeToken | None, limit: int) -> ChangesPage:
+        """Up to `limit` rows of this owner's log after `since` (the start of the kept log when
+        None), in token order; a row with a token below one returned now never appears later.
+        `ChangeTokenExpiredError` when rows after `since` are no longer kept."""
 
     async def list(self, query: ListQuery) -> Sequence[Note]:
         """Up to `query.limit` notes that match `query.filter`, in `query.sort` order, strictly after
@@ -106,6 +130,18 @@ class Accounts(Protocol):
         `OwnerNotFoundError` if either does not exist."""
 
 
+class ChangeWatch(Protocol):
+    """One follower's wait for changes (`Store.watch`)."""
+
+    @property
+    def closing(self) -> bool:
+        """The store is closing: stop waiting and answer now."""
+
+    async def wait(self, timeout: float) -> bool:
+        """Return True when a change may have been made since the last wait (or the watch began),
+        False when `timeout` seconds passed first or the store is closing."""
+
+
 class Store(Protocol):
     """One open store: each owner's notes, transactions, accounts, and whether it can take writes."""
 
@@ -125,6 +161,16 @@ class Store(Protocol):
     def export(self, selection: Selection) -> AsyncIterator[Record]:
         """What `selection` covers, streamed in constant memory and read in one snapshot: its
         owners by name, then (the whole store only) the tokens by id, then the notes by id."""
+
+    def watch(self, owner: str) -> AbstractAsyncContextManager[ChangeWatch]:
+        """Wake-ups for `owner`'s changes, from this process and (where the store is shared)
+        from others, for as long as the block lasts: enter it before reading the log, so that no
+        change falls between the read and the wait."""
+
+    async def prune(self, now: datetime, retention: Retention) -> Pruned:
+        """One small round of pruning: revisions beyond `retention.keep_revisions` of a note,
+        notes in the trash longer than its days, log rows older than its days. Each round is a
+        short transaction; the caller repeats while a round removes anything."""
 
     async def count_notes(self, selection: Selection) -> int:
         """How many notes `selection` covers now (a progress bar's total)."""

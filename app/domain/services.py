@@ -1,16 +1,23 @@
 """The use cases: create (once per idempotency key), get, replace, patch, delete and list an
-owner's notes."""
+owner's notes; their revisions, the trash and the changes feed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from app.domain.errors import PreconditionFailedError, StorageUnavailableError, VersionConflictError
+from app.domain.errors import (
+    PreconditionFailedError,
+    RevisionNotFoundError,
+    StorageUnavailableError,
+    VersionConflictError,
+)
+from app.domain.history import DEFAULT_RETENTION, ChangesPage, ChangeToken, Pruned, Retention, Trashed
 from app.domain.model import Note, NoteContent, NoteDraft
-from app.domain.ports import Store
+from app.domain.ports import ChangeWatch, Store
 from app.domain.query import ListQuery, Page
 from app.domain.rules import merge_patch, parse_content
 from app.domain.transfer import Record, Selection
@@ -55,6 +62,45 @@ class Created:
     note: Note | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RevisionsPage:
+    revisions: tuple[Note, ...]
+    next_before: int | None  # the version the next page starts below; None on the last page
+
+
+@dataclass(frozen=True, slots=True)
+class TrashPage:
+    notes: tuple[Trashed, ...]
+    next_after: tuple[datetime, int] | None  # (deleted_at, id) of the last note, when more follow
+
+
+# A wake-up can come before the change it announces is readable (postgres_history.py: a row is
+# read only once every older transaction has ended). Such a follower looks again after these
+# many seconds, doubling up to a second, so it never waits out its whole `wait` for a change
+# that is there.
+_RECHECK_FIRST, _RECHECK_MOST = 0.02, 1.0
+
+
+class _Waiting:
+    """One wait for changes, up to `deadline` (a `time.monotonic()`)."""
+
+    def __init__(self, watch: ChangeWatch, deadline: float) -> None:
+        self._watch, self._deadline, self._recheck = watch, deadline, 0.0
+
+    async def more(self) -> bool:
+        """Wait for the next wake-up; False once the time is up or the store closes. After a
+        wake-up that found nothing, look again soon, and less and less often."""
+        left = self._deadline - time.monotonic()
+        if left <= 0 or self._watch.closing:
+            return False
+        woken = await self._watch.wait(min(left, self._recheck) if self._recheck else left)
+        if woken:
+            self._recheck = _RECHECK_FIRST
+        elif self._recheck:
+            self._recheck = min(self._recheck * 2, _RECHECK_MOST)
+        return not self._watch.closing
+
+
 class NoteService:
     """The use cases of the Notes service, over one store and one clock. Each acts for one owner,
     and the store scopes every query by it: no use case can reach another owner's notes."""
@@ -62,9 +108,10 @@ class NoteService:
     # A write without a precondition retries a lost race; each lost round means another writer won.
     MAX_ATTEMPTS = 64
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, retention: Retention = DEFAULT_RETENTION) -> None:
         self._store = store
         self._clock = clock
+        self._retention = retention
 
     async def create(self, owner: str, body: Mapping[str, Any]) -> Note:
         content = parse_content(body)
@@ -103,18 +150,100 @@ class NoteService:
         """A JSON merge patch (RFC 7396) of the note's content."""
         return await self._revise(owner, note_id, condition, lambda current: merge_patch(current, patch))
 
-    async def delete(self, owner: str, note_id: int, condition: Precondition = NO_PRECONDITION) -> None:
+    async def delete(
+        self, owner: str, note_id: int, condition: Precondition = NO_PRECONDITION, *, purge: bool = False
+    ) -> None:
+        """Move the note to the trash; with `purge`, delete it for good."""
         notes = self._store.notes_of(owner)
         if condition == NO_PRECONDITION or condition == Precondition(Versions(any=True)):
-            await notes.delete(note_id)  # "*" holds for any note that exists: the delete checks that
+            # "*" holds for any note that exists: the delete checks that
+            await notes.delete(note_id, at=self._clock(), purge=purge)
             return
         current = await notes.get(note_id)
         if not condition.holds(current):
             raise PreconditionFailedError(note_id)
         try:
-            await notes.delete(note_id, version=current.version)
+            await notes.delete(note_id, at=self._clock(), version=current.version, purge=purge)
         except VersionConflictError:
             raise PreconditionFailedError(note_id) from None
+
+    async def revisions(self, owner: str, note_id: int, limit: int, before: int | None = None) -> RevisionsPage:
+        """The kept revisions of a note, newest first, from below version `before` on."""
+        notes = self._store.notes_of(owner)
+        current = await notes.get(note_id)
+        newest = current.version if before is None else min(before - 1, current.version)
+        oldest = self._retention.oldest_kept(current.version)
+        if newest < oldest:
+            return RevisionsPage((), None)
+        found = await notes.revisions(note_id, newest=newest, oldest=oldest, limit=limit + 1)
+        page = tuple(found[:limit])
+        return RevisionsPage(page, page[-1].version if len(found) > limit else None)
+
+    async def revision(self, owner: str, note_id: int, version: int) -> Note:
+        """The note as its version `version` was; `RevisionNotFoundError` unless that one is kept."""
+        notes = self._store.notes_of(owner)
+        current = await notes.get(note_id)
+        if not self._retention.oldest_kept(current.version) <= version <= current.version:
+            raise RevisionNotFoundError(note_id, version)
+        found = await notes.revisions(note_id, newest=version, oldest=version, limit=1)
+        if not found:
+            raise RevisionNotFoundError(note_id, version)
+        return found[0]
+
+    async def restore_revision(
+        self, owner: str, note_id: int, version: int, condition: Precondition = NO_PRECONDITION
+    ) -> Note:
+        """A new version of the note whose content is revision `version`'s."""
+        content = (await self.revision(owner, note_id, version)).content()
+        return await self._revise(owner, note_id, condition, lambda _current: content)
+
+    async def trash(self, owner: str, limit: int, after: tuple[datetime, int] | None = None) -> TrashPage:
+        found = await self._store.notes_of(owner).trash(limit=limit + 1, after=after)
+        page = tuple(found[:limit])
+        more = len(found) > limit
+        return TrashPage(page, (page[-1].deleted_at, page[-1].note.id) if more else None)
+
+    async def restore(self, owner: str, note_id: int) -> Note:
+        """The note back from the trash, under its id."""
+        return await self._store.notes_of(owner).restore(note_id, self._clock())
+
+    async def purge(self, owner: str, note_id: int) -> None:
+        await self._store.notes_of(owner).purge(note_id)
+
+    async def changes(self, owner: str, since: ChangeToken | None, limit: int, wait: float = 0) -> ChangesPage:
+        """The owner's changes after `since`; with `wait`, held up to that many seconds until
+        there is one (or the store closes)."""
+        notes = self._store.notes_of(owner)
+        if wait <= 0:
+            return await notes.changes(since, limit)
+        async with self._store.watch(owner) as watch:
+            waiting = _Waiting(watch, time.monotonic() + wait)
+            page = await notes.changes(since, limit)
+            while not page.changes and await waiting.more():
+                page = await notes.changes(page.next, limit)
+            return page
+
+    async def follow(
+        self, owner: str, since: ChangeToken | None, limit: int, idle: float
+    ) -> AsyncIterator[ChangesPage]:
+        """The owner's changes after `since`, page after page for as long as the caller reads
+        them, and an empty page after each `idle` seconds without one (a stream's keep-alive).
+        Ends when the store closes."""
+        notes = self._store.notes_of(owner)
+        async with self._store.watch(owner) as watch:
+            page = await notes.changes(since, limit)
+            while not watch.closing:
+                waiting = _Waiting(watch, time.monotonic() + idle)
+                while not page.changes and await waiting.more():
+                    page = await notes.changes(page.next, limit)
+                if watch.closing:
+                    return
+                yield page
+                page = await notes.changes(page.next, limit)
+
+    async def prune(self) -> Pruned:
+        """One small round of pruning by the retention settings."""
+        return await self._store.prune(self._clock(), self._retention)
 
     def export(self, owner: str) -> AsyncIterator[Record]:
         """The owner's line and notes, as a store exports them: streamed, in one snapshot."""

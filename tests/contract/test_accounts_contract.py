@@ -183,8 +183,8 @@ async def test_one_owner_never_reaches_anothers_note(storage: Storage) -> None:
     for attempt in (
         lambda: bob.get(note.id),
         lambda: bob.update(note.revised(note.content(), T0)),
-        lambda: bob.delete(note.id),
-        lambda: bob.delete(note.id, version=1),
+        lambda: bob.delete(note.id, at=T0),
+        lambda: bob.delete(note.id, at=T0, version=1),
     ):
         with pytest.raises(NoteNotFoundError):
             await attempt()

@@ -18,6 +18,7 @@ from app.domain.model import Note, NoteDraft
 from app.domain.owners import LOCAL
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField
 from app.domain.services import NoteService
+from tests.factories import T0
 
 EXAMPLES = 200
 BASE = datetime(2024, 2, 29, 12, 0, 0, 0, tzinfo=UTC)
@@ -125,6 +126,6 @@ async def test_every_page_matches_the_reference_model(storage: Storage, case: Ca
         assert pages == [expected[i : i + case.limit] for i in range(0, max(len(expected), 1), case.limit)]
     finally:
         for note in notes:
-            await storage.notes_of(LOCAL).delete(note.id)
+            await storage.notes_of(LOCAL).delete(note.id, at=T0)
         for note in others:
-            await storage.notes_of(OTHER).delete(note.id)
+            await storage.notes_of(OTHER).delete(note.id, at=T0)

@@ -37,7 +37,7 @@ async def test_extreme_timestamps_round_trip(storage: Storage) -> None:
 async def test_ids_increase_and_are_never_reused_even_after_deleting_the_newest(storage: Storage) -> None:
     first = await storage.notes_of(LOCAL).add(draft())
     newest = await storage.notes_of(LOCAL).add(draft())
-    await storage.notes_of(LOCAL).delete(newest.id)
+    await storage.notes_of(LOCAL).delete(newest.id, at=T0)
     again = await storage.notes_of(LOCAL).add(draft())
     assert first.id < newest.id < again.id
 
@@ -45,12 +45,12 @@ async def test_ids_increase_and_are_never_reused_even_after_deleting_the_newest(
 @pytest.mark.parametrize("operation", ["get", "update", "delete", "delete_version"])
 async def test_every_method_raises_not_found_for_a_missing_note(storage: Storage, operation: str) -> None:
     gone = await storage.notes_of(LOCAL).add(draft())
-    await storage.notes_of(LOCAL).delete(gone.id)
+    await storage.notes_of(LOCAL).delete(gone.id, at=T0)
     calls = {
         "get": lambda: storage.notes_of(LOCAL).get(gone.id),
         "update": lambda: storage.notes_of(LOCAL).update(replace(gone, version=2)),
-        "delete": lambda: storage.notes_of(LOCAL).delete(gone.id),
-        "delete_version": lambda: storage.notes_of(LOCAL).delete(gone.id, version=1),
+        "delete": lambda: storage.notes_of(LOCAL).delete(gone.id, at=T0),
+        "delete_version": lambda: storage.notes_of(LOCAL).delete(gone.id, at=T0, version=1),
     }
     with pytest.raises(NoteNotFoundError):
         await calls[operation]()
@@ -74,9 +74,9 @@ async def test_update_from_a_stale_version_is_a_conflict_and_writes_nothing(stor
 async def test_delete_at_another_version_is_a_conflict_and_keeps_the_note(storage: Storage) -> None:
     note = await storage.notes_of(LOCAL).add(draft())
     with pytest.raises(VersionConflictError):
-        await storage.notes_of(LOCAL).delete(note.id, version=7)
+        await storage.notes_of(LOCAL).delete(note.id, at=T0, version=7)
     assert await storage.notes_of(LOCAL).get(note.id) == note
-    await storage.notes_of(LOCAL).delete(note.id, version=1)
+    await storage.notes_of(LOCAL).delete(note.id, at=T0, version=1)
     with pytest.raises(NoteNotFoundError):
         await storage.notes_of(LOCAL).get(note.id)
 

@@ -81,7 +81,7 @@ async def fill(store: Storage) -> dict[str, str]:
         made.append(await store.notes_of(owner).add(shape))
     deleted, revised = made[5], made[6]
     owner_of = {note.id: ("alice", "bob.smith-2", LOCAL)[i % 3] for i, note in enumerate(made)}
-    await store.notes_of(owner_of[deleted.id]).delete(deleted.id)  # a gap in the ids
+    await store.notes_of(owner_of[deleted.id]).delete(deleted.id, at=T0)  # a gap in the ids
     notes = store.notes_of(owner_of[revised.id])
     second = await notes.update(revised.revised(replace(revised.content(), title="revised once"), clock()))
     await notes.update(second.revised(replace(second.content(), priority=1), clock()))

@@ -1,0 +1,337 @@
+"""The history of a PostgreSQL store: the log's statements, pruning, and LISTEN/NOTIFY.
+
+Why a follower never skips a row
+--------------------------------
+A position from a sequence is not enough here: a transaction that took position 10 can commit
+after one that took 11, and a follower that already read 11 would never read 10. So each row
+also has a `key`, and the feed is read in (key, position) order, only below the oldest
+transaction still in flight:
+
+1. A row's key is the id of the transaction that wrote it (`pg_current_xact_id()`, an xid8,
+   which never wraps), or the key of the note's previous change when that is larger (the
+   note's `change_key`, read under the row lock the write holds, so it is the key of the change
+   committed just before this one).
+2. A read takes `xmin = pg_snapshot_xmin(pg_current_snapshot())`, in the same statement as the
+   page: every transaction with an id below xmin has ended, so every row it wrote is visible
+   now, or never will be. The read returns only rows with key < xmin.
+3. A transaction still in flight, or one to come, has an id of at least xmin, and each of its
+   rows a key of at least its id (1.). So no row the reader cannot see yet has a key below
+   xmin, and none will ever appear below a token the reader was given: a page ends at its last
+   row, or, when it holds every readable row, at (xmin, 0).
+
+So a follower sees each committed change once, and never skips one; a transaction held open
+only delays the rows after it (the follower waits for it, by design). Changes of one note come
+in the order they were made (1.), and so do changes made one after the other (a later
+transaction gets a larger id). Only transactions that overlapped in time, on different notes,
+may come in another order than they committed: no reader could tell which was first anyway.
+
+Any transaction with an xid holds the feed back while it is open, in any database of the
+cluster: keep transactions short (the service's are).
+
+Waking followers: after a write commits, the process wakes its own followers and sends one
+NOTIFY per owner (coalesced, off the request's path); every process LISTENs on one connection
+of its own and wakes its followers of that owner. A NOTIFY inside the write's transaction would
+serialise every commit on PostgreSQL's notify lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+
+import asyncpg
+
+from app.adapters.postgres_link import UNAVAILABLE, Pooled, transaction
+from app.adapters.signals import ChangeSignals
+from app.domain.errors import ChangeTokenExpiredError
+from app.domain.history import Change, ChangeOp, ChangesPage, ChangeToken, Pruned, Retention, Trashed
+from app.domain.model import Note
+from app.domain.timestamps import aware
+
+log = logging.getLogger("app.postgres")
+CHANNEL = "notes_changes"
+CONTENT = "title, description, priority, tags, created_by, created_at, updated_at"
+BATCH = 500
+TRASH_BATCH = 100
+PRUNE_LOCK = 0x6E6F746573  # the advisory lock of pruning: one process prunes at a time
+
+INSERT = f"""
+WITH n AS (
+    INSERT INTO notes ({CONTENT}, version, title_key, search_text, owner, change_key)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, pg_current_xact_id())
+    RETURNING id, change_key
+)
+INSERT INTO changes (key, owner, note_id, version, op, at, {CONTENT})
+SELECT change_key, $10, id, 1, 'put', $7, $1, $2, $3, $4, $5, $6, $7 FROM n
+RETURNING note_id"""
+UPDATE = f"""
+WITH n AS (
+    UPDATE notes SET title = $1, description = $2, priority = $3, tags = $4, created_by = $5,
+        created_at = $6, updated_at = $7, version = $8, title_key = $9, search_text = $10,
+        change_key = greatest(pg_current_xact_id(), change_key)
+    WHERE id = $11 AND owner = $12 AND version = $13
+    RETURNING change_key
+)
+INSERT INTO changes (key, owner, note_id, version, op, at, {CONTENT})
+SELECT change_key, $12, $11, $8, 'put', $7, $1, $2, $3, $4, $5, $6, $7 FROM n"""
+# $1 id, $2 owner, $3 deleted_at, $4 purge, $5 the version it must be at (NULL: any)
+DELETE = f"""
+WITH n AS (
+    DELETE FROM notes WHERE id = $1 AND owner = $2 AND ($5::integer IS NULL OR version = $5)
+    RETURNING id, owner, {CONTENT}, version, title_key, search_text,
+        greatest(pg_current_xact_id(), change_key) AS key
+), trashed AS (
+    INSERT INTO trash (id, owner, {CONTENT}, version, title_key, search_text, change_key, deleted_at)
+    SELECT id, owner, {CONTENT}, version, title_key, search_text, key, $3 FROM n WHERE NOT $4
+), purged AS (
+    DELETE FROM changes WHERE $4 AND note_id = $1 AND owner = $2 AND op = 'put' AND EXISTS (SELECT FROM n)
+)
+INSERT INTO changes (key, owner, note_id, version, op, at)
+SELECT key, owner, id, version, 'delete', $3 FROM n"""
+# $1 id, $2 owner, $3 the time of the restore
+RESTORE = f"""
+WITH t AS (
+    DELETE FROM trash WHERE id = $1 AND owner = $2
+    RETURNING id, owner, {CONTENT}, version, title_key, search_text, change_key
+), n AS (
+    INSERT INTO notes (id, owner, title, description, priority, tags, created_by, created_at, updated_at,
+                       version, title_key, search_text, change_key)
+    OVERRIDING SYSTEM VALUE
+    SELECT id, owner, title, description, priority, tags, created_by, created_at, $3,
+           version + 1, title_key, search_text, greatest(pg_current_xact_id(), change_key) FROM t
+    RETURNING id, {CONTENT}, version, change_key
+), logged AS (
+    INSERT INTO changes (key, owner, note_id, version, op, at, {CONTENT})
+    SELECT change_key, $2, id, version, 'put', $3, {CONTENT} FROM n
+)
+SELECT id, {CONTENT}, version FROM n"""
+PURGE = """
+WITH t AS (DELETE FROM trash WHERE id = $1 AND owner = $2 RETURNING id),
+purged AS (DELETE FROM changes WHERE note_id IN (SELECT id FROM t) AND owner = $2 AND op = 'put')
+SELECT count(*) FROM t"""
+REVISIONS = f"""
+SELECT note_id, {CONTENT}, version FROM changes
+WHERE note_id = $1 AND owner = $2 AND op = 'put' AND version BETWEEN $3 AND $4
+  AND EXISTS (SELECT FROM notes WHERE id = $1 AND owner = $2)
+ORDER BY version DESC LIMIT $5"""
+TRASH_COLUMNS = f"id, {CONTENT}, version, deleted_at"
+TRASH = f"SELECT {TRASH_COLUMNS} FROM trash WHERE owner = $1 ORDER BY deleted_at DESC, id DESC LIMIT $2"
+TRASH_AFTER = f"""
+SELECT {TRASH_COLUMNS} FROM trash WHERE owner = $1 AND (deleted_at, id) < ($2, $3)
+ORDER BY deleted_at DESC, id DESC LIMIT $4"""
+# One statement: xmin comes from the snapshot the page is read in (see the module's notes).
+CHANGES = f"""
+WITH x AS (
+    SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, horizon_key, horizon_position FROM change_log
+)
+SELECT x.xmin::text, x.horizon_key::text, x.horizon_position,
+       c.key::text, c.position, c.note_id, c.version, c.op, c.at, {', '.join('c.' + c for c in CONTENT.split(', '))}
+FROM x LEFT JOIN LATERAL (
+    SELECT * FROM changes
+    WHERE owner = $1 AND (key, position) > ($2::text::xid8, $3)
+      AND (key, position) > (x.horizon_key, x.horizon_position) AND key < x.xmin
+    ORDER BY key, position LIMIT $4
+) c ON true
+ORDER BY c.key, c.position"""
+# After a COPY into notes (POST /import): key the new notes and log them.
+LOG_COPIED = f"""
+WITH n AS (
+    UPDATE notes SET change_key = pg_current_xact_id() WHERE id = ANY($1::bigint[]) RETURNING *
+)
+INSERT INTO changes (key, owner, note_id, version, op, at, {CONTENT})
+SELECT change_key, owner, id, version, 'put', updated_at, {CONTENT} FROM n ORDER BY id"""
+
+
+def content_note(row: Sequence) -> Note:
+    """A note from (id, title ... updated_at, version)."""
+    note_id, title, description, priority, tags, created_by, created_at, updated_at, version = row
+    return Note(
+        id=note_id, title=title, description=description, priority=priority, tags=tuple(tags),
+        created_by=created_by, created_at=aware(created_at), updated_at=aware(updated_at), version=version,
+    )
+
+
+def trashed(row: asyncpg.Record) -> Trashed:
+    return Trashed(content_note(row[:9]), aware(row[9]))
+
+
+def changes_page(rows: Sequence[asyncpg.Record], since: ChangeToken | None, limit: int) -> ChangesPage:
+    xmin, horizon_key, horizon_position = int(rows[0][0]), int(rows[0][1]), rows[0][2]
+    horizon = ChangeToken(horizon_key, horizon_position)
+    if since is not None and since < horizon:
+        raise ChangeTokenExpiredError(since)
+    changes = tuple(
+        Change(
+            ChangeToken(int(row[3]), row[4]), ChangeOp(row[7]), row[5], row[6], aware(row[8]),
+            None if row[7] == "delete" else content_note((row[5], *row[9:16], row[6])),
+        )
+        for row in rows if row[3] is not None
+    )
+    if len(changes) == limit:
+        return ChangesPage(changes, changes[-1].token)
+    return ChangesPage(changes, max(since or horizon, horizon, ChangeToken(xmin, 0)))
+
+
+async def prune(pool: asyncpg.Pool, timeout: float, now: datetime, retention: Retention) -> Pruned:
+    """One round, one short transaction, by one process at a time (the others skip it)."""
+    async with transaction(pool, timeout) as db:
+        if not await db.fetchval("SELECT pg_try_advisory_xact_lock($1)", PRUNE_LOCK):
+            return Pruned()
+        trashed_count = await _expire_trash(db, retention.trash_cutoff(now))
+        changes, changes_more = await _expire_changes(db, retention.changes_cutoff(now), retention)
+        revisions, revisions_more = await _prune_revisions(db, retention)
+    return Pruned(
+        revisions=revisions, trashed=trashed_count, changes=changes,
+        more=trashed_count == TRASH_BATCH or changes_more or revisions_more,
+    )
+
+
+async def _expire_trash(db: asyncpg.Connection, cutoff: datetime) -> int:
+    ids = await db.fetchval(
+        "WITH t AS (DELETE FROM trash WHERE id IN"
+        " (SELECT id FROM trash WHERE deleted_at < $1 ORDER BY deleted_at LIMIT $2) RETURNING id)"
+        " SELECT array_agg(id) FROM t",
+        cutoff, TRASH_BATCH,
+    )
+    if not ids:
+        return 0
+    await db.execute("DELETE FROM changes WHERE note_id = ANY($1::bigint[]) AND op = 'put'", ids)
+    return len(ids)
+
+
+async def _current_versions(db: asyncpg.Connection, note_ids: set[int]) -> dict[int, int]:
+    if not note_ids:
+        return {}
+    rows = await db.fetch(
+        "SELECT id, version FROM notes WHERE id = ANY($1::bigint[])"
+        " UNION ALL SELECT id, version FROM trash WHERE id = ANY($1::bigint[])",
+        list(note_ids),
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def _expire_changes(db: asyncpg.Connection, cutoff: datetime, retention: Retention) -> tuple[int, bool]:
+    """Rows older than the cutoff leave the feed, in position order; the horizon moves past the
+    largest (key, position) among them. A `put` still among its note's kept revisions stays."""
+    examined, horizon_key, horizon_position = await db.fetchrow(
+        "SELECT examined, horizon_key::text, horizon_position FROM change_log"
+    )
+    rows = await db.fetch(
+        "SELECT position, note_id, version, op, at, key::text FROM changes WHERE position > $1"
+        " ORDER BY position LIMIT $2",
+        examined, BATCH,
+    )
+    expired = []
+    for row in rows:
+        if row[4] >= cutoff:
+            break
+        expired.append(row)
+    if not expired:
+        return 0, False
+    current = await _current_versions(db, {row[1] for row in expired if row[3] == "put"})
+    drop = [
+        position for position, note_id, version, op, *_ in expired
+        if op == "delete" or note_id not in current or version < retention.oldest_kept(current[note_id])
+    ]
+    await db.execute("DELETE FROM changes WHERE position = ANY($1::bigint[])", drop)
+    horizon = max(ChangeToken(int(horizon_key), horizon_position), *(ChangeToken(int(r[5]), r[0]) for r in expired))
+    await db.execute(
+        "UPDATE change_log SET examined = $1, horizon_key = $2::text::xid8, horizon_position = $3",
+        expired[-1][0], str(horizon.key), horizon.position,
+    )
+    return len(expired), len(expired) == BATCH
+
+
+async def _prune_revisions(db: asyncpg.Connection, retention: Retention) -> tuple[int, bool]:
+    """Revisions beyond the kept number, of the notes written since the last round, once their
+    rows have left the feed (until then the feed still needs them)."""
+    revisions_examined, examined = await db.fetchrow("SELECT revisions_examined, examined FROM change_log")
+    rows = await db.fetch(
+        "SELECT position, note_id FROM changes WHERE position > $1 AND op = 'put' ORDER BY position LIMIT $2",
+        revisions_examined, BATCH,
+    )
+    if not rows:
+        return 0, False
+    current = await _current_versions(db, {row[1] for row in rows})
+    status = await db.execute(
+        "DELETE FROM changes c USING unnest($1::bigint[], $2::integer[]) AS kept(note_id, oldest)"
+        " WHERE c.note_id = kept.note_id AND c.op = 'put' AND c.version < kept.oldest AND c.position <= $3",
+        list(current), [retention.oldest_kept(v) for v in current.values()], examined,
+    )
+    await db.execute("UPDATE change_log SET revisions_examined = $1", rows[-1][0])
+    return int(status.split()[-1]), len(rows) == BATCH
+
+
+def _set(event: asyncio.Event, *_: object) -> None:
+    event.set()
+
+
+class Notifications:
+    """NOTIFY after this process's writes, LISTEN for every process's, on connections of their
+    own: the notifications are sent by one task, one statement for every owner that changed
+    meanwhile; the listening connection is opened when the first follower waits."""
+
+    def __init__(self, database_url: str, run: Pooled, timeout: float) -> None:
+        self._url, self._run, self._timeout = database_url, run, timeout
+        self.signals = ChangeSignals(first=self._listen)
+        self._pending: set[str] = set()
+        self._sender: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    def changed(self, owner: str) -> None:
+        """A write of `owner`'s has committed in this process."""
+        self.signals.changed(owner)
+        self._pending.add(owner)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send(), name="notes-notify")
+
+    async def _send(self) -> None:
+        while self._pending:
+            owners, self._pending = sorted(self._pending), set()
+            try:
+                await self._run("execute", f"SELECT pg_notify('{CHANNEL}', o) FROM unnest($1::text[]) AS o", owners)
+            except Exception as error:  # the followers of other processes will look when their wait ends
+                log.warning("could not notify other processes of a change: %s", error)
+                return
+
+    def _listen(self) -> None:
+        if self._listener is None and not self.signals.closing:
+            self._listener = asyncio.get_running_loop().create_task(self._keep_listening(), name="notes-listen")
+
+    async def _keep_listening(self) -> None:
+        """LISTEN, and again after a lost connection; followers look for themselves meanwhile."""
+        delay = 0.1
+        while not self.signals.closing:
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(self._url, timeout=self._timeout)
+            except (*UNAVAILABLE, OSError) as error:
+                log.warning("cannot LISTEN for changes (%s); retrying in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            try:
+                connection.add_termination_listener(partial(_set, lost))
+                await connection.add_listener(CHANNEL, self._heard)
+                delay = 0.1
+                self.signals.changed_all()  # anything written while not listening
+                await lost.wait()
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close(timeout=1)
+            self.signals.changed_all()
+
+    def _heard(self, _connection: object, _pid: int, _channel: str, owner: str) -> None:
+        self.signals.changed(owner)
+
+    async def close(self) -> None:
+        self.signals.close()
+        for task in (self._listener, self._sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

@@ -1,0 +1,231 @@
+"""One contract for the history of every store: revisions, the trash and the changes feed, read
+through the port (and the use cases where retention decides), alike on memory, SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from app.adapters import Storage
+from app.domain.errors import ChangeTokenExpiredError, NoteNotFoundError, NotInTrashError, RevisionNotFoundError
+from app.domain.history import ChangeOp, ChangeToken, Retention
+from app.domain.owners import LOCAL
+from app.domain.query import ListQuery, NoteFilter
+from app.domain.services import NoteService
+from tests.factories import T0, draft
+
+OTHER = "bob"
+
+
+@pytest.fixture
+async def other(storage: Storage) -> str:
+    await storage.accounts.add_owner(OTHER, T0)
+    return OTHER
+
+
+def service(storage: Storage, now=T0, **retention: int) -> NoteService:
+    return NoteService(storage, lambda: now, Retention(**retention))
+
+
+async def test_every_write_is_a_revision_newest_first_each_the_note_as_it_was(storage: Storage) -> None:
+    notes = storage.notes_of(LOCAL)
+    first = await notes.add(draft(title="one"))
+    second = await notes.update(first.revised(replace(first.content(), title="two"), T0 + timedelta(1)))
+    third = await notes.update(second.revised(replace(second.content(), tags=("x",)), T0 + timedelta(2)))
+    assert await notes.revisions(first.id, newest=3, oldest=1, limit=10) == [third, second, first]
+    assert await notes.revisions(first.id, newest=2, oldest=1, limit=1) == [second]
+    page = await service(storage).revisions(LOCAL, first.id, limit=2)
+    assert page.revisions == (third, second) and page.next_before == 2
+    rest = await service(storage).revisions(LOCAL, first.id, limit=2, before=page.next_before)
+    assert rest.revisions == (first,) and rest.next_before is None
+
+
+async def test_a_restored_revision_is_a_new_version_with_that_content(storage: Storage) -> None:
+    notes = storage.notes_of(LOCAL)
+    first = await notes.add(draft(title="right"))
+    await notes.update(first.revised(replace(first.content(), title="wrong"), T0))
+    restored = await service(storage, T0 + timedelta(hours=1)).restore_revision(LOCAL, first.id, 1)
+    assert (restored.version, restored.title, restored.updated_at) == (3, "right", T0 + timedelta(hours=1))
+    assert await notes.get(first.id) == restored
+    assert [n.version for n in await notes.revisions(first.id, newest=3, oldest=1, limit=9)] == [3, 2, 1]
+    with pytest.raises(RevisionNotFoundError):
+        await service(storage).revision(LOCAL, first.id, 4)
+
+
+async def test_delete_moves_a_note_to_the_trash_out_of_every_read(storage: Storage) -> None:
+    notes = storage.notes_of(LOCAL)
+    kept = await notes.add(draft(title="kept searchword"))
+    gone = await notes.add(draft(title="gone searchword"))
+    await notes.delete(gone.id, at=T0 + timedelta(hours=1))
+    with pytest.raises(NoteNotFoundError):
+        await notes.get(gone.id)
+    assert await notes.list(ListQuery(limit=10)) == [kept]
+    assert await notes.list(ListQuery(limit=10, filter=NoteFilter(terms=("searchword",)))) == [kept]
+    assert [o.notes for o in await storage.accounts.owners()] == [1]
+    with pytest.raises(NoteNotFoundError):
+        await notes.revisions(gone.id, newest=1, oldest=1, limit=1)
+    [trashed] = await notes.trash(limit=10)
+    assert trashed.note == gone and trashed.deleted_at == T0 + timedelta(hours=1)
+
+
+async def test_a_note_comes_back_from_the_trash_under_its_id_one_version_on(storage: Storage) -> None:
+    notes = storage.notes_of(LOCAL)
+    note = await notes.add(draft())
+    note = await notes.update(note.revised(note.content(), T0))
+    await notes.delete(note.id, at=T0 + timedelta(1))
+    back = await notes.restore(note.id, T0 + timedelta(2))
+    assert back == replace(note, version=3, updated_at=T0 + timedelta(2))
+    assert await notes.get(note.id) == back and await notes.trash(limit=10) == []
+    with pytest.raises(NotInTrashError):
+        await notes.restore(note.id, T0)
+    assert [n.version for n in await notes.revisions(note.id, newest=3, oldest=1, limit=9)] == [3, 2, 1]
+
+
+async def test_purge_deletes_for_good_with_the_revisions_and_never_reuses_the_id(storage: Storage) -> None:
+    notes = storage.notes_of(LOCAL)
+    trashed = await notes.add(draft())
+    at_once = await notes.add(draft())
+    await notes.delete(trashed.id, at=T0)
+    await notes.purge(trashed.id)
+    await notes.delete(at_once.id, at=T0, purge=True)
+    assert await notes.trash(limit=10) == []
+    for note_id in (trashed.id, at_once.id):
+        with pytest.raises(NotInTrashError):
+            await notes.restore(note_id, T0)
+        with pytest.raises(NotInTrashError):
+            await notes.purge(note_id)
+    assert (await notes.add(draft())).id > at_once.id
+    changes = (await notes.changes(None, 100)).changes
+    # the content is gone from the feed too; each note's delete stays, so a follower learns it
+    assert [(c.op, c.note_id) for c in changes] == [
+        (ChangeOp.DELETE, trashed.id), (ChangeOp.DELETE, at_once.id), (ChangeOp.PUT, at_once.id + 1)
+    ]
+
+
+async def test_the_trash_pages_most_recently_deleted_first(storage: Storage) -> None:
+    notes = storage.notes_of(LOCAL)
+    added = [await notes.add(draft(title=str(i))) for i in range(5)]
+    for i, note in enumerate(added):
+        await notes.delete(note.id, at=T0 + timedelta(minutes=i % 3))  # ties: by id, highest first
+    expected = sorted(added, key=lambda n: (added.index(n) % 3, n.id), reverse=True)
+    use = service(storage)
+    first = await use.trash(LOCAL, limit=2)
+    second = await use.trash(LOCAL, limit=2, after=first.next_after)
+    third = await use.trash(LOCAL, limit=2, after=second.next_after)
+    assert [t.note for t in first.notes + second.notes + third.notes] == expected
+    assert third.next_after is None
+
+
+async def test_the_feed_holds_every_change_in_order_and_a_follower_can_start_anywhere(storage: Storage) -> None:
+    notes = storage.notes_of(LOCAL)
+    a = await notes.add(draft(title="a"))
+    b = await notes.add(draft(title="b"))
+    a2 = await notes.update(a.revised(replace(a.content(), title="a2"), T0 + timedelta(1)))
+    await notes.delete(b.id, at=T0 + timedelta(2))
+    b2 = await notes.restore(b.id, T0 + timedelta(3))
+    whole = (await notes.changes(None, 100)).changes
+    assert [(c.op, c.note_id, c.version, c.note) for c in whole] == [
+        (ChangeOp.PUT, a.id, 1, a), (ChangeOp.PUT, b.id, 1, b), (ChangeOp.PUT, a.id, 2, a2),
+        (ChangeOp.DELETE, b.id, 1, None), (ChangeOp.PUT, b.id, 2, b2),
+    ]
+    assert [c.at for c in whole] == [a.updated_at, b.updated_at, T0 + timedelta(1), T0 + timedelta(2), T0 + timedelta(3)]
+    assert [c.token for c in whole] == sorted(c.token for c in whole)
+    for start in range(len(whole)):
+        since = whole[start - 1].token if start else None
+        followed, page = [], await notes.changes(since, 2)
+        while page.changes:
+            followed += page.changes
+            page = await notes.changes(page.next, 2)
+        assert followed == list(whole[start:])
+        assert (await notes.changes(page.next, 2)).changes == ()
+
+
+async def test_another_owner_sees_nothing_of_this_owners_history(storage: Storage, other: str) -> None:
+    mine = storage.notes_of(LOCAL)
+    theirs = storage.notes_of(other)
+    note = await mine.add(draft())
+    await mine.update(note.revised(note.content(), T0))
+    trashed = await mine.add(draft())
+    await mine.delete(trashed.id, at=T0)
+    my_token = (await mine.changes(None, 100)).next
+    assert (await theirs.changes(None, 100)).changes == ()
+    assert (await theirs.changes(ChangeToken(), 100)).changes == ()
+    assert await theirs.trash(limit=10) == []
+    for call in (
+        lambda: theirs.revisions(note.id, newest=2, oldest=1, limit=5),
+        lambda: theirs.delete(note.id, at=T0),
+    ):
+        with pytest.raises(NoteNotFoundError):
+            await call()
+    for call in (lambda: theirs.restore(trashed.id, T0), lambda: theirs.purge(trashed.id)):
+        with pytest.raises(NotInTrashError):
+            await call()
+    theirs_added = await theirs.add(draft())
+    [change] = (await theirs.changes(my_token, 100)).changes  # my token, their feed: only theirs
+    assert change.note == theirs_added
+    assert [c.note_id for c in (await mine.changes(None, 100)).changes] == [note.id, note.id, trashed.id, trashed.id]
+
+
+async def test_a_unit_of_work_that_fails_leaves_nothing_in_the_log(storage: Storage) -> None:
+    with pytest.raises(RuntimeError):
+        async with storage.transaction(LOCAL) as tx:
+            await tx.notes.add(draft())
+            raise RuntimeError("rolled back")
+    assert (await storage.notes_of(LOCAL).changes(None, 100)).changes == ()
+
+
+async def test_retention_keeps_exactly_the_last_revisions(storage: Storage) -> None:
+    notes = storage.notes_of(LOCAL)
+    note = await notes.add(draft())
+    for _ in range(5):
+        note = await notes.update(note.revised(note.content(), T0))
+    use = service(storage, keep_revisions=2)
+    page = await use.revisions(LOCAL, note.id, limit=10)
+    assert [n.version for n in page.revisions] == [6, 5]
+    with pytest.raises(RevisionNotFoundError):
+        await use.revision(LOCAL, note.id, 4)
+    while await service(storage, T0 + timedelta(days=40), keep_revisions=2).prune():
+        pass
+    assert [n.version for n in await notes.revisions(note.id, newest=6, oldest=1, limit=10)] == [6, 5]
+
+
+async def test_the_trash_empties_itself_after_its_days(storage: Storage) -> None:
+    notes = storage.notes_of(LOCAL)
+    old, recent = await notes.add(draft()), await notes.add(draft())
+    await notes.delete(old.id, at=T0)
+    await notes.delete(recent.id, at=T0 + timedelta(days=20))
+    while await service(storage, T0 + timedelta(days=31), trash_days=30, keep_changes_days=365).prune():
+        pass
+    assert [t.note.id for t in await notes.trash(limit=10)] == [recent.id]
+    with pytest.raises(NotInTrashError):
+        await notes.restore(old.id, T0)
+
+
+async def test_a_token_older_than_the_kept_log_is_expired(storage: Storage) -> None:
+    notes = storage.notes_of(LOCAL)
+    old = await notes.add(draft(updated_at=T0))
+    early = (await notes.changes(None, 100)).next
+    new = await notes.add(draft(updated_at=T0 + timedelta(days=40)))
+    before_any = ChangeToken()
+    assert len((await notes.changes(before_any, 100)).changes) == 2
+    while await service(storage, T0 + timedelta(days=45), keep_changes_days=30).prune():
+        pass
+    with pytest.raises(ChangeTokenExpiredError):
+        await notes.changes(before_any, 100)
+    [change] = (await notes.changes(None, 100)).changes  # from the start of the kept log
+    assert change.note == new
+    assert [c.note for c in (await notes.changes(early, 100)).changes] == [new]
+    assert await notes.get(old.id) == old  # the note itself stays, and its last revision
+    assert await notes.revisions(old.id, newest=1, oldest=1, limit=1) == [old]
+
+
+async def test_a_watch_wakes_on_a_change_of_its_owner(storage: Storage, other: str) -> None:
+    async with storage.watch(LOCAL) as mine:
+        waiting = asyncio.ensure_future(mine.wait(30))
+        await storage.notes_of(LOCAL).add(draft())
+        assert await waiting
+        assert not mine.closing
