@@ -459,6 +459,9 @@ class MemoryStore:
     def close(self) -> None:
         self._history.signals.close()
 
+    def close_watches(self) -> None:
+        self._history.signals.close()
+
     async def prune(self, now: datetime, retention: Retention) -> Pruned:
         revisions = trashed = 0
         for repository in list(self._by_owner.values()):

@@ -234,7 +234,7 @@ class PostgresStore:
     def __init__(self, pool: asyncpg.Pool, timeout: float, cursor_secret: str, database_url: str) -> None:
         self._pool, self._timeout = pool, timeout
         self._run = Pooled(pool, timeout)
-        self._notifications = postgres_history.Notifications(database_url, self._run, timeout)
+        self._notifications = postgres_history.Notifications(database_url, timeout)
         self.accounts = PostgresAccounts(self._run, pool, timeout)
         self.cursor_secret = cursor_secret
         self._last_purge: datetime | None = None
@@ -256,6 +256,9 @@ class PostgresStore:
 
     def watch(self, owner: str) -> AbstractAsyncContextManager[Watch]:
         return self._notifications.signals.watch(owner)
+
+    def close_watches(self) -> None:
+        self._notifications.signals.close()
 
     async def prune(self, now: datetime, retention: Retention) -> Pruned:
         return await postgres_history.prune(self._pool, self._timeout, now, retention)

@@ -39,13 +39,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import datetime
-from functools import partial
+from typing import Any
 
 import asyncpg
 
-from app.adapters.postgres_link import UNAVAILABLE, Pooled, transaction
+from app.adapters.postgres_link import UNAVAILABLE, transaction
 from app.adapters.signals import ChangeSignals
 from app.domain.errors import ChangeTokenExpiredError
 from app.domain.history import Change, ChangeOp, ChangesPage, ChangeToken, Pruned, Retention, Trashed
@@ -266,72 +266,94 @@ async def _prune_revisions(db: asyncpg.Connection, retention: Retention) -> tupl
     return int(status.split()[-1]), len(rows) == BATCH
 
 
-def _set(event: asyncio.Event, *_: object) -> None:
-    event.set()
-
-
 class Notifications:
-    """NOTIFY after this process's writes, LISTEN for every process's, on connections of their
-    own: the notifications are sent by one task, one statement for every owner that changed
-    meanwhile; the listening connection is opened when the first follower waits."""
+    """NOTIFY after this process's writes and LISTEN for every process's, on one connection of
+    this process's own (not the pool's): opened at the first write or the first follower, and
+    again after it is lost. The notifications are sent by one task, one statement for every
+    owner that changed meanwhile."""
 
-    def __init__(self, database_url: str, run: Pooled, timeout: float) -> None:
-        self._url, self._run, self._timeout = database_url, run, timeout
+    def __init__(self, database_url: str, timeout: float) -> None:
+        self._url, self._timeout = database_url, timeout
         self.signals = ChangeSignals(first=self._listen)
         self._pending: set[str] = set()
-        self._sender: asyncio.Task[None] | None = None
-        self._listener: asyncio.Task[None] | None = None
+        self._connection: asyncpg.Connection | None = None
+        self._opening = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def changed(self, owner: str) -> None:
         """A write of `owner`'s has committed in this process."""
         self.signals.changed(owner)
+        if not self._pending:
+            self._start(self._send(), "notes-notify")
         self._pending.add(owner)
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.get_running_loop().create_task(self._send(), name="notes-notify")
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        if self._closed:
+            work.close()
+            return
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _send(self) -> None:
+        await asyncio.sleep(0)  # the writes of this turn of the loop go out together
         while self._pending:
             owners, self._pending = sorted(self._pending), set()
             try:
-                await self._run("execute", f"SELECT pg_notify('{CHANNEL}', o) FROM unnest($1::text[]) AS o", owners)
-            except Exception as error:  # the followers of other processes will look when their wait ends
+                connection = await self._open()
+                await connection.execute(f"SELECT pg_notify('{CHANNEL}', o) FROM unnest($1::text[]) AS o", owners)
+            except (*UNAVAILABLE, OSError) as error:
+                # the followers of other processes still look when their wait ends
                 log.warning("could not notify other processes of a change: %s", error)
-                return
+                self._pending.clear()
 
     def _listen(self) -> None:
-        if self._listener is None and not self.signals.closing:
-            self._listener = asyncio.get_running_loop().create_task(self._keep_listening(), name="notes-listen")
+        if not self.signals.closing:
+            self._start(self._listen_now(), "notes-listen")
 
-    async def _keep_listening(self) -> None:
-        """LISTEN, and again after a lost connection; followers look for themselves meanwhile."""
+    async def _listen_now(self) -> None:
         delay = 0.1
-        while not self.signals.closing:
-            lost = asyncio.Event()
+        while self.signals.watched and not self.signals.closing:
             try:
-                connection = await asyncpg.connect(self._url, timeout=self._timeout)
+                await self._open()
+                return
             except (*UNAVAILABLE, OSError) as error:
                 log.warning("cannot LISTEN for changes (%s); retrying in %.1f s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                continue
-            try:
-                connection.add_termination_listener(partial(_set, lost))
-                await connection.add_listener(CHANNEL, self._heard)
-                delay = 0.1
-                self.signals.changed_all()  # anything written while not listening
-                await lost.wait()
-            finally:
-                with contextlib.suppress(Exception):
-                    await connection.close(timeout=1)
-            self.signals.changed_all()
+
+    async def _open(self) -> asyncpg.Connection:
+        async with self._opening:
+            if self._connection is None or self._connection.is_closed():
+                connection = await asyncpg.connect(self._url, timeout=self._timeout)
+                try:
+                    connection.add_termination_listener(self._lost)
+                    await connection.add_listener(CHANNEL, self._heard)
+                except BaseException:
+                    connection.terminate()
+                    raise
+                self._connection = connection
+                self.signals.changed_all()  # anything written while no one listened
+            return self._connection
+
+    def _lost(self, _connection: object) -> None:
+        self._connection = None
+        self.signals.changed_all()
+        self._listen()
 
     def _heard(self, _connection: object, _pid: int, _channel: str, owner: str) -> None:
         self.signals.changed(owner)
 
     async def close(self) -> None:
+        self._closed = True
         self.signals.close()
-        for task in (self._listener, self._sender):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.remove_termination_listener(self._lost)
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=1)

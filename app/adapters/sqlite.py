@@ -383,6 +383,9 @@ class SqliteStore:
     def watch(self, owner: str) -> AbstractAsyncContextManager[Watch]:
         return self._signals.watch(owner)
 
+    def close_watches(self) -> None:
+        self._signals.close()
+
     async def prune(self, now: datetime, retention: Retention) -> Pruned:
         return await sqlite_history.prune(self._writer, now, retention)
 

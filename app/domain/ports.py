@@ -167,6 +167,9 @@ class Store(Protocol):
         from others, for as long as the block lasts: enter it before reading the log, so that no
         change falls between the read and the wait."""
 
+    def close_watches(self) -> None:
+        """End every watch now, and every one begun from now on: the process is stopping."""
+
     async def prune(self, now: datetime, retention: Retention) -> Pruned:
         """One small round of pruning: revisions beyond `retention.keep_revisions` of a note,
         notes in the trash longer than its days, log rows older than its days. Each round is a

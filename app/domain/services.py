@@ -4,7 +4,7 @@ owner's notes; their revisions, the trash and the changes feed."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -225,7 +225,7 @@ class NoteService:
 
     async def follow(
         self, owner: str, since: ChangeToken | None, limit: int, idle: float
-    ) -> AsyncIterator[ChangesPage]:
+    ) -> AsyncGenerator[ChangesPage, None]:
         """The owner's changes after `since`, page after page for as long as the caller reads
         them, and an empty page after each `idle` seconds without one (a stream's keep-alive).
         Ends when the store closes."""
@@ -240,6 +240,10 @@ class NoteService:
                     return
                 yield page
                 page = await notes.changes(page.next, limit)
+
+    def stop_following(self) -> None:
+        """The process is stopping: every wait for changes ends now, and every follow."""
+        self._store.close_watches()
 
     async def prune(self) -> Pruned:
         """One small round of pruning by the retention settings."""

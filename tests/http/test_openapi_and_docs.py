@@ -93,7 +93,8 @@ def test_conditions_are_described_by_the_pattern_the_server_reads_them_with() ->
     paths = build_openapi(http_settings())["paths"]
     for method in ("get", "head", "put", "patch", "delete"):
         for parameter in paths["/notes/{id}"][method]["parameters"]:
-            assert parameter["schema"]["pattern"] == CONDITION_PATTERN, (method, parameter["name"])
+            if parameter["in"] == "header":
+                assert parameter["schema"]["pattern"] == CONDITION_PATTERN, (method, parameter["name"])
 
 
 def test_options_on_a_path_with_parameters_may_be_a_404() -> None:

@@ -12,7 +12,7 @@ from aiohttp import web
 from app.adapters import PoolUsage
 from app.domain.accounts import AccountService
 from app.domain.services import NoteService
-from app.entrypoints.http import accounts, docs, handlers, routing, transfer
+from app.entrypoints.http import accounts, docs, handlers, history, routing, transfer
 from app.entrypoints.http.auth import Authentication, AuthMode
 from app.entrypoints.http.keys import ACCOUNTS, AUTHENTICATION, CURSORS, NOTES, SETTINGS, HttpSettings
 from app.entrypoints.http.listing import CursorCodec
@@ -54,7 +54,12 @@ def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:
                 register_pool(dependencies.pool_usage)
             yield
 
+    async def stopping(app: web.Application) -> None:
+        if NOTES in app:
+            app[NOTES].stop_following()  # open streams and long polls answer now, and end
+
     app.cleanup_ctx.append(running)
+    app.on_shutdown.append(stopping)
     docs.setup(app)
     _add_routes(app.router)
     return app
@@ -68,6 +73,13 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     add("/notes/{id}", "note", {"GET": handlers.get_note, "HEAD": handlers.get_note,
                                 "PUT": handlers.replace_note, "PATCH": handlers.patch_note,
                                 "DELETE": handlers.delete_note})
+    add("/notes/{id}/revisions", "revisions", _get(history.list_revisions))
+    add("/notes/{id}/revisions/{version}", "revision", _get(history.get_revision))
+    add("/notes/{id}/revisions/{version}/restore", "restore_revision", {"POST": history.restore_revision})
+    add("/trash", "trash", _get(history.list_trash))
+    add("/trash/{id}", "trashed", {"DELETE": history.purge_from_trash})
+    add("/trash/{id}/restore", "restore_from_trash", {"POST": history.restore_from_trash})
+    add("/changes", "changes", _get(history.changes))
     add("/me", "me", _get(accounts.me))
     add("/tokens", "tokens", {"GET": accounts.list_tokens, "HEAD": accounts.list_tokens,
                               "POST": accounts.issue_token})

@@ -10,10 +10,11 @@ import orjson
 from aiohttp import hdrs, web
 
 from app.domain.model import Note
+from app.domain.rules import Text
 from app.domain.services import Precondition
 from app.entrypoints.http.conditions import etag, if_none_match, page_not_modified, precondition
 from app.entrypoints.http.keys import CURSORS, IDENTITY, NOTES, SETTINGS
-from app.entrypoints.http.listing import parse_list_query
+from app.entrypoints.http.listing import Parameter, parse_list_query, parse_parameters
 from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.http.representation import (
     JSON,
@@ -108,9 +109,29 @@ async def patch_note(request: web.Request) -> web.Response:
 
 
 async def delete_note(request: web.Request) -> web.Response:
+    """To the trash; `?purge=true`: for good."""
     note_id_ = note_id(request)
-    await request.app[NOTES].delete(owner(request), note_id_, write_precondition(request))
+    purge = purge_requested(request)
+    await request.app[NOTES].delete(owner(request), note_id_, write_precondition(request), purge=purge)
     return web.Response(status=204)
+
+
+DELETE_PARAMETERS = (
+    Parameter("purge", Text(4, 5), "`true`: delete the note for good, not to the trash"),
+)
+
+
+def purge_requested(request: web.Request) -> bool:
+    """`?purge=true` on DELETE /notes/{id}; no other parameter."""
+    if not request.query:
+        return False
+    purge = parse_parameters(request.query, DELETE_PARAMETERS).get("purge", "false")
+    if purge not in ("true", "false"):
+        raise bad_request("invalid-query", "bad query parameter: purge",
+                          errors=[{"parameter": "purge", "detail": "must be true or false"}])
+    return purge == "true"
+
+
 
 
 async def list_notes(request: web.Request) -> web.Response:
@@ -118,14 +139,20 @@ async def list_notes(request: web.Request) -> web.Response:
     query = parse_list_query(request.query, cursors, owner(request))
     page = await request.app[NOTES].list(owner(request), query)
     next_cursor = None if page.next_after is None else cursors.encode(owner(request), query, page.next_after)
+    return page_response(request, {"notes": [note_document(n) for n in page.notes], "next_cursor": next_cursor},
+                         next_cursor)
+
+
+def page_response(request: web.Request, document: dict, next_cursor: str | None) -> web.Response:
+    """One page of a listing: a `Link` to the next one, and a weak ETag (304 on a match)."""
     # Vary on the 304 too: it carries what the 200 would (RFC 9110, section 15.4.5).
     headers = {"Cache-Control": PRIVATE, "Vary": "Accept-Encoding"}
     if next_cursor is not None:
         params = [(k, v) for k, v in request.query.items() if k != "cursor"]
         params.append(("cursor", next_cursor))
         headers["Link"] = f'<{request.rel_url.with_query(params)}>; rel="next"'
-    body = dumps({"notes": [note_document(n) for n in page.notes], "next_cursor": next_cursor})
-    # A weak tag: the page's notes and where it continues are the same, byte for byte.
+    body = dumps(document)
+    # A weak tag: the page's items and where it continues are the same, byte for byte.
     headers["ETag"] = f'W/"{base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:15]).decode()}"'
     if page_not_modified(request.headers.get("If-None-Match"), headers["ETag"]):
         return web.Response(status=304, headers=headers)

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -67,7 +68,6 @@ PARAMETERS = (
     Parameter("updated_after", Timestamp(), "inclusive"),
     Parameter("updated_before", Timestamp(), "exclusive"),
 )
-_BY_NAME = {p.name: p for p in PARAMETERS}
 _FILTERS = (
     "created_by",
     "priority",
@@ -124,13 +124,15 @@ def _integer(text: str, rule: Integer) -> int | str:
     return int(text)
 
 
-def parse_list_query(params: MultiMapping[str], cursors: CursorCodec, owner: str) -> ListQuery:
-    """The ListQuery a query string of `owner` asks for; a 400 naming every bad parameter otherwise."""
+def parse_parameters(params: MultiMapping[str], parameters: Sequence[Parameter]) -> dict[str, Any]:
+    """The values of `parameters` in a query string, by name (those given only); a 400 naming
+    every unknown, repeated or bad parameter otherwise."""
     problems = QueryProblems()
     values: dict[str, Any] = {}
-    for name in params.keys() - _BY_NAME.keys():
-        problems.add(name, f"is not a parameter of this listing; known: {', '.join(_BY_NAME)}")
-    for parameter in PARAMETERS:
+    known = [p.name for p in parameters]
+    for name in params.keys() - set(known):
+        problems.add(name, f"is not a parameter of this resource; known: {', '.join(known) or 'none'}")
+    for parameter in parameters:
         given = params.getall(parameter.name, [])
         if len(given) > parameter.times:
             times = "only once" if parameter.times == 1 else f"at most {parameter.times} times"
@@ -138,8 +140,14 @@ def parse_list_query(params: MultiMapping[str], cursors: CursorCodec, owner: str
         elif given:
             parsed = [_parse(parameter, text, problems) for text in given]
             values[parameter.name] = parsed if parameter.times > 1 else parsed[0]
-    tags = set(values.get("tag", ()))
     problems.raise_if_any()
+    return values
+
+
+def parse_list_query(params: MultiMapping[str], cursors: CursorCodec, owner: str) -> ListQuery:
+    """The ListQuery a query string of `owner` asks for; a 400 naming every bad parameter otherwise."""
+    values = parse_parameters(params, PARAMETERS)
+    tags = set(values.get("tag", ()))
     query = ListQuery(
         filter=NoteFilter(
             tags=frozenset(tags),

@@ -18,6 +18,11 @@ def accepts_json(accept: str) -> bool:
 
     The most specific range decides for each type, so `*/*, application/json;q=0` refuses JSON.
     """
+    return accepts(accept, PRODUCED)
+
+
+def accepts(accept: str, produced: tuple[tuple[str, str], ...]) -> bool:
+    """True when some media range with q > 0 covers one of the `produced` (type, subtype)."""
     ranges: list[tuple[str, str, float]] = []
     for part in accept.split(","):
         media, *params = (p.strip() for p in part.split(";"))
@@ -33,7 +38,7 @@ def accepts_json(accept: str) -> bool:
                 except ValueError:
                     quality = 0.0
         ranges.append((kind, subtype, quality))
-    return any(_quality(ranges, kind, subtype) > 0 for kind, subtype in PRODUCED)
+    return any(_quality(ranges, kind, subtype) > 0 for kind, subtype in produced)
 
 
 def _quality(ranges: list[tuple[str, str, float]], kind: str, subtype: str) -> float:

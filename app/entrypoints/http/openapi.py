@@ -12,6 +12,8 @@ from typing import Any
 from app.domain.accounts import LABEL_MAX, MAX_DAYS
 from app.entrypoints.http import schemas
 from app.entrypoints.http.conditions import CONDITION_PATTERN
+from app.entrypoints.http.handlers import DELETE_PARAMETERS
+from app.entrypoints.http.history import CHANGES_PARAMETERS, REVISION_PARAMETERS, TRASH_PARAMETERS
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.listing import PARAMETERS
 from app.entrypoints.http.problem_types import TYPES, reason
@@ -44,7 +46,9 @@ PROBLEMS = {
     403: "a token of scope read on a write",
     400: "malformed JSON, a body that is not an object, a bad query parameter, cursor or Idempotency-Key,"
          " or an If-Match or If-None-Match outside RFC 9110's grammar",
-    404: "no such note, or an id that cannot exist",
+    404: "no such note, or an id that cannot exist (revisions: no such revision kept; trash: no such note"
+         " in the trash)",
+    410: "GET /changes: the changes after `since` are no longer kept; read /notes again",
     406: "the Accept header admits neither application/json nor application/problem+json",
     408: "the body did not arrive within the body timeout; the connection is closed",
     409: "a request with the same Idempotency-Key is still being processed",
@@ -134,9 +138,12 @@ def _paths() -> dict[str, Any]:
                       "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE],
                       "requestBody": _body(MERGE_PATCH_JSON, JSON, patch=True),
                       "responses": {**_note(200, "the changed note"), **_problems(*write)}},
-            "delete": {"operationId": "deleteNote", "summary": "Delete a note",
-                       "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE],
-                       "responses": {"204": {"description": "deleted"},
+            "delete": {"operationId": "deleteNote",
+                       "summary": "Move a note to the trash (`?purge=true`: delete it for good)",
+                       "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE,
+                                      *(_query_parameter(p) | {"schema": {"type": "string", "enum": ["true", "false"]}}
+                                        for p in DELETE_PARAMETERS)],
+                       "responses": {"204": {"description": "in the trash (or, with purge, gone for good)"},
                                      **_problems(400, 404, 406, 412, 428, 503)}},
         },
         "/": {"get": {"operationId": "index", "summary": "Where to start: links to the docs, the"
@@ -260,6 +267,111 @@ def _transfer_paths() -> dict[str, Any]:
     }
 
 
+CHANGES_EXAMPLE = {"changes": [
+    {"op": "put", "id": 7, "version": 3, "at": "2026-12-01T10:00:00.000000Z", "note": {
+        "id": 7, "title": "note two", "description": "sample notes", "priority": 4, "tags": ["home"],
+        "created_by": "apcelent", "created_at": "2017-08-23T00:00:00.000000Z",
+        "updated_at": "2026-12-01T10:00:00.000000Z", "version": 3}},
+    {"op": "delete", "id": 8, "version": 1, "note": None, "at": "2026-12-01T10:00:01.000000Z"}],
+    "next": "1234.57"}
+EVENTS_EXAMPLE = (
+    "retry: 1000\n\n"
+    'id: 1234.56\ndata: {"op":"put","id":7,"version":3,"note":{...},"at":"2026-12-01T10:00:00.000000Z"}\n\n'
+    'id: 1234.57\ndata: {"op":"delete","id":8,"version":1,"note":null,"at":"2026-12-01T10:00:01.000000Z"}\n\n'
+    ": keep-alive\n\n"
+)
+
+
+def _history_paths() -> dict[str, Any]:
+    version = {"name": "version", "in": "path", "required": True, "description": "the revision's version",
+               "schema": {"type": "integer", "minimum": 1, "maximum": 999_999_999}}
+    page_etag = {"required": True, "schema": {"type": "string", "pattern": '^W/"[^"]*"$'},
+                 "description": "a weak entity tag of the page"}
+    link = {"description": 'the next page: `<...>; rel="next"`', "schema": {"type": "string"}}
+
+    def page(schema: str, what: str) -> dict[str, Any]:
+        return {"description": what, "headers": {"ETag": page_etag, "Link": link},
+                "content": {JSON: {"schema": {"$ref": f"{REF}/schemas/{schema}"}}}}
+
+    unchanged = {"description": "If-None-Match names the page's ETag", "headers": {"ETag": page_etag}}
+    restored = _note(200, "the note, at its new version")
+    return {
+        "/notes/{id}/revisions": {"parameters": [NOTE_ID], "get": {
+            "operationId": "listRevisions",
+            "summary": "The note's kept revisions (the last --keep-revisions), newest first, a keyset page at a time",
+            "parameters": [*(_query_parameter(p) for p in REVISION_PARAMETERS), IF_NONE_MATCH],
+            "responses": {"200": page("RevisionPage", "each revision: the note as that version was"),
+                          "304": unchanged, **_problems(400, 404, 406, 503)}}},
+        "/notes/{id}/revisions/{version}": {"parameters": [NOTE_ID, version], "get": {
+            "operationId": "getRevision", "summary": "The note as its version `version` was",
+            "parameters": [IF_NONE_MATCH],
+            "responses": {**_note(200, "the revision"), "304": {
+                "description": "the client's copy is current", "headers": {"ETag": ETAG}},
+                **_problems(400, 404, 406, 503)}}},
+        "/notes/{id}/revisions/{version}/restore": {"parameters": [NOTE_ID, version], "post": {
+            "operationId": "restoreRevision",
+            "summary": "A new version of the note whose content is this revision's",
+            "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE],
+            "responses": {**restored, **_problems(400, 404, 406, 412, 428, 503)}}},
+        "/trash": {"get": {
+            "operationId": "listTrash",
+            "summary": "The caller's deleted notes, most recently deleted first, a keyset page at a time;"
+                       " each stays --trash-days",
+            "parameters": [*(_query_parameter(p) for p in TRASH_PARAMETERS), IF_NONE_MATCH],
+            "responses": {"200": page("TrashPage", "each note as it was deleted, with `deleted_at`"),
+                          "304": unchanged, **_problems(400, 406, 503)}}},
+        "/trash/{id}": {"parameters": [NOTE_ID], "delete": {
+            "operationId": "purgeNote", "summary": "Delete a note in the trash for good, with its revisions",
+            "responses": {"204": {"description": "gone for good"}, **_problems(404, 406, 503)}}},
+        "/trash/{id}/restore": {"parameters": [NOTE_ID], "post": {
+            "operationId": "restoreNote",
+            "summary": "Bring a note back from the trash under its id, one version on",
+            "responses": {**restored, **_problems(404, 406, 503)}}},
+        "/changes": {"get": {
+            "operationId": "listChanges",
+            "summary": "The caller's changes in commit order: JSON, or server-sent events",
+            "description": "Every change to a note, each exactly once, in an order a follower can rely on:"
+                           " a change never appears before one made before it. Follow with `since` set to"
+                           " the `next` of the previous answer. With `Accept: text/event-stream` the changes"
+                           " stream as events whose `id` is the token to resume from (Last-Event-ID).",
+            "parameters": [*(_query_parameter(p) for p in CHANGES_PARAMETERS),
+                           {"name": "Last-Event-ID", "in": "header", "required": False,
+                            "schema": {"type": "string"}, "description": "an event stream's: where to resume"}],
+            "responses": {"200": {"description": "changes after `since`, and the token to continue from",
+                                  "content": {
+                                      JSON: {"schema": {"$ref": f"{REF}/schemas/ChangesPage"},
+                                             "example": CHANGES_EXAMPLE},
+                                      "text/event-stream": {"schema": {"type": "string"},
+                                                            "example": EVENTS_EXAMPLE}}},
+                          **_problems(400, 406, 410, 503)}}},
+    }
+
+
+def _history_schemas() -> dict[str, Any]:
+    note = {"$ref": f"{REF}/schemas/Note"}
+    cursor = {"type": ["string", "null"], "description": "pass as `cursor` for the next page"}
+    trashed = schemas.note_output()
+    trashed["properties"]["deleted_at"] = {"type": "string", "pattern": schemas.WRITTEN_TIMESTAMP}
+    trashed["required"] = [*trashed["required"], "deleted_at"]
+    change = {"type": "object", "required": ["op", "id", "version", "note", "at"], "additionalProperties": False,
+              "properties": {"op": {"type": "string", "enum": ["put", "delete"]},
+                             "id": {"type": "integer", "minimum": 1}, "version": {"type": "integer", "minimum": 1},
+                             "note": {"oneOf": [{"type": "null"}, note]},
+                             "at": {"type": "string", "pattern": schemas.WRITTEN_TIMESTAMP}}}
+    return {
+        "RevisionPage": {"type": "object", "required": ["revisions", "next_cursor"], "additionalProperties": False,
+                         "properties": {"revisions": {"type": "array", "items": note}, "next_cursor": cursor}},
+        "TrashedNote": trashed,
+        "TrashPage": {"type": "object", "required": ["trash", "next_cursor"], "additionalProperties": False,
+                      "properties": {"trash": {"type": "array", "items": {"$ref": f"{REF}/schemas/TrashedNote"}},
+                                     "next_cursor": cursor}},
+        "Change": change,
+        "ChangesPage": {"type": "object", "required": ["changes", "next"], "additionalProperties": False,
+                        "properties": {"changes": {"type": "array", "items": {"$ref": f"{REF}/schemas/Change"}},
+                                       "next": {"type": "string", "description": "pass as `since` to continue"}}},
+    }
+
+
 def _token_schemas() -> dict[str, Any]:
     moment = {"type": "string", "pattern": schemas.WRITTEN_TIMESTAMP}
     maybe = {"type": ["string", "null"], "pattern": schemas.WRITTEN_TIMESTAMP}
@@ -348,7 +460,7 @@ def _components(settings: HttpSettings) -> dict[str, Any]:
     return {
         "schemas": {"NoteInput": schemas.note_input(), "NotePatch": schemas.note_input(patch=True),
                     "Note": schemas.note_output(), "NotePage": page, "Problem": schemas.problem(),
-                    **_token_schemas()},
+                    **_token_schemas(), **_history_schemas()},
         "responses": responses,
         "securitySchemes": {"bearerAuth": {
             "type": "http", "scheme": "bearer", "bearerFormat": "notes_ and 43 base64url characters",
@@ -367,6 +479,6 @@ def build_openapi(settings: HttpSettings, *, token_optional: bool = False) -> di
                                 "Every error is application/problem+json (RFC 9457)."},
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "security": [{"bearerAuth": []}, {}] if token_optional else [{"bearerAuth": []}],
-        "paths": _complete({**_paths(), **_account_paths(), **_transfer_paths()}),
+        "paths": _complete({**_paths(), **_history_paths(), **_account_paths(), **_transfer_paths()}),
         "components": _components(settings),
     }

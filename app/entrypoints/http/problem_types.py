@@ -41,6 +41,9 @@ TYPES = {
     "invalid-precondition": ProblemType(400, "If-Match or If-None-Match is neither `*` nor a list of"
                                         " entity tags in double quotes, such as `\"3\"` (RFC 9110,"
                                         " section 8.8.3): send the note's ETag as it came."),
+    "invalid-change-token": ProblemType(400, "`since` or Last-Event-ID is not a change token: send back"
+                                        " the `next` of an answer of GET /changes, or an event's id, as it"
+                                        " came."),
     "unauthorized": ProblemType(401, "This request needs a valid token: send Authorization: Bearer"
                                 " <token>. Without one the answer's WWW-Authenticate says so; with a"
                                 " malformed, unknown, expired or revoked one it says error=\"invalid_token\"."
@@ -51,6 +54,11 @@ TYPES = {
     "token-not-found": ProblemType(404, "There is no token of yours with this id."),
     "note-not-found": ProblemType(404, "There is no note with this id: it never existed, was"
                                   " deleted, or the id is not a positive integer."),
+    "revision-not-found": ProblemType(404, "The note has no such revision: the version was never made,"
+                                      " or is older than the last --keep-revisions kept; or the note"
+                                      " itself is not there."),
+    "not-in-trash": ProblemType(404, "There is no note with this id in the trash: it was never deleted,"
+                                " was restored, or was purged (for good, or after --trash-days)."),
     "method-not-allowed": ProblemType(405, "This resource does not answer this method; the Allow"
                                       " header lists those it does."),
     "not-acceptable": ProblemType(406, "The Accept header admits neither application/json nor"
@@ -60,6 +68,9 @@ TYPES = {
     "idempotency-key-in-use": ProblemType(409, "The first request with this Idempotency-Key is"
                                           " still running. Retry after Retry-After seconds with"
                                           " the same key and body."),
+    "change-token-expired": ProblemType(410, "The changes after this token are no longer kept"
+                                        " (--keep-changes-days). Read the notes again from /notes,"
+                                        " then follow GET /changes from its `next` without `since`."),
     "precondition-failed": ProblemType(412, "If-Match names a version the note no longer has (or"
                                        " If-None-Match names the one it has). GET the note, then"
                                        " decide again."),

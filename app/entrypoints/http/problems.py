@@ -73,6 +73,14 @@ def _from_domain(error: errors.NoteError) -> ProblemError:
     match error:
         case errors.NoteNotFoundError():
             return ProblemError(404, str(error), slug="note-not-found")
+        case errors.RevisionNotFoundError():
+            return ProblemError(404, str(error), slug="revision-not-found")
+        case errors.NotInTrashError():
+            return ProblemError(404, str(error), slug="not-in-trash")
+        case errors.InvalidChangeTokenError():
+            return ProblemError(400, str(error), slug="invalid-change-token")
+        case errors.ChangeTokenExpiredError():
+            return ProblemError(410, str(error), slug="change-token-expired")
         case errors.NoteValidationError(problems=problems, count=count):
             listed = "" if count == len(problems) else f"; the first {len(problems)} are listed"
             return ProblemError(

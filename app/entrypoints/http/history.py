@@ -1,0 +1,203 @@
+"""Revisions, the trash and the changes feed (API.md, "History: revisions, trash and changes").
+
+`GET /changes` answers JSON, or, to `Accept: text/event-stream`, server-sent events: the body is
+an async iterable, so the pipeline adds its headers as to any answer, aiohttp writes each event
+as it comes, and a client that goes away ends the iteration. The stream ends when the server
+stops (the store's watches close on shutdown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from app.domain.errors import InvalidChangeTokenError
+from app.domain.history import Change, ChangesPage, ChangeToken, Trashed
+from app.domain.rules import Integer, Text
+from app.domain.timestamps import format_timestamp, from_microseconds, to_microseconds
+from app.entrypoints.http.conditions import etag, if_none_match
+from app.entrypoints.http.handlers import note_id, owner, page_response, write_precondition
+from app.entrypoints.http.keys import NOTES
+from app.entrypoints.http.listing import Parameter, parse_parameters
+from app.entrypoints.http.negotiation import PRODUCED, accepts, not_json
+from app.entrypoints.http.problems import NOT_ACCEPTABLE, ProblemError, bad_request
+from app.entrypoints.http.representation import PRIVATE, dumps, note_document, note_response
+
+EVENT_STREAM = "text/event-stream"
+PAGE_DEFAULT, CHANGES_DEFAULT = 50, 100
+KEEP_ALIVE_SECONDS = 15.0  # a comment line on an idle stream, so that proxies keep it open
+RETRY_MILLISECONDS = 1000  # how soon an EventSource reconnects
+
+REVISION_PARAMETERS = (
+    Parameter("limit", Integer(1, 500), f"revisions per page; default {PAGE_DEFAULT}"),
+    Parameter("cursor", Text(1, 40), "the next_cursor of the previous page, unchanged"),
+)
+TRASH_PARAMETERS = (
+    Parameter("limit", Integer(1, 500), f"notes per page; default {PAGE_DEFAULT}"),
+    Parameter("cursor", Text(1, 60), "the next_cursor of the previous page, unchanged"),
+)
+CHANGES_PARAMETERS = (
+    Parameter("since", Text(1, 60), "the `next` of the previous answer (or an event's id); absent: the start of"
+              " the kept log"),
+    Parameter("limit", Integer(1, 1000), f"changes per answer; default {CHANGES_DEFAULT}"),
+    Parameter("wait", Integer(1, 60), "seconds to hold the request until a change arrives; absent: answer at once"),
+)
+def _invalid_cursor() -> ProblemError:
+    return bad_request(
+        "invalid-cursor", "cursor: not a cursor of this listing",
+        errors=[{"parameter": "cursor", "detail": "is not valid for this listing"}],
+    )
+
+
+def _version(request: web.Request) -> int:
+    """The version in the path; anything but a positive integer is a revision that is not there."""
+    text = request.match_info["version"]
+    if text.isascii() and text.isdigit() and text[0] != "0" and len(text) <= 9:
+        return int(text)
+    raise ProblemError(404, f"there is no revision {text!r}: versions are positive integers", slug="revision-not-found")
+
+
+async def list_revisions(request: web.Request) -> web.Response:
+    note_id_ = note_id(request)
+    values = parse_parameters(request.query, REVISION_PARAMETERS)
+    before = None
+    if "cursor" in values:
+        text = values["cursor"]
+        if not (text.isascii() and text.isdigit() and text[0] != "0" and len(text) <= 9):
+            raise _invalid_cursor()
+        before = int(text)
+    page = await request.app[NOTES].revisions(owner(request), note_id_, values.get("limit", PAGE_DEFAULT), before)
+    next_cursor = None if page.next_before is None else str(page.next_before)
+    document = {"revisions": [note_document(n) for n in page.revisions], "next_cursor": next_cursor}
+    return page_response(request, document, next_cursor)
+
+
+async def get_revision(request: web.Request) -> web.Response:
+    note_id_, version = note_id(request), _version(request)
+    header = request.headers.get("If-None-Match")
+    current = None if header is None else if_none_match(header)
+    revision = await request.app[NOTES].revision(owner(request), note_id_, version)
+    if current is not None and revision in current:
+        return web.Response(status=304, headers={"ETag": etag(revision), "Cache-Control": PRIVATE})
+    return note_response(revision)
+
+
+async def restore_revision(request: web.Request) -> web.Response:
+    note_id_, version = note_id(request), _version(request)
+    condition = write_precondition(request)
+    return note_response(await request.app[NOTES].restore_revision(owner(request), note_id_, version, condition))
+
+
+def trashed_document(trashed: Trashed) -> dict[str, Any]:
+    return {**note_document(trashed.note), "deleted_at": format_timestamp(trashed.deleted_at)}
+
+
+def _trash_cursor(text: str) -> tuple[datetime, int]:
+    micros, dot, note_id_ = text.partition(".")
+    digits = micros.removeprefix("-")
+    if not (dot and digits.isascii() and digits.isdigit() and note_id_.isascii() and note_id_.isdigit()):
+        raise _invalid_cursor()
+    try:
+        return from_microseconds(int(micros)), int(note_id_)
+    except (ValueError, OverflowError):
+        raise _invalid_cursor() from None
+
+
+async def list_trash(request: web.Request) -> web.Response:
+    values = parse_parameters(request.query, TRASH_PARAMETERS)
+    after = _trash_cursor(values["cursor"]) if "cursor" in values else None
+    page = await request.app[NOTES].trash(owner(request), values.get("limit", PAGE_DEFAULT), after)
+    next_cursor = None
+    if page.next_after is not None:
+        next_cursor = f"{to_microseconds(page.next_after[0])}.{page.next_after[1]}"
+    document = {"trash": [trashed_document(t) for t in page.notes], "next_cursor": next_cursor}
+    return page_response(request, document, next_cursor)
+
+
+async def restore_from_trash(request: web.Request) -> web.Response:
+    return note_response(await request.app[NOTES].restore(owner(request), note_id(request)))
+
+
+async def purge_from_trash(request: web.Request) -> web.Response:
+    await request.app[NOTES].purge(owner(request), note_id(request))
+    return web.Response(status=204)
+
+
+def change_document(change: Change) -> dict[str, Any]:
+    return {
+        "op": change.op.value, "id": change.note_id, "version": change.version,
+        "note": None if change.note is None else note_document(change.note), "at": format_timestamp(change.at),
+    }
+
+
+def page_document(page: ChangesPage) -> dict[str, Any]:
+    return {"changes": [change_document(c) for c in page.changes], "next": str(page.next)}
+
+
+def _token(text: str) -> ChangeToken:
+    try:
+        return ChangeToken.parse(text)
+    except InvalidChangeTokenError as error:
+        raise bad_request("invalid-change-token", str(error)) from None
+
+
+@not_json  # JSON or an event stream: negotiated here
+async def changes(request: web.Request) -> web.Response:
+    values = parse_parameters(request.query, CHANGES_PARAMETERS)
+    accept = request.headers.get(hdrs.ACCEPT)
+    stream = accept is not None and _wants_stream(accept)
+    if accept is not None and not stream and not accepts(accept, PRODUCED):
+        return NOT_ACCEPTABLE.response(request)
+    last_event = request.headers.get("Last-Event-ID") if stream else None
+    since_text = last_event or values.get("since")
+    since = None if since_text is None else _token(since_text)
+    limit = values.get("limit", CHANGES_DEFAULT)
+    notes, who = request.app[NOTES], owner(request)
+    if not stream:
+        page = await notes.changes(who, since, limit, values.get("wait", 0))
+        return web.Response(body=dumps(page_document(page)), headers={
+            hdrs.CONTENT_TYPE: "application/json", hdrs.CACHE_CONTROL: "no-store", hdrs.VARY: "Accept",
+        })
+    first = await notes.changes(who, since, limit)  # an expired or foreign token fails here, as a problem
+    return web.Response(body=_events(request, first, limit), headers={
+        hdrs.CONTENT_TYPE: EVENT_STREAM, hdrs.CACHE_CONTROL: "no-store", hdrs.VARY: "Accept",
+        "X-Accel-Buffering": "no",  # a proxy that buffers would hold every event back
+    })
+
+
+def _wants_stream(accept: str) -> bool:
+    """Events only for an Accept that names text/event-stream (with q > 0) before it names JSON:
+    `*/*` and the like get JSON, the form every client can read."""
+    for part in accept.split(","):
+        media, *params = (p.strip().lower() for p in part.split(";"))
+        if any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
+            continue
+        if media == EVENT_STREAM:
+            return True
+        if media in ("application/json", "application/problem+json"):
+            return False
+    return False
+
+
+async def _events(request: web.Request, first: ChangesPage, limit: int) -> AsyncIterator[bytes]:
+    """The stream: a retry hint, then each change as an event whose id is its token, and a
+    comment line after each idle spell."""
+    yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+    page = first
+    follow = request.app[NOTES].follow(owner(request), first.next, limit, KEEP_ALIVE_SECONDS)
+    try:
+        while True:
+            if page.changes:
+                yield b"".join(
+                    b"id: %s\ndata: %s\n\n" % (str(c.token).encode(), dumps(change_document(c))) for c in page.changes
+                )
+            elif page is not first:
+                yield b": keep-alive\n\n"
+            page = await anext(follow, None)  # type: ignore[arg-type]
+            if page is None:
+                return  # the server is stopping
+    finally:
+        await follow.aclose()
