@@ -13,6 +13,7 @@ from dependency_injector import containers, providers
 
 from app.adapters import PoolUsage, Storage, memory, postgres, sqlite
 from app.domain.accounts import AccountService
+from app.domain.history import DEFAULT_RETENTION, Retention
 from app.domain.services import NoteService
 from app.entrypoints.http import create_app
 from app.entrypoints.http.app import Dependencies
@@ -58,6 +59,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # origins allowed to call the API from a browser
     auth: str = "auto"  # required, local, or auto: local on loopback only, else required
     rate_limit: int | None = None  # requests a second per owner and process; None: no limit
+    keep_revisions: int = DEFAULT_RETENTION.keep_revisions  # of each note
+    trash_days: int = DEFAULT_RETENTION.trash_days  # before a deleted note is purged
+    keep_changes_days: int = DEFAULT_RETENTION.keep_changes_days  # how far back GET /changes goes
 
 
 def _cursor_secret(given: str | None, storage: Storage) -> str:
@@ -86,7 +90,13 @@ class Container(containers.DeclarativeContainer):
             timeout=config.db_timeout,
         ),
     )
-    notes = providers.Factory(NoteService, store=storage, clock=clock)
+    retention = providers.Factory(
+        Retention,
+        keep_revisions=config.keep_revisions,
+        trash_days=config.trash_days,
+        keep_changes_days=config.keep_changes_days,
+    )
+    notes = providers.Factory(NoteService, store=storage, clock=clock, retention=retention)
     accounts = providers.Factory(AccountService, store=storage, clock=clock)
     cursors = providers.Factory(
         CursorCodec, providers.Callable(_cursor_secret, config.cursor_secret, storage)

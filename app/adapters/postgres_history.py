@@ -177,10 +177,9 @@ def changes_page(rows: Sequence[asyncpg.Record], since: ChangeToken | None, limi
 
 
 async def prune(pool: asyncpg.Pool, timeout: float, now: datetime, retention: Retention) -> Pruned:
-    """One round, one short transaction, by one process at a time (the others skip it)."""
+    """One round, one short transaction, by one process at a time (another waits its turn)."""
     async with transaction(pool, timeout) as db:
-        if not await db.fetchval("SELECT pg_try_advisory_xact_lock($1)", PRUNE_LOCK):
-            return Pruned()
+        await db.execute("SELECT pg_advisory_xact_lock($1)", PRUNE_LOCK)
         trashed_count = await _expire_trash(db, retention.trash_cutoff(now))
         changes, changes_more = await _expire_changes(db, retention.changes_cutoff(now), retention)
         revisions, revisions_more = await _prune_revisions(db, retention)
@@ -280,21 +279,23 @@ class Notifications:
         self._opening = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._sender: asyncio.Task[None] | None = None  # the one task that sends, while there is work
 
     def changed(self, owner: str) -> None:
         """A write of `owner`'s has committed in this process."""
         self.signals.changed(owner)
-        if not self._pending:
-            self._start(self._send(), "notes-notify")
         self._pending.add(owner)
+        if self._sender is None or self._sender.done():
+            self._sender = self._start(self._send(), "notes-notify")
 
-    def _start(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
         if self._closed:
             work.close()
-            return
+            return None
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _send(self) -> None:
         await asyncio.sleep(0)  # the writes of this turn of the loop go out together

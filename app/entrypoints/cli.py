@@ -185,6 +185,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         cors_origins=_cors_origins(args),
         auth=args.auth,
         rate_limit=args.rate_limit,
+        keep_revisions=args.keep_revisions,
+        trash_days=args.trash_days,
+        keep_changes_days=args.keep_changes_days,
     )
 
 
@@ -195,6 +198,10 @@ def _check_workers(args: argparse.Namespace, backend: str) -> None:
         raise UsageError("--body-timeout must be a number of seconds above 0")
     if args.rate_limit is not None and args.rate_limit < 1:
         raise UsageError("--rate-limit must be at least 1 request a second; leave it out for no limit")
+    for flag, value in (("--keep-revisions", args.keep_revisions), ("--trash-days", args.trash_days),
+                        ("--keep-changes-days", args.keep_changes_days)):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1")
     if args.workers > 1 and backend == "memory":
         raise UsageError("memory:// lives inside one process and cannot be shared by --workers;"
                          " use one worker, or sqlite:// or postgresql://")

@@ -242,6 +242,12 @@ def _serve_flags(serve: EnvParser) -> None:
     serve.env_flag("--rate-limit", "NOTES_RATE_LIMIT", None,
                    "requests a second per owner and process, in bursts of twice that; none: no limit",
                    type=int)
+    serve.env_flag("--keep-revisions", "NOTES_KEEP_REVISIONS", _shown(_SERVICE.keep_revisions),
+                   "revisions kept of each note (at least 1)", type=int)
+    serve.env_flag("--trash-days", "NOTES_TRASH_DAYS", _shown(_SERVICE.trash_days),
+                   "days a deleted note stays in the trash before it is purged", type=int)
+    serve.env_flag("--keep-changes-days", "NOTES_KEEP_CHANGES_DAYS", _shown(_SERVICE.keep_changes_days),
+                   "days GET /changes goes back; an older token is 410", type=int)
     _log_flags(serve)
     serve.add_argument(
         "--cors-origin", action="append", metavar="ORIGIN",

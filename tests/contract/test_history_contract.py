@@ -132,7 +132,8 @@ async def test_the_feed_holds_every_change_in_order_and_a_follower_can_start_any
         (ChangeOp.PUT, a.id, 1, a), (ChangeOp.PUT, b.id, 1, b), (ChangeOp.PUT, a.id, 2, a2),
         (ChangeOp.DELETE, b.id, 1, None), (ChangeOp.PUT, b.id, 2, b2),
     ]
-    assert [c.at for c in whole] == [a.updated_at, b.updated_at, T0 + timedelta(1), T0 + timedelta(2), T0 + timedelta(3)]
+    later = [T0 + timedelta(days) for days in (1, 2, 3)]
+    assert [c.at for c in whole] == [a.updated_at, b.updated_at, *later]
     assert [c.token for c in whole] == sorted(c.token for c in whole)
     for start in range(len(whole)):
         since = whole[start - 1].token if start else None

@@ -24,6 +24,11 @@ STEP = st.one_of(
     st.tuples(st.just("patch"), st.sampled_from(OWNERS), st.integers(1, 12)),
     st.tuples(st.just("delete"), st.sampled_from(OWNERS), st.integers(1, 12)),
     st.tuples(st.just("list"), st.sampled_from(OWNERS), QUERIES),
+    st.tuples(st.just("revisions"), st.sampled_from(OWNERS), st.integers(1, 12)),
+    st.tuples(st.just("restore"), st.sampled_from(OWNERS), st.integers(1, 12)),
+    st.tuples(st.just("purge"), st.sampled_from(OWNERS), st.integers(1, 12)),
+    st.tuples(st.just("trash"), st.sampled_from(OWNERS), st.just("")),
+    st.tuples(st.just("changes"), st.sampled_from(OWNERS), st.just("")),
 )
 
 
@@ -37,12 +42,41 @@ async def test_no_answer_to_one_owner_shows_anything_of_another(make_client, ste
         await accounts.add_owner(owner)
         tokens[owner] = {"Authorization": f"Bearer {(await accounts.issue_token(owner)).secret}"}
     mine: dict[str, set[int]] = {owner: set() for owner in OWNERS}  # ids each owner made, alive
+    trashed: dict[str, set[int]] = {owner: set() for owner in OWNERS}  # and in the trash
+    made: dict[str, set[int]] = {owner: set() for owner in OWNERS}  # and ever
     for action, owner, arg in steps:
         headers = tokens[owner]
         if action == "create":
             response = await client.post("/notes", json=arg, headers=headers)
             assert response.status == 201
             mine[owner].add((await response.json())["id"])
+            made[owner] |= mine[owner]
+            continue
+        if action in ("trash", "changes"):
+            response = await client.get(f"/{action}", headers=headers)
+            assert response.status == 200
+            document = await response.json()
+            if action == "trash":
+                assert {note["id"] for note in document["trash"]} == trashed[owner]
+            else:
+                assert {change["id"] for change in document["changes"]} <= made[owner]
+            continue
+        if action == "revisions":
+            response = await client.get(f"/notes/{arg}/revisions", headers=headers)
+            assert response.status == (200 if arg in mine[owner] else 404)
+            if response.status == 200:
+                assert {note["id"] for note in (await response.json())["revisions"]} == {arg}
+            continue
+        if action in ("restore", "purge"):
+            if action == "restore":
+                response = await client.post(f"/trash/{arg}/restore", headers=headers)
+            else:
+                response = await client.delete(f"/trash/{arg}", headers=headers)
+            assert response.status == ((200 if action == "restore" else 204) if arg in trashed[owner] else 404)
+            if arg in trashed[owner]:
+                trashed[owner].discard(arg)
+                if action == "restore":
+                    mine[owner].add(arg)
             continue
         if action == "list":
             response = await client.get(f"/notes{arg}", headers=headers)
@@ -64,6 +98,7 @@ async def test_no_answer_to_one_owner_shows_anything_of_another(make_client, ste
         assert response.status == expected, (action, owner, arg, mine)
         if action == "delete" and expected == 204:
             mine[owner].discard(arg)
+            trashed[owner].add(arg)
         body: Any = await response.read()
         if expected != 204 and response.status == 200:
             assert orjson.loads(body)["id"] in mine[owner]

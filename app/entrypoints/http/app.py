@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -11,6 +14,7 @@ from aiohttp import web
 
 from app.adapters import PoolUsage
 from app.domain.accounts import AccountService
+from app.domain.errors import StorageUnavailableError
 from app.domain.services import NoteService
 from app.entrypoints.http import accounts, docs, handlers, history, routing, transfer
 from app.entrypoints.http.auth import Authentication, AuthMode
@@ -19,6 +23,9 @@ from app.entrypoints.http.listing import CursorCodec
 from app.entrypoints.http.metrics import RequestMetrics, add_metrics, metrics_page
 from app.entrypoints.http.pipeline import Handler, Pipeline
 from app.entrypoints.http.problem_types import problem_page
+
+log = logging.getLogger("app.http")
+PRUNE_EVERY_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +59,13 @@ def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:
             app[CURSORS] = dependencies.cursors
             if dependencies.pool_usage is not None:
                 register_pool(dependencies.pool_usage)
-            yield
+            pruning = asyncio.get_running_loop().create_task(prune_history(dependencies.notes), name="prune")
+            try:
+                yield
+            finally:
+                pruning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruning
 
     async def stopping(app: web.Application) -> None:
         if NOTES in app:
@@ -63,6 +76,18 @@ def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:
     docs.setup(app)
     _add_routes(app.router)
     return app
+
+
+async def prune_history(notes: NoteService) -> None:
+    """Retention, in the background: small rounds while there is work, then a pause. Each round
+    is a short transaction, so requests never wait long behind it."""
+    while True:
+        try:
+            while await notes.prune():
+                await asyncio.sleep(0)
+        except StorageUnavailableError as error:
+            log.warning("could not prune the history now: %s", error)
+        await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
 
 def _add_routes(router: web.UrlDispatcher) -> None:

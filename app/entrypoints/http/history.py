@@ -148,9 +148,12 @@ def _token(text: str) -> ChangeToken:
 async def changes(request: web.Request) -> web.Response:
     values = parse_parameters(request.query, CHANGES_PARAMETERS)
     accept = request.headers.get(hdrs.ACCEPT)
-    stream = accept is not None and _wants_stream(accept)
-    if accept is not None and not stream and not accepts(accept, PRODUCED):
-        return NOT_ACCEPTABLE.response(request)
+    stream = False
+    if accept is not None:
+        json_ok, stream_ok = accepts(accept, PRODUCED), accepts(accept, ((("text", "event-stream"),)))
+        if not (json_ok or stream_ok):
+            return NOT_ACCEPTABLE.response(request)
+        stream = stream_ok and (not json_ok or _wants_stream(accept))
     last_event = request.headers.get("Last-Event-ID") if stream else None
     since_text = last_event or values.get("since")
     since = None if since_text is None else _token(since_text)
@@ -169,8 +172,8 @@ async def changes(request: web.Request) -> web.Response:
 
 
 def _wants_stream(accept: str) -> bool:
-    """Events only for an Accept that names text/event-stream (with q > 0) before it names JSON:
-    `*/*` and the like get JSON, the form every client can read."""
+    """Where both are acceptable, events only for an Accept that names text/event-stream (with
+    q > 0) before it names JSON: `*/*` and the like get JSON, the form every client can read."""
     for part in accept.split(","):
         media, *params = (p.strip().lower() for p in part.split(";"))
         if any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
