@@ -75,29 +75,28 @@ class TrashPage:
 
 
 # A wake-up can come before the change it announces is readable (postgres_history.py: a row is
-# read only once every older transaction has ended). Such a follower looks again after these
-# many seconds, doubling up to a second, so it never waits out its whole `wait` for a change
-# that is there.
-_RECHECK_FIRST, _RECHECK_MOST = 0.02, 1.0
+# read only once every older transaction has ended). A follower that finds nothing after a
+# wake-up looks again after each of these many seconds, then waits for the next wake-up only:
+# an idle follower runs no query.
+_RECHECKS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 class _Waiting:
     """One wait for changes, up to `deadline` (a `time.monotonic()`)."""
 
     def __init__(self, watch: ChangeWatch, deadline: float) -> None:
-        self._watch, self._deadline, self._recheck = watch, deadline, 0.0
+        self._watch, self._deadline = watch, deadline
+        self._rechecks: list[float] = []
 
     async def more(self) -> bool:
-        """Wait for the next wake-up; False once the time is up or the store closes. After a
-        wake-up that found nothing, look again soon, and less and less often."""
+        """Wait for the next wake-up (or the next look again, after one that found nothing);
+        False once the time is up or the store closes."""
         left = self._deadline - time.monotonic()
         if left <= 0 or self._watch.closing:
             return False
-        woken = await self._watch.wait(min(left, self._recheck) if self._recheck else left)
+        woken = await self._watch.wait(min(left, self._rechecks.pop(0)) if self._rechecks else left)
         if woken:
-            self._recheck = _RECHECK_FIRST
-        elif self._recheck:
-            self._recheck = min(self._recheck * 2, _RECHECK_MOST)
+            self._rechecks = list(_RECHECKS)
         return not self._watch.closing
 
 
