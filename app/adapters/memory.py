@@ -39,7 +39,16 @@ from app.domain.model import Note, NoteDraft, search_text
 from app.domain.owners import LOCAL, NewToken, OwnerSummary, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField
-from app.domain.transfer import Imported, NoteRecord, OnConflict, OwnerRecord, Record, Selection, TokenRecord
+from app.domain.transfer import (
+    Imported,
+    NoteRecord,
+    OnConflict,
+    OwnerRecord,
+    Record,
+    RevisionRecord,
+    Selection,
+    TokenRecord,
+)
 
 _SORTS = {field: Sort(field) for field in SortField}
 _NO_FILTER = NoteFilter()
@@ -95,6 +104,30 @@ class MemoryNoteRepository:
         self._revisions.update(revisions)
         for item in trashed:
             self._trash_put(item)
+
+    def current_version(self, note_id: int) -> int:
+        note = self._notes.get(note_id)
+        return note.version if note is not None else self._trash[note_id].note.version
+
+    def drop(self, note_id: int) -> None:
+        """Take the note (or the note in the trash) away with its revisions (an import replaces it)."""
+        if note_id in self._notes:
+            self._replace(self._notes[note_id], None)
+        else:
+            self._trash_take(note_id)
+        self._drop_revisions(note_id)
+
+    def take_imported(self, record: NoteRecord, older: list[Note]) -> None:
+        """An imported note, with its older revisions: logged oldest first, as they were made,
+        then a delete if it is in the trash."""
+        note = record.note
+        for revision in [*older, note]:
+            self._log(ChangeOp.PUT, note.id, revision.version, revision.updated_at, revision)
+        if record.deleted_at is None:
+            self._store(note)
+        else:
+            self._trash_put(Trashed(note, record.deleted_at))
+            self._log(ChangeOp.DELETE, note.id, note.version, record.deleted_at, None)
 
     def forget(self) -> None:
         """The owner is removed: its rows leave the log."""
@@ -483,20 +516,30 @@ class MemoryStore:
         # A snapshot first (references only): the stream may be read while requests change notes.
         owners = self.accounts.owner_records(selection)
         tokens = self.accounts.token_records() if selection.whole_store else []
+        covered = [(owner, repository) for owner, repository in self._by_owner.items() if selection.covers(owner)]
         notes = sorted(
-            ((note.id, owner, note) for owner, repository in self._by_owner.items() if selection.covers(owner)
-             for note in repository._notes.values()),
-            key=lambda item: item[0],
+            [NoteRecord(owner, note) for owner, repository in covered for note in repository._notes.values()]
+            + [NoteRecord(owner, t.note, t.deleted_at) for owner, repository in covered
+               for t in repository._trash.values()],
+            key=lambda record: record.note.id,
+        )
+        revisions = sorted(
+            (RevisionRecord(owner, change.note) for owner, repository in covered
+             for note_id, kept in repository._revisions.items() for change in kept.values()
+             if change.note.version < repository.current_version(note_id)),
+            key=lambda record: (record.note.id, record.note.version),
         )
         for owner_record in owners:
             yield owner_record
         for token in tokens:
             yield token
-        for _, owner, note in notes:
-            yield NoteRecord(owner, note)
+        for note_record in notes:
+            yield note_record
+        for revision in revisions:
+            yield revision
 
     async def count_notes(self, selection: Selection) -> int:
-        return sum(len(notes) for owner, notes in self._by_owner.items() if selection.covers(owner))
+        return sum(len(notes) + len(notes._trash) for owner, notes in self._by_owner.items() if selection.covers(owner))
 
     async def import_records(self, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
         # Everything is read and checked before the first change: then applied with no await
@@ -504,15 +547,18 @@ class MemoryStore:
         owners: list[OwnerRecord] = []
         tokens: list[TokenRecord] = []
         notes: list[NoteRecord] = []
+        revisions: dict[int, list[RevisionRecord]] = {}
         async for record in records:
             if isinstance(record, NoteRecord):
                 notes.append(record)
+            elif isinstance(record, RevisionRecord):
+                revisions.setdefault(record.note.id, []).append(record)
             elif isinstance(record, TokenRecord):
                 tokens.append(record)
             else:
                 owners.append(record)
         imported = Imported()
-        where = {note_id: owner for owner, repo in self._by_owner.items() for note_id in repo._notes}
+        where = {note_id: owner for owner, repo in self._by_owner.items() for note_id in (*repo._notes, *repo._trash)}
         conflicts = [record.note.id for record in notes if record.note.id in where]
         token_conflicts = self.accounts.conflicts(tokens)
         if on_conflict is OnConflict.FAIL and (conflicts or token_conflicts):
@@ -525,12 +571,13 @@ class MemoryStore:
                 if on_conflict is OnConflict.SKIP:
                     imported.skipped.append(note.id)
                     continue
-                existing = self._by_owner[where[note.id]]
-                existing._replace(existing._notes[note.id], None)
+                self._by_owner[where[note.id]].drop(note.id)
                 imported.replaced += 1
-            self._repository(record.owner)._store(note)
+            older = revisions.get(note.id, [])
+            self._repository(record.owner).take_imported(record, [r.note for r in older])
             self._ids.advance_past(note.id)
             imported.notes += 1
+            imported.revisions += len(older)
         return imported
 
 

@@ -16,12 +16,22 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 import asyncpg
 
+from app.adapters import postgres_history
 from app.adapters.postgres_link import transaction
 from app.domain.errors import ImportConflictError
 from app.domain.model import Note, search_text, title_sort_key
 from app.domain.owners import Scope
 from app.domain.timestamps import aware
-from app.domain.transfer import Imported, NoteRecord, OnConflict, OwnerRecord, Record, Selection, TokenRecord
+from app.domain.transfer import (
+    Imported,
+    NoteRecord,
+    OnConflict,
+    OwnerRecord,
+    Record,
+    RevisionRecord,
+    Selection,
+    TokenRecord,
+)
 
 log = logging.getLogger("app.adapters.postgres")
 PREFETCH = 2000
@@ -29,8 +39,32 @@ PREFETCH = 2000
 BULK_TIMEOUT = 24 * 3600.0
 INDEX_MEMORY = "256MB"  # for building the indexes of an import into an empty table
 _NOTE_COLUMNS = ("owner", "id", "title", "description", "priority", "tags", "created_by", "created_at",
-                 "updated_at", "version", "title_key", "search_text")
-_SELECT_NOTES = f"SELECT {', '.join(_NOTE_COLUMNS[:10])} FROM notes"
+                 "updated_at", "version", "title_key", "search_text", "change_key")
+_TRASH_COLUMNS = (*_NOTE_COLUMNS, "deleted_at")
+_REVISION_COLUMNS = ("key", "owner", "note_id", "title", "description", "priority", "tags", "created_by", "created_at",
+                     "updated_at", "version", "op", "at")
+_EXPORTED = ", ".join(_NOTE_COLUMNS[:10])
+_SELECT_NOTES = (
+    f"SELECT * FROM (SELECT {_EXPORTED}, NULL::timestamptz AS deleted_at FROM notes"
+    f" UNION ALL SELECT {_EXPORTED}, deleted_at FROM trash) AS n"
+)
+_CONTENT = "title, description, priority, tags, created_by, created_at, updated_at"
+# The older revisions of the notes there are (the current one is the note's own line).
+_SELECT_REVISIONS = f"""
+SELECT owner, note_id, {_CONTENT}, version FROM changes c
+WHERE op = 'put' AND version < coalesce(
+    (SELECT version FROM notes WHERE id = c.note_id), (SELECT version FROM trash WHERE id = c.note_id))"""
+# After an import (its transaction's id in $1): each imported note's current revision, after
+# the older ones, then a delete for each imported note in the trash.
+_LOG_IMPORTED = f"""
+INSERT INTO changes (key, owner, note_id, version, op, at, {_CONTENT})
+SELECT $1::xid8, owner, id, version, 'put', updated_at, {_CONTENT} FROM (
+    SELECT owner, id, version, {_CONTENT} FROM notes WHERE change_key = $1::xid8
+    UNION ALL SELECT owner, id, version, {_CONTENT} FROM trash WHERE change_key = $1::xid8
+) AS imported ORDER BY id"""
+_LOG_TRASHED = """
+INSERT INTO changes (key, owner, note_id, version, op, at)
+SELECT $1::xid8, owner, id, version, 'delete', deleted_at FROM trash WHERE change_key = $1::xid8 ORDER BY id"""
 _TOKEN_COLUMNS = "id, owner, label, scope, secret_hash, created_at, expires_at, last_used_at"
 _DUPLICATE_ID = re.compile(r"\(id\)=\((\d+)\)")
 _SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
@@ -59,19 +93,26 @@ async def export(pool: asyncpg.Pool, selection: Selection) -> AsyncIterator[Reco
             yield NoteRecord(row[0], Note(
                 id=row[1], title=row[2], description=row[3], priority=row[4], tags=tuple(row[5]),
                 created_by=row[6], created_at=aware(row[7]), updated_at=aware(row[8]), version=row[9],
-            ))
+            ), row[10] and aware(row[10]))
+        revisions = f"{_SELECT_REVISIONS}{where.replace('WHERE', 'AND')} ORDER BY note_id, version"
+        async for row in db.cursor(revisions, *args, prefetch=PREFETCH):
+            yield RevisionRecord(row[0], postgres_history.content_note(row[1:]))
 
 
 async def count_notes(pool: asyncpg.Pool, selection: Selection) -> int:
     where, args = _owned(selection, "owner")
     async with transaction(pool, None) as db:
-        return int(await db.fetchval(f"SELECT count(*) FROM notes{where}", *args, timeout=BULK_TIMEOUT))
+        return int(await db.fetchval(
+            f"SELECT (SELECT count(*) FROM notes{where}) + (SELECT count(*) FROM trash{where})", *args,
+            timeout=BULK_TIMEOUT,
+        ))
 
 
 async def import_records(pool: asyncpg.Pool, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
     imported = Imported()
     stream = aiter(records)
     async with transaction(pool, None) as db:
+        xid = await db.fetchval("SELECT pg_current_xact_id()")  # the key of every row of the log it writes
         first_note = None
         async for record in stream:
             if isinstance(record, NoteRecord):
@@ -79,41 +120,108 @@ async def import_records(pool: asyncpg.Pool, records: AsyncIterable[Record], on_
                 break
             if isinstance(record, TokenRecord):
                 await _write_token(db, record, on_conflict, imported)
-            else:
+            elif isinstance(record, OwnerRecord):
                 status = await db.execute(
                     "INSERT INTO owners (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     record.name, record.created_at,
                 )
                 imported.owners += int(status.split()[-1])
         if first_note is not None:
-            rows = _rows(first_note, stream)
+            notes = _Notes(first_note, stream, xid)
             if on_conflict is OnConflict.FAIL:
-                imported.notes = await _copy_into_notes(db, rows)
+                imported.notes = await _copy_into_notes(db, notes.rows())
+                imported.notes += await _copy_trash(db, notes.trashed)
             else:
-                await _merge_notes(db, rows, on_conflict, imported)
+                await _merge_notes(db, notes, on_conflict, imported)
+            imported.revisions = await _copy_revisions(db, notes, xid, set(imported.skipped))
+            await db.execute(_LOG_IMPORTED, xid, timeout=BULK_TIMEOUT)
+            await db.execute(_LOG_TRASHED, xid, timeout=BULK_TIMEOUT)
         for table in ("notes", "tokens"):  # new ids continue past the largest one there
             sequence = f"pg_get_serial_sequence('{table}', 'id')"
             await db.execute(
                 f"SELECT setval({sequence}, GREATEST(max(id), nextval({sequence}))) FROM {table}", timeout=BULK_TIMEOUT
             )
+        await db.execute(
+            "SELECT setval(pg_get_serial_sequence('notes', 'id'), GREATEST(max(id), nextval("
+            "pg_get_serial_sequence('notes', 'id')))) FROM trash HAVING count(*) > 0", timeout=BULK_TIMEOUT,
+        )
     return imported
 
 
-async def _rows(first: NoteRecord, rest: AsyncIterator[Record]) -> AsyncIterator[tuple]:
-    yield _row(first)
-    async for record in rest:
-        if not isinstance(record, NoteRecord):
-            raise ValueError(f"a {type(record).__name__} after the notes")  # the format forbids it
-        yield _row(record)
+class _Notes:
+    """The note records of an import's stream, as rows: those in the trash kept apart (few), and
+    the first revision, which ends them, kept for `revisions`."""
+
+    def __init__(self, first: NoteRecord, rest: AsyncIterator[Record], xid: int) -> None:
+        self._first, self._rest, self._xid = first, rest, xid
+        self.trashed: list[tuple] = []
+        self.first_revision: RevisionRecord | None = None
+
+    async def rows(self) -> AsyncIterator[tuple]:
+        record: Record = self._first
+        while True:
+            if isinstance(record, RevisionRecord):
+                self.first_revision = record
+                return
+            if not isinstance(record, NoteRecord):
+                raise ValueError(f"a {type(record).__name__} after the notes")  # the format forbids it
+            row = _row(record, self._xid)
+            if record.deleted_at is None:
+                yield row
+            else:
+                self.trashed.append((*row, record.deleted_at))
+            try:
+                record = await anext(self._rest)
+            except StopAsyncIteration:
+                return
+
+    async def revisions(self, skipped: set[int]) -> AsyncIterator[tuple]:
+        record: Record | None = self.first_revision
+        while record is not None:
+            if not isinstance(record, RevisionRecord):
+                raise ValueError(f"a {type(record).__name__} after the revisions")
+            note = record.note
+            if note.id not in skipped:
+                yield (self._xid, record.owner, note.id, note.title, note.description, note.priority, list(note.tags),
+                       note.created_by, note.created_at, note.updated_at, note.version, "put", note.updated_at)
+            record = await anext(self._rest, None)
 
 
-def _row(record: NoteRecord) -> tuple:
+def _row(record: NoteRecord, xid: int) -> tuple:
     note = record.note
     return (
         record.owner, note.id, note.title, note.description, note.priority, list(note.tags), note.created_by,
         note.created_at, note.updated_at, note.version, title_sort_key(note.title),
-        search_text(note.title, note.description),
+        search_text(note.title, note.description), xid,
     )
+
+
+async def _copy_trash(db: asyncpg.Connection, rows: list[tuple]) -> int:
+    """The notes in the trash, after the others: an id in both tables is a conflict too."""
+    if not rows:
+        return 0
+    try:
+        await db.copy_records_to_table("trash", records=rows, columns=_TRASH_COLUMNS, timeout=BULK_TIMEOUT)
+    except asyncpg.UniqueViolationError as error:
+        found = _DUPLICATE_ID.search(error.detail or "")
+        if found is None:
+            raise
+        raise ImportConflictError("note", int(found[1])) from None
+    both = await db.fetchval(
+        "SELECT min(id) FROM trash JOIN notes USING (id) WHERE id = ANY($1::bigint[])", [row[1] for row in rows]
+    )
+    if both is not None:
+        raise ImportConflictError("note", both)
+    return len(rows)
+
+
+async def _copy_revisions(db: asyncpg.Connection, notes: _Notes, xid: int, skipped: set[int]) -> int:
+    if notes.first_revision is None:
+        return 0
+    status = await db.copy_records_to_table(
+        "changes", records=notes.revisions(skipped), columns=_REVISION_COLUMNS, timeout=BULK_TIMEOUT
+    )
+    return int(status.split()[-1])
 
 
 async def _copy_into_notes(db: asyncpg.Connection, rows: AsyncIterator[tuple]) -> int:
@@ -159,28 +267,39 @@ async def _defer_indexes(db: asyncpg.Connection) -> list[str]:
     return [definition for _, definition in indexes]
 
 
-async def _merge_notes(
-    db: asyncpg.Connection, rows: AsyncIterator[tuple], on_conflict: OnConflict, imported: Imported
-) -> None:
+async def _merge_notes(db: asyncpg.Connection, notes: _Notes, on_conflict: OnConflict, imported: Imported) -> None:
+    """Through a temporary table: ids the target has (in its notes or its trash) are kept
+    (skip) or taken away with their revisions and written anew (replace)."""
     await db.execute(
         "CREATE TEMPORARY TABLE imported_notes ON COMMIT DROP AS"
-        f" SELECT {', '.join(_NOTE_COLUMNS)} FROM notes WITH NO DATA"
+        f" SELECT {', '.join(_TRASH_COLUMNS)} FROM trash WITH NO DATA"
     )
-    await db.copy_records_to_table("imported_notes", records=rows, columns=_NOTE_COLUMNS, timeout=BULK_TIMEOUT)
+    await db.copy_records_to_table(
+        "imported_notes", records=notes.rows(), columns=_NOTE_COLUMNS, timeout=BULK_TIMEOUT
+    )
+    await db.copy_records_to_table("imported_notes", records=notes.trashed, columns=_TRASH_COLUMNS)
     existing = await db.fetchval(
-        "SELECT array_agg(id ORDER BY id) FROM imported_notes JOIN notes USING (id)", timeout=BULK_TIMEOUT
-    )
-    columns = ", ".join(_NOTE_COLUMNS)
+        "SELECT array_agg(id ORDER BY id) FROM imported_notes i"
+        " WHERE EXISTS (SELECT FROM notes WHERE id = i.id) OR EXISTS (SELECT FROM trash WHERE id = i.id)",
+        timeout=BULK_TIMEOUT,
+    ) or []
     if on_conflict is OnConflict.SKIP:
-        imported.skipped += existing or []
-        action = "DO NOTHING"
+        imported.skipped += existing
+        await db.execute("DELETE FROM imported_notes WHERE id = ANY($1::bigint[])", existing)
     else:
-        imported.replaced += len(existing or [])
-        action = "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _NOTE_COLUMNS if c != "id")
+        imported.replaced += len(existing)
+        for table in ("notes", "trash"):
+            await db.execute(f"DELETE FROM {table} WHERE id = ANY($1::bigint[])", existing)
+        await db.execute("DELETE FROM changes WHERE note_id = ANY($1::bigint[]) AND op = 'put'", existing)
+    columns = ", ".join(_NOTE_COLUMNS)
     status = await db.execute(
         f"INSERT INTO notes ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM imported_notes"
-        f" ON CONFLICT (id) {action}",
-        timeout=BULK_TIMEOUT,
+        " WHERE deleted_at IS NULL", timeout=BULK_TIMEOUT,
+    )
+    imported.notes += int(status.split()[-1])
+    status = await db.execute(
+        f"INSERT INTO trash ({', '.join(_TRASH_COLUMNS)}) SELECT {', '.join(_TRASH_COLUMNS)} FROM imported_notes"
+        " WHERE deleted_at IS NOT NULL", timeout=BULK_TIMEOUT,
     )
     imported.notes += int(status.split()[-1])
 

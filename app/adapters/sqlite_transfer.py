@@ -17,19 +17,55 @@ from typing import Any
 
 import orjson
 
+from app.adapters.sqlite_history import content_note
 from app.adapters.sqlite_link import Writer, connect, unavailable_on_error
 from app.domain.errors import ImportConflictError
 from app.domain.model import Note, search_text, title_sort_key
 from app.domain.owners import Scope
 from app.domain.timestamps import from_microseconds, to_microseconds
-from app.domain.transfer import Imported, NoteRecord, OnConflict, OwnerRecord, Record, Selection, TokenRecord
+from app.domain.transfer import (
+    Imported,
+    NoteRecord,
+    OnConflict,
+    OwnerRecord,
+    Record,
+    RevisionRecord,
+    Selection,
+    TokenRecord,
+)
 
 BATCH = 1000
 _NOTE_COLUMNS = "owner, id, title, description, priority, tags, created_by, created_at, updated_at, version"
 _INSERT_NOTE = (
     f"INSERT INTO notes ({_NOTE_COLUMNS}, title_key, search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_TRASH = f"INSERT INTO trash ({_NOTE_COLUMNS}, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _TOKEN_COLUMNS = "id, owner, label, scope, secret_hash, created_at, expires_at, last_used_at"
+_CONTENT = "title, description, priority, tags, created_by, created_at, updated_at"
+_SELECT_NOTES = (
+    f"SELECT * FROM (SELECT {_NOTE_COLUMNS}, NULL AS deleted_at FROM notes"
+    f" UNION ALL SELECT {_NOTE_COLUMNS}, deleted_at FROM trash)"
+)
+# The older revisions of the notes there are (the current one is the note's own line).
+_SELECT_REVISIONS = f"""
+SELECT owner, note_id, {_CONTENT}, version FROM changes AS c
+WHERE op = 'put' AND version < coalesce(
+    (SELECT version FROM notes WHERE id = c.note_id), (SELECT version FROM trash WHERE id = c.note_id))"""
+_INSERT_REVISION = (
+    f"INSERT INTO changes (owner, note_id, {_CONTENT}, version, op, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'put', ?)"
+)
+# After an import: each imported note's current revision, after the older ones, then a delete
+# for each imported note in the trash.
+_LOG_IMPORTED = f"""
+INSERT INTO changes (owner, note_id, version, op, at, {_CONTENT})
+SELECT owner, id, version, 'put', updated_at, {_CONTENT} FROM (
+    SELECT owner, id, version, {_CONTENT} FROM notes WHERE id IN (SELECT id FROM temp.imported_ids)
+    UNION ALL SELECT owner, id, version, {_CONTENT} FROM trash WHERE id IN (SELECT id FROM temp.imported_ids)
+) ORDER BY id"""
+_LOG_TRASHED = """
+INSERT INTO changes (owner, note_id, version, op, at)
+SELECT owner, id, version, 'delete', deleted_at FROM trash WHERE id IN (SELECT id FROM temp.imported_ids) ORDER BY id"""
+_LOG_TRIGGERS = ("notes_log_ai", "notes_log_au")  # an import logs what it writes itself
 
 
 def _micros(moment: object) -> int | None:
@@ -69,20 +105,31 @@ async def export(path: str, timeout: float, selection: Selection) -> AsyncIterat
                 )
         with unavailable_on_error():
             cursor = db.execute(
-                f"SELECT {_NOTE_COLUMNS} FROM notes{' WHERE owner' + within if within else ''} ORDER BY id", names
+                f"{_SELECT_NOTES}{' WHERE owner' + within if within else ''} ORDER BY id", names
             )
         while True:
             with unavailable_on_error():
                 batch = await asyncio.to_thread(cursor.fetchmany, BATCH)
             if not batch:
                 break
-            for owner, id_, title, description, priority, tags, created_by, created, updated, version in batch:
+            for owner, id_, title, description, priority, tags, created_by, created, updated, version, deleted in batch:
                 yield NoteRecord(owner, Note(
                     id=id_, title=title, description=description, priority=priority,
                     tags=tuple(orjson.loads(tags)), created_by=created_by,
                     created_at=from_microseconds(created), updated_at=from_microseconds(updated),
                     version=version,
-                ))
+                ), _moment(deleted))  # type: ignore[arg-type]
+        with unavailable_on_error():
+            cursor = db.execute(
+                f"{_SELECT_REVISIONS}{' AND owner' + within if within else ''} ORDER BY note_id, version", names
+            )
+        while True:
+            with unavailable_on_error():
+                batch = await asyncio.to_thread(cursor.fetchmany, BATCH)
+            if not batch:
+                break
+            for row in batch:
+                yield RevisionRecord(row[0], content_note(row[1], row[2:9], row[9]))
     finally:
         db.close()
 
@@ -92,8 +139,10 @@ async def count_notes(path: str, timeout: float, selection: Selection) -> int:
     try:
         within, names = _owned(selection)
         with unavailable_on_error():
+            where = f" WHERE owner{within}" if within else ""
             row = await asyncio.to_thread(
-                db.execute(f"SELECT count(*) FROM notes{' WHERE owner' + within if within else ''}", names).fetchone
+                db.execute(f"SELECT (SELECT count(*) FROM notes{where}) + (SELECT count(*) FROM trash{where})",
+                           names * 2).fetchone
             )
         return int(row[0])
     finally:
@@ -107,28 +156,72 @@ async def import_records(writer: Writer, records: AsyncIterable[Record], on_conf
     end, which is faster than row by row."""
     imported = Imported()
     rows: list[NoteRecord] = []
+    revisions: list[RevisionRecord] = []
     async with writer.transaction() as db, _Batches(db, on_conflict, imported) as batches:
         with unavailable_on_error():
             deferred = _defer_indexing(db)
+            triggers = _set_aside(db, _LOG_TRIGGERS)
+            db.execute("CREATE TEMP TABLE imported_ids (id INTEGER PRIMARY KEY)")
             async for record in records:
                 if isinstance(record, NoteRecord):
                     rows.append(record)
                     if len(rows) == BATCH:
                         await batches.write(rows)
                         rows = []
+                elif isinstance(record, RevisionRecord):
+                    await batches.write(rows)
+                    rows = []
+                    revisions.append(record)
+                    if len(revisions) == BATCH:
+                        await batches.run(_write_revisions, db, revisions, imported)
+                        revisions = []
                 elif isinstance(record, TokenRecord):
                     _write_token(db, record, on_conflict, imported)
-                else:
+                elif isinstance(record, OwnerRecord):
                     added = db.execute(
                         "INSERT OR IGNORE INTO owners (name, created_at) VALUES (?, ?)",
                         (record.name, _micros(record.created_at)),
                     )
                     imported.owners += added.rowcount
             await batches.write(rows)
+            await batches.run(_write_revisions, db, revisions, imported)
+            await batches.run(_log_imported, db, triggers)
             if deferred is not None:
                 await batches.run(_index_in_bulk, db, deferred)
             await batches.finish()
     return imported
+
+
+def _set_aside(db: sqlite3.Connection, names: Sequence[str]) -> list[str]:
+    """Drop these triggers (in the transaction: a rollback brings them back) and return their SQL."""
+    found = []
+    for name in names:
+        row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)).fetchone()
+        if row is not None:
+            db.execute(f"DROP TRIGGER {name}")
+            found.append(str(row[0]))
+    return found
+
+
+def _write_revisions(db: sqlite3.Connection, records: Sequence[RevisionRecord], imported: Imported) -> None:
+    skipped = set(imported.skipped)
+    rows = [
+        (r.owner, r.note.id, *_note_row(NoteRecord(r.owner, r.note))[2:9], r.note.version,
+         to_microseconds(r.note.updated_at))
+        for r in records if r.note.id not in skipped
+    ]
+    with unavailable_on_error():
+        db.executemany(_INSERT_REVISION, rows)
+    imported.revisions += len(rows)
+
+
+def _log_imported(db: sqlite3.Connection, triggers: Sequence[str]) -> None:
+    with unavailable_on_error():
+        db.execute(_LOG_IMPORTED)
+        db.execute(_LOG_TRASHED)
+        db.execute("DROP TABLE temp.imported_ids")
+        for trigger in triggers:
+            db.execute(trigger)
 
 
 class _Batches:
@@ -213,7 +306,9 @@ def _write_notes(
     ids = [record.note.id for record in records]
     with unavailable_on_error():
         marks = ", ".join("?" * len(ids))
-        existing = {row[0] for row in db.execute(f"SELECT id FROM notes WHERE id IN ({marks})", ids)}
+        existing = {row[0] for row in db.execute(
+            f"SELECT id FROM notes WHERE id IN ({marks}) UNION ALL SELECT id FROM trash WHERE id IN ({marks})", ids * 2
+        )}
     if existing:
         if on_conflict is OnConflict.FAIL:
             raise ImportConflictError("note", min(existing))
@@ -221,10 +316,16 @@ def _write_notes(
             imported.skipped += sorted(existing)
             records = [record for record in records if record.note.id not in existing]
         else:  # a DELETE first, so that the triggers keep the tag and search tables right
-            db.executemany("DELETE FROM notes WHERE id = ?", [(note_id,) for note_id in existing])
+            gone = [(note_id,) for note_id in existing]
+            db.executemany("DELETE FROM notes WHERE id = ?", gone)
+            db.executemany("DELETE FROM trash WHERE id = ?", gone)
+            db.executemany("DELETE FROM changes WHERE note_id = ? AND op = 'put'", gone)
             imported.replaced += len(existing)
     with unavailable_on_error():
-        db.executemany(_INSERT_NOTE, [_note_row(record) for record in records])
+        db.executemany(_INSERT_NOTE, [_note_row(record) for record in records if record.deleted_at is None])
+        db.executemany(_INSERT_TRASH, [(*_note_row(record)[:10], to_microseconds(record.deleted_at))
+                                       for record in records if record.deleted_at is not None])
+        db.executemany("INSERT INTO temp.imported_ids (id) VALUES (?)", [(record.note.id,) for record in records])
     imported.notes += len(records)
 
 

@@ -3,7 +3,10 @@ hashes only) and their notes, each with what the store keeps of it, ids, version
 included, so that a store filled from another one answers exactly as that one did.
 
 A store exports them as one ordered stream, in constant memory: owners by name, then tokens by
-id, then notes by id. It imports such a stream in one transaction: all of it or nothing.
+id, then notes by id (those in the trash with the time they were deleted), then the notes'
+older revisions by note id and version. It imports such a stream in one transaction: all of it
+or nothing. An import adds to the target's change log what a follower needs to rebuild the
+imported notes: each note's revisions, oldest first, and a delete for each note in the trash.
 """
 
 from __future__ import annotations
@@ -38,9 +41,18 @@ class TokenRecord:
 class NoteRecord:
     owner: str
     note: Note
+    deleted_at: datetime | None = None  # a note in the trash: when it was deleted
 
 
-Record = OwnerRecord | TokenRecord | NoteRecord
+@dataclass(frozen=True, slots=True)
+class RevisionRecord:
+    """An older version of a note (the note's line is its current one): the note as it was."""
+
+    owner: str
+    note: Note
+
+
+Record = OwnerRecord | TokenRecord | NoteRecord | RevisionRecord
 
 
 class OnConflict(StrEnum):
@@ -61,6 +73,7 @@ class Imported:
     notes: int = 0
     skipped: list[int] = field(default_factory=list)  # note ids the target kept as they were
     replaced: int = 0
+    revisions: int = 0  # older revisions written
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,13 @@ from app.domain.model import Note
 from app.domain.owners import Scope, owner_name
 from app.domain.rules import FIELDS, MAX_PROBLEMS, Text, Timestamp
 from app.domain.timestamps import format_timestamp
-from app.domain.transfer import NoteRecord, OwnerRecord, Record, TokenRecord
+from app.domain.transfer import NoteRecord, OwnerRecord, Record, RevisionRecord, TokenRecord
 from app.entrypoints.note_json import note_document
 
 FORMAT = "notes"
 VERSION = 1
 MEDIA_TYPE = "application/x-ndjson"
-KINDS = ("owner", "token", "note")  # in the order a file holds them
+KINDS = ("owner", "token", "note", "revision")  # in the order a file holds them
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TIMESTAMP = Timestamp()
 _LABEL = Text(0, 100)
@@ -39,7 +39,8 @@ _NOTE_FIELDS = {"kind", "owner", "id", "title", "description", "priority", "tags
 _FIELDS = {
     "owner": {"kind", "name", "created_at"},
     "token": {"kind", "id", "owner", "label", "scope", "sha256", "created_at", "expires_at", "last_used_at"},
-    "note": _NOTE_FIELDS,
+    "note": _NOTE_FIELDS | {"deleted_at"},
+    "revision": _NOTE_FIELDS,
 }
 
 
@@ -66,7 +67,12 @@ def _moment(moment: datetime | None) -> str | None:
 def record_document(record: Record) -> dict[str, Any]:
     """A record as its line writes it."""
     if isinstance(record, NoteRecord):
-        return {"kind": "note", "owner": record.owner, **note_document(record.note)}
+        document = {"kind": "note", "owner": record.owner, **note_document(record.note)}
+        if record.deleted_at is not None:
+            document["deleted_at"] = format_timestamp(record.deleted_at)
+        return document
+    if isinstance(record, RevisionRecord):
+        return {"kind": "revision", "owner": record.owner, **note_document(record.note)}
     if isinstance(record, TokenRecord):
         return {
             "kind": "token", "id": record.id, "owner": record.owner, "label": record.label,
@@ -112,7 +118,14 @@ class NotesFileWriter:
 
 def kind_of(record: Record) -> str:
     """The `kind` of a record's line: owner, token or note."""
-    return "note" if isinstance(record, NoteRecord) else "token" if isinstance(record, TokenRecord) else "owner"
+    match record:
+        case NoteRecord():
+            return "note"
+        case RevisionRecord():
+            return "revision"
+        case TokenRecord():
+            return "token"
+    return "owner"
 
 
 async def write_notes_file(records: AsyncIterable[Record], source: str, now: datetime) -> AsyncIterator[bytes]:
@@ -143,6 +156,7 @@ class _Reading:
         self.kind_index = 0
         self.owners: set[str] = set()
         self.last_id = {"token": 0, "note": 0}
+        self.last_revision = (0, 0)  # (note id, version): revisions ascend by both
         self.ended = False
 
     def fail(self, detail: str) -> None:
@@ -212,11 +226,12 @@ def _read_line(state: _Reading, raw: bytes) -> Record | None:
         return None
     state.hash.update(raw)
     if kind not in KINDS:
-        state.fail(f"has kind {_shown(kind)}: a line's kind is one of header, owner, token, note, end")
+        state.fail(f"has kind {_shown(kind)}: a line's kind is one of header, owner, token, note, revision, end")
         return None
     index = KINDS.index(kind)
     if index < state.kind_index:
-        state.fail(f"a {kind} line comes after the {KINDS[state.kind_index]} lines: owners, tokens, notes, in order")
+        state.fail(f"a {kind} line comes after the {KINDS[state.kind_index]} lines:"
+                   " owners, tokens, notes, revisions, in order")
     state.kind_index = max(state.kind_index, index)
     state.counts[kind] += 1
     unknown = sorted(set(document) - _FIELDS[kind])
@@ -227,7 +242,7 @@ def _read_line(state: _Reading, raw: bytes) -> Record | None:
         return _owner(state, document)
     if kind == "token":
         return _token(state, document)
-    return _note(state, document)
+    return _note(state, document, revision=kind == "revision")
 
 
 def _shown(value: Any) -> str:
@@ -247,7 +262,9 @@ def _check_end(state: _Reading, document: dict[str, Any]) -> None:
     if document.get("sha256") != state.hash.hexdigest():
         state.fail("the file's SHA-256 differs from the one in its end line: it was altered or damaged")
     counts = document.get("counts")
-    if not isinstance(counts, dict) or any(counts.get(kind) != state.counts[kind] for kind in KINDS):
+    # a file of before revisions counts none: it has none
+    if not isinstance(counts, dict) or any(counts.get(kind, 0 if kind == "revision" else None) != state.counts[kind]
+                                           for kind in KINDS):
         state.fail(f"the end line's counts {_shown(counts)} differ from the lines in the file {state.counts}")
 
 
@@ -320,9 +337,23 @@ def _token(state: _Reading, document: dict[str, Any]) -> TokenRecord | None:
     )
 
 
-def _note(state: _Reading, document: dict[str, Any]) -> NoteRecord | None:
+def _revision_id(state: _Reading, document: dict[str, Any]) -> int | None:
+    """A revision's note id: revisions ascend by note id, then version, each once."""
+    value, version = document.get("id"), document.get("version")
+    if type(value) is not int or value < 1:
+        state.fail(f"has id {_shown(value)}: an id is a whole number of 1 or more")
+        return None
+    if type(version) is int and (value, version) <= state.last_revision:
+        state.fail(f"is revision {version} of note {value}, not after the revision before it"
+                   f" ({state.last_revision[1]} of note {state.last_revision[0]}): revisions ascend by id and version")
+    if type(version) is int:
+        state.last_revision = (value, version)
+    return value
+
+
+def _note(state: _Reading, document: dict[str, Any], *, revision: bool = False) -> NoteRecord | RevisionRecord | None:
     failed = state.count
-    note_id = _id(state, document, "note")
+    note_id = _revision_id(state, document) if revision else _id(state, document, "note")
     owner = _owner_of(state, document)
     values: dict[str, Any] = {"description": "", "priority": 0, "tags": (), "created_by": None}
 
@@ -339,6 +370,8 @@ def _note(state: _Reading, document: dict[str, Any]) -> NoteRecord | None:
     version = document.get("version")
     if "version" in document and (type(version) is not int or version < 1):
         state.fail(f"has version {_shown(version)}: a version is a whole number of 1 or more")
+    deleted_at = _time(state, document, "deleted_at", nullable=True) if not revision else None
     if state.count > failed:
         return None
-    return NoteRecord(owner, Note(id=note_id, updated_at=updated_at, version=version, **values))  # type: ignore[arg-type]
+    note = Note(id=note_id, updated_at=updated_at, version=version, **values)  # type: ignore[arg-type]
+    return RevisionRecord(owner, note) if revision else NoteRecord(owner, note, deleted_at)  # type: ignore[arg-type]

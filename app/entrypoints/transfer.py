@@ -41,10 +41,11 @@ from app.domain.transfer import (
     OnConflict,
     OwnerRecord,
     Record,
+    RevisionRecord,
     Selection,
     TokenRecord,
 )
-from app.entrypoints.notes_file import kind_of, read_notes_file, write_notes_file
+from app.entrypoints.notes_file import KINDS, kind_of, read_notes_file, write_notes_file
 
 ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
 PROGRESS_EVERY = 5.0  # seconds between two plain progress lines when standard error is no terminal
@@ -133,7 +134,7 @@ class Counted:
 
     def __init__(self, records: AsyncIterator[Record]) -> None:
         self._records = records
-        self.counts = {"owner": 0, "token": 0, "note": 0}
+        self.counts = dict.fromkeys(KINDS, 0)
 
     async def __aiter__(self) -> AsyncIterator[Record]:
         async for record in self._records:
@@ -167,7 +168,7 @@ def markdown_note(note: Any) -> bytes:
 async def _markdown_zip(records: Counted, sink: IO[bytes]) -> None:
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         async for record in records:
-            if isinstance(record, NoteRecord):
+            if isinstance(record, NoteRecord) and record.deleted_at is None:  # the notes, not the trash
                 note = record.note
                 at = max(note.updated_at.astimezone(UTC), ZIP_EPOCH)  # a zip holds no earlier time
                 stamp = (at.year, at.month, at.day, at.hour, at.minute, at.second)
@@ -246,6 +247,8 @@ def _imported(imported: Imported) -> str:
         said += f" ({_plural(len(imported.skipped), 'note')} the target had already were kept: --on-conflict skip)"
     if imported.replaced:
         said += f" ({_plural(imported.replaced, 'note')} the target had were replaced)"
+    if imported.revisions:
+        said += f", with {_plural(imported.revisions, 'older revision')}"
     return said
 
 
@@ -298,11 +301,12 @@ class Progress:
 def fingerprint(record: Record) -> bytes:
     """A record's values in one canonical byte string, times as exact integer microseconds: what
     a copy compares on both sides. Cheaper than the record's line, and as exact."""
-    if isinstance(record, NoteRecord):
+    if isinstance(record, NoteRecord | RevisionRecord):
         n = record.note
+        deleted = _micros(record.deleted_at) if isinstance(record, NoteRecord) else None
         return orjson.dumps((
-            "note", record.owner, n.id, n.title, n.description, n.priority, n.tags, n.created_by,
-            to_microseconds(n.created_at), to_microseconds(n.updated_at), n.version,
+            kind_of(record), record.owner, n.id, n.title, n.description, n.priority, n.tags, n.created_by,
+            to_microseconds(n.created_at), to_microseconds(n.updated_at), n.version, deleted,
         ))
     if isinstance(record, TokenRecord):
         return orjson.dumps((
@@ -321,6 +325,18 @@ def _digest(values: bytes) -> int:
 
 
 @dataclass
+class Revisions:
+    """Revisions by their number and the sum of their digests: equal on both sides, or not."""
+
+    count: int = 0
+    total: int = 0
+
+    def add(self, values: bytes) -> None:
+        self.count += 1
+        self.total = (self.total + _digest(values)) % 2**64
+
+
+@dataclass
 class Fingerprints:
     """Each record of a copy's source by its key, as a 64-bit digest of its `fingerprint`; notes
     in two flat arrays (16 bytes a note), in the id order of the export; and a SHA-256 of all."""
@@ -329,12 +345,15 @@ class Fingerprints:
     tokens: dict[int, int] = field(default_factory=dict)
     note_ids: array = field(default_factory=lambda: array("q"))
     note_digests: array = field(default_factory=lambda: array("Q"))
+    revisions: Revisions = field(default_factory=lambda: Revisions())
     sha256: Any = field(default_factory=hashlib.sha256)
 
     def add(self, record: Record) -> None:
         values = fingerprint(record)
         self.sha256.update(values)
-        if isinstance(record, NoteRecord):
+        if isinstance(record, RevisionRecord):
+            self.revisions.add(values)
+        elif isinstance(record, NoteRecord):
             self.note_ids.append(record.note.id)
             self.note_digests.append(_digest(values))
         elif isinstance(record, TokenRecord):
@@ -408,7 +427,12 @@ async def _compare(target: Store, source: Fingerprints, skipped: set[int]) -> li
     at = 0
     seen_owners: set[str] = set()
     seen_tokens: set[int] = set()
+    revisions = Revisions()
     async for record in target.export(WHOLE_STORE):
+        if isinstance(record, RevisionRecord):
+            if record.note.id not in skipped:
+                revisions.add(fingerprint(record))
+            continue
         values = _digest(fingerprint(record))
         if isinstance(record, NoteRecord):
             note_id = record.note.id
@@ -430,6 +454,9 @@ async def _compare(target: Store, source: Fingerprints, skipped: set[int]) -> li
             if source.owners[record.name] != values:
                 differing.append(f"owner {record.name} differs (the target had it already, created at another time)")
     missing_notes += [note_id for note_id in ids[at:] if note_id not in skipped]
+    if not skipped and revisions != source.revisions:  # (a skipped note's revisions are the target's)
+        differing.append(f"the revisions differ ({source.revisions.count:,} in the source,"
+                         f" {revisions.count:,} in the target)")
     differing += [f"owner {name} is missing" for name in sorted(source.owners.keys() - seen_owners)]
     differing += [f"token {token_id} is missing" for token_id in sorted(source.tokens.keys() - seen_tokens)]
     for notes, how in ((wrong_notes, "differ"), (missing_notes, "are missing")):

@@ -19,7 +19,16 @@ from app.domain.accounts import AccountService
 from app.domain.errors import ImportConflictError, NoteError
 from app.domain.model import Note
 from app.domain.owners import LOCAL, Scope
-from app.domain.transfer import WHOLE_STORE, NoteRecord, OnConflict, OwnerRecord, Record, Selection, TokenRecord
+from app.domain.transfer import (
+    WHOLE_STORE,
+    NoteRecord,
+    OnConflict,
+    OwnerRecord,
+    Record,
+    RevisionRecord,
+    Selection,
+    TokenRecord,
+)
 from tests.conftest import BACKENDS, _empty, settings_for
 from tests.databases import in_thread
 from tests.factories import T0, draft
@@ -74,14 +83,18 @@ async def fill(store: Storage) -> dict[str, str]:
         draft(title="whole second", created_at=datetime(2020, 2, 29, 12, tzinfo=UTC)),
         draft(title="to be deleted"),
         draft(title="to be revised"),
+        draft(title="to be purged"),
     ]
     made: list[Note] = []
     for index, shape in enumerate(shapes):
         owner = ("alice", "bob.smith-2", LOCAL)[index % 3]
         made.append(await store.notes_of(owner).add(shape))
-    deleted, revised = made[5], made[6]
+    deleted, revised, purged = made[5], made[6], made[7]
     owner_of = {note.id: ("alice", "bob.smith-2", LOCAL)[i % 3] for i, note in enumerate(made)}
-    await store.notes_of(owner_of[deleted.id]).delete(deleted.id, at=T0)  # a gap in the ids
+    trash = store.notes_of(owner_of[deleted.id])
+    await trash.update(deleted.revised(replace(deleted.content(), title="deleted, then in the trash"), clock()))
+    await trash.delete(deleted.id, at=T0)  # in the trash, with two revisions
+    await store.notes_of(owner_of[purged.id]).delete(purged.id, at=T0, purge=True)  # a gap in the ids
     notes = store.notes_of(owner_of[revised.id])
     second = await notes.update(revised.revised(replace(revised.content(), title="revised once"), clock()))
     await notes.update(second.revised(replace(second.content(), priority=1), clock()))
@@ -106,10 +119,29 @@ async def test_a_store_copied_into_another_answers_exactly_as_it_did(
         after = await everything(target)
         assert after == before  # every field of every record, times to the microsecond
         notes = [r for r in before if isinstance(r, NoteRecord)]
-        assert (imported.notes, imported.tokens, imported.owners) == (len(notes), 3, 2)
+        assert (imported.notes, imported.tokens, imported.owners, imported.revisions) == (len(notes), 3, 2, 3)
+        assert sum(r.deleted_at is not None for r in notes) == 1
+        assert sum(isinstance(r, RevisionRecord) for r in before) == 3
         for record in notes:  # and as the API reads them, one by one
-            assert await target.notes_of(record.owner).get(record.note.id) == record.note
+            if record.deleted_at is None:
+                assert await target.notes_of(record.owner).get(record.note.id) == record.note
+                revisions = await target.notes_of(record.owner).revisions(
+                    record.note.id, newest=record.note.version, oldest=1, limit=10)
+                assert revisions == await source.notes_of(record.owner).revisions(
+                    record.note.id, newest=record.note.version, oldest=1, limit=10)
+            else:
+                [trashed] = await target.notes_of(record.owner).trash(limit=10)
+                assert (trashed.note, trashed.deleted_at) == (record.note, record.deleted_at)
         assert {r.note.version for r in notes} >= {1, 3}
+        for owner in ("alice", "bob.smith-2", LOCAL):  # the target's feed rebuilds each owner's notes
+            rebuilt: dict[int, Note] = {}
+            for change in (await target.notes_of(owner).changes(None, 1000)).changes:
+                if change.note is None:
+                    rebuilt.pop(change.note_id)
+                else:
+                    rebuilt[change.note_id] = change.note
+            assert sorted(rebuilt.values(), key=lambda n: n.id) == [
+                r.note for r in notes if r.owner == owner and r.deleted_at is None]
 
         newest = max(r.note.id for r in notes)
         assert (await target.notes_of("alice").add(draft(title="new"))).id > newest
@@ -179,8 +211,11 @@ async def test_an_owners_export_holds_only_that_owner_and_no_token(storage: Stor
     secrets = await fill(storage)
     assert secrets
     alone = await everything(storage, Selection(("alice",)))
-    assert [r for r in alone if not isinstance(r, NoteRecord)] == [r for r in await everything(storage)
-                                                                  if isinstance(r, OwnerRecord) and r.name == "alice"]
+    whole = await everything(storage)
+    assert [r for r in alone if isinstance(r, OwnerRecord | TokenRecord)] == [
+        r for r in whole if isinstance(r, OwnerRecord) and r.name == "alice"]
+    assert [r for r in alone if isinstance(r, RevisionRecord)] == [
+        r for r in whole if isinstance(r, RevisionRecord) and r.owner == "alice"]
     notes = [r for r in alone if isinstance(r, NoteRecord)]
     assert notes and {r.owner for r in notes} == {"alice"}
     assert [r.note.id for r in notes] == sorted(r.note.id for r in notes)

@@ -10,7 +10,7 @@ import pytest
 
 from app.domain.model import Note
 from app.domain.owners import Scope
-from app.domain.transfer import NoteRecord, OwnerRecord, Record, TokenRecord
+from app.domain.transfer import NoteRecord, OwnerRecord, Record, RevisionRecord, TokenRecord
 from app.entrypoints.notes_file import NotesFileError, NotesFileWriter, read_all, read_notes_file
 from tests.factories import T0
 
@@ -23,7 +23,11 @@ RECORDS: list[Record] = [
     *(NoteRecord("alice" if i % 2 else "local", Note(
         id=i, title=f"note {i} ✓", description="d" * i, priority=i % 11, tags=("a", "b") if i % 3 else (),
         created_by=None if i % 4 else "me", created_at=T0, updated_at=datetime(2024, 5, 6, tzinfo=UTC), version=i,
-    )) for i in range(1, 8)),
+    ), deleted_at=NOW if i == 5 else None) for i in range(1, 8)),  # note 5 is in the trash
+    *(RevisionRecord("alice", Note(
+        id=note_id, title=f"revision {version}", description="", priority=0, tags=(), created_by=None,
+        created_at=T0, updated_at=T0, version=version,
+    )) for note_id, version in ((3, 1), (3, 2), (5, 4))),
 ]
 
 
@@ -66,7 +70,7 @@ def test_the_end_line_counts_the_records_and_hashes_every_line_before_it() -> No
 
     lines = lines_of(RECORDS)
     end = orjson.loads(lines[-1])
-    assert end == {"kind": "end", "counts": {"owner": 2, "token": 1, "note": 7},
+    assert end == {"kind": "end", "counts": {"owner": 2, "token": 1, "note": 7, "revision": 3},
                    "sha256": hashlib.sha256(b"".join(lines[:-1])).hexdigest()}
     assert orjson.loads(lines[0]) == {"kind": "header", "format": "notes", "version": 1,
                                       "exported_at": "2026-12-01T00:00:00.000000Z", "source": "sqlite"}
@@ -74,7 +78,7 @@ def test_the_end_line_counts_the_records_and_hashes_every_line_before_it() -> No
 
 def test_a_file_without_its_end_line_is_cut_short() -> None:
     lines = lines_of(RECORDS)
-    assert problems(lines[:-1]) == [(11, "the file ends at line 11 without its end line: it was cut short")]
+    assert problems(lines[:-1]) == [(14, "the file ends at line 14 without its end line: it was cut short")]
     assert problems(lines[:4])[-1][1].endswith("it was cut short")
     assert problems([]) == [(1, "the file is empty: a notes file begins with a header line")]
 
@@ -93,7 +97,7 @@ def test_a_changed_value_with_the_old_hash_is_altered() -> None:
     lines = lines_of(RECORDS)
     lines[6] = lines[6].replace(b'"note 3 \xe2\x9c\x93"', b'"note 3 x"')
     altered = "the file's SHA-256 differs from the one in its end line: it was altered or damaged"
-    assert problems(lines) == [(12, altered)]
+    assert problems(lines) == [(15, altered)]
 
 
 def test_a_newer_version_is_refused_with_what_to_do() -> None:
@@ -112,7 +116,7 @@ def test_a_newer_version_is_refused_with_what_to_do() -> None:
     ((b'"id":3', b'"id":2'), "has id 2, not above the note before it (2): ids ascend, each once"),
     ((b'"owner":"alice","id":3', b'"owner":"zed","id":3'), "belongs to owner 'zed', which has no owner line before it"),
     ((b'"kind":"note","owner":"alice","id":3', b'"kind":"nope","owner":"alice","id":3'),
-     "has kind 'nope': a line's kind is one of header, owner, token, note, end"),
+     "has kind 'nope': a line's kind is one of header, owner, token, note, revision, end"),
     ((b'"created_by":null', b'"created_by":null,"deleted":true'), "has deleted, not a field of a note line"),
 ])
 def test_a_line_that_breaks_a_rule_is_named_by_its_number(change: tuple[bytes, bytes], expected: str) -> None:
@@ -136,6 +140,20 @@ def test_every_problem_is_listed_up_to_a_hundred() -> None:
 
 def test_lines_after_the_end_and_out_of_order_are_refused() -> None:
     lines = lines_of(RECORDS)
-    assert problems([*lines, b'{"kind":"note"}\n']) == [(13, "there is more after the end line")]
+    assert problems([*lines, b'{"kind":"note"}\n']) == [(16, "there is more after the end line")]
     swapped = [lines[0], lines[3], *lines[1:3], *lines[4:]]  # a token line before the owners
     assert any("comes after the token lines" in detail for _, detail in problems(with_end_recomputed(swapped)))
+
+
+def test_revisions_ascend_by_note_and_version() -> None:
+    lines = lines_of(RECORDS)
+    swapped = with_end_recomputed([*lines[:-3], lines[-2], lines[-3], lines[-1]])
+    assert problems(swapped)[0][0] == len(lines) - 1  # the revision that came back in time
+
+
+def test_a_file_of_before_revisions_counts_none_and_reads() -> None:
+    records = [r for r in RECORDS if not isinstance(r, RevisionRecord)]
+    lines = lines_of(records)
+    end = orjson.loads(lines[-1])
+    del end["counts"]["revision"]
+    assert read_all([*lines[:-1], orjson.dumps(end) + b"\n"]) == records
