@@ -113,8 +113,9 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float = 30.0) -> Non
     raise RuntimeError(f"{url}: no answer within {timeout:.0f} s")
 
 
-def run_quietly(argv: list[str]) -> None:
-    """A short helper command (a migration); its output is shown only when it fails."""
-    done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True)
+def run_quietly(argv: list[str], root: Path = ROOT) -> None:
+    """A short helper command (a migration) of the code in `root`; its output is shown only when
+    it fails."""
+    done = subprocess.run([sys.executable, *argv], cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")

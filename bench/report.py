@@ -99,8 +99,21 @@ def tables(results: dict) -> str:
                 + f"{_latency(ours):>21}{_latency(best):>21}{errors:>8}"
             )
     lines.extend(_probe_lines(results))
+    lines.extend(_feed_lines(results))
     lines.extend(_check_lines(results.get("checks", {})))
     return "\n".join(lines)
+
+
+def _feed_lines(results: dict) -> list[str]:
+    rows = [(a, f["feed"]) for a, f in results["adapters"].items() if f.get("feed")]
+    if not rows:
+        return []
+    target = plan.TARGETS["feed_changes_per_s"]
+    lines = ["", f"{'adapter':<11}{'the feed, read from its start':<42}{'changes/s':>14}  target"]
+    for adapter, feed in rows:
+        lines.append(f"{adapter:<11}{feed['changes']:>12,} changes in {feed['seconds']:>6.2f} s{'':<12}"
+                     f"{feed['changes_per_s']:>14,}  >= {target:,}: {_verdict(feed['changes_per_s'] >= target)}")
+    return lines
 
 
 def _against_baseline(row: dict) -> str:

@@ -8,6 +8,7 @@ index). memory:// lives inside the server, so it is filled over HTTP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import sqlite3
@@ -118,13 +119,15 @@ def _noting(notes: Iterator[data.NoteData], rows: list[SortRow] | None) -> Itera
         yield note
 
 
-def migrate(url: str) -> None:
-    run_quietly(["-m", "app", "migrate", "--database-url", url])
+def migrate(url: str, root: Path = ROOT) -> None:
+    """Migrate with the migrations of the code in `root` (a --baseline's, for its own store)."""
+    run_quietly(["-m", "app", "migrate", "--database-url", url], root)
 
 
-def seed_sql(url: str, count: int, *, keep_rows: bool) -> Seeded:
-    """Migrate and fill a fresh SQLite or PostgreSQL database; ids come out as 1..count."""
-    migrate(url)
+def seed_sql(url: str, count: int, *, keep_rows: bool, root: Path = ROOT) -> Seeded:
+    """Migrate (with the code in `root`) and fill a fresh SQLite or PostgreSQL database; ids come
+    out as 1..count, the same notes every time."""
+    migrate(url, root)
     rows: list[SortRow] = []
     notes = _noting(data.notes(count), rows if keep_rows else None)
     if url.startswith("sqlite"):
@@ -133,7 +136,34 @@ def seed_sql(url: str, count: int, *, keep_rows: bool) -> Seeded:
         last = asyncio.run(_fill_postgres(url, notes))
     if last != count:
         raise RuntimeError(f"seeding {url} gave ids up to {last}, not {count}")
+    if root == ROOT:
+        _log_seeded(url)
     return Seeded(count, rows)
+
+
+_CONTENT = "title, description, priority, tags, created_by, created_at, updated_at"
+
+
+def _log_seeded(url: str) -> None:
+    """The seeded notes' first revisions in the change log, as migration 0004 writes them for
+    the notes it finds: the feed starts with the whole store."""
+    if url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(sqlite_path(url))) as db, db:
+            db.execute(f"INSERT INTO changes (owner, note_id, version, op, at, {_CONTENT})"
+                       f" SELECT owner, id, version, 'put', updated_at, {_CONTENT} FROM notes ORDER BY id")
+        return
+
+    async def postgres() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(
+                f"INSERT INTO changes (key, owner, note_id, version, op, at, {_CONTENT}) SELECT pg_current_xact_id(),"
+                f" owner, id, version, 'put', updated_at, {_CONTENT} FROM notes ORDER BY id"
+            )
+        finally:
+            await connection.close()
+
+    asyncio.run(postgres())
 
 
 def share_out(url: str, owners: int) -> None:

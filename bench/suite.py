@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 
 from bench import plan
 from bench.baseline import Revision
@@ -116,7 +117,13 @@ def _run_on(bench: Bench, adapter: str, url: str) -> dict:
         running.callback(bench.processes.stop, service)
         urls = [service_url]
         if bench.baseline is not None:
-            before = bench.start_service(f"{adapter}-baseline", url, bench.baseline.root)
+            before_url = url
+            if adapter != "memory":  # a store of its own, at its own schema, with the same notes
+                before_url = bench.database(adapter, "baseline")
+                running.callback(bench.databases.drop, before_url)
+                say(f"[{adapter}] seeding the baseline's own store, migrated by its own code")
+                seed_sql(before_url, count, keep_rows=False, root=bench.baseline.root)
+            before = bench.start_service(f"{adapter}-baseline", before_url, bench.baseline.root)
             running.callback(bench.processes.stop, before[0])
             urls.append(before[1])
         variant = None
@@ -187,7 +194,30 @@ def _run_plan(bench: Bench, adapter: str, seeded: Seeded, urls: Urls) -> dict:
     probes = {} if quick else _probes(bench, adapter, seeded, urls.service)
     for scenario in plan.write_scenarios(seeded, quick):
         scenarios[scenario.name] = _compare(bench, adapter, scenario, urls)
-    return {"scenarios": scenarios, "probes": probes}
+    return {"scenarios": scenarios, "probes": probes, "feed": _feed(adapter, urls.service)}
+
+
+def _feed(adapter: str, service: str) -> dict:
+    """GET /changes from the start of the log to its end, one client, pages of 1,000: the rate
+    a follower that is behind catches up at (the seeded notes and every write made above)."""
+
+    async def read() -> tuple[int, float]:
+        count, since = 0, None
+        async with aiohttp.ClientSession() as session:
+            began = time.perf_counter()
+            while True:
+                params = {"limit": "1000", **({"since": since} if since else {})}
+                async with session.get(f"{service}/changes", params=params) as response:
+                    response.raise_for_status()
+                    page = await response.json(loads=orjson.loads)
+                if not page["changes"]:
+                    return count, time.perf_counter() - began
+                count, since = count + len(page["changes"]), page["next"]
+
+    count, seconds = asyncio.run(read())
+    rate = count / seconds if seconds else 0.0
+    say(f"[{adapter}] the feed: {count:,} changes in {seconds:.2f} s, {rate:,.0f} changes/s")
+    return {"changes": count, "seconds": round(seconds, 3), "changes_per_s": round(rate)}
 
 
 def _compare(bench: Bench, adapter: str, scenario: plan.Scenario, urls: Urls) -> dict:
