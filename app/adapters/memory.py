@@ -63,7 +63,8 @@ class MemoryHistory:
     def __init__(self) -> None:
         self.positions = IdSequence()
         self.horizon = START  # every row up to it has left the feed
-        self.rows: SortedDict = SortedDict()  # position -> (repository, change): the feed's rows
+        # position -> (repository, change): the feed's rows, in the order of their positions
+        self.rows: dict[int, tuple[MemoryNoteRepository, Change]] = {}
         self.signals = ChangeSignals()
 
 
@@ -77,7 +78,7 @@ class MemoryNoteRepository:
         self._indexes = {field: SortedList() for field in SortField}
         self._history, self._owner = history, owner
         self._feed: SortedDict = SortedDict()  # position -> Change
-        self._revisions: dict[int, SortedDict] = {}  # note id -> version -> its `put` Change
+        self._revisions: dict[int, dict[int, Change]] = {}  # note id -> version -> its `put`, oldest first
         self._trash: dict[int, Trashed] = {}
         self._trash_order = SortedList()  # (deleted_at, id)
         self._content_rows: dict[int, set[int]] = {}  # note id -> positions of its `put` rows in the feed
@@ -86,24 +87,24 @@ class MemoryNoteRepository:
     def __len__(self) -> int:
         return len(self._notes)
 
-    def take_all(self) -> tuple[list[Note], dict[int, SortedDict], list[Trashed]]:
-        """Remove every note, with its revisions and the trash, and return them (a move to
-        another owner). The log's rows stay: they are this owner's history."""
+    def move_to(self, other: MemoryNoteRepository) -> int:
+        """Give every note to `other`, with the trash and the whole history (a move of owner);
+        how many notes moved."""
         notes = list(self._notes.values())
         for note in notes:
             self._replace(note, None)
-        revisions, self._revisions = self._revisions, {}
-        trashed = list(self._trash.values())
-        self._trash.clear()
-        self._trash_order.clear()
-        return notes, revisions, trashed
-
-    def take_in(self, notes: list[Note], revisions: dict[int, SortedDict], trashed: list[Trashed]) -> None:
-        for note in notes:
-            self._store(note)
-        self._revisions.update(revisions)
-        for item in trashed:
-            self._trash_put(item)
+            other._store(note)
+        for trashed in list(self._trash.values()):
+            self._trash_take(trashed.note.id)
+            other._trash_put(trashed)
+        other._revisions.update(self._revisions)
+        other._content_rows.update(self._content_rows)
+        for position, change in self._feed.items():
+            other._feed[position] = change
+            self._history.rows[position] = (other, change)
+        self._revisions, self._content_rows = {}, {}
+        self._feed.clear()
+        return len(notes)
 
     def current_version(self, note_id: int) -> int:
         note = self._notes.get(note_id)
@@ -175,8 +176,8 @@ class MemoryNoteRepository:
         kept = self._revisions.get(note_id)
         if kept is None or limit <= 0:
             return []
-        found = kept.irange(oldest, newest, reverse=True)
-        return [kept[version].note for version, _ in zip(found, range(limit), strict=False)]
+        found = (change.note for version, change in reversed(kept.items()) if oldest <= version <= newest)
+        return [note for note, _ in zip(found, range(limit), strict=False)]  # type: ignore[misc]
 
     async def trash(self, *, limit: int, after: tuple[datetime, int] | None = None) -> Sequence[Trashed]:
         keys = (
@@ -244,8 +245,9 @@ class MemoryNoteRepository:
             trashed += 1
         for note_id, kept in list(self._revisions.items()):
             current = self._notes.get(note_id) or self._trash[note_id].note
-            while kept and kept.keys()[0] < retention.oldest_kept(current.version) and revisions < budget:
-                del kept[kept.keys()[0]]
+            oldest = retention.oldest_kept(current.version)
+            while kept and (first := next(iter(kept))) < oldest and revisions < budget:
+                del kept[first]
                 revisions += 1
         return Pruned(revisions=revisions, trashed=trashed)
 
@@ -256,7 +258,7 @@ class MemoryNoteRepository:
         self._feed[position] = change
         history.rows[position] = (self, change)
         if note is not None:
-            self._revisions.setdefault(note_id, SortedDict())[version] = change
+            self._revisions.setdefault(note_id, {})[version] = change
             self._content_rows.setdefault(note_id, set()).add(position)
         self._undo(lambda: self._unlog(change))
         if self.journal is None:
@@ -503,7 +505,8 @@ class MemoryStore:
         history, changes = self._history, 0
         cutoff = retention.changes_cutoff(now)
         while history.rows and changes < self.PRUNE_BATCH:
-            position, (repository, change) = history.rows.peekitem(0)
+            position = next(iter(history.rows))
+            repository, change = history.rows[position]
             if change.at >= cutoff:
                 break
             del history.rows[position]
@@ -524,9 +527,9 @@ class MemoryStore:
             key=lambda record: record.note.id,
         )
         revisions = sorted(
-            (RevisionRecord(owner, change.note) for owner, repository in covered
-             for note_id, kept in repository._revisions.items() for change in kept.values()
-             if change.note.version < repository.current_version(note_id)),
+            (RevisionRecord(owner, change.note) for owner, repository in covered  # type: ignore[arg-type]
+             for note_id, kept in repository._revisions.items() for version, change in kept.items()
+             if version < repository.current_version(note_id)),
             key=lambda record: (record.note.id, record.note.version),
         )
         for owner_record in owners:
@@ -650,9 +653,7 @@ class MemoryAccounts:
         self._existing(target)
         if source == target:
             return 0
-        notes, revisions, trashed = self._notes_of(source).take_all()
-        self._notes_of(target).take_in(notes, revisions, trashed)
-        return len(notes)
+        return self._notes_of(source).move_to(self._notes_of(target))
 
     def _existing(self, name: str) -> None:
         if name not in self._owners:

@@ -326,7 +326,7 @@ class PostgresAccounts:
             count = await db.fetchval("SELECT count(*) FROM notes WHERE owner = $1", name)
             if count and not delete_notes:
                 raise OwnerHasNotesError(name, count)
-            for table in ("notes", "tokens", "idempotency_records"):
+            for table in ("notes", "trash", "changes", "tokens", "idempotency_records"):
                 await db.execute(f"DELETE FROM {table} WHERE owner = $1", name)
             await db.execute("DELETE FROM owners WHERE name = $1", name)
         return int(count)
@@ -373,6 +373,8 @@ class PostgresAccounts:
             if source == target:
                 return 0
             status = await db.execute("UPDATE notes SET owner = $1 WHERE owner = $2", target, source)
+            for table in ("trash", "changes"):  # the notes' history goes with them
+                await db.execute(f"UPDATE {table} SET owner = $1 WHERE owner = $2", target, source)
         return int(status.split()[-1])
 
 

@@ -57,6 +57,7 @@ CHANNEL = "notes_changes"
 CONTENT = "title, description, priority, tags, created_by, created_at, updated_at"
 BATCH = 500
 TRASH_BATCH = 100
+NOTIFY_EVERY = 0.02  # seconds between two NOTIFYs of a process, at most
 PRUNE_LOCK = 0x6E6F746573  # the advisory lock of pruning: one process prunes at a time
 
 INSERT = f"""
@@ -298,6 +299,9 @@ class Notifications:
         return task
 
     async def _send(self) -> None:
+        """At most one NOTIFY every `NOTIFY_EVERY` seconds: each is a transaction of its own (with
+        a commit to flush), so under a load of writes one carries every owner that changed
+        meanwhile, and a follower elsewhere still hears of a change within that time."""
         await asyncio.sleep(0)  # the writes of this turn of the loop go out together
         while self._pending:
             owners, self._pending = sorted(self._pending), set()
@@ -308,6 +312,8 @@ class Notifications:
                 # the followers of other processes still look when their wait ends
                 log.warning("could not notify other processes of a change: %s", error)
                 self._pending.clear()
+                return
+            await asyncio.sleep(NOTIFY_EVERY)
 
     def _listen(self) -> None:
         if not self.signals.closing:

@@ -448,7 +448,7 @@ class SqliteAccounts:
                 count = db.execute("SELECT count(*) FROM notes WHERE owner = ?", (name,)).fetchone()[0]
                 if count and not delete_notes:
                     raise OwnerHasNotesError(name, count)
-                for table in ("notes", "tokens", "idempotency_records"):
+                for table in ("notes", "trash", "changes", "tokens", "idempotency_records"):
                     db.execute(f"DELETE FROM {table} WHERE owner = ?", (name,))
                 db.execute("DELETE FROM owners WHERE name = ?", (name,))
         return count
@@ -500,7 +500,10 @@ class SqliteAccounts:
                 _existing(db, target)
                 if source == target:
                     return 0
-                return db.execute("UPDATE notes SET owner = ? WHERE owner = ?", (target, source)).rowcount
+                moved = db.execute("UPDATE notes SET owner = ? WHERE owner = ?", (target, source)).rowcount
+                for table in ("trash", "changes"):  # the notes' history goes with them
+                    db.execute(f"UPDATE {table} SET owner = ? WHERE owner = ?", (target, source))
+                return moved
 
 
 def _existing(db: sqlite3.Connection, name: str) -> None:

@@ -230,3 +230,17 @@ async def test_a_watch_wakes_on_a_change_of_its_owner(storage: Storage, other: s
         await storage.notes_of(LOCAL).add(draft())
         assert await waiting
         assert not mine.closing
+
+
+async def test_moving_notes_to_another_owner_moves_their_history(storage: Storage, other: str) -> None:
+    mine = storage.notes_of(LOCAL)
+    note = await mine.add(draft())
+    note = await mine.update(note.revised(note.content(), T0))
+    trashed = await mine.add(draft())
+    await mine.delete(trashed.id, at=T0)
+    assert await storage.accounts.move_notes(LOCAL, other) == 1
+    theirs = storage.notes_of(other)
+    assert [n.version for n in await theirs.revisions(note.id, newest=2, oldest=1, limit=5)] == [2, 1]
+    assert [t.note.id for t in await theirs.trash(limit=5)] == [trashed.id]
+    assert [c.note_id for c in (await theirs.changes(None, 100)).changes] == [note.id, note.id, trashed.id, trashed.id]
+    assert (await mine.changes(None, 100)).changes == () and await mine.trash(limit=5) == []

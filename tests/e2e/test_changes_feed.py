@@ -322,3 +322,22 @@ async def test_two_hundred_idle_followers_cost_no_cpu_and_no_queries(two_servers
             stream.close()
         for poll in polls:
             poll.cancel()
+
+
+async def test_a_stopping_server_ends_its_streams_cleanly(any_database_url: str, tmp_path) -> None:
+    server = Server(any_database_url, tmp_path / "server.log").wait_ready()
+    stopped = False
+    events = {"Accept": "text/event-stream"}
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"{server.base}/changes", headers=events) as stream:
+            assert (await stream.content.readline()).startswith(b"retry:")  # the stream is open
+            stopping = asyncio.get_running_loop().run_in_executor(None, server.stop)
+            stopped = True
+            # the stream ends at once (its keep-alive is 15 s away, the shutdown timeout 10 s)
+            rest = await asyncio.wait_for(stream.content.read(), 5)
+            assert b"id:" not in rest
+            assert await stopping == 0, server.output()
+            assert "Traceback" not in server.output()
+    finally:
+        if not stopped:
+            server.stop()

@@ -279,3 +279,11 @@ async def test_another_owners_token_shows_nothing_of_theirs(make_client, databas
     assert (await body(await client.get("/trash", headers=tokens["bob"])))["trash"] == []
     await problem(await client.post(f"/trash/{secret['id']}/restore", headers=tokens["bob"]), 404)
     await problem(await client.get(f"/notes/{secret['id']}/revisions", headers=tokens["bob"]), 404)
+
+
+async def test_a_stopping_server_answers_its_long_polls_at_once(client: TestClient) -> None:
+    start = (await body(await client.get("/changes")))["next"]
+    polling = asyncio.ensure_future(client.get("/changes", params={"since": start, "wait": "60"}))
+    client.app[NOTES].stop_following()  # what the application does on shutdown (SIGTERM)
+    page = await body(await asyncio.wait_for(polling, 10))
+    assert page["changes"] == [] and page["next"] == start
