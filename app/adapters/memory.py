@@ -186,6 +186,12 @@ class MemoryNoteRepository:
         )
         return [self._trash[note_id] for (_, note_id), _ in zip(keys, range(limit), strict=False)]
 
+    async def in_trash(self, note_id: int) -> Trashed:
+        trashed = self._trash.get(note_id)
+        if trashed is None:
+            raise NotInTrashError(note_id)
+        return trashed
+
     async def restore(self, note_id: int, at: datetime) -> Note:
         trashed = self._trash.get(note_id)
         if trashed is None:

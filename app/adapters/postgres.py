@@ -151,6 +151,12 @@ class PostgresNoteRepository:
             rows = await self._run("fetch", postgres_history.TRASH_AFTER, self._owner, *after, limit)
         return [postgres_history.trashed(row) for row in rows]
 
+    async def in_trash(self, note_id: int) -> Trashed:
+        row = await self._run("fetchrow", postgres_history.TRASHED, note_id, self._owner)
+        if row is None:
+            raise NotInTrashError(note_id)
+        return postgres_history.trashed(row)
+
     async def restore(self, note_id: int, at: datetime) -> Note:
         row = await self._run("fetchrow", postgres_history.RESTORE, note_id, self._owner, at)
         if row is None:

@@ -121,6 +121,7 @@ WHERE note_id = $1 AND owner = $2 AND op = 'put' AND version BETWEEN $3 AND $4
 ORDER BY version DESC LIMIT $5"""
 TRASH_COLUMNS = f"id, {CONTENT}, version, deleted_at"
 TRASH = f"SELECT {TRASH_COLUMNS} FROM trash WHERE owner = $1 ORDER BY deleted_at DESC, id DESC LIMIT $2"
+TRASHED = f"SELECT {TRASH_COLUMNS} FROM trash WHERE id = $1 AND owner = $2"
 TRASH_AFTER = f"""
 SELECT {TRASH_COLUMNS} FROM trash WHERE owner = $1 AND (deleted_at, id) < ($2, $3)
 ORDER BY deleted_at DESC, id DESC LIMIT $4"""

@@ -90,3 +90,79 @@ store_settings = sa.Table(
     sa.Column("name", sa.Text(), primary_key=True),
     sa.Column("value", sa.Text(), nullable=False),
 )
+
+
+class Xid8(sa.types.UserDefinedType):
+    """PostgreSQL's 64-bit transaction id, which orders the change log (postgres_history.py)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "xid8"
+
+
+postgresql.base.ischema_names["xid8"] = Xid8  # so that reflection reads it back as this type
+PG_ONLY = {"only_on": "postgresql"}  # a column SQLite does not have (its writes are in commit order)
+
+
+def _content() -> list[sa.Column]:
+    """A note's content as the log and the trash keep it."""
+    return [
+        sa.Column("title", sa.Text()),
+        sa.Column("description", sa.Text()),
+        sa.Column("priority", sa.SmallInteger()),
+        sa.Column("tags", sa.Text().with_variant(postgresql.ARRAY(sa.Text()), "postgresql")),
+        sa.Column("created_by", sa.Text()),
+        sa.Column("created_at", _Timestamp),
+        sa.Column("updated_at", _Timestamp),
+    ]
+
+
+notes.append_column(sa.Column("change_key", Xid8(), nullable=True, info=PG_ONLY))  # the key of its last change
+
+# The change log: a `put` row carries the note as a write left it (a revision), a `delete` none.
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("position", _Id, sa.Identity(always=True), primary_key=True),
+    sa.Column("key", Xid8(), nullable=False, info=PG_ONLY),
+    sa.Column("owner", sa.Text(), nullable=False),
+    sa.Column("note_id", sa.BigInteger(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("op", sa.Text(), sa.CheckConstraint("op IN ('put', 'delete')", name="ck_changes_op"), nullable=False),
+    sa.Column("at", _Timestamp, nullable=False),
+    *_content(),
+    sqlite_autoincrement=True,
+)
+sa.Index("ix_changes_owner_key_position", changes.c.owner, changes.c.key, changes.c.position).ddl_if(
+    dialect="postgresql"
+)
+sa.Index("ix_changes_owner_position", changes.c.owner, changes.c.position).ddl_if(dialect="sqlite")
+sa.Index("ix_changes_note_id_version", changes.c.note_id, changes.c.version)
+
+# Deleted notes, until restored or purged.
+trash = sa.Table(
+    "trash",
+    metadata,
+    sa.Column("id", sa.BigInteger(), primary_key=True),
+    sa.Column("owner", sa.Text(), nullable=False),
+    *_content(),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("deleted_at", _Timestamp, nullable=False),
+    sa.Column("change_key", Xid8(), info=PG_ONLY),
+    sa.Column("title_key", sa.Text(collation="C"), info=PG_ONLY),
+    sa.Column("search_text", sa.Text(), info=PG_ONLY),
+)
+sa.Index("ix_trash_owner_deleted_at_id", trash.c.owner, trash.c.deleted_at, trash.c.id)
+sa.Index("ix_trash_deleted_at", trash.c.deleted_at)
+
+# One row: the horizon of the feed (every row up to it has left it) and how far pruning looked.
+change_log = sa.Table(
+    "change_log",
+    metadata,
+    sa.Column("id", sa.Integer(), sa.CheckConstraint("id = 1", name="ck_change_log_one_row"), primary_key=True),
+    sa.Column("horizon_key", Xid8(), nullable=False, server_default="0", info=PG_ONLY),
+    sa.Column("horizon_position", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("examined", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("revisions_examined", sa.BigInteger(), nullable=False, server_default="0"),
+)

@@ -33,6 +33,7 @@ from app.adapters.sql import SELECT_NOTES, Arg, Statement, recorded_outcome, spl
 from app.adapters.sqlite_link import Writer, connect, is_busy, sqlite_path, unavailable_on_error
 from app.domain.errors import (
     NoteNotFoundError,
+    NotInTrashError,
     OwnerExistsError,
     OwnerHasNotesError,
     OwnerNotFoundError,
@@ -251,6 +252,12 @@ class SqliteNoteRepository:
                 sqlite_history.TRASH_AFTER, (self._owner, to_microseconds(after[0]), after[1], limit)
             )
         return [sqlite_history.trashed(row) for row in rows]
+
+    async def in_trash(self, note_id: int) -> Trashed:
+        row = await self._readers.one(sqlite_history.TRASHED, (note_id, self._owner))
+        if row is None:
+            raise NotInTrashError(note_id)
+        return sqlite_history.trashed(row)
 
     async def restore(self, note_id: int, at: datetime) -> Note:
         async with self._bulk() as db:

@@ -49,6 +49,7 @@ REVISIONS = (  # of a note of the owner's notes (not of one in the trash)
 )
 TRASH_COLUMNS = f"id, {CONTENT}, version, deleted_at"
 TRASH = f"SELECT {TRASH_COLUMNS} FROM trash WHERE owner = ? ORDER BY deleted_at DESC, id DESC LIMIT ?"
+TRASHED = f"SELECT {TRASH_COLUMNS} FROM trash WHERE id = ? AND owner = ?"
 TRASH_AFTER = (
     f"SELECT {TRASH_COLUMNS} FROM trash WHERE owner = ? AND (deleted_at, id) < (?, ?)"
     " ORDER BY deleted_at DESC, id DESC LIMIT ?"

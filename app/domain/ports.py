@@ -45,6 +45,9 @@ class NoteRepository(Protocol):
         """Up to `limit` notes of the trash, most recently deleted first (then by id, highest
         first), strictly after the key (deleted_at, id) `after`."""
 
+    async def in_trash(self, note_id: int) -> Trashed:
+        """The note in the trash with this id; `NotInTrashError` if there is none."""
+
     async def restore(self, note_id: int, at: datetime) -> Note:
         """Take the note out of the trash, under its id, at one version more than it had, changed
         `at`; a `put` joins the log. `NotInTrashError` if it is not in the trash."""

@@ -202,6 +202,9 @@ class NoteService:
         more = len(found) > limit
         return TrashPage(page, (page[-1].deleted_at, page[-1].note.id) if more else None)
 
+    async def in_trash(self, owner: str, note_id: int) -> Trashed:
+        return await self._store.notes_of(owner).in_trash(note_id)
+
     async def restore(self, owner: str, note_id: int) -> Note:
         """The note back from the trash, under its id."""
         return await self._store.notes_of(owner).restore(note_id, self._clock())

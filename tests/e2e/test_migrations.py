@@ -23,7 +23,8 @@ def _differences(connection: sa.Connection) -> list:
     def include(obj, name, type_, reflected, compare_to) -> bool:
         # SQLite's tag table and full-text index are built by hand beside the described schema,
         # and the described GIN indexes exist on PostgreSQL only (Index.ddl_if).
-        only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
+        # Some columns of the history exist on PostgreSQL only (`info["only_on"]`).
+        only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None) or getattr(obj, "info", {}).get("only_on")
         return not (type_ == "table" and reflected and compare_to is None) and only_on in (None, dialect)
 
     context = MigrationContext.configure(connection, opts={"include_object": include})

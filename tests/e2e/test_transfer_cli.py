@@ -227,6 +227,7 @@ def test_ctrl_c_during_an_import_from_a_pipe_leaves_the_target_as_it_was(tmp_pat
     process.stdin.flush()
     until(lambda: holds_write_lock(target), "the import's transaction")
     process.send_signal(signal.SIGINT)
+    process.wait(timeout=30)  # the pipe stays open: the interrupt, not the end of the input, stops it
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
     assert err.decode().strip() == f"notes-api: error: import interrupted: nothing was written to sqlite:///{target}"

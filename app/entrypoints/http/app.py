@@ -79,15 +79,15 @@ def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:
 
 
 async def prune_history(notes: NoteService) -> None:
-    """Retention, in the background: small rounds while there is work, then a pause. Each round
+    """Retention, in the background: a pause, then small rounds while there is work. Each round
     is a short transaction, so requests never wait long behind it."""
     while True:
+        await asyncio.sleep(PRUNE_EVERY_SECONDS)
         try:
             while await notes.prune():
                 await asyncio.sleep(0)
         except StorageUnavailableError as error:
             log.warning("could not prune the history now: %s", error)
-        await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
 
 def _add_routes(router: web.UrlDispatcher) -> None:
@@ -102,7 +102,8 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     add("/notes/{id}/revisions/{version}", "revision", _get(history.get_revision))
     add("/notes/{id}/revisions/{version}/restore", "restore_revision", {"POST": history.restore_revision})
     add("/trash", "trash", _get(history.list_trash))
-    add("/trash/{id}", "trashed", {"DELETE": history.purge_from_trash})
+    add("/trash/{id}", "trashed", {"GET": history.get_trashed, "HEAD": history.get_trashed,
+                                   "DELETE": history.purge_from_trash})
     add("/trash/{id}/restore", "restore_from_trash", {"POST": history.restore_from_trash})
     add("/changes", "changes", _get(history.changes))
     add("/me", "me", _get(accounts.me))

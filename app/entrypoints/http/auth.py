@@ -22,6 +22,7 @@ from aiohttp import hdrs, web
 from app.domain.owners import LOCAL_IDENTITY, Identity, Scope
 from app.entrypoints.http.keys import ACCOUNTS, IDENTITY
 from app.entrypoints.http.problems import ProblemError
+from app.entrypoints.http.routing import get_behind_options
 
 REALM = 'Bearer realm="notes"'
 # Routes anyone may call in every mode: health, the description of the API, its problem pages.
@@ -155,8 +156,8 @@ async def _needs_identity(request: web.Request) -> bool:
         return match.route.name not in OPEN_ROUTES
     if request.method != hdrs.METH_OPTIONS or match.http_exception.status != 405 or _is_preflight(request):
         return False
-    get = await request.app.router.resolve(request.clone(method=hdrs.METH_GET))
-    return get.http_exception is None and bool(get) and get.route.name not in OPEN_ROUTES  # bool: has parameters
+    behind = await get_behind_options(request)
+    return behind is not None and behind[1].route.name not in OPEN_ROUTES
 
 
 def _is_preflight(request: web.Request) -> bool:

@@ -24,13 +24,20 @@ from app.entrypoints.http.keys import NOTES
 from app.entrypoints.http.listing import Parameter, parse_parameters
 from app.entrypoints.http.negotiation import PRODUCED, accepts, not_json
 from app.entrypoints.http.problems import NOT_ACCEPTABLE, ProblemError, bad_request
-from app.entrypoints.http.representation import PRIVATE, dumps, note_document, note_response
+from app.entrypoints.http.representation import PRIVATE, dumps, json_response, note_document, note_response
 
 EVENT_STREAM = "text/event-stream"
 PAGE_DEFAULT, CHANGES_DEFAULT = 50, 100
 KEEP_ALIVE_SECONDS = 15.0  # a comment line on an idle stream, so that proxies keep it open
 RETRY_MILLISECONDS = 1000  # how soon an EventSource reconnects
 
+# What each parameter that the server made reads as (the description states them): a change
+# token (ChangeToken.parse), a revisions cursor (a version), a trash cursor (`micros.id`).
+PATTERNS = {
+    "since": r"^(0|[1-9][0-9]{0,17})(\.(0|[1-9][0-9]{0,17}))?$",
+    "revisions cursor": r"^[1-9][0-9]{0,8}$",
+    "trash cursor": r"^-?[0-9]{1,18}\.[1-9][0-9]{0,17}$",
+}
 REVISION_PARAMETERS = (
     Parameter("limit", Integer(1, 500), f"revisions per page; default {PAGE_DEFAULT}"),
     Parameter("cursor", Text(1, 40), "the next_cursor of the previous page, unchanged"),
@@ -40,7 +47,7 @@ TRASH_PARAMETERS = (
     Parameter("cursor", Text(1, 60), "the next_cursor of the previous page, unchanged"),
 )
 CHANGES_PARAMETERS = (
-    Parameter("since", Text(1, 60), "the `next` of the previous answer (or an event's id); absent: the start of"
+    Parameter("since", Text(1, 39), "the `next` of the previous answer (or an event's id); absent: the start of"
               " the kept log"),
     Parameter("limit", Integer(1, 1000), f"changes per answer; default {CHANGES_DEFAULT}"),
     Parameter("wait", Integer(1, 60), "seconds to hold the request until a change arrives; absent: answer at once"),
@@ -115,6 +122,11 @@ async def list_trash(request: web.Request) -> web.Response:
         next_cursor = f"{to_microseconds(page.next_after[0])}.{page.next_after[1]}"
     document = {"trash": [trashed_document(t) for t in page.notes], "next_cursor": next_cursor}
     return page_response(request, document, next_cursor)
+
+
+async def get_trashed(request: web.Request) -> web.Response:
+    trashed = await request.app[NOTES].in_trash(owner(request), note_id(request))
+    return json_response(trashed_document(trashed), headers={hdrs.CACHE_CONTROL: PRIVATE})
 
 
 async def restore_from_trash(request: web.Request) -> web.Response:

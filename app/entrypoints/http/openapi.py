@@ -13,7 +13,7 @@ from app.domain.accounts import LABEL_MAX, MAX_DAYS
 from app.entrypoints.http import schemas
 from app.entrypoints.http.conditions import CONDITION_PATTERN
 from app.entrypoints.http.handlers import DELETE_PARAMETERS
-from app.entrypoints.http.history import CHANGES_PARAMETERS, REVISION_PARAMETERS, TRASH_PARAMETERS
+from app.entrypoints.http.history import CHANGES_PARAMETERS, PATTERNS, REVISION_PARAMETERS, TRASH_PARAMETERS
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.listing import PARAMETERS
 from app.entrypoints.http.problem_types import TYPES, reason
@@ -282,6 +282,14 @@ EVENTS_EXAMPLE = (
 )
 
 
+def _patterned(parameter: Any, pattern: str) -> dict[str, Any]:
+    """A query parameter; a cursor or token is described by the pattern of what the server makes."""
+    described = _query_parameter(parameter)
+    if parameter.name in ("cursor", "since"):
+        described["schema"] = {"type": "string", "pattern": PATTERNS[pattern]}
+    return described
+
+
 def _history_paths() -> dict[str, Any]:
     version = {"name": "version", "in": "path", "required": True, "description": "the revision's version",
                "schema": {"type": "integer", "minimum": 1, "maximum": 999_999_999}}
@@ -299,7 +307,7 @@ def _history_paths() -> dict[str, Any]:
         "/notes/{id}/revisions": {"parameters": [NOTE_ID], "get": {
             "operationId": "listRevisions",
             "summary": "The note's kept revisions (the last --keep-revisions), newest first, a keyset page at a time",
-            "parameters": [*(_query_parameter(p) for p in REVISION_PARAMETERS), IF_NONE_MATCH],
+            "parameters": [*(_patterned(p, "revisions cursor") for p in REVISION_PARAMETERS), IF_NONE_MATCH],
             "responses": {"200": page("RevisionPage", "each revision: the note as that version was"),
                           "304": unchanged, **_problems(400, 404, 406, 503)}}},
         "/notes/{id}/revisions/{version}": {"parameters": [NOTE_ID, version], "get": {
@@ -317,10 +325,14 @@ def _history_paths() -> dict[str, Any]:
             "operationId": "listTrash",
             "summary": "The caller's deleted notes, most recently deleted first, a keyset page at a time;"
                        " each stays --trash-days",
-            "parameters": [*(_query_parameter(p) for p in TRASH_PARAMETERS), IF_NONE_MATCH],
+            "parameters": [*(_patterned(p, "trash cursor") for p in TRASH_PARAMETERS), IF_NONE_MATCH],
             "responses": {"200": page("TrashPage", "each note as it was deleted, with `deleted_at`"),
                           "304": unchanged, **_problems(400, 406, 503)}}},
-        "/trash/{id}": {"parameters": [NOTE_ID], "delete": {
+        "/trash/{id}": {"parameters": [NOTE_ID], "get": {
+            "operationId": "getTrashed", "summary": "A note in the trash, as it was deleted",
+            "responses": {"200": {"description": "the note, with `deleted_at`", "content": {
+                JSON: {"schema": {"$ref": f"{REF}/schemas/TrashedNote"}}}}, **_problems(404, 406, 503)}},
+            "delete": {
             "operationId": "purgeNote", "summary": "Delete a note in the trash for good, with its revisions",
             "responses": {"204": {"description": "gone for good"}, **_problems(404, 406, 503)}}},
         "/trash/{id}/restore": {"parameters": [NOTE_ID], "post": {
@@ -334,7 +346,7 @@ def _history_paths() -> dict[str, Any]:
                            " a change never appears before one made before it. Follow with `since` set to"
                            " the `next` of the previous answer. With `Accept: text/event-stream` the changes"
                            " stream as events whose `id` is the token to resume from (Last-Event-ID).",
-            "parameters": [*(_query_parameter(p) for p in CHANGES_PARAMETERS),
+            "parameters": [*(_patterned(p, "since") for p in CHANGES_PARAMETERS),
                            {"name": "Last-Event-ID", "in": "header", "required": False,
                             "schema": {"type": "string"}, "description": "an event stream's: where to resume"}],
             "responses": {"200": {"description": "changes after `since`, and the token to continue from",
@@ -412,7 +424,7 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
                 continue
             operation = item[method]
             operation["responses"].update(_problems(417))
-            if open_route or (method == "options" and not templated_get(item)):
+            if open_route or (method == "options" and not templated_get(item, path, paths)):
                 operation["security"] = []  # no token needed
             else:  # what authentication answers (auth.py)
                 operation["responses"].update(_problems(401, 429))
@@ -421,9 +433,12 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
-def templated_get(item: dict[str, Any]) -> bool:
-    """OPTIONS on a path with parameters stands for GET (a 404 when it finds nothing): it needs a
-    token as GET does. Elsewhere it only lists the methods."""
+def templated_get(item: dict[str, Any], path: str, paths: dict[str, Any]) -> bool:
+    """OPTIONS on a path with parameters stands for GET (a 404 when it finds nothing), and on an
+    action (`.../restore`) for the GET of the resource it acts on: it needs a token as GET does.
+    Elsewhere it only lists the methods (routing.get_behind_options)."""
+    if "get" not in item and path.endswith("/restore"):
+        item = paths.get(path.removesuffix("/restore"), {})
     return "get" in item and any(p.get("in") == "path" for p in item.get("parameters", []))
 
 

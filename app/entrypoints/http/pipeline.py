@@ -35,6 +35,7 @@ from app.entrypoints.http.problems import (
     ProblemError,
     problem_response,
 )
+from app.entrypoints.http.routing import get_behind_options
 from app.entrypoints.logs import CURRENT_REQUEST
 
 X_REQUEST_ID = istr("X-Request-ID")
@@ -205,16 +206,17 @@ async def _options(request: web.Request, refused: web.HTTPMethodNotAllowed) -> w
 
 
 async def _missing(request: web.Request) -> web.Response | None:
-    """For OPTIONS on a path with parameters (`/notes/{id}`), what GET answers there when it finds
-    nothing (404 or 410): a resource that does not exist allows no method. None otherwise, and
+    """For OPTIONS on a path with parameters (`/notes/{id}`, or an action on one such as
+    `/trash/{id}/restore`), what GET answers there when it finds nothing (404 or 410): a resource
+    that does not exist allows no method. None otherwise, and
     always for a CORS preflight, which a browser needs answered with a 2xx before it sends the
     request itself (that one gets the 404)."""
     if hdrs.ORIGIN in request.headers and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
         return None
-    probe = request.clone(method=hdrs.METH_GET)
-    found = await request.app.router.resolve(probe)
-    if found.http_exception is not None or not found:  # no GET here, or a path without parameters
+    behind = await get_behind_options(request)
+    if behind is None:
         return None
+    probe, found = behind
     # The router's answer to OPTIONS is an empty match, which the probe shares: it holds the
     # parameters of GET's match while GET's handler runs.
     parameters = probe.match_info

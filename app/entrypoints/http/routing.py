@@ -48,3 +48,18 @@ async def expect_continue(request: web.Request, limit: BodyLimit = body_bytes) -
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0  # the interim answer is not part of the response's size
     return None
+
+
+async def get_behind_options(request: web.Request) -> tuple[web.Request, web.UrlMappingMatchInfo] | None:
+    """The GET that OPTIONS on this path stands for, as a request and its match: the path's own,
+    or, for an action (`.../restore`), the GET of the resource it acts on. None where there is no
+    such GET, or the path has no parameters (nothing there can be missing)."""
+    urls = [request.rel_url]
+    if request.rel_url.path.endswith("/restore"):
+        urls.append(request.rel_url.parent)
+    for url in urls:
+        probe = request.clone(method=hdrs.METH_GET, rel_url=url)
+        found = await request.app.router.resolve(probe)
+        if found.http_exception is None and found:
+            return probe, found  # type: ignore[return-value]
+    return None
