@@ -11,13 +11,17 @@ transaction still in flight:
    which never wraps), or the key of the note's previous change when that is larger (the
    note's `change_key`, read under the row lock the write holds, so it is the key of the change
    committed just before this one).
-2. A read takes `xmin = pg_snapshot_xmin(pg_current_snapshot())`, in the same statement as the
-   page: every transaction with an id below xmin has ended, so every row it wrote is visible
-   now, or never will be. The read returns only rows with key < xmin.
-3. A transaction still in flight, or one to come, has an id of at least xmin, and each of its
-   rows a key of at least its id (1.). So no row the reader cannot see yet has a key below
-   xmin, and none will ever appear below a token the reader was given: a page ends at its last
-   row, or, when it holds every readable row, at (xmin, 0).
+2. A read takes, in the same statement as the page, the snapshot's transactions in flight
+   (`pg_snapshot_xip`) and its xmax (every later transaction gets an id of at least that). The
+   bound is the smallest id in flight, or xmax if none, leaving out the transactions that
+   `pg_stat_activity` shows in flight in another database: those cannot write here (one that
+   has ended meanwhile is no longer shown, and counts). Every transaction with an id below the
+   bound that could have written here has ended, so every row it wrote is visible now, or never
+   will be. The read returns only rows with key < bound.
+3. A transaction of this database still in flight, or one to come, has an id of at least the
+   bound, and each of its rows a key of at least its id (1.). So no row the reader cannot see
+   yet has a key below the bound, and none will ever appear below a token the reader was
+   given: a page ends at its last row, or, when it holds every readable row, at (bound, 0).
 
 So a follower sees each committed change once, and never skips one; a transaction held open
 only delays the rows after it (the follower waits for it, by design). Changes of one note come
@@ -25,8 +29,9 @@ in the order they were made (1.), and so do changes made one after the other (a 
 transaction gets a larger id). Only transactions that overlapped in time, on different notes,
 may come in another order than they committed: no reader could tell which was first anyway.
 
-Any transaction with an xid holds the feed back while it is open, in any database of the
-cluster: keep transactions short (the service's are).
+A transaction of this database that has an xid holds the feed back while it is open: keep
+transactions short (the service's are). Transactions of other databases on the same server do
+not (a role that cannot see other sessions' `backend_xid` only makes the bound lower: safe).
 
 Waking followers: after a write commits, the process wakes its own followers and sends one
 NOTIFY per owner (coalesced, off the request's path); every process LISTENs on one connection
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Coroutine, Sequence
 from datetime import datetime
@@ -125,17 +131,28 @@ TRASHED = f"SELECT {TRASH_COLUMNS} FROM trash WHERE id = $1 AND owner = $2"
 TRASH_AFTER = f"""
 SELECT {TRASH_COLUMNS} FROM trash WHERE owner = $1 AND (deleted_at, id) < ($2, $3)
 ORDER BY deleted_at DESC, id DESC LIMIT $4"""
-# One statement: xmin comes from the snapshot the page is read in (see the module's notes).
+# One statement: the bound of what is readable comes from the snapshot the page is read in (see the module's
+# notes): the oldest transaction in flight then, leaving out those known to be of another database
+# (they cannot write here), or the snapshot's xmax when there is none.
 CHANGES = f"""
-WITH x AS (
-    SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, horizon_key, horizon_position FROM change_log
+WITH s AS (SELECT pg_current_snapshot() AS snap),
+x AS (
+    SELECT coalesce(
+        (SELECT min(xid) FROM pg_snapshot_xip(s.snap) AS xid
+         WHERE NOT EXISTS (
+             SELECT FROM pg_stat_activity a
+             WHERE a.datname <> current_database()
+               AND a.backend_xid::text::bigint = xid::text::bigint % 4294967296)),
+        pg_snapshot_xmax(s.snap)) AS readable,
+        horizon_key, horizon_position
+    FROM s, change_log
 )
-SELECT x.xmin::text, x.horizon_key::text, x.horizon_position,
+SELECT x.readable::text, x.horizon_key::text, x.horizon_position,
        c.key::text, c.position, c.note_id, c.version, c.op, c.at, {', '.join('c.' + c for c in CONTENT.split(', '))}
 FROM x LEFT JOIN LATERAL (
     SELECT * FROM changes
     WHERE owner = $1 AND (key, position) > ($2::text::xid8, $3)
-      AND (key, position) > (x.horizon_key, x.horizon_position) AND key < x.xmin
+      AND (key, position) > (x.horizon_key, x.horizon_position) AND key < x.readable
     ORDER BY key, position LIMIT $4
 ) c ON true
 ORDER BY c.key, c.position"""
@@ -162,7 +179,7 @@ def trashed(row: asyncpg.Record) -> Trashed:
 
 
 def changes_page(rows: Sequence[asyncpg.Record], since: ChangeToken | None, limit: int) -> ChangesPage:
-    xmin, horizon_key, horizon_position = int(rows[0][0]), int(rows[0][1]), rows[0][2]
+    readable, horizon_key, horizon_position = int(rows[0][0]), int(rows[0][1]), rows[0][2]
     horizon = ChangeToken(horizon_key, horizon_position)
     if since is not None and since < horizon:
         raise ChangeTokenExpiredError(since)
@@ -175,7 +192,7 @@ def changes_page(rows: Sequence[asyncpg.Record], since: ChangeToken | None, limi
     )
     if len(changes) == limit:
         return ChangesPage(changes, changes[-1].token)
-    return ChangesPage(changes, max(since or horizon, horizon, ChangeToken(xmin, 0)))
+    return ChangesPage(changes, max(since or horizon, horizon, ChangeToken(readable, 0)))
 
 
 async def prune(pool: asyncpg.Pool, timeout: float, now: datetime, retention: Retention) -> Pruned:
@@ -226,17 +243,13 @@ async def _expire_changes(db: asyncpg.Connection, cutoff: datetime, retention: R
         " ORDER BY position LIMIT $2",
         examined, BATCH,
     )
-    expired = []
-    for row in rows:
-        if row[4] >= cutoff:
-            break
-        expired.append(row)
+    expired = list(itertools.takewhile(lambda row: row[4] < cutoff, rows))
     if not expired:
         return 0, False
     current = await _current_versions(db, {row[1] for row in expired if row[3] == "put"})
     drop = [
         position for position, note_id, version, op, *_ in expired
-        if op == "delete" or note_id not in current or version < retention.oldest_kept(current[note_id])
+        if retention.gone_with_feed(op, version, current.get(note_id))
     ]
     await db.execute("DELETE FROM changes WHERE position = ANY($1::bigint[])", drop)
     horizon = max(ChangeToken(int(horizon_key), horizon_position), *(ChangeToken(int(r[5]), r[0]) for r in expired))

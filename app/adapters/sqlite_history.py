@@ -14,6 +14,7 @@ logs it; deletes, the trash and purges are written here, in one transaction each
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -177,17 +178,13 @@ def _expire_changes(db: sqlite3.Connection, cutoff: int, retention: Retention) -
         "SELECT position, note_id, version, op, at FROM changes WHERE position > ? ORDER BY position LIMIT ?",
         (examined, BATCH),
     ).fetchall()
-    expired = []
-    for row in rows:
-        if row[4] >= cutoff:
-            break
-        expired.append(row)
+    expired = list(itertools.takewhile(lambda row: row[4] < cutoff, rows))
     if not expired:
         return 0, False
     current = _current_versions(db, (row[1] for row in expired if row[3] == "put"))
     drop = [
         (position,) for position, note_id, version, op, _ in expired
-        if op == "delete" or note_id not in current or version < retention.oldest_kept(current[note_id])
+        if retention.gone_with_feed(op, version, current.get(note_id))
     ]
     db.executemany("DELETE FROM changes WHERE position = ?", drop)
     last = expired[-1][0]

@@ -111,6 +111,12 @@ class Retention:
         """The oldest revision kept of a note at `version`."""
         return max(1, version - self.keep_revisions + 1)
 
+    def gone_with_feed(self, op: str, version: int, current: int | None) -> bool:
+        """Whether a row of the log that leaves the feed leaves the store too: a delete does, and
+        a put unless it is still one of its note's kept revisions (`current`: the note's version
+        now, None when the note is gone)."""
+        return op != ChangeOp.PUT or current is None or version < self.oldest_kept(current)
+
 
 @dataclass(frozen=True, slots=True)
 class Pruned:

@@ -244,3 +244,21 @@ async def test_moving_notes_to_another_owner_moves_their_history(storage: Storag
     assert [t.note.id for t in await theirs.trash(limit=5)] == [trashed.id]
     assert [c.note_id for c in (await theirs.changes(None, 100)).changes] == [note.id, note.id, trashed.id, trashed.id]
     assert (await mine.changes(None, 100)).changes == () and await mine.trash(limit=5) == []
+
+
+async def test_a_transaction_open_in_another_database_does_not_hold_the_feed_back(
+    storage: Storage, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL server's databases share their transaction ids; other stores do not")
+    import asyncpg
+
+    elsewhere = await asyncpg.connect(database_url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        async with elsewhere.transaction():
+            await elsewhere.fetchval("SELECT pg_current_xact_id()")  # an id, held open
+            note = await storage.notes_of(LOCAL).add(draft())
+            [change] = (await storage.notes_of(LOCAL).changes(None, 10)).changes
+            assert change.note == note
+    finally:
+        await elsewhere.close()

@@ -103,6 +103,14 @@ class Server:
         return descendants(self.process.pid)
 
 
+def interruptible() -> None:
+    """In a child before it runs: SIGINT at its default and not blocked, as a process started from
+    a terminal has it, whatever code that ran in this test process did with its own (a disposition
+    of "ignored" and the signal mask are both inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
     """This environment without DATABASE_URL, and `extra`."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -30,7 +30,7 @@ from app.domain.model import NoteDraft
 from app.domain.transfer import WHOLE_STORE, NoteRecord, Record
 from app.entrypoints.transfer import opened, slug
 from tests.databases import in_thread, postgres_database
-from tests.e2e.processes import Server, _environment, run
+from tests.e2e.processes import Server, _environment, interruptible, run
 from tests.e2e.test_owners_cli import issue, ok
 
 pytestmark = pytest.mark.slow
@@ -221,7 +221,7 @@ def test_ctrl_c_during_an_import_from_a_pipe_leaves_the_target_as_it_was(tmp_pat
     before = body_of(f"sqlite:///{target}")
     process = subprocess.Popen([sys.executable, "-m", "app", "import", "--database-url", f"sqlite:///{target}"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=_environment(None))
+                               env=_environment(None), preexec_fn=interruptible)
     assert process.stdin is not None
     process.stdin.write(b"".join(lines[:2500]))  # half of the file; the pipe stays open
     process.stdin.flush()
@@ -248,7 +248,8 @@ async def test_ctrl_c_during_a_copy_leaves_the_target_as_it_was(tmp_path: Path, 
             await reader.execute("LOCK TABLE notes IN SHARE MODE")  # no writer gets past it
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "app", "copy", "--from", source, "--to", postgres_url,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_environment(None))
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_environment(None),
+                preexec_fn=interruptible)
             deadline = time.monotonic() + 30
             while not await watcher.fetchval(  # outside a transaction: each look is a fresh one
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
