@@ -119,12 +119,16 @@ async def test_delete_moves_a_note_to_the_trash_and_it_comes_back_under_its_id(c
     trash = await body(await client.get("/trash"))
     [trashed] = trash["trash"]
     assert {k: v for k, v in trashed.items() if k != "deleted_at"} == note and trash["next_cursor"] is None
+    one = await client.get(f"/trash/{note['id']}")
+    assert await body(one) == trashed and one.headers["ETag"] == f'"{note["version"]}"'
+    assert (await client.get(f"/trash/{note['id']}", headers={"If-None-Match": one.headers["ETag"]})).status == 304
     back = await body(await client.post(f"/trash/{note['id']}/restore"))
     assert back["id"] == note["id"] and back["version"] == note["version"] + 1 and back["title"] == note["title"]
     assert await body(await client.get(f"/notes/{note['id']}")) == back
     assert (await body(await client.get("/trash")))["trash"] == []
     document = await problem(await client.post(f"/trash/{note['id']}/restore"), 404)
     assert document["type"].endswith("/problems/not-in-trash")
+    await problem(await client.get(f"/trash/{note['id']}"), 404)
 
 
 async def test_purge_deletes_for_good_from_the_trash_or_at_once(client: TestClient) -> None:

@@ -125,8 +125,15 @@ async def list_trash(request: web.Request) -> web.Response:
 
 
 async def get_trashed(request: web.Request) -> web.Response:
-    trashed = await request.app[NOTES].in_trash(owner(request), note_id(request))
-    return json_response(trashed_document(trashed), headers={hdrs.CACHE_CONTROL: PRIVATE})
+    note_id_ = note_id(request)
+    header = request.headers.get("If-None-Match")
+    current = None if header is None else if_none_match(header)
+    trashed = await request.app[NOTES].in_trash(owner(request), note_id_)
+    # It stays as it was deleted until it leaves the trash: the version it was deleted at is its tag.
+    headers = {hdrs.CACHE_CONTROL: PRIVATE, hdrs.ETAG: etag(trashed.note)}
+    if current is not None and trashed.note in current:
+        return web.Response(status=304, headers=headers)
+    return json_response(trashed_document(trashed), headers=headers)
 
 
 async def restore_from_trash(request: web.Request) -> web.Response:

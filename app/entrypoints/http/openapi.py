@@ -330,8 +330,11 @@ def _history_paths() -> dict[str, Any]:
                           "304": unchanged, **_problems(400, 406, 503)}}},
         "/trash/{id}": {"parameters": [NOTE_ID], "get": {
             "operationId": "getTrashed", "summary": "A note in the trash, as it was deleted",
-            "responses": {"200": {"description": "the note, with `deleted_at`", "content": {
-                JSON: {"schema": {"$ref": f"{REF}/schemas/TrashedNote"}}}}, **_problems(404, 406, 503)}},
+            "parameters": [IF_NONE_MATCH],
+            "responses": {"200": {"description": "the note, with `deleted_at`", "headers": {"ETag": ETAG}, "content": {
+                JSON: {"schema": {"$ref": f"{REF}/schemas/TrashedNote"}}}},
+                "304": {"description": "the client's copy is current", "headers": {"ETag": ETAG}},
+                **_problems(400, 404, 406, 503)}},
             "delete": {
             "operationId": "purgeNote", "summary": "Delete a note in the trash for good, with its revisions",
             "responses": {"204": {"description": "gone for good"}, **_problems(404, 406, 503)}}},
