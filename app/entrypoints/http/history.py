@@ -130,7 +130,7 @@ async def get_trashed(request: web.Request) -> web.Response:
     current = None if header is None else if_none_match(header)
     trashed = await request.app[NOTES].in_trash(owner(request), note_id_)
     # It stays as it was deleted until it leaves the trash: the version it was deleted at is its tag.
-    headers = {hdrs.CACHE_CONTROL: PRIVATE, hdrs.ETAG: etag(trashed.note)}
+    headers = {"Cache-Control": PRIVATE, "ETag": etag(trashed.note)}
     if current is not None and trashed.note in current:
         return web.Response(status=304, headers=headers)
     return json_response(trashed_document(trashed), headers=headers)

@@ -274,6 +274,11 @@ CHANGES_EXAMPLE = {"changes": [
         "updated_at": "2026-12-01T10:00:00.000000Z", "version": 3}},
     {"op": "delete", "id": 8, "version": 1, "note": None, "at": "2026-12-01T10:00:01.000000Z"}],
     "next": "1234.57"}
+_NOTE_EXAMPLE = CHANGES_EXAMPLE["changes"][0]["note"]  # type: ignore[index]
+REVISIONS_EXAMPLE = {"revisions": [_NOTE_EXAMPLE, {**_NOTE_EXAMPLE, "title": "note one", "priority": 2, "version": 2,
+                                                   "updated_at": "2026-11-30T09:00:00.000000Z"}],
+                     "next_cursor": "2"}
+TRASH_EXAMPLE = {"trash": [{**_NOTE_EXAMPLE, "deleted_at": "2026-12-01T11:00:00.000000Z"}], "next_cursor": None}
 EVENTS_EXAMPLE = (
     "retry: 1000\n\n"
     'id: 1234.56\ndata: {"op":"put","id":7,"version":3,"note":{...},"at":"2026-12-01T10:00:00.000000Z"}\n\n'
@@ -297,9 +302,9 @@ def _history_paths() -> dict[str, Any]:
                  "description": "a weak entity tag of the page"}
     link = {"description": 'the next page: `<...>; rel="next"`', "schema": {"type": "string"}}
 
-    def page(schema: str, what: str) -> dict[str, Any]:
+    def page(schema: str, what: str, example: dict[str, Any]) -> dict[str, Any]:
         return {"description": what, "headers": {"ETag": page_etag, "Link": link},
-                "content": {JSON: {"schema": {"$ref": f"{REF}/schemas/{schema}"}}}}
+                "content": {JSON: {"schema": {"$ref": f"{REF}/schemas/{schema}"}, "example": example}}}
 
     unchanged = {"description": "If-None-Match names the page's ETag", "headers": {"ETag": page_etag}}
     restored = _note(200, "the note, at its new version")
@@ -308,7 +313,7 @@ def _history_paths() -> dict[str, Any]:
             "operationId": "listRevisions",
             "summary": "The note's kept revisions (the last --keep-revisions), newest first, a keyset page at a time",
             "parameters": [*(_patterned(p, "revisions cursor") for p in REVISION_PARAMETERS), IF_NONE_MATCH],
-            "responses": {"200": page("RevisionPage", "each revision: the note as that version was"),
+            "responses": {"200": page("RevisionPage", "each revision: the note as that version was", REVISIONS_EXAMPLE),
                           "304": unchanged, **_problems(400, 404, 406, 503)}}},
         "/notes/{id}/revisions/{version}": {"parameters": [NOTE_ID, version], "get": {
             "operationId": "getRevision", "summary": "The note as its version `version` was",
@@ -326,7 +331,7 @@ def _history_paths() -> dict[str, Any]:
             "summary": "The caller's deleted notes, most recently deleted first, a keyset page at a time;"
                        " each stays --trash-days",
             "parameters": [*(_patterned(p, "trash cursor") for p in TRASH_PARAMETERS), IF_NONE_MATCH],
-            "responses": {"200": page("TrashPage", "each note as it was deleted, with `deleted_at`"),
+            "responses": {"200": page("TrashPage", "each note as it was deleted, with `deleted_at`", TRASH_EXAMPLE),
                           "304": unchanged, **_problems(400, 406, 503)}}},
         "/trash/{id}": {"parameters": [NOTE_ID], "get": {
             "operationId": "getTrashed", "summary": "A note in the trash, as it was deleted",
