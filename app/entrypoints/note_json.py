@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from app.domain.model import Note
@@ -31,3 +32,8 @@ def note_document(note: Note) -> dict[str, Any]:
         else format_timestamp(updated),
         "version": note.version,
     }
+
+
+def moment_document(moment: datetime) -> datetime | str:
+    """A time as API.md writes it, for orjson (see `note_document`)."""
+    return moment if moment.microsecond and moment.tzinfo is UTC else format_timestamp(moment)

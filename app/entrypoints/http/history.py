@@ -25,6 +25,7 @@ from app.entrypoints.http.listing import Parameter, parse_parameters
 from app.entrypoints.http.negotiation import PRODUCED, accepts, not_json
 from app.entrypoints.http.problems import NOT_ACCEPTABLE, ProblemError, bad_request
 from app.entrypoints.http.representation import PRIVATE, dumps, json_response, note_document, note_response
+from app.entrypoints.note_json import moment_document
 
 EVENT_STREAM = "text/event-stream"
 PAGE_DEFAULT, CHANGES_DEFAULT = 50, 100
@@ -148,7 +149,7 @@ async def purge_from_trash(request: web.Request) -> web.Response:
 def change_document(change: Change) -> dict[str, Any]:
     return {
         "op": change.op.value, "id": change.note_id, "version": change.version,
-        "note": None if change.note is None else note_document(change.note), "at": format_timestamp(change.at),
+        "note": None if change.note is None else note_document(change.note), "at": moment_document(change.at),
     }
 
 
