@@ -13,7 +13,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, Protocol
 
 import asyncpg
@@ -96,9 +95,9 @@ class PostgresNoteRepository:
     """The notes of one owner. Each write is one statement that also writes its row of the log
     (postgres_history.py)."""
 
-    def __init__(self, run: Statements, owner: str, changed: Callable[[], None]) -> None:
+    def __init__(self, run: Statements, owner: str, changed: Callable[[str], None]) -> None:
         self._run, self._owner = run, owner
-        self._changed = changed  # after a write has committed: wake this owner's followers
+        self._changed = changed  # called with the owner once a write has committed: wakes its followers
 
     async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
         """Ids taken from the sequence first, then the rows in one `COPY`."""
@@ -108,12 +107,12 @@ class PostgresNoteRepository:
         rows = [(note_id, self._owner, *_values(d), 1, *_keys(d)) for note_id, d in zip(ids, drafts, strict=True)]
         await self._run("copy_records_to_table", "notes", records=rows, columns=_COPY_COLUMNS)
         await self._run("execute", postgres_history.LOG_COPIED, ids)
-        self._changed()
+        self._changed(self._owner)
         return [draft.stored_as(note_id) for note_id, draft in zip(ids, drafts, strict=True)]
 
     async def add(self, draft: NoteDraft) -> Note:
         note_id = await self._run("fetchval", postgres_history.INSERT, *_values(draft), *_keys(draft), self._owner)
-        self._changed()
+        self._changed(self._owner)
         return draft.stored_as(note_id)
 
     async def get(self, note_id: int) -> Note:
@@ -129,14 +128,14 @@ class PostgresNoteRepository:
         )
         if status == "INSERT 0 0":
             await self._raise_missing_or_moved(note.id)
-        self._changed()
+        self._changed(self._owner)
         return note
 
     async def delete(self, note_id: int, *, at: datetime, version: int | None = None, purge: bool = False) -> None:
         status = await self._run("execute", postgres_history.DELETE, note_id, self._owner, at, purge, version)
         if status == "INSERT 0 0":
             await self._raise_missing_or_moved(note_id)
-        self._changed()
+        self._changed(self._owner)
 
     async def revisions(self, note_id: int, *, newest: int, oldest: int, limit: int) -> Sequence[Note]:
         rows = await self._run("fetch", postgres_history.REVISIONS, note_id, self._owner, oldest, newest, limit)
@@ -161,7 +160,7 @@ class PostgresNoteRepository:
         row = await self._run("fetchrow", postgres_history.RESTORE, note_id, self._owner, at)
         if row is None:
             raise NotInTrashError(note_id)
-        self._changed()
+        self._changed(self._owner)
         return postgres_history.content_note(row)
 
     async def purge(self, note_id: int) -> None:
@@ -182,7 +181,7 @@ class PostgresNoteRepository:
         raise VersionConflictError(note_id) if exists else NoteNotFoundError(note_id)
 
 
-def _nothing() -> None:
+def _nothing(owner: str) -> None:
     """Inside a unit of work: its followers are woken once it commits (`PostgresStore.transaction`)."""
 
 
@@ -249,7 +248,7 @@ class PostgresStore:
         return self._pool.get_size(), self._pool.get_idle_size()
 
     def notes_of(self, owner: str) -> PostgresNoteRepository:
-        return PostgresNoteRepository(self._run, owner, partial(self._notifications.changed, owner))
+        return PostgresNoteRepository(self._run, owner, self._notifications.changed)
 
     @asynccontextmanager
     async def transaction(self, owner: str) -> AsyncIterator[_Transaction]:

@@ -136,15 +136,13 @@ async def import_records(pool: asyncpg.Pool, records: AsyncIterable[Record], on_
             imported.revisions = await _copy_revisions(db, notes, xid, set(imported.skipped))
             await db.execute(_LOG_IMPORTED, xid, timeout=BULK_TIMEOUT)
             await db.execute(_LOG_TRASHED, xid, timeout=BULK_TIMEOUT)
-        for table in ("notes", "tokens"):  # new ids continue past the largest one there
+        # New ids continue past the largest one there (a note's: in the notes or the trash).
+        for table, largest in (("notes", "(SELECT max(id) FROM notes), (SELECT max(id) FROM trash)"),
+                               ("tokens", "(SELECT max(id) FROM tokens)")):
             sequence = f"pg_get_serial_sequence('{table}', 'id')"
             await db.execute(
-                f"SELECT setval({sequence}, GREATEST(max(id), nextval({sequence}))) FROM {table}", timeout=BULK_TIMEOUT
+                f"SELECT setval({sequence}, GREATEST({largest}, nextval({sequence})))", timeout=BULK_TIMEOUT
             )
-        await db.execute(
-            "SELECT setval(pg_get_serial_sequence('notes', 'id'), GREATEST(max(id), nextval("
-            "pg_get_serial_sequence('notes', 'id')))) FROM trash HAVING count(*) > 0", timeout=BULK_TIMEOUT,
-        )
     return imported
 
 

@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import partial
 
 import orjson
 
@@ -196,9 +195,11 @@ class SqliteNoteRepository:
     """The notes of one owner; each write one statement through `execute`: in a transaction of
     its own, or in the unit of work's. A note's write is a single statement, so it needs no more."""
 
-    def __init__(self, readers: Readers, execute: Execute, bulk: Bulk, owner: str, changed: Callable[[], None]) -> None:
+    def __init__(
+        self, readers: Readers, execute: Execute, bulk: Bulk, owner: str, changed: Callable[[str], None]
+    ) -> None:
         self._readers, self._execute, self._bulk, self._owner = readers, execute, bulk, owner
-        self._changed = changed  # after a write has committed: wake this owner's followers
+        self._changed = changed  # called with the owner once a write has committed: wakes its followers
 
     async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
         """One `executemany` under the write lock, with the ids that the lock makes this one's."""
@@ -210,13 +211,13 @@ class SqliteNoteRepository:
                     _INSERT_WITH_ID,
                     [(note_id, *_row_values(draft), self._owner) for note_id, draft in zip(ids, drafts, strict=True)],
                 )
-        self._changed()
+        self._changed(self._owner)
         return [draft.stored_as(note_id) for note_id, draft in zip(ids, drafts, strict=True)]
 
     async def add(self, draft: NoteDraft) -> Note:
         note_id = (await self._execute(_INSERT, (*_row_values(draft), self._owner))).lastrowid
         assert note_id is not None  # an INSERT into a rowid table always sets it
-        self._changed()
+        self._changed(self._owner)
         return draft.stored_as(note_id)
 
     async def get(self, note_id: int) -> Note:
@@ -228,7 +229,7 @@ class SqliteNoteRepository:
     async def update(self, note: Note) -> Note:
         values = (*_row_values(note), note.version, note.id, self._owner, note.version - 1)
         await self._write_one(_UPDATE, note.id, values)
-        self._changed()
+        self._changed(self._owner)
         return note
 
     async def delete(self, note_id: int, *, at: datetime, version: int | None = None, purge: bool = False) -> None:
@@ -236,7 +237,7 @@ class SqliteNoteRepository:
             deleted = sqlite_history.delete(db, self._owner, note_id, at, version, purge)
         if not deleted:
             await self._raise_missing_or_moved(note_id)
-        self._changed()
+        self._changed(self._owner)
 
     async def revisions(self, note_id: int, *, newest: int, oldest: int, limit: int) -> Sequence[Note]:
         rows = await self._readers.all(sqlite_history.REVISIONS, (note_id, self._owner, oldest, newest, limit))
@@ -265,7 +266,7 @@ class SqliteNoteRepository:
             note = replace(trashed.note, version=trashed.note.version + 1, updated_at=at)
             with unavailable_on_error():
                 db.execute(_RESTORE, (note.id, *_row_values(note), self._owner, note.version))
-        self._changed()
+        self._changed(self._owner)
         return note
 
     async def purge(self, note_id: int) -> None:
@@ -291,7 +292,7 @@ class SqliteNoteRepository:
         raise VersionConflictError(note_id) if exists else NoteNotFoundError(note_id)
 
 
-def _nothing() -> None:
+def _nothing(owner: str) -> None:
     """Inside a unit of work: its followers are woken once it commits (`SqliteStore.transaction`)."""
 
 
@@ -357,7 +358,7 @@ class SqliteStore:
 
     def notes_of(self, owner: str) -> SqliteNoteRepository:
         return SqliteNoteRepository(
-            self._readers, self._writer.execute, self._writer.transaction, owner, partial(self._signals.changed, owner)
+            self._readers, self._writer.execute, self._writer.transaction, owner, self._signals.changed
         )
 
     @asynccontextmanager

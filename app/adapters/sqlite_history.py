@@ -105,7 +105,7 @@ def delete(db: sqlite3.Connection, owner: str, note_id: int, at: datetime, versi
         deleted_version, *content = row
         micros = to_microseconds(at)
         if purge:
-            db.execute("DELETE FROM changes WHERE note_id = ? AND op = 'put'", (note_id,))
+            db.execute("DELETE FROM changes WHERE note_id = ? AND owner = ? AND op = 'put'", (note_id, owner))
         else:
             db.execute(
                 f"INSERT INTO trash (id, owner, {CONTENT}, version, deleted_at)"
@@ -132,7 +132,7 @@ def take_from_trash(db: sqlite3.Connection, owner: str, note_id: int) -> Trashed
 def purge(db: sqlite3.Connection, owner: str, note_id: int) -> None:
     take_from_trash(db, owner, note_id)
     with unavailable_on_error():
-        db.execute("DELETE FROM changes WHERE note_id = ? AND op = 'put'", (note_id,))
+        db.execute("DELETE FROM changes WHERE note_id = ? AND owner = ? AND op = 'put'", (note_id, owner))
 
 
 async def prune(writer: Writer, now: datetime, retention: Retention) -> Pruned:

@@ -107,31 +107,33 @@ async def export(path: str, timeout: float, selection: Selection) -> AsyncIterat
             cursor = db.execute(
                 f"{_SELECT_NOTES}{' WHERE owner' + within if within else ''} ORDER BY id", names
             )
-        while True:
-            with unavailable_on_error():
-                batch = await asyncio.to_thread(cursor.fetchmany, BATCH)
-            if not batch:
-                break
-            for owner, id_, title, description, priority, tags, created_by, created, updated, version, deleted in batch:
-                yield NoteRecord(owner, Note(
-                    id=id_, title=title, description=description, priority=priority,
-                    tags=tuple(orjson.loads(tags)), created_by=created_by,
-                    created_at=from_microseconds(created), updated_at=from_microseconds(updated),
-                    version=version,
-                ), _moment(deleted))  # type: ignore[arg-type]
+        async for row in _rows(cursor):
+            owner, id_, title, description, priority, tags, created_by, created, updated, version, deleted = row
+            yield NoteRecord(owner, Note(
+                id=id_, title=title, description=description, priority=priority,
+                tags=tuple(orjson.loads(tags)), created_by=created_by,
+                created_at=from_microseconds(created), updated_at=from_microseconds(updated),
+                version=version,
+            ), _moment(deleted))  # type: ignore[arg-type]
         with unavailable_on_error():
             cursor = db.execute(
                 f"{_SELECT_REVISIONS}{' AND owner' + within if within else ''} ORDER BY note_id, version", names
             )
-        while True:
-            with unavailable_on_error():
-                batch = await asyncio.to_thread(cursor.fetchmany, BATCH)
-            if not batch:
-                break
-            for row in batch:
-                yield RevisionRecord(row[0], content_note(row[1], row[2:9], row[9]))
+        async for row in _rows(cursor):
+            yield RevisionRecord(row[0], content_note(row[1], row[2:9], row[9]))
     finally:
         db.close()
+
+
+async def _rows(cursor: sqlite3.Cursor) -> AsyncIterator[tuple]:
+    """A cursor's rows, fetched a batch at a time in a thread: the loop serves requests meanwhile."""
+    while True:
+        with unavailable_on_error():
+            batch = await asyncio.to_thread(cursor.fetchmany, BATCH)
+        if not batch:
+            return
+        for row in batch:
+            yield row
 
 
 async def count_notes(path: str, timeout: float, selection: Selection) -> int:

@@ -10,11 +10,10 @@ import orjson
 from aiohttp import hdrs, web
 
 from app.domain.model import Note
-from app.domain.rules import Text
 from app.domain.services import Precondition
 from app.entrypoints.http.conditions import etag, if_none_match, page_not_modified, precondition
 from app.entrypoints.http.keys import CURSORS, IDENTITY, NOTES, SETTINGS
-from app.entrypoints.http.listing import Parameter, parse_list_query, parse_parameters
+from app.entrypoints.http.listing import Choice, Parameter, parse_list_query, parse_parameters
 from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.http.representation import (
     JSON,
@@ -117,7 +116,7 @@ async def delete_note(request: web.Request) -> web.Response:
 
 
 DELETE_PARAMETERS = (
-    Parameter("purge", Text(4, 5), "`true`: delete the note for good, not to the trash"),
+    Parameter("purge", Choice(("true", "false")), "`true`: delete the note for good, not to the trash"),
 )
 
 
@@ -125,13 +124,7 @@ def purge_requested(request: web.Request) -> bool:
     """`?purge=true` on DELETE /notes/{id}; no other parameter."""
     if not request.query:
         return False
-    purge = parse_parameters(request.query, DELETE_PARAMETERS).get("purge", "false")
-    if purge not in ("true", "false"):
-        raise bad_request("invalid-query", "bad query parameter: purge",
-                          errors=[{"parameter": "purge", "detail": "must be true or false"}])
-    return purge == "true"
-
-
+    return parse_parameters(request.query, DELETE_PARAMETERS).get("purge") == "true"
 
 
 async def list_notes(request: web.Request) -> web.Response:

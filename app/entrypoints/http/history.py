@@ -60,11 +60,17 @@ def _invalid_cursor() -> ProblemError:
     )
 
 
+def _positive(text: str) -> int | None:
+    """A version as written in a path or a cursor: 1 to 999,999,999, no sign, no leading zero."""
+    return int(text) if text.isascii() and text.isdigit() and text[0] != "0" and len(text) <= 9 else None
+
+
 def _version(request: web.Request) -> int:
     """The version in the path; anything but a positive integer is a revision that is not there."""
     text = request.match_info["version"]
-    if text.isascii() and text.isdigit() and text[0] != "0" and len(text) <= 9:
-        return int(text)
+    version = _positive(text)
+    if version is not None:
+        return version
     raise ProblemError(404, f"there is no revision {text!r}: versions are positive integers", slug="revision-not-found")
 
 
@@ -73,10 +79,9 @@ async def list_revisions(request: web.Request) -> web.Response:
     values = parse_parameters(request.query, REVISION_PARAMETERS)
     before = None
     if "cursor" in values:
-        text = values["cursor"]
-        if not (text.isascii() and text.isdigit() and text[0] != "0" and len(text) <= 9):
+        before = _positive(values["cursor"])
+        if before is None:
             raise _invalid_cursor()
-        before = int(text)
     page = await request.app[NOTES].revisions(owner(request), note_id_, values.get("limit", PAGE_DEFAULT), before)
     next_cursor = None if page.next_before is None else str(page.next_before)
     document = {"revisions": [note_document(n) for n in page.revisions], "next_cursor": next_cursor}

@@ -141,8 +141,7 @@ def _paths() -> dict[str, Any]:
             "delete": {"operationId": "deleteNote",
                        "summary": "Move a note to the trash (`?purge=true`: delete it for good)",
                        "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE,
-                                      *(_query_parameter(p) | {"schema": {"type": "string", "enum": ["true", "false"]}}
-                                        for p in DELETE_PARAMETERS)],
+                                      *(_query_parameter(p) for p in DELETE_PARAMETERS)],
                        "responses": {"204": {"description": "in the trash (or, with purge, gone for good)"},
                                      **_problems(400, 404, 406, 412, 428, 503)}},
         },
