@@ -74,13 +74,14 @@ def tables(results: dict) -> str:
     lines = [
         f"notes: {', '.join(seeded)}; loadgen {results['machine']['loadgen']};"
         f" {results['machine']['pinning']}",
-        *([f"baseline: {baseline['name']} ({baseline['commit']}): its ratio, and the change"
-           " from it in points"] if baseline else []),
+        *([f"baseline: {baseline['name']} ({baseline['commit']}): its ratio (SQL stores: against a"
+           " ceiling on its own store), the change in points, and today's rps against its"]
+          if baseline else []),
         *([f"variant: this service with {variant}: its ratio, and its change from the plain one in points"]
           if variant else []),
         "",
         f"{'adapter':<11}{'scenario':<10}{'service rps':>12}{'ceiling rps':>12}{'ratio':>7}"
-        + (f"{'baseline':>9}{'change':>8}" if baseline else "")
+        + (f"{'baseline':>9}{'change':>8}{'rps':>8}" if baseline else "")
         + (f"{'variant':>9}{'change':>8}" if variant else "")
         + f"{'service p50/p99 ms':>21}{'ceiling p50/p99 ms':>21}{'errors':>8}",
     ]
@@ -119,7 +120,8 @@ def _feed_lines(results: dict) -> list[str]:
 def _against_baseline(row: dict) -> str:
     """The baseline's ratio, and today's minus it in points (hundredths of the ceiling)."""
     before = row["baseline_ratio"]
-    return f"{before:>9.2f}{(row['ratio'] - before) * 100:>+8.1f}"
+    rps = row["service"]["rps"] / row["baseline"]["rps"] - 1 if row["baseline"]["rps"] else 0.0
+    return f"{before:>9.2f}{(row['ratio'] - before) * 100:>+8.1f}{rps * 100:>+7.1f}%"
 
 
 def _variant(row: dict) -> str:

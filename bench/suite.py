@@ -66,10 +66,10 @@ class Bench:
         ]
         return self.processes.start_server(name, argv, port, root), f"http://127.0.0.1:{port}"
 
-    def start_ceiling(self, adapter: str, url: str) -> tuple[subprocess.Popen, str]:
+    def start_ceiling(self, adapter: str, url: str, name: str = "ceiling") -> tuple[subprocess.Popen, str]:
         port = free_port()
         argv = ["-m", CEILINGS[adapter], "--port", str(port), "--database-url", url]
-        return self.processes.start_server(f"{adapter}-ceiling", argv, port), f"http://127.0.0.1:{port}"
+        return self.processes.start_server(f"{adapter}-{name}", argv, port), f"http://127.0.0.1:{port}"
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,7 @@ def _run_on(bench: Bench, adapter: str, url: str) -> dict:
         service, service_url = bench.start_service(f"{adapter}-service", url)
         running.callback(bench.processes.stop, service)
         urls = [service_url]
+        baseline_ceiling = None
         if bench.baseline is not None:
             before_url = url
             if adapter != "memory":  # a store of its own, at its own schema, with the same notes
@@ -126,6 +127,11 @@ def _run_on(bench: Bench, adapter: str, url: str) -> dict:
             before = bench.start_service(f"{adapter}-baseline", before_url, bench.baseline.root)
             running.callback(bench.processes.stop, before[0])
             urls.append(before[1])
+            if adapter != "memory":
+                # Its ratio as it was: against the ceiling on its own store, whose schema (the
+                # triggers of SQLite's, say) the ceiling's SQL runs into just as the baseline does.
+                process, baseline_ceiling = bench.start_ceiling(adapter, before_url, "baseline-ceiling")
+                running.callback(bench.processes.stop, process)
         variant = None
         if bench.options.variant is not None:
             variant = _start_variant(bench, adapter, url)
@@ -137,7 +143,7 @@ def _run_on(bench: Bench, adapter: str, url: str) -> dict:
                 asyncio.run(seed_http(other_url, count))
         ceiling, ceiling_url = bench.start_ceiling(adapter, url)
         running.callback(bench.processes.stop, ceiling)
-        result = _run_plan(bench, adapter, seeded, Urls(service_url, ceiling_url, urls[1:], variant))
+        result = _run_plan(bench, adapter, seeded, Urls(service_url, ceiling_url, urls[1:], variant, baseline_ceiling))
         result["service_peak_rss_mb"] = round(peak_rss_mb(service.pid), 1)
     seeded_by = "http" if adapter == "memory" else "bulk"
     return {"notes": count, "seeded": seeded_by, "ceiling": CEILINGS[adapter], **result}
@@ -183,6 +189,7 @@ class Urls:
     ceiling: str
     baseline: list[str]  # empty, or the --baseline service
     variant: Variant | None = None
+    baseline_ceiling: str | None = None  # the ceiling on the baseline's own store (SQL stores)
 
 
 def _run_plan(bench: Bench, adapter: str, seeded: Seeded, urls: Urls) -> dict:
@@ -221,10 +228,14 @@ def _feed(adapter: str, service: str) -> dict:
 
 
 def _compare(bench: Bench, adapter: str, scenario: plan.Scenario, urls: Urls) -> dict:
-    sides = "service, baseline and ceiling" if urls.baseline else "service vs ceiling"
+    sides = "service vs ceiling"
+    if urls.baseline:
+        sides = "service, ceiling, baseline" + (" and its ceiling" if urls.baseline_ceiling else "")
     say(f"[{adapter}] {scenario.name}: {sides}, {bench.load.runs} runs each")
     targets = [Target(urls.service, scenario.service), Target(urls.ceiling, scenario.ceiling)]
     targets += [Target(url, scenario.service) for url in urls.baseline]
+    if urls.baseline_ceiling is not None:
+        targets.append(Target(urls.baseline_ceiling, scenario.ceiling))
     if urls.variant is not None:
         request = dataclasses.replace(scenario.service, authorization=urls.variant.authorization)
         targets.append(Target(urls.variant.url, request))
@@ -235,8 +246,13 @@ def _compare(bench: Bench, adapter: str, scenario: plan.Scenario, urls: Urls) ->
     if urls.variant is not None:
         variant = others.pop()
         found |= {"variant": variant.as_dict(), "variant_ratio": paired_ratio(variant, best)}
+    if urls.baseline_ceiling is not None:
+        baseline_best = others.pop()
+        found["baseline_ceiling"] = baseline_best.as_dict()
+    else:
+        baseline_best = best
     for summary in others:
-        found |= {"baseline": summary.as_dict(), "baseline_ratio": paired_ratio(summary, best)}
+        found |= {"baseline": summary.as_dict(), "baseline_ratio": paired_ratio(summary, baseline_best)}
     return found
 
 
