@@ -132,7 +132,8 @@ changes = sa.Table(
     sa.Column("op", sa.Text(), sa.CheckConstraint("op IN ('put', 'delete')", name="ck_changes_op"), nullable=False),
     sa.Column("at", _Timestamp, nullable=False),
     *_content(),
-    sqlite_autoincrement=True,
+    # no AUTOINCREMENT on SQLite (migration 0005): its log never deletes the row of the largest
+    # position (sqlite_history.keeping_last_position), so a new row's position is a new one
 )
 sa.Index("ix_changes_owner_key_position", changes.c.owner, changes.c.key, changes.c.position).ddl_if(
     dialect="postgresql"

@@ -22,7 +22,7 @@ from app.domain.errors import StorageUnavailableError
 
 # Every revision in migrations/versions, oldest first; the last is the head this code expects.
 # Add each new migration here: tests/e2e/test_schema_version.py holds this to Alembic's history.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 HEAD_REVISION = REVISIONS[-1]
 
 

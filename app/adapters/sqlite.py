@@ -456,8 +456,9 @@ class SqliteAccounts:
                 count = db.execute("SELECT count(*) FROM notes WHERE owner = ?", (name,)).fetchone()[0]
                 if count and not delete_notes:
                     raise OwnerHasNotesError(name, count)
-                for table in ("notes", "trash", "changes", "tokens", "idempotency_records"):
-                    db.execute(f"DELETE FROM {table} WHERE owner = ?", (name,))
+                with sqlite_history.keeping_last_position(db):
+                    for table in ("notes", "trash", "changes", "tokens", "idempotency_records"):
+                        db.execute(f"DELETE FROM {table} WHERE owner = ?", (name,))
                 db.execute("DELETE FROM owners WHERE name = ?", (name,))
         return count
 

@@ -1,11 +1,12 @@
 """The history of a SQLite store: the log's statements, pruning, and hearing other processes.
 
 Why a follower never skips a row here: SQLite lets one connection write at a time, across
-processes, and a row's position (AUTOINCREMENT) is taken while that lock is held. So positions
-are handed out in commit order: when a reader sees position n, every position below n was
-committed before it, or rolled back and never will be. A page is read in one statement, one
-snapshot, with the largest position ever committed (`sqlite_sequence`), and the next read
-starts past it.
+processes, and a row's position (the rowid: the largest there is, plus one) is taken while that
+lock is held. So positions are handed out in commit order: when a reader sees position n, every
+position below n was committed before it, or rolled back and never will be. A page is read in
+one statement, one snapshot, with the largest position committed, and the next read starts past
+it. Positions are never given twice because the row of the largest one is never deleted: every
+delete of log rows runs inside `keeping_last_position`, which puts a marker in its place.
 
 `put` rows are written by triggers on `notes` (migration 0004), so every way a note is written
 logs it; deletes, the trash and purges are written here, in one transaction each.
@@ -16,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 import orjson
@@ -36,7 +38,7 @@ POLL_SECONDS = 0.05  # how often a process with followers looks whether another 
 
 # One statement, so one snapshot: the meta row (horizon, last position) and then the page.
 CHANGES = f"""
-SELECT 0, horizon_position, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0),
+SELECT 0, horizon_position, coalesce((SELECT max(position) FROM changes), 0),
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM change_log
 UNION ALL
 SELECT * FROM (
@@ -56,6 +58,23 @@ TRASH_AFTER = (
     f"SELECT {TRASH_COLUMNS} FROM trash WHERE owner = ? AND (deleted_at, id) < (?, ?)"
     " ORDER BY deleted_at DESC, id DESC LIMIT ?"
 )
+
+
+_LAST_POSITION = "SELECT max(position) FROM changes"
+# A marker holds the largest position in place of a deleted row: no owner has the empty name, and
+# it carries no note (only `put` rows are revisions), so no feed, revision or export shows it.
+_MARKER = "INSERT INTO changes (position, owner, note_id, version, op, at) VALUES (?, '', 0, 0, 'delete', 0)"
+
+
+@contextmanager
+def keeping_last_position(db: sqlite3.Connection) -> Iterator[None]:
+    """Around every delete of log rows: if the row of the largest position went, a marker takes
+    its place, so that the next row's position (the largest plus one) is one never given before.
+    In the caller's transaction."""
+    (last,) = db.execute(_LAST_POSITION).fetchone()
+    yield
+    if last is not None and db.execute(_LAST_POSITION).fetchone()[0] != last:
+        db.execute(_MARKER, (last,))
 
 
 def content_note(note_id: int, row: Sequence, version: int) -> Note:
@@ -105,7 +124,8 @@ def delete(db: sqlite3.Connection, owner: str, note_id: int, at: datetime, versi
         deleted_version, *content = row
         micros = to_microseconds(at)
         if purge:
-            db.execute("DELETE FROM changes WHERE note_id = ? AND owner = ? AND op = 'put'", (note_id, owner))
+            with keeping_last_position(db):
+                db.execute("DELETE FROM changes WHERE note_id = ? AND owner = ? AND op = 'put'", (note_id, owner))
         else:
             db.execute(
                 f"INSERT INTO trash (id, owner, {CONTENT}, version, deleted_at)"
@@ -131,14 +151,14 @@ def take_from_trash(db: sqlite3.Connection, owner: str, note_id: int) -> Trashed
 
 def purge(db: sqlite3.Connection, owner: str, note_id: int) -> None:
     take_from_trash(db, owner, note_id)
-    with unavailable_on_error():
+    with unavailable_on_error(), keeping_last_position(db):
         db.execute("DELETE FROM changes WHERE note_id = ? AND owner = ? AND op = 'put'", (note_id, owner))
 
 
 async def prune(writer: Writer, now: datetime, retention: Retention) -> Pruned:
     """One round, one short transaction: the trash, then the feed, then revisions."""
     async with writer.transaction() as db:
-        with unavailable_on_error():
+        with unavailable_on_error(), keeping_last_position(db):
             trashed_count = _expire_trash(db, to_microseconds(retention.trash_cutoff(now)))
             changes, changes_more = _expire_changes(db, to_microseconds(retention.changes_cutoff(now)), retention)
             revisions, revisions_more = _prune_revisions(db, retention)

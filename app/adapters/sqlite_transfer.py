@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from app.adapters import sqlite_history
 from app.adapters.sqlite_history import content_note
 from app.adapters.sqlite_link import Writer, connect, unavailable_on_error
 from app.domain.errors import ImportConflictError
@@ -321,7 +322,8 @@ def _write_notes(
             gone = [(note_id,) for note_id in existing]
             db.executemany("DELETE FROM notes WHERE id = ?", gone)
             db.executemany("DELETE FROM trash WHERE id = ?", gone)
-            db.executemany("DELETE FROM changes WHERE note_id = ? AND op = 'put'", gone)
+            with sqlite_history.keeping_last_position(db):
+                db.executemany("DELETE FROM changes WHERE note_id = ? AND op = 'put'", gone)
             imported.replaced += len(existing)
     with unavailable_on_error():
         db.executemany(_INSERT_NOTE, [_note_row(record) for record in records if record.deleted_at is None])

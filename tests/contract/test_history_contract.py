@@ -145,6 +145,34 @@ async def test_the_feed_holds_every_change_in_order_and_a_follower_can_start_any
         assert (await notes.changes(page.next, 2)).changes == ()
 
 
+async def test_a_follower_at_the_end_sees_the_next_change_whatever_left_the_log_before_it(
+    storage: Storage, other: str
+) -> None:
+    """The rows of the newest changes can leave the log (purged with their note, removed with
+    their owner, expired): a change made after them still comes after every token given out."""
+    mine, theirs = storage.notes_of(LOCAL), storage.notes_of(other)
+
+    async def next_change_is_seen(newest, leave, logged=()) -> None:
+        await newest()
+        end = (await mine.changes(None, 100)).next  # a follower that has read everything
+        await leave()
+        note = await mine.add(draft())
+        after = (await mine.changes(end, 100)).changes
+        assert [(c.op, c.note_id) for c in after] == [*logged, (ChangeOp.PUT, note.id)]
+
+    async def prune() -> None:
+        while await service(storage, T0 + timedelta(days=45), keep_changes_days=30, trash_days=365).prune():
+            pass
+
+    note = await mine.add(draft())
+    await next_change_is_seen(lambda: mine.update(note.revised(note.content(), T0)),
+                              lambda: mine.delete(note.id, at=T0, purge=True), [(ChangeOp.DELETE, note.id)])
+    await next_change_is_seen(lambda: theirs.add(draft()),
+                              lambda: storage.accounts.remove_owner(other, delete_notes=True))
+    doomed = await mine.add(draft())
+    await next_change_is_seen(lambda: mine.delete(doomed.id, at=T0), prune)
+
+
 async def test_another_owner_sees_nothing_of_this_owners_history(storage: Storage, other: str) -> None:
     mine = storage.notes_of(LOCAL)
     theirs = storage.notes_of(other)

@@ -8,11 +8,13 @@ import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.adapters.migrate import migrate
+from app.adapters.migrate import SCRIPTS, migrate
 from app.adapters.schema import metadata
 from tests.databases import in_thread, postgres_database
 
@@ -66,3 +68,31 @@ def test_the_cursor_secret_is_made_once_per_store_and_kept(tmp_path) -> None:
         with sqlite3.connect(tmp_path / name) as db:
             secrets += db.execute("SELECT value FROM store_settings WHERE name = 'cursor_secret'").fetchall()
     assert len(secrets) == 2 and secrets[0] != secrets[1] and len(secrets[0][0]) >= 32
+
+
+def test_sqlite_log_positions_given_before_0005_are_never_given_again(tmp_path: Path) -> None:
+    """A store whose newest log rows were deleted under AUTOINCREMENT (a purge) keeps their
+    positions taken: the next change comes after them, where a follower's token points."""
+    path = tmp_path / "notes.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(SCRIPTS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        connection.commit()
+    engine.dispose()
+    insert = ("INSERT INTO notes (title, description, priority, tags, created_at, updated_at, version,"
+              " title_key, search_text) VALUES ('t', '', 1, '[]', 0, 0, 1, 't', 't')")
+    with sqlite3.connect(path) as db:
+        for _ in range(3):
+            db.execute(insert)
+        db.execute("DELETE FROM changes WHERE position > 1")  # as a purge of the newest notes did
+        (given,) = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+    db.close()
+    migrate(f"sqlite:///{path}", "sqlite")
+    with sqlite3.connect(path) as db:
+        db.execute(insert)
+        newest = db.execute("SELECT position, owner FROM changes ORDER BY position DESC LIMIT 2").fetchall()
+    db.close()
+    assert given == 3 and newest == [(4, "local"), (3, "")]  # the marker holds position 3
