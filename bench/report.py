@@ -120,7 +120,7 @@ def _feed_lines(results: dict) -> list[str]:
 def _against_baseline(row: dict) -> str:
     """The baseline's ratio, and today's minus it in points (hundredths of the ceiling)."""
     before = row["baseline_ratio"]
-    rps = row["service"]["rps"] / row["baseline"]["rps"] - 1 if row["baseline"]["rps"] else 0.0
+    rps = row["rps_over_baseline"] - 1
     return f"{before:>9.2f}{(row['ratio'] - before) * 100:>+8.1f}{rps * 100:>+7.1f}%"
 
 

@@ -252,7 +252,10 @@ def _compare(bench: Bench, adapter: str, scenario: plan.Scenario, urls: Urls) ->
     else:
         baseline_best = best
     for summary in others:
-        found |= {"baseline": summary.as_dict(), "baseline_ratio": paired_ratio(summary, baseline_best)}
+        found |= {
+            "baseline": summary.as_dict(), "baseline_ratio": paired_ratio(summary, baseline_best),
+            "rps_over_baseline": paired_ratio(ours, summary),
+        }
     return found
 
 
