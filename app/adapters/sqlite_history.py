@@ -73,7 +73,7 @@ def keeping_last_position(db: sqlite3.Connection) -> Iterator[None]:
     In the caller's transaction."""
     (last,) = db.execute(_LAST_POSITION).fetchone()
     yield
-    if last is not None and db.execute(_LAST_POSITION).fetchone()[0] != last:
+    if last is not None and db.execute("SELECT 1 FROM changes WHERE position = ?", (last,)).fetchone() is None:
         db.execute(_MARKER, (last,))
 
 
