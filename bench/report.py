@@ -92,7 +92,8 @@ def tables(results: dict) -> str:
             continue
         for name, row in found["scenarios"].items():
             ours, best = row["service"], row["ceiling"]
-            errors = sum(row.get(side, {}).get("errors", 0) for side in ("service", "ceiling", "baseline", "variant"))
+            errors = sum(row.get(side, {}).get("errors", 0)
+                         for side in ("service", "ceiling", "baseline", "baseline_ceiling", "variant"))
             lines.append(
                 f"{adapter:<11}{name:<10}{ours['rps']:>12,.0f}{best['rps']:>12,.0f}{row['ratio']:>7.2f}"
                 + (_against_baseline(row) if baseline else "")

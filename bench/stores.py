@@ -8,7 +8,6 @@ index). memory:// lives inside the server, so it is filled over HTTP.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 import sqlite3
@@ -145,12 +144,10 @@ _CONTENT = "title, description, priority, tags, created_by, created_at, updated_
 
 
 def _log_seeded(url: str) -> None:
-    """The seeded notes' first revisions in the change log, as migration 0004 writes them for
-    the notes it finds: the feed starts with the whole store."""
+    """The seeded notes' first revisions in PostgreSQL's change log, as migration 0004 writes them
+    for the notes it finds: the feed starts with the whole store. (SQLite's log triggers wrote
+    them as the notes went in.)"""
     if url.startswith("sqlite"):
-        with contextlib.closing(sqlite3.connect(sqlite_path(url))) as db, db:
-            db.execute(f"INSERT INTO changes (owner, note_id, version, op, at, {_CONTENT})"
-                       f" SELECT owner, id, version, 'put', updated_at, {_CONTENT} FROM notes ORDER BY id")
         return
 
     async def postgres() -> None:

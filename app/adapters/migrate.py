@@ -46,7 +46,12 @@ def migrate_sqlite(database_url: str) -> None:
         engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.NullPool)
         try:
             with engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")  # (not inside a transaction)
+                # Every migration in one transaction that holds the write lock from the start:
+                # sqlite3 would otherwise commit each DDL statement by itself, and a failure half
+                # way (or another process writing between two statements) would leave a schema
+                # that is neither the old one nor the new one.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
                 _upgrade(connection)
                 connection.commit()
         finally:

@@ -60,21 +60,23 @@ TRASH_AFTER = (
 )
 
 
-_LAST_POSITION = "SELECT max(position) FROM changes"
 # A marker holds the largest position in place of a deleted row: no owner has the empty name, and
-# it carries no note (only `put` rows are revisions), so no feed, revision or export shows it.
-_MARKER = "INSERT INTO changes (position, owner, note_id, version, op, at) VALUES (?, '', 0, 0, 'delete', 0)"
+# it carries no note (only `put` rows are revisions), so no feed, revision or export shows it. It
+# keeps the deleted row's time, so that it leaves the feed (moving the horizon) when that row
+# would have. Only the newest marker is of use: older ones go when a new one comes.
+_MARKER = "INSERT INTO changes (position, owner, note_id, version, op, at) VALUES (?, '', 0, 0, 'delete', ?)"
 
 
 @contextmanager
 def keeping_last_position(db: sqlite3.Connection) -> Iterator[None]:
-    """Around every delete of log rows: if the row of the largest position went, a marker takes
-    its place, so that the next row's position (the largest plus one) is one never given before.
-    In the caller's transaction."""
-    (last,) = db.execute(_LAST_POSITION).fetchone()
+    """Around every delete of log rows (and no insert into the log inside it): if the row of the
+    largest position went, a marker takes its place, so that the next row's position (the
+    largest plus one) is one never given before. In the caller's transaction."""
+    last = db.execute("SELECT position, at FROM changes ORDER BY position DESC LIMIT 1").fetchone()
     yield
-    if last is not None and db.execute("SELECT 1 FROM changes WHERE position = ?", (last,)).fetchone() is None:
-        db.execute(_MARKER, (last,))
+    if last is not None and db.execute("SELECT 1 FROM changes WHERE position = ?", last[:1]).fetchone() is None:
+        db.execute("DELETE FROM changes WHERE owner = '' AND position < ?", last[:1])
+        db.execute(_MARKER, last)
 
 
 def content_note(note_id: int, row: Sequence, version: int) -> Note:

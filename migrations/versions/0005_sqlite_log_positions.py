@@ -6,6 +6,8 @@ a new row the position after the largest there is, which is as good as long as t
 the largest position is never deleted: app/adapters/sqlite_history.py deletes log rows only
 through `keeping_last_position`, which leaves a marker row (no owner, no content) in its place.
 This migration leaves one too where rows past the largest remaining position were deleted.
+Every server on the file must be stopped while it runs: an older one would go on deleting the
+newest row (and read its last position where 0005 no longer keeps it).
 
 PostgreSQL is unchanged: its positions come from an identity column.
 
@@ -31,6 +33,7 @@ SQLITE = [
     # the triggers name the table: they go while it is rebuilt
     "DROP TRIGGER notes_log_ai",
     "DROP TRIGGER notes_log_au",
+    "DROP TABLE IF EXISTS changes_0005",
     """CREATE TABLE changes_0005 (
         position INTEGER NOT NULL PRIMARY KEY,
         owner TEXT NOT NULL,
@@ -42,9 +45,11 @@ SQLITE = [
         created_at BIGINT, updated_at BIGINT
     )""",
     f"INSERT INTO changes_0005 ({_COLUMNS}) SELECT {_COLUMNS} FROM changes ORDER BY position",
-    # the marker: positions already given stay given
+    # the marker: positions already given stay given. It leaves the feed (moving the horizon to
+    # it) as a row written now would, when the retention of the feed has passed.
     """INSERT INTO changes_0005 (position, owner, note_id, version, op, at)
-       SELECT seq, '', 0, 0, 'delete', 0 FROM sqlite_sequence
+       SELECT seq, '', 0, 0, 'delete', CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)
+       FROM sqlite_sequence
        WHERE name = 'changes' AND seq > coalesce((SELECT max(position) FROM changes), 0)""",
     "DROP TABLE changes",
     "ALTER TABLE changes_0005 RENAME TO changes",

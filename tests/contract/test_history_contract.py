@@ -173,6 +173,21 @@ async def test_a_follower_at_the_end_sees_the_next_change_whatever_left_the_log_
     await next_change_is_seen(lambda: mine.delete(doomed.id, at=T0), prune)
 
 
+async def test_a_follower_is_not_expired_by_a_removed_change_still_within_retention(
+    storage: Storage, other: str
+) -> None:
+    """A change that left the log (its owner removed) does not age: a follower that read
+    everything before it keeps its token while the retention would have kept that change."""
+    mine = storage.notes_of(LOCAL)
+    await mine.add(draft(updated_at=T0))
+    token = (await mine.changes(None, 100)).next
+    await storage.notes_of(other).add(draft(updated_at=T0 + timedelta(days=40)))
+    await storage.accounts.remove_owner(other, delete_notes=True)
+    while await service(storage, T0 + timedelta(days=45), keep_changes_days=30).prune():
+        pass
+    assert (await mine.changes(token, 100)).changes == ()
+
+
 async def test_another_owner_sees_nothing_of_this_owners_history(storage: Storage, other: str) -> None:
     mine = storage.notes_of(LOCAL)
     theirs = storage.notes_of(other)

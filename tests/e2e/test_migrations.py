@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.adapters.migrate import SCRIPTS, migrate
 from app.adapters.schema import metadata
+from app.domain.errors import StorageUnavailableError
 from tests.databases import in_thread, postgres_database
 
 
@@ -70,18 +72,39 @@ def test_the_cursor_secret_is_made_once_per_store_and_kept(tmp_path) -> None:
     assert len(secrets) == 2 and secrets[0] != secrets[1] and len(secrets[0][0]) >= 32
 
 
-def test_sqlite_log_positions_given_before_0005_are_never_given_again(tmp_path: Path) -> None:
-    """A store whose newest log rows were deleted under AUTOINCREMENT (a purge) keeps their
-    positions taken: the next change comes after them, where a follower's token points."""
-    path = tmp_path / "notes.db"
+def _sqlite_at(path: Path, revision: str) -> None:
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.connect() as connection:
         config = Config()
         config.set_main_option("script_location", str(SCRIPTS))
         config.attributes["connection"] = connection
-        command.upgrade(config, "0004")
+        command.upgrade(config, revision)
         connection.commit()
     engine.dispose()
+
+
+def test_a_sqlite_migration_that_fails_half_way_leaves_the_schema_as_it_was(tmp_path: Path) -> None:
+    """0005 drops the log's triggers first: a failure after that must not leave a store whose
+    writes go unlogged. (Here the second trigger is missing, so the second statement fails.)"""
+    path = tmp_path / "notes.db"
+    _sqlite_at(path, "0004")
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TRIGGER notes_log_au")
+    db.close()
+    with pytest.raises(StorageUnavailableError, match="no such trigger"):
+        migrate(f"sqlite:///{path}", "sqlite")
+    with sqlite3.connect(path) as db:
+        triggers = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE name LIKE 'notes_log_%'")]
+        version = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    db.close()
+    assert triggers == ["notes_log_ai"] and version == [("0004",)]
+
+
+def test_sqlite_log_positions_given_before_0005_are_never_given_again(tmp_path: Path) -> None:
+    """A store whose newest log rows were deleted under AUTOINCREMENT (a purge) keeps their
+    positions taken: the next change comes after them, where a follower's token points."""
+    path = tmp_path / "notes.db"
+    _sqlite_at(path, "0004")
     insert = ("INSERT INTO notes (title, description, priority, tags, created_at, updated_at, version,"
               " title_key, search_text) VALUES ('t', '', 1, '[]', 0, 0, 1, 't', 't')")
     with sqlite3.connect(path) as db:
