@@ -75,13 +75,14 @@ def tables(results: dict) -> str:
         f"notes: {', '.join(seeded)}; loadgen {results['machine']['loadgen']};"
         f" {results['machine']['pinning']}",
         *([f"baseline: {baseline['name']} ({baseline['commit']}): its ratio (SQL stores: against a"
-           " ceiling on its own store), the change in points, and today's rps against its"]
+           " ceiling on its own store), the change in points, the change against today's ceiling"
+           " for both (today C), and today's rps against its"]
           if baseline else []),
         *([f"variant: this service with {variant}: its ratio, and its change from the plain one in points"]
           if variant else []),
         "",
         f"{'adapter':<11}{'scenario':<10}{'service rps':>12}{'ceiling rps':>12}{'ratio':>7}"
-        + (f"{'baseline':>9}{'change':>8}{'rps':>8}" if baseline else "")
+        + (f"{'baseline':>9}{'change':>8}{'today C':>8}{'rps':>8}" if baseline else "")
         + (f"{'variant':>9}{'change':>8}" if variant else "")
         + f"{'service p50/p99 ms':>21}{'ceiling p50/p99 ms':>21}{'errors':>8}",
     ]
@@ -121,8 +122,9 @@ def _feed_lines(results: dict) -> list[str]:
 def _against_baseline(row: dict) -> str:
     """The baseline's ratio, and today's minus it in points (hundredths of the ceiling)."""
     before = row["baseline_ratio"]
+    same_ceiling = (row["ratio"] - row["baseline_ratio_to_todays_ceiling"]) * 100
     rps = row["rps_over_baseline"] - 1
-    return f"{before:>9.2f}{(row['ratio'] - before) * 100:>+8.1f}{rps * 100:>+7.1f}%"
+    return f"{before:>9.2f}{(row['ratio'] - before) * 100:>+8.1f}{same_ceiling:>+8.1f}{rps * 100:>+7.1f}%"
 
 
 def _variant(row: dict) -> str:

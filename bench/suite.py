@@ -124,14 +124,13 @@ def _run_on(bench: Bench, adapter: str, url: str) -> dict:
                 running.callback(bench.databases.drop, before_url)
                 say(f"[{adapter}] seeding the baseline's own store, migrated by its own code")
                 seed_sql(before_url, count, keep_rows=False, root=bench.baseline.root)
-            before = bench.start_service(f"{adapter}-baseline", before_url, bench.baseline.root)
-            running.callback(bench.processes.stop, before[0])
-            urls.append(before[1])
-            if adapter != "memory":
                 # Its ratio as it was: against the ceiling on its own store, whose schema (the
                 # triggers of SQLite's, say) the ceiling's SQL runs into just as the baseline does.
                 process, baseline_ceiling = bench.start_ceiling(adapter, before_url, "baseline-ceiling")
                 running.callback(bench.processes.stop, process)
+            before = bench.start_service(f"{adapter}-baseline", before_url, bench.baseline.root)
+            running.callback(bench.processes.stop, before[0])
+            urls.append(before[1])
         variant = None
         if bench.options.variant is not None:
             variant = _start_variant(bench, adapter, url)
@@ -254,6 +253,7 @@ def _compare(bench: Bench, adapter: str, scenario: plan.Scenario, urls: Urls) ->
     for summary in others:
         found |= {
             "baseline": summary.as_dict(), "baseline_ratio": paired_ratio(summary, baseline_best),
+            "baseline_ratio_to_todays_ceiling": paired_ratio(summary, best),
             "rps_over_baseline": paired_ratio(ours, summary),
         }
     return found

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 
 from app.adapters import sqlite_history
-from app.adapters.sqlite_history import content_note
 from app.adapters.sqlite_link import Writer, connect, unavailable_on_error
 from app.domain.errors import ImportConflictError
 from app.domain.model import Note, search_text, title_sort_key
@@ -121,7 +120,7 @@ async def export(path: str, timeout: float, selection: Selection) -> AsyncIterat
                 f"{_SELECT_REVISIONS}{' AND owner' + within if within else ''} ORDER BY note_id, version", names
             )
         async for row in _rows(cursor):
-            yield RevisionRecord(row[0], content_note(row[1], row[2:9], row[9]))
+            yield RevisionRecord(row[0], sqlite_history.content_note(row[1], row[2:9], row[9]))
     finally:
         db.close()
 
