@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -44,14 +46,27 @@ def database_url(server_url: str, name: str) -> str:
 
 
 @contextmanager
-def postgres_database(server_url: str, prefix: str = "notes_test") -> Iterator[str]:
-    """A new, empty database on the server, dropped afterwards whatever happens."""
+def postgres_database(server_url: str, prefix: str = "notes_test", template: str | None = None) -> Iterator[str]:
+    """A new database on the server (empty, or a copy of the database named `template`),
+    dropped afterwards whatever happens."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    _admin(server_url, f'CREATE DATABASE "{name}"')
+    _admin(server_url, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     try:
         yield database_url(server_url, name)
     finally:
         _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_name(url: str) -> str:
+    name = sa.make_url(url).database
+    assert name is not None, url
+    return name
+
+
+def sqlite_copy(template: Path, path: Path) -> str:
+    """The URL of a copy of the SQLite file `template` at `path`."""
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
 
 
 @contextmanager

@@ -222,10 +222,12 @@ async def test_every_follower_sees_every_change_once_in_order(two_servers, sql_d
         versions[row["id"]] = row["version"]
 
 
-async def test_a_follower_waits_for_a_transaction_held_open_rather_than_skip_it(postgres_server_url, tmp_path):
+async def test_a_follower_waits_for_a_transaction_held_open_rather_than_skip_it(
+    postgres_server_url, postgres_template, tmp_path
+):
     from tests.databases import postgres_database
 
-    with postgres_database(postgres_server_url, "notes_e2e") as url:
+    with postgres_database(postgres_server_url, "notes_e2e", postgres_template) as url:
         server = Server(url, tmp_path / "server.log").wait_ready()
         try:
             async with aiohttp.ClientSession() as session:

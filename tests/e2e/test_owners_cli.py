@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.databases import sqlite_copy
 from tests.e2e.processes import Server, run
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,6 @@ def issue(url: str, owner: str, *flags: str) -> str:
 
 def test_a_token_from_the_command_line_opens_a_server_that_requires_one(sql_database_url: str, tmp_path: Path) -> None:
     url = sql_database_url
-    ok("migrate", "--database-url", url)
     ok("users", "add", "alice", "--database-url", url)
     token = issue(url, "alice", "--label", "laptop")
     server = Server(url, tmp_path / "server.log", "--auth", "required").wait_ready()
@@ -57,7 +57,6 @@ def test_a_token_from_the_command_line_opens_a_server_that_requires_one(sql_data
 
 
 def test_a_revoked_token_is_refused_by_every_worker_within_five_seconds(sqlite_url: str, tmp_path: Path) -> None:
-    ok("migrate", "--database-url", sqlite_url)
     ok("users", "add", "alice", "--database-url", sqlite_url)
     token = issue(sqlite_url, "alice")
     server = Server(sqlite_url, tmp_path / "server.log", "--auth", "required", "--workers", "2").wait_ready()
@@ -114,13 +113,12 @@ def test_account_commands_refuse_memory_and_an_unmigrated_store(tmp_path: Path) 
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'notes.db'}"
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A new store at the head schema (tests/conftest.py's template)."""
+    return sqlite_copy(sqlite_template, tmp_path / "notes.db")
 
 
 @pytest.fixture(scope="module")
-def migrated_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def migrated_sqlite_url(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> str:
     """One migrated store for the commands that change nothing."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'notes.db'}"
-    ok("migrate", "--database-url", url)
-    return url
+    return sqlite_copy(sqlite_template, tmp_path_factory.mktemp("cli") / "notes.db")

@@ -43,9 +43,8 @@ def schemathesis() -> list[str]:
 
 def owner_with_token(database_url: str) -> tuple[str, str, str]:
     """An owner of a migrated store, a write token of it, and the token's id, by the command line."""
-    for command in (("migrate",), ("users", "add", OWNER)):
-        done = run(*command, "--database-url", database_url)
-        assert done.returncode == 0, done.stderr
+    added = run("users", "add", OWNER, "--database-url", database_url)
+    assert added.returncode == 0, added.stderr
     issued = run("tokens", "issue", OWNER, "--database-url", database_url)
     assert issued.returncode == 0, issued.stderr
     token_id = re.search(r"issued token (\d+)", issued.stderr)

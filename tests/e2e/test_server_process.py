@@ -65,8 +65,10 @@ def test_the_tutorials_client_calls_work_against_a_real_server(any_database_url:
     assert "Traceback" not in server.output()
 
 
-def test_sigterm_lets_a_request_in_flight_finish_then_exits_zero(postgres_server_url: str, tmp_path: Path) -> None:
-    with postgres_database(postgres_server_url, "notes_e2e") as url:
+def test_sigterm_lets_a_request_in_flight_finish_then_exits_zero(
+    postgres_server_url: str, postgres_template: str, tmp_path: Path
+) -> None:
+    with postgres_database(postgres_server_url, "notes_e2e", postgres_template) as url:
         server = Server(url, tmp_path / "server.log").wait_ready()
         note = requests.post(f"{server.base}/notes", json={"title": "locked"}).json()
         locked, results = threading.Event(), {}
@@ -132,8 +134,10 @@ def test_every_acknowledged_write_survives_kill_9(sql_database_url: str, tmp_pat
         again.stop()
 
 
-def test_two_servers_starting_together_on_an_empty_database_both_come_up(sql_database_url: str, tmp_path: Path) -> None:
-    servers = [Server(sql_database_url, tmp_path / f"s{i}.log") for i in range(2)]
+def test_two_servers_starting_together_on_an_empty_database_both_come_up(
+    empty_sql_database_url: str, tmp_path: Path
+) -> None:
+    servers = [Server(empty_sql_database_url, tmp_path / f"s{i}.log") for i in range(2)]
     try:
         for server in servers:
             server.wait_ready()

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.databases import sqlite_copy
 from tests.e2e.fake_postgres import password_refusing_server
 from tests.e2e.processes import free_port, run
 
@@ -34,10 +35,10 @@ def only_line(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_port_in_use_stops_the_server_with_one_line(workers: str, tmp_path: Path) -> None:
+def test_a_port_in_use_stops_the_server_with_one_line(workers: str, tmp_path: Path, sqlite_template: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:  # listening, without SO_REUSEPORT
         port = taken.getsockname()[1]
-        result = run("serve", "--database-url", f"sqlite:///{tmp_path / 'notes.db'}",
+        result = run("serve", "--database-url", sqlite_copy(sqlite_template, tmp_path / "notes.db"),
                      "--port", str(port), "--workers", workers, "--log-level", "warning")
     assert result.returncode == 1
     assert only_line(result) == (
