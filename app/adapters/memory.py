@@ -87,9 +87,9 @@ class MemoryNoteRepository:
     def __len__(self) -> int:
         return len(self._notes)
 
-    def move_to(self, other: MemoryNoteRepository) -> int:
-        """Give every note to `other`, with the trash and the whole history (a move of owner);
-        how many notes moved."""
+    def move_to(self, other: MemoryNoteRepository, at: datetime) -> int:
+        """Give every note to `other`, with the trash and the whole history (a move of owner),
+        logged `at` as the store's port says; how many notes moved."""
         notes = list(self._notes.values())
         for note in notes:
             self._replace(note, None)
@@ -104,7 +104,20 @@ class MemoryNoteRepository:
             self._history.rows[position] = (other, change)
         self._revisions, self._content_rows = {}, {}
         self._feed.clear()
+        for note in notes:
+            other._log_again(note, at)
+            self._log(ChangeOp.DELETE, note.id, note.version, at, None)
         return len(notes)
+
+    def _log_again(self, note: Note, at: datetime) -> None:
+        """The row of the note's current version leaves its place for the end of the log."""
+        logged = self._revisions.get(note.id, {}).get(note.version)
+        if logged is not None:
+            position = logged.token.position
+            self._feed.pop(position, None)
+            self._history.rows.pop(position, None)
+            self._rows_of_note(note.id).discard(position)
+        self._log(ChangeOp.PUT, note.id, note.version, at, note)
 
     def current_version(self, note_id: int) -> int:
         note = self._notes.get(note_id)
@@ -654,12 +667,12 @@ class MemoryAccounts:
         if token is not None:
             self._tokens[token_id] = replace(token, last_used_at=used_at)
 
-    async def move_notes(self, source: str, target: str) -> int:
+    async def move_notes(self, source: str, target: str, *, at: datetime) -> int:
         self._existing(source)
         self._existing(target)
         if source == target:
             return 0
-        return self._notes_of(source).move_to(self._notes_of(target))
+        return self._notes_of(source).move_to(self._notes_of(target), at)
 
     def _existing(self, name: str) -> None:
         if name not in self._owners:

@@ -371,15 +371,19 @@ class PostgresAccounts:
     async def touch_token(self, token_id: int, used_at: datetime) -> None:
         await self._run("execute", "UPDATE tokens SET last_used_at = $1 WHERE id = $2", used_at, token_id)
 
-    async def move_notes(self, source: str, target: str) -> int:
+    async def move_notes(self, source: str, target: str, *, at: datetime) -> int:
         async with transaction(self._pool, self._timeout) as db:
             await _lock_owner(db, source)
             await _lock_owner(db, target)
             if source == target:
                 return 0
-            status = await db.execute("UPDATE notes SET owner = $1 WHERE owner = $2", target, source)
             for table in ("trash", "changes"):  # the notes' history goes with them
                 await db.execute(f"UPDATE {table} SET owner = $1 WHERE owner = $2", target, source)
+            await db.execute(postgres_history.MOVE, source, target, at)
+            status = await db.execute(postgres_history.MOVE_NOTES, source, target)
+            # heard by the followers of both in every process, once this commits (a rare write:
+            # the notify lock it takes at commit costs no one)
+            await db.execute(postgres_history.NOTIFY, [source, target])
         return int(status.split()[-1])
 
 

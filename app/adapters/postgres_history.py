@@ -100,6 +100,23 @@ WITH n AS (
 )
 INSERT INTO changes (key, owner, note_id, version, op, at)
 SELECT key, owner, id, version, 'delete', $3 FROM n"""
+# A move of every note of $1 to $2, at $3, once the log's rows are $2's (a delete for the
+# followers of $1, a put for those of $2; the row of each note's current version goes to the end
+# of the log, so each version is in it once). Then MOVE_NOTES, whose new keys are these rows'.
+MOVE = f"""
+WITH moving AS (
+    SELECT id, version, greatest(pg_current_xact_id(), change_key) AS key, {CONTENT} FROM notes WHERE owner = $1
+), newest AS (
+    DELETE FROM changes c USING moving m WHERE c.note_id = m.id AND c.version = m.version AND c.op = 'put'
+)
+INSERT INTO changes (key, owner, note_id, version, op, at, {CONTENT})
+SELECT key, owner, id, version, op, $3, {CONTENT} FROM (
+    SELECT key, $2::text AS owner, id, version, 'put' AS op, {CONTENT} FROM moving
+    UNION ALL
+    SELECT key, $1::text, id, version, 'delete', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM moving
+) AS logged ORDER BY id, op DESC"""
+MOVE_NOTES = "UPDATE notes SET owner = $2, change_key = greatest(pg_current_xact_id(), change_key) WHERE owner = $1"
+NOTIFY = f"SELECT pg_notify('{CHANNEL}', o) FROM unnest($1::text[]) AS o"  # $1: the owners
 # $1 id, $2 owner, $3 the time of the restore
 RESTORE = f"""
 WITH t AS (
@@ -322,7 +339,7 @@ class Notifications:
             owners, self._pending = sorted(self._pending), set()
             try:
                 connection = await self._open()
-                await connection.execute(f"SELECT pg_notify('{CHANNEL}', o) FROM unnest($1::text[]) AS o", owners)
+                await connection.execute(NOTIFY, owners)
             except (*UNAVAILABLE, OSError) as error:
                 # the followers of other processes still look when their wait ends
                 log.warning("could not notify other processes of a change: %s", error)

@@ -502,17 +502,19 @@ class SqliteAccounts:
             "UPDATE tokens SET last_used_at = ? WHERE id = ?", (to_microseconds(used_at), token_id)
         )
 
-    async def move_notes(self, source: str, target: str) -> int:
+    async def move_notes(self, source: str, target: str, *, at: datetime) -> int:
         async with self._writer.transaction() as db:
             with unavailable_on_error():
                 _existing(db, source)
                 _existing(db, target)
                 if source == target:
                     return 0
-                moved = db.execute("UPDATE notes SET owner = ? WHERE owner = ?", (target, source)).rowcount
                 for table in ("trash", "changes"):  # the notes' history goes with them
                     db.execute(f"UPDATE {table} SET owner = ? WHERE owner = ?", (target, source))
-                return moved
+                with sqlite_history.keeping_last_position(db):
+                    db.execute(sqlite_history.MOVE_FROM, (source,))
+                db.execute(sqlite_history.MOVE, {"source": source, "target": target, "at": to_microseconds(at)})
+                return db.execute("UPDATE notes SET owner = ? WHERE owner = ?", (target, source)).rowcount
 
 
 def _existing(db: sqlite3.Connection, name: str) -> None:

@@ -86,7 +86,7 @@ class AccountService:
         await self._accounts.revoke_token(token_id, owner)
 
     async def move_notes(self, source: str, target: str) -> int:
-        return await self._accounts.move_notes(owner_name(source), owner_name(target))
+        return await self._accounts.move_notes(owner_name(source), owner_name(target), at=self._clock())
 
     def trusted(self, secret: str) -> Token | None:
         """The token of this secret if `authenticate` accepted it moments ago and would again now

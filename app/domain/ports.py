@@ -128,9 +128,14 @@ class Accounts(Protocol):
     async def touch_token(self, token_id: int, used_at: datetime) -> None:
         """Set the token's last-used time (a minute, already rounded)."""
 
-    async def move_notes(self, source: str, target: str) -> int:
-        """Give every note of `source` to `target` in one transaction; how many moved.
-        `OwnerNotFoundError` if either does not exist."""
+    async def move_notes(self, source: str, target: str, *, at: datetime) -> int:
+        """Give every note of `source` to `target` in one transaction, with its trash and its
+        history; how many notes moved. `OwnerNotFoundError` if either does not exist.
+
+        A move is a change of each note, logged `at`: the followers of `source` get a `delete`
+        of each note it had, and the followers of `target` a `put` of each, at its version, so
+        that neither side's follower misses it (the newest revision's row moves to the end of
+        the log: each version stays in it once)."""
 
 
 class ChangeWatch(Protocol):

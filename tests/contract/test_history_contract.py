@@ -276,17 +276,29 @@ async def test_a_watch_wakes_on_a_change_of_its_owner(storage: Storage, other: s
 
 
 async def test_moving_notes_to_another_owner_moves_their_history(storage: Storage, other: str) -> None:
-    mine = storage.notes_of(LOCAL)
+    mine, theirs = storage.notes_of(LOCAL), storage.notes_of(other)
     note = await mine.add(draft())
     note = await mine.update(note.revised(note.content(), T0))
     trashed = await mine.add(draft())
     await mine.delete(trashed.id, at=T0)
-    assert await storage.accounts.move_notes(LOCAL, other) == 1
-    theirs = storage.notes_of(other)
+    their_own = await theirs.add(draft(title="theirs"))
+    my_end, their_end = (await mine.changes(None, 100)).next, (await theirs.changes(None, 100)).next
+    moved_at = T0 + timedelta(1)
+    assert await storage.accounts.move_notes(LOCAL, other, at=moved_at) == 1
     assert [n.version for n in await theirs.revisions(note.id, newest=2, oldest=1, limit=5)] == [2, 1]
     assert [t.note.id for t in await theirs.trash(limit=5)] == [trashed.id]
-    assert [c.note_id for c in (await theirs.changes(None, 100)).changes] == [note.id, note.id, trashed.id, trashed.id]
-    assert (await mine.changes(None, 100)).changes == () and await mine.trash(limit=5) == []
+    assert await mine.trash(limit=5) == []
+    # A follower of each owner, at the end before the move: the note left the one, came to the other.
+    (left,) = (await mine.changes(my_end, 100)).changes
+    assert (left.op, left.note_id, left.version, left.note, left.at) == (ChangeOp.DELETE, note.id, 2, None, moved_at)
+    (came,) = (await theirs.changes(their_end, 100)).changes
+    assert (came.op, came.note_id, came.version, came.note, came.at) == (ChangeOp.PUT, note.id, 2, note, moved_at)
+    # From the start, each version once: the one current at the move comes last.
+    assert [(c.op, c.note_id, c.version) for c in (await theirs.changes(None, 100)).changes] == [
+        (ChangeOp.PUT, note.id, 1), (ChangeOp.PUT, trashed.id, 1), (ChangeOp.DELETE, trashed.id, 1),
+        (ChangeOp.PUT, their_own.id, 1), (ChangeOp.PUT, note.id, 2),
+    ]
+    assert [c.note_id for c in (await mine.changes(None, 100)).changes] == [note.id]
 
 
 async def test_a_transaction_open_in_another_database_does_not_hold_the_feed_back(
