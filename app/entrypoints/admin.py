@@ -91,7 +91,7 @@ async def _tokens_revoke(accounts: AccountService, args: argparse.Namespace, out
 
 async def _notes_move(accounts: AccountService, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     moved = await accounts.move_notes(args.source, args.target)
-    err.write(f"moved {moved} notes from {args.source} to {args.target}\n")
+    err.write(f"moved {moved} note{'' if moved == 1 else 's'} from {args.source} to {args.target}\n")
 
 
 ACTIONS: dict[tuple[str, str], Action] = {

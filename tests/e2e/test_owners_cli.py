@@ -49,7 +49,8 @@ def test_a_token_from_the_command_line_opens_a_server_that_requires_one(sql_data
         assert "laptop" in listed and "alice" in listed and token not in listed
         assert re.search(r"^alice\s+1\s+1$", ok("users", "list", "--database-url", url), re.M)
         ok("users", "add", "bob", "--database-url", url)
-        ok("notes", "move", "--from", "alice", "--to", "bob", "--database-url", url)
+        moved = run("notes", "move", "--from", "alice", "--to", "bob", "--database-url", url)
+        assert (moved.returncode, moved.stderr) == (0, "moved 1 note from alice to bob\n")
         assert requests.get(f"{base}/notes/{made.json()['id']}", headers=bearer).status_code == 404
     finally:
         assert server.stop() == 0
