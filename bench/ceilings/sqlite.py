@@ -1,13 +1,15 @@
 """C2: aiohttp + one sqlite3 connection on the event loop, running the SQLite adapter's SQL.
 
-Same connection settings as the service (WAL, synchronous=NORMAL, autocommit, statement cache).
-Unlike the service, listings run on the event loop too: no thread pool.
+Same connection settings as the service (WAL, synchronous=NORMAL, autocommit, statement cache,
+checkpoints in a thread with the service's `Checkpoints`, writes in turns with them). Unlike the
+service, listings run on the event loop too: no thread pool.
 
     python -m bench.ceilings.sqlite --port 8082 --database-url sqlite:////tmp/notes.db
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from aiohttp import web
 
+from app.adapters.sqlite_link import Checkpoints
 from bench.ceilings.common import (
     content,
     document,
@@ -43,6 +46,8 @@ UPDATE = (
     " WHERE id = ? AND version = ?"
 )
 DB = web.AppKey("db", sqlite3.Connection)
+CHECKPOINTS = web.AppKey("checkpoints", Checkpoints)
+TURN = web.AppKey("turn", asyncio.Lock)  # the writes', which a checkpoint that restarts the WAL takes
 
 
 def _micros(moment: datetime) -> int:
@@ -70,7 +75,9 @@ async def create_note(request: web.Request) -> web.Response:
     stamp = _micros(now)
     tags_json = orjson.dumps(tags).decode()
     values = (title, description, priority, tags_json, created_by, stamp, stamp, key, text)
-    cursor = request.app[DB].execute(INSERT, values)
+    async with request.app[TURN]:
+        cursor = request.app[DB].execute(INSERT, values)
+    request.app[CHECKPOINTS].wrote(request.app[DB].total_changes)
     row = (cursor.lastrowid, title, description, priority, tags, created_by, now, now, 1)
     return note_response(document(row, tags, now, now), status=201, location=True)
 
@@ -86,8 +93,11 @@ async def replace_note(request: web.Request) -> web.Response:
         title, description, priority, orjson.dumps(tags).decode(), created_by, current[6],
         _micros(now), version, key, text, note_id, current[8],
     )
-    if not db.execute(UPDATE, values).rowcount:
+    async with request.app[TURN]:
+        updated = db.execute(UPDATE, values).rowcount
+    if not updated:
         raise web.HTTPConflict()
+    request.app[CHECKPOINTS].wrote(db.total_changes)
     row = (note_id, title, description, priority, tags, created_by, None, None, version)
     return note_response(document(row, tags, _moment(current[6]), now))
 
@@ -104,14 +114,15 @@ async def list_notes(request: web.Request) -> web.Response:
 
 def make_app(database_url: str) -> web.Application:
     async def connection(app: web.Application) -> AsyncIterator[None]:
-        db = sqlite3.connect(
-            database_url.removeprefix("sqlite:///"), isolation_level=None,
-            check_same_thread=False, cached_statements=256,
-        )
+        path = database_url.removeprefix("sqlite:///")
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        app[DB] = db
+        db.execute("PRAGMA wal_autocheckpoint = 0")
+        app[DB], app[TURN] = db, asyncio.Lock()
+        app[CHECKPOINTS] = Checkpoints(path, app[TURN])
         yield
+        app[CHECKPOINTS].close()
         db.close()
 
     app = web.Application()
