@@ -134,6 +134,7 @@ async def test_the_wal_stays_short_while_writes_go_on(sqlite_url: str, monkeypat
     """The store checkpoints in a thread of its own (SQLite's automatic checkpoint would run in
     a commit, on the event loop); writes that never pause still leave a short WAL, not one that
     holds every one of them."""
+    monkeypatch.setattr(sqlite_link, "CHECKPOINT_ROWS", 100)
     monkeypatch.setattr(sqlite_link, "RESTART_PAGES", 500)
     path = sqlite_url.removeprefix("sqlite:///")
     async for store in sqlite.open_storage(sqlite_url, timeout=5):
@@ -143,4 +144,4 @@ async def test_the_wal_stays_short_while_writes_go_on(sqlite_url: str, monkeypat
             note = await notes.update(note.revised(note.content(), T0))
             await asyncio.sleep(0)  # the loop turns between two writes, as between two requests
         largest = Path(f"{path}-wal").stat().st_size  # what the WAL ever held: a restart reuses it
-    assert largest < 50 * 2**20  # 20-30 MB; without restarts, 150 MB: every write's pages
+    assert largest < 75 * 2**20  # 5-13 MB here, loaded or not; without restarts, 150 MB: every write's pages
