@@ -85,15 +85,15 @@ async def create_note(request: web.Request) -> web.Response:
 async def replace_note(request: web.Request) -> web.Response:
     note_id, db = int(request.match_info["id"]), request.app[DB]
     title, description, priority, tags, created_by, key, text = content(await request.read())
-    current = db.execute(GET, (note_id,)).fetchone()
-    if current is None:
-        raise web.HTTPNotFound()
-    now, version = datetime.now(UTC), current[8] + 1
-    values = (
-        title, description, priority, orjson.dumps(tags).decode(), created_by, current[6],
-        _micros(now), version, key, text, note_id, current[8],
-    )
-    async with request.app[TURN]:
+    async with request.app[TURN]:  # the read too: waiting for a checkpoint lets other writes in
+        current = db.execute(GET, (note_id,)).fetchone()
+        if current is None:
+            raise web.HTTPNotFound()
+        now, version = datetime.now(UTC), current[8] + 1
+        values = (
+            title, description, priority, orjson.dumps(tags).decode(), created_by, current[6],
+            _micros(now), version, key, text, note_id, current[8],
+        )
         updated = db.execute(UPDATE, values).rowcount
     if not updated:
         raise web.HTTPConflict()
