@@ -88,25 +88,31 @@ class MemoryNoteRepository:
         return len(self._notes)
 
     def move_to(self, other: MemoryNoteRepository, at: datetime) -> int:
-        """Give every note to `other`, with the trash and the whole history (a move of owner),
-        logged `at` as the store's port says; how many notes moved."""
-        notes = list(self._notes.values())
+        """Give every note to `other`, with the trash and their history (a move of owner; a
+        purged note's rows stay), logged `at` as the store's port says; how many notes moved."""
+        notes, trash = list(self._notes.values()), list(self._trash.values())
         for note in notes:
             self._replace(note, None)
             other._store(note)
-        for trashed in list(self._trash.values()):
+        for trashed in trash:
             self._trash_take(trashed.note.id)
             other._trash_put(trashed)
-        other._revisions.update(self._revisions)
-        other._content_rows.update(self._content_rows)
-        for position, change in self._feed.items():
-            other._feed[position] = change
-            self._history.rows[position] = (other, change)
-        self._revisions, self._content_rows = {}, {}
-        self._feed.clear()
+        moving = {note.id for note in notes} | {trashed.note.id for trashed in trash}
+        for note_id in moving:
+            if note_id in self._revisions:
+                other._revisions[note_id] = self._revisions.pop(note_id)
+            if note_id in self._content_rows:
+                other._content_rows[note_id] = self._content_rows.pop(note_id)
+        for position, change in list(self._feed.items()):
+            if change.note_id in moving:
+                del self._feed[position]
+                other._feed[position] = change
+                self._history.rows[position] = (other, change)
         for note in notes:
             other._log_again(note, at)
             self._log(ChangeOp.DELETE, note.id, note.version, at, None)
+        for trashed in trash:
+            self._log(ChangeOp.DELETE, trashed.note.id, trashed.note.version, at, None)
         return len(notes)
 
     def _log_again(self, note: Note, at: datetime) -> None:

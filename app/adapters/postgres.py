@@ -377,14 +377,18 @@ class PostgresAccounts:
             await _lock_owner(db, target)
             if source == target:
                 return 0
-            for table in ("trash", "changes"):  # the notes' history goes with them
-                await db.execute(f"UPDATE {table} SET owner = $1 WHERE owner = $2", target, source)
-            await db.execute(postgres_history.MOVE, source, target, at)
-            status = await db.execute(postgres_history.MOVE_NOTES, source, target)
+            # The notes that move, locked until the commit: a write of one of them meanwhile
+            # waits, then finds it gone; a note made meanwhile stays where it was made.
+            live = [row[0] for row in await db.fetch(postgres_history.MOVING_NOTES, source)]
+            trashed = [row[0] for row in await db.fetch(postgres_history.MOVING_TRASH, source)]
+            await db.execute(postgres_history.MOVE_HISTORY, source, target, live + trashed)
+            await db.execute(postgres_history.MOVE, source, target, at, live, trashed)
+            await db.execute(postgres_history.MOVE_NOTES, target, live)
+            await db.execute(postgres_history.MOVE_TRASH, target, trashed)
             # heard by the followers of both in every process, once this commits (a rare write:
             # the notify lock it takes at commit costs no one)
             await db.execute(postgres_history.NOTIFY, [source, target])
-        return int(status.split()[-1])
+        return len(live)
 
 
 async def _lock_owner(db: asyncpg.Connection, name: str) -> None:

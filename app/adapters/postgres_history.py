@@ -100,22 +100,37 @@ WITH n AS (
 )
 INSERT INTO changes (key, owner, note_id, version, op, at)
 SELECT key, owner, id, version, 'delete', $3 FROM n"""
-# A move of every note of $1 to $2, at $3, once the log's rows are $2's (a delete for the
-# followers of $1, a put for those of $2; the row of each note's current version goes to the end
-# of the log, so each version is in it once). Then MOVE_NOTES, whose new keys are these rows'.
+# A move of the notes of $1 to $2: the ids of its notes and of its trash, locked; their rows of
+# the log become $2's (a purged note's stay $1's, whose followers may not have read its delete).
+MOVING_NOTES = "SELECT id FROM notes WHERE owner = $1 ORDER BY id FOR UPDATE"
+MOVING_TRASH = "SELECT id FROM trash WHERE owner = $1 ORDER BY id FOR UPDATE"
+MOVE_HISTORY = "UPDATE changes SET owner = $2 WHERE owner = $1 AND note_id = ANY($3::bigint[])"
+# Then, at $3, for the notes $4 and the trash $5: a delete of each for the followers of $1 (it has
+# them no more), a put of each note for those of $2 (the row of its current version goes to the
+# end of the log, so each version is in it once); the notes' new keys are these rows'.
 MOVE = f"""
 WITH moving AS (
-    SELECT id, version, greatest(pg_current_xact_id(), change_key) AS key, {CONTENT} FROM notes WHERE owner = $1
+    SELECT true AS live, id, version, greatest(pg_current_xact_id(), change_key) AS key, {CONTENT}
+    FROM notes WHERE id = ANY($4::bigint[])
+    UNION ALL
+    SELECT false, id, version, greatest(pg_current_xact_id(), change_key), NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM trash WHERE id = ANY($5::bigint[])
 ), newest AS (
-    DELETE FROM changes c USING moving m WHERE c.note_id = m.id AND c.version = m.version AND c.op = 'put'
+    DELETE FROM changes c USING moving m
+    WHERE m.live AND c.note_id = m.id AND c.version = m.version AND c.op = 'put'
 )
 INSERT INTO changes (key, owner, note_id, version, op, at, {CONTENT})
 SELECT key, owner, id, version, op, $3, {CONTENT} FROM (
-    SELECT key, $2::text AS owner, id, version, 'put' AS op, {CONTENT} FROM moving
+    SELECT key, $2::text AS owner, id, version, 'put' AS op, {CONTENT} FROM moving WHERE live
     UNION ALL
     SELECT key, $1::text, id, version, 'delete', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM moving
 ) AS logged ORDER BY id, op DESC"""
-MOVE_NOTES = "UPDATE notes SET owner = $2, change_key = greatest(pg_current_xact_id(), change_key) WHERE owner = $1"
+MOVE_NOTES = (
+    "UPDATE notes SET owner = $1, change_key = greatest(pg_current_xact_id(), change_key) WHERE id = ANY($2::bigint[])"
+)
+MOVE_TRASH = (
+    "UPDATE trash SET owner = $1, change_key = greatest(pg_current_xact_id(), change_key) WHERE id = ANY($2::bigint[])"
+)
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', o) FROM unnest($1::text[]) AS o"  # $1: the owners
 # $1 id, $2 owner, $3 the time of the restore
 RESTORE = f"""

@@ -509,11 +509,12 @@ class SqliteAccounts:
                 _existing(db, target)
                 if source == target:
                     return 0
-                for table in ("trash", "changes"):  # the notes' history goes with them
-                    db.execute(f"UPDATE {table} SET owner = ? WHERE owner = ?", (target, source))
+                names = {"source": source, "target": target, "at": to_microseconds(at)}
+                db.execute(sqlite_history.MOVE_HISTORY, names)
                 with sqlite_history.keeping_last_position(db):
                     db.execute(sqlite_history.MOVE_FROM, (source,))
-                db.execute(sqlite_history.MOVE, {"source": source, "target": target, "at": to_microseconds(at)})
+                db.execute(sqlite_history.MOVE, names)
+                db.execute("UPDATE trash SET owner = ? WHERE owner = ?", (target, source))
                 return db.execute("UPDATE notes SET owner = ? WHERE owner = ?", (target, source)).rowcount
 
 

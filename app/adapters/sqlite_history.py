@@ -51,9 +51,14 @@ REVISIONS = (  # of a note of the owner's notes (not of one in the trash)
     " AND version BETWEEN ? AND ? AND EXISTS (SELECT 1 FROM notes WHERE id = note_id AND notes.owner = changes.owner)"
     " ORDER BY version DESC LIMIT ?"
 )
-# A move of every note of :source to :target at :at, once the log's rows are the target's: the
-# row of each note's current version leaves its place (MOVE_FROM, the source as ?) for the end of
-# the log, as a put for the followers of the target, beside a delete for those of the source.
+# A move of the notes of :source to :target at :at. Their rows of the log become the target's
+# (a purged note's stay the source's, whose followers may not have read its delete); the row of
+# each note's current version leaves its place (MOVE_FROM, the source as ?) for the end of the
+# log, as a put for the followers of the target; and the followers of the source get a delete of
+# each note and of each note in its trash. Then the notes and the trash change owner.
+MOVE_HISTORY = """
+UPDATE changes SET owner = :target WHERE owner = :source
+AND note_id IN (SELECT id FROM notes WHERE owner = :source UNION ALL SELECT id FROM trash WHERE owner = :source)"""
 MOVE_FROM = (
     "DELETE FROM changes WHERE op = 'put' AND (note_id, version) IN (SELECT id, version FROM notes WHERE owner = ?)"
 )
@@ -63,6 +68,8 @@ SELECT owner, id, version, op, :at, {CONTENT} FROM (
     SELECT :target AS owner, id, version, 'put' AS op, {CONTENT} FROM notes WHERE owner = :source
     UNION ALL
     SELECT :source, id, version, 'delete', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM notes WHERE owner = :source
+    UNION ALL
+    SELECT :source, id, version, 'delete', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM trash WHERE owner = :source
 ) ORDER BY id, op DESC"""
 TRASH_COLUMNS = f"id, {CONTENT}, version, deleted_at"
 TRASH = f"SELECT {TRASH_COLUMNS} FROM trash WHERE owner = ? ORDER BY deleted_at DESC, id DESC LIMIT ?"

@@ -133,9 +133,10 @@ class Accounts(Protocol):
         history; how many notes moved. `OwnerNotFoundError` if either does not exist.
 
         A move is a change of each note, logged `at`: the followers of `source` get a `delete`
-        of each note it had, and the followers of `target` a `put` of each, at its version, so
-        that neither side's follower misses it (the newest revision's row moves to the end of
-        the log: each version stays in it once)."""
+        of each note it had (in the trash too), and the followers of `target` a `put` of each
+        note, at its version, so that neither side's follower misses it (the newest revision's
+        row moves to the end of the log: each version stays in it once). A purged note's rows
+        stay the source's."""
 
 
 class ChangeWatch(Protocol):

@@ -280,25 +280,35 @@ async def test_moving_notes_to_another_owner_moves_their_history(storage: Storag
     note = await mine.add(draft())
     note = await mine.update(note.revised(note.content(), T0))
     trashed = await mine.add(draft())
-    await mine.delete(trashed.id, at=T0)
+    purged = await mine.add(draft())
     their_own = await theirs.add(draft(title="theirs"))
+    # A follower of each owner, at the end: mine has read the puts of all three.
     my_end, their_end = (await mine.changes(None, 100)).next, (await theirs.changes(None, 100)).next
+    await mine.delete(trashed.id, at=T0)
+    await mine.delete(purged.id, at=T0, purge=True)
     moved_at = T0 + timedelta(1)
     assert await storage.accounts.move_notes(LOCAL, other, at=moved_at) == 1
     assert [n.version for n in await theirs.revisions(note.id, newest=2, oldest=1, limit=5)] == [2, 1]
     assert [t.note.id for t in await theirs.trash(limit=5)] == [trashed.id]
     assert await mine.trash(limit=5) == []
-    # A follower of each owner, at the end before the move: the note left the one, came to the other.
-    (left,) = (await mine.changes(my_end, 100)).changes
-    assert (left.op, left.note_id, left.version, left.note, left.at) == (ChangeOp.DELETE, note.id, 2, None, moved_at)
-    (came,) = (await theirs.changes(their_end, 100)).changes
-    assert (came.op, came.note_id, came.version, came.note, came.at) == (ChangeOp.PUT, note.id, 2, note, moved_at)
+    # Mine learns that each of the three left (the purge's delete stays its own); theirs gets the
+    # note, at its version, logged at the move, and the trashed note's history (its delete).
+    left = (await mine.changes(my_end, 100)).changes
+    assert [(c.op, c.note_id) for c in left] == [
+        (ChangeOp.DELETE, purged.id), (ChangeOp.DELETE, note.id), (ChangeOp.DELETE, trashed.id),
+    ]
+    assert left[1].version == 2 and left[1].at == moved_at
+    came = (await theirs.changes(their_end, 100)).changes
+    assert [(c.op, c.note_id, c.version) for c in came] == [
+        (ChangeOp.DELETE, trashed.id, 1), (ChangeOp.PUT, note.id, 2),
+    ]
+    assert came[-1].note == note and came[-1].at == moved_at
     # From the start, each version once: the one current at the move comes last.
     assert [(c.op, c.note_id, c.version) for c in (await theirs.changes(None, 100)).changes] == [
-        (ChangeOp.PUT, note.id, 1), (ChangeOp.PUT, trashed.id, 1), (ChangeOp.DELETE, trashed.id, 1),
-        (ChangeOp.PUT, their_own.id, 1), (ChangeOp.PUT, note.id, 2),
+        (ChangeOp.PUT, note.id, 1), (ChangeOp.PUT, trashed.id, 1), (ChangeOp.PUT, their_own.id, 1),
+        (ChangeOp.DELETE, trashed.id, 1), (ChangeOp.PUT, note.id, 2),
     ]
-    assert [c.note_id for c in (await mine.changes(None, 100)).changes] == [note.id]
+    assert [c.note_id for c in (await mine.changes(None, 100)).changes] == [purged.id, note.id, trashed.id]
 
 
 async def test_a_transaction_open_in_another_database_does_not_hold_the_feed_back(
@@ -317,3 +327,36 @@ async def test_a_transaction_open_in_another_database_does_not_hold_the_feed_bac
             assert change.note == note
     finally:
         await elsewhere.close()
+
+
+async def test_a_note_written_while_it_moves_moves_with_its_new_version(
+    storage: Storage, database_url: str, other: str
+) -> None:
+    """Only PostgreSQL lets a write of the note run while a move is in flight (SQLite's writes and
+    memory's are one at a time): the move waits for it, and moves the note as it left it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("on SQLite and in memory, a move and a write of a note never overlap")
+    import asyncpg
+
+    mine, theirs = storage.notes_of(LOCAL), storage.notes_of(other)
+    note = await mine.add(draft())
+    my_end, their_end = (await mine.changes(None, 100)).next, (await theirs.changes(None, 100)).next
+    watcher = await asyncpg.connect(database_url)
+    try:
+        async with storage.transaction(LOCAL) as tx:  # the write holds the note's row
+            edited = await tx.notes.update(note.revised(replace(note.content(), title="edited"), T0))
+            moving = asyncio.ensure_future(storage.accounts.move_notes(LOCAL, other, at=T0 + timedelta(1)))
+            while not await watcher.fetchval(  # until the move waits for that row: the event, not a time
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ):
+                await asyncio.sleep(0.01)
+    finally:
+        await watcher.close()
+    assert await moving == 1
+    assert await theirs.get(note.id) == edited
+    assert [n.version for n in await theirs.revisions(note.id, newest=2, oldest=1, limit=5)] == [2, 1]
+    # mine learns the note left at the version the write made; theirs gets that version, once
+    assert [(c.op, c.version) for c in (await mine.changes(my_end, 100)).changes] == [(ChangeOp.DELETE, 2)]
+    assert [(c.op, c.version, c.note) for c in (await theirs.changes(their_end, 100)).changes] == [
+        (ChangeOp.PUT, 2, edited)
+    ]
