@@ -16,13 +16,10 @@ import sys
 from collections.abc import Sequence
 
 from app.adapters.schema_version import check_schema
-from app.container import Settings, UnsupportedDatabaseError, backend_of
 from app.domain.errors import NoteError, StorageUnavailableError
-from app.entrypoints.http.cors import InvalidOriginError, normalized_origins
 from app.entrypoints.logs import LogSettings, configure_logging
 from app.entrypoints.options import build_parser
-from app.entrypoints.server import ServeError, run_server
-from app.entrypoints.workers import run_workers
+from app.settings import Settings, UnsupportedDatabaseError, backend_of
 
 ACCOUNT_COMMANDS = ("users", "tokens", "notes")
 TRANSFER_COMMANDS = ("export", "import", "copy")
@@ -47,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args, backend)
     except (UsageError, UnsupportedDatabaseError) as error:
         return _fail(2, error)
-    except (ServeError, NoteError, OSError, ValueError) as error:
+    except (NoteError, OSError, ValueError) as error:
         return _fail(1, error)
 
 
@@ -142,13 +139,20 @@ def _migrate_in_child(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace, backend: str) -> int:
+    # the HTTP adapter and its wiring: only to serve (`migrate` and `--help` start without them)
+    from app.entrypoints.server import ServeError, run_server
+    from app.entrypoints.workers import run_workers
+
     settings = _settings(args)
     _check_workers(args, backend)  # before migrating: a wrong command line changes nothing
     if backend != "memory":
         _prepare_store(args, backend)
-    if args.workers > 1:
-        return run_workers(settings, args.host, args.port, args.workers, logs=_log_settings(args))
-    run_server(settings, args.host, args.port, logs=_log_settings(args))
+    try:
+        if args.workers > 1:
+            return run_workers(settings, args.host, args.port, args.workers, logs=_log_settings(args))
+        run_server(settings, args.host, args.port, logs=_log_settings(args))
+    except ServeError as error:
+        return _fail(1, error)
     return 0
 
 
@@ -216,6 +220,8 @@ def _log_settings(args: argparse.Namespace) -> LogSettings:
 
 def _cors_origins(args: argparse.Namespace) -> tuple[str, ...]:
     """--cors-origin flags, else NOTES_CORS_ORIGINS: the flags replace the environment's list."""
+    from app.entrypoints.http.cors import InvalidOriginError, normalized_origins
+
     given = args.cors_origin
     if given is None:
         given = os.environ.get("NOTES_CORS_ORIGINS", "").split(",")

@@ -14,7 +14,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 import orjson
-from aiohttp.http_exceptions import HttpProcessingError
 
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error")
@@ -47,8 +46,12 @@ def client_protocol_errors(record: logging.LogRecord) -> bool:
     before any handler runs, and logs it with a traceback; it is the client's error, so one
     warning line without the traceback says all there is to say. Nothing the client sent is
     repeated in it: aiohttp's reasons quote the offending bytes after a colon or a quote."""
-    error = record.exc_info[1] if record.exc_info else None
-    if record.name == "aiohttp.server" and isinstance(error, HttpProcessingError):
+    if record.name != "aiohttp.server" or not record.exc_info:
+        return True
+    from aiohttp.http_exceptions import HttpProcessingError  # loaded by then: aiohttp logged it
+
+    error = record.exc_info[1]
+    if isinstance(error, HttpProcessingError):
         message = record.getMessage()
         reason = next((line for line in str(error.message).splitlines() if line.strip()), "")
         reason = re.split(r"[:'\"]", reason, maxsplit=1)[0].strip() or type(error).__name__

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.container import SUPPORTED_URLS, Settings
 from app.entrypoints.logs import DEFAULT_LOGS, FORMATS, LEVELS
+from app.settings import SUPPORTED_URLS, Settings
 
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 # The defaults live with the settings they belong to; the flags show them.

@@ -101,3 +101,16 @@ def test_checking_the_schema_loads_neither_sqlalchemy_nor_alembic(tmp_path: Path
     )
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
     assert done.stdout == "[]\n"
+
+
+def test_migrating_loads_neither_aiohttp_nor_the_wiring(tmp_path: Path) -> None:
+    """`migrate` (and serve's migration child) imports what migrating needs, not the HTTP adapter:
+    it starts in half the time."""
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    check = (
+        "import sys; from app.entrypoints import cli;"
+        f" code = cli.main(['migrate', '--database-url', {url!r}, '--log-level', 'warning']);"
+        " print(code, sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'dependency_injector'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert done.stdout == "0 []\n", done.stderr

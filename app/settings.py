@@ -1,0 +1,49 @@
+"""What an operator can set, and which store a DATABASE_URL names: read by the command line
+before anything is wired (app/container.py wires from it), so that a command that serves nothing
+(`migrate`, `--help`) loads neither aiohttp nor the HTTP adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from app.domain.history import DEFAULT_RETENTION
+
+# DATABASE_URL scheme -> the storage that serves it
+BACKENDS = {"memory": "memory", "sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
+SUPPORTED_URLS = "memory://, sqlite:///relative.db, sqlite:////absolute.db, postgresql://user@host/db"
+
+
+class UnsupportedDatabaseError(ValueError):
+    """DATABASE_URL names a store this service cannot use."""
+
+
+def backend_of(database_url: str) -> str:
+    """The storage for a DATABASE_URL; raises with the supported forms when there is none."""
+    scheme = urlsplit(database_url).scheme.lower()
+    try:
+        return BACKENDS[scheme]
+    except KeyError:
+        raise UnsupportedDatabaseError(
+            f"unsupported DATABASE_URL {database_url!r}: use one of {SUPPORTED_URLS}"
+        ) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything an operator can set (see `app/entrypoints/cli.py` for the flags)."""
+
+    database_url: str = "memory://"
+    db_timeout: float = 5.0  # seconds a request may wait on the database before a 503
+    pool_size: int = 10
+    max_body_bytes: int = 1024 * 1024
+    max_import_bytes: int = 64 * 1024 * 1024  # the body of POST /import
+    require_if_match: bool = False
+    cursor_secret: str | None = None  # None: the store's own random secret
+    body_timeout: float = 30.0  # seconds a request body may take to arrive
+    cors_origins: tuple[str, ...] = ()  # origins allowed to call the API from a browser
+    auth: str = "auto"  # required, local, or auto: local on loopback only, else required
+    rate_limit: int | None = None  # requests a second per owner and process; None: no limit
+    keep_revisions: int = DEFAULT_RETENTION.keep_revisions  # of each note
+    trash_days: int = DEFAULT_RETENTION.trash_days  # before a deleted note is purged
+    keep_changes_days: int = DEFAULT_RETENTION.keep_changes_days  # how far back GET /changes goes
