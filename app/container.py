@@ -18,12 +18,7 @@ from app.entrypoints.http import create_app
 from app.entrypoints.http.app import Dependencies
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.listing import CursorCodec
-from app.settings import BACKENDS, SUPPORTED_URLS, Settings, UnsupportedDatabaseError, backend_of
-
-__all__ = [  # the settings are declared in app/settings.py; here for whoever wires from them
-    "BACKENDS", "SUPPORTED_URLS", "Container", "Settings", "UnsupportedDatabaseError", "backend_of",
-    "build_container", "http_app",
-]
+from app.settings import Settings, backend_of
 
 
 def utc_now() -> datetime:

@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from app.adapters import Storage
 from app.adapters.migrate import migrate
-from app.container import Container, Settings, build_container, http_app
+from app.container import Container, build_container, http_app
+from app.settings import Settings
 from tests.databases import database_name, in_thread, postgres_database, postgres_server, sqlite_copy
 from tests.http.spec_check import SpecChecker
 

@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TextIO
 
-from app.container import Settings, build_container
+from app.container import build_container
 from app.domain.accounts import AccountService
 from app.domain.owners import Scope
+from app.settings import Settings
 
 Action = Callable[[AccountService, argparse.Namespace, TextIO, TextIO], Awaitable[None]]  # out, err
 

@@ -27,9 +27,9 @@ from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext, SpawnProcess
 
-from app.container import Settings
 from app.entrypoints.logs import DEFAULT_LOGS, LogSettings, configure_logging
 from app.entrypoints.server import SHUTDOWN_TIMEOUT, Address, ServeError, run_server
+from app.settings import Settings
 
 log = logging.getLogger("app.server")
 MAX_RESTARTS = 5  # crashes of serving workers replaced within RESTART_WINDOW; one more gives up

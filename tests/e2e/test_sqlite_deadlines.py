@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.adapters.migrate import migrate
-from app.container import Settings, build_container
+from app.container import build_container
 from app.domain.owners import LOCAL
+from app.settings import Settings
 from tests.databases import in_thread
 from tests.factories import draft
 from tests.http.support import problem

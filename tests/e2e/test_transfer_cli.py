@@ -25,10 +25,10 @@ import requests
 import yaml
 
 from app.adapters.migrate import migrate
-from app.container import backend_of
 from app.domain.model import NoteDraft
 from app.domain.transfer import WHOLE_STORE, NoteRecord, Record
 from app.entrypoints.transfer import opened, slug
+from app.settings import backend_of
 from tests.databases import in_thread, postgres_database
 from tests.e2e.processes import Server, _environment, interruptible, run
 from tests.e2e.test_owners_cli import issue, ok

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpSettings:
-    """What the HTTP adapter needs of the settings (`app.container.Settings` has their defaults)."""
+    """What the HTTP adapter needs of the settings (`app.settings.Settings` has their defaults)."""
 
     max_body_bytes: int
     max_import_bytes: int  # the body of POST /import
