@@ -71,15 +71,15 @@ def test_sigterm_lets_a_request_in_flight_finish_then_exits_zero(
     with postgres_database(postgres_server_url, "notes_e2e", postgres_template) as url:
         server = Server(url, tmp_path / "server.log").wait_ready()
         note = requests.post(f"{server.base}/notes", json={"title": "locked"}).json()
-        locked, results = threading.Event(), {}
+        locked, release, results = threading.Event(), threading.Event(), {}
 
-        def hold_the_row(seconds: float) -> None:  # so that the server's UPDATE waits mid-request
+        def hold_the_row() -> None:  # so that the server's UPDATE waits mid-request, until released
             async def hold() -> None:
                 connection = await asyncpg.connect(url)
                 async with connection.transaction():
                     await connection.execute("SELECT 1 FROM notes WHERE id = $1 FOR UPDATE", note["id"])
                     locked.set()
-                    await asyncio.sleep(seconds)
+                    await asyncio.get_running_loop().run_in_executor(None, release.wait, 30)
                 await connection.close()
 
             asyncio.run(hold())
@@ -88,17 +88,49 @@ def test_sigterm_lets_a_request_in_flight_finish_then_exits_zero(
             response = requests.put(f"{server.base}/notes/{note['id']}", json={"title": "finished"}, timeout=20)
             results["status"] = response.status_code
 
-        holder = threading.Thread(target=hold_the_row, args=(1.5,))
+        holder = threading.Thread(target=hold_the_row)
         holder.start()
-        locked.wait(10)
-        writer = threading.Thread(target=put)
-        writer.start()
-        time.sleep(0.5)
-        code = server.stop(signal.SIGTERM)
+        try:
+            assert locked.wait(10)
+            writer = threading.Thread(target=put)
+            writer.start()
+            until(lambda: _waiting_on_a_lock(url), "the server's UPDATE to wait for the row")
+            server.process.send_signal(signal.SIGTERM)
+            until(lambda: not _accepts(server.port), "the server to stop listening")  # stopping, PUT in flight
+        finally:
+            release.set()
+        code = server.process.wait(20)
         writer.join()
         holder.join()
     assert results["status"] == 200
     assert code == 0, server.output()
+
+
+def until(condition, what: str, within: float = 20) -> None:
+    """Look again and again until `condition()` holds: an event of another process, which sends
+    no signal of its own."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {within} s for {what}"
+        time.sleep(0.01)
+
+
+def _waiting_on_a_lock(url: str) -> bool:
+    async def look() -> bool:
+        connection = await asyncpg.connect(url)
+        try:
+            return bool(await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ))
+        finally:
+            await connection.close()
+
+    return asyncio.run(look())
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_ctrl_c_stops_the_server_cleanly(tmp_path: Path) -> None:
