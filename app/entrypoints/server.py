@@ -103,6 +103,7 @@ async def _serve(
         if starting.done():
             on_serving(starting.result())  # raises the start-up's error, if any
             await stopping
+            log.info("stopping: requests in flight have up to %g s to finish", SHUTDOWN_TIMEOUT)
     finally:
         for task in (starting, stopping):
             task.cancel()
