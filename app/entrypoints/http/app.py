@@ -48,6 +48,7 @@ def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:
     authentication = Authentication(AuthMode(settings.auth), settings.rate_limit)  # tokens, owners
     pipeline = Pipeline(settings, metrics, authentication)  # problem+json, ids, metrics, auth, CORS
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[pipeline.middleware()])
+    app.on_startup.append(pipeline.on_startup)
     app[SETTINGS] = settings
     app[AUTHENTICATION] = authentication
     register_pool = add_metrics(app, metrics)

@@ -42,22 +42,23 @@ class RequestMetrics(Collector):
 
     def __init__(self) -> None:
         self.series: dict[tuple[str, str], dict[int, list[float]]] = {}
-        # the same, by (route object, method): the app's routes are few and fixed, and the
-        # pipeline looks a request's up here first, a dict lookup rather than a call of `statuses`
-        self.by_route: dict[tuple[web.AbstractRoute, str], dict[int, list[float]]] = {}
+        # the same, by route object, for the routes of one method (not "*"): aiohttp matches such
+        # a route only for its method, so the route alone is the key. The app's routes are few
+        # and fixed, and the pipeline looks a request's up here first, a dict lookup rather than
+        # a call of `statuses`
+        self.by_route: dict[web.AbstractRoute, dict[int, list[float]]] = {}
 
     def statuses(self, route: web.AbstractRoute, method: str) -> dict[int, list[float]]:
         """The buckets by status of `route` answering `method`: a route by its path template, the
         router's own answers (no such path, no such method) as "unmatched"; a method not in
         METHODS counts as "other", so a client cannot grow the series with made-up methods."""
-        found = self.by_route.get((route, method))
-        if found is not None:
+        if route.method == method and (found := self.by_route.get(route)) is not None:
             return found
         resource = route.resource
         label = UNMATCHED if resource is None else resource.canonical
         found = self.series.setdefault((label, method if method in METHODS else "other"), {})
-        if resource is not None and method in METHODS:  # the router's answers make a route each time
-            self.by_route[(route, method)] = found
+        if resource is not None and route.method == method:  # the router's answers make a route each time
+            self.by_route[route] = found
         return found
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from asyncio import current_task
+from asyncio import AbstractEventLoop, current_task, get_running_loop
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from time import perf_counter
@@ -63,9 +63,17 @@ class Pipeline:
         # restarts, and far cheaper per request than a uuid4.
         self._id_prefix = f"{os.urandom(6).hex()}-"
         self._ids = itertools.count(1)
+        # The loop the application runs in (aiohttp runs one application in one loop), set when it
+        # starts: `current_task(loop)` then asks no `get_running_loop()`, which costs a system call
+        # (getpid) per request.
+        self._loop: list[AbstractEventLoop | None] = [None]
+
+    async def on_startup(self, _app: web.Application) -> None:
+        """For `app.on_startup`: note the loop the application runs in."""
+        self._loop[0] = get_running_loop()
 
     def middleware(self) -> Middleware:
-        metrics, cors, id_prefix, ids = self._metrics, self._cors, self._id_prefix, self._ids
+        metrics, cors, id_prefix, ids, loop = self._metrics, self._cors, self._id_prefix, self._ids, self._loop
         by_route = metrics.by_route
         identify = self._authentication.identify
 
@@ -82,7 +90,7 @@ class Pipeline:
             # [id, seconds taken, the request's task, its owner]: for the access log line, and
             # for the log records of this task meanwhile (not of tasks it starts, which inherit
             # the context)
-            noted: list = [request_id, None, current_task(), None]
+            noted: list = [request_id, None, current_task(loop[0]), None]
             CURRENT_REQUEST.set(noted)
             started = perf_counter()
             method = request.method
@@ -127,7 +135,7 @@ class Pipeline:
                 if isinstance(body, (bytes, bytearray)) and len(body) > COMPRESS_OVER:
                     _compress(request, response)
             status = response.status
-            statuses = by_route.get((route, method))
+            statuses = by_route.get(route)  # holds only routes of one method: this request's
             if statuses is None:
                 statuses = metrics.statuses(route, method)
             counts = statuses.get(status)
