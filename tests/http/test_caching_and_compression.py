@@ -78,3 +78,33 @@ async def test_a_large_note_is_never_compressed_since_its_strong_etag_names_one_
     response = await client.get(f"/notes/{note['id']}", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
     assert "Content-Encoding" not in response.headers and response.headers["ETag"] == '"1"'
     assert orjson.loads(await response.read()) == note
+
+
+@pytest.mark.parametrize("path", ["/", "/openapi.json", "/docs"])
+async def test_what_changes_only_with_the_code_has_a_validator_so_no_cache_can_revalidate(client, path: str) -> None:
+    first = await client.get(path)
+    tag = first.headers["ETag"]
+    assert first.status == 200 and tag.startswith('W/"') and first.headers["Cache-Control"] == "no-cache"
+    again = await client.get(path, headers={"If-None-Match": f'"other", {tag}'})
+    assert again.status == 304 and await again.read() == b""
+    assert again.headers["ETag"] == tag and again.headers["Cache-Control"] == "no-cache"
+    assert again.headers.get("Vary") == first.headers.get("Vary")  # what the 200 says (RFC 9110, 15.4.5)
+    assert (await client.get(path, headers={"If-None-Match": '"other"'})).status == 200
+    malformed = await client.get(path, headers={"If-None-Match": "other"})
+    assert malformed.status == 400 and malformed.content_type == "application/problem+json"
+
+
+async def test_a_large_description_is_gzipped_and_revalidated_with_its_vary(client) -> None:
+    response = await client.get("/openapi.json", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert response.headers["Content-Encoding"] == "gzip" and response.headers["Vary"] == "Accept-Encoding"
+    assert orjson.loads(gzip.decompress(await response.read()))["openapi"].startswith("3.1")
+
+
+async def test_an_image_is_never_gzipped_since_it_is_compressed_already(client) -> None:
+    image = await client.get("/docs/assets/favicon-32x32.png", headers={"Accept-Encoding": "gzip"},
+                             auto_decompress=False)
+    assert image.status == 200 and "Content-Encoding" not in image.headers and "Vary" not in image.headers
+    assert (await image.read())[:8] == b"\x89PNG\r\n\x1a\n"
+    styles = await client.get("/docs/assets/swagger-ui.css", headers={"Accept-Encoding": "gzip"},
+                              auto_decompress=False)
+    assert styles.headers["Content-Encoding"] == "gzip"

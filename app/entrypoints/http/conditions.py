@@ -9,6 +9,8 @@ a write through that was meant to be conditional).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 from app.domain.model import Note
@@ -80,12 +82,19 @@ def if_none_match(header: str) -> Versions:
     return _versions(IF_NONE_MATCH, header, strong_only=False)
 
 
-def page_not_modified(header: str | None, page_etag: str) -> bool:
-    """True when If-None-Match names this page's weak tag (or `*`): weak comparison."""
+def weak_etag(body: bytes) -> str:
+    """A weak tag of a representation that is the same byte for byte whenever this tag is: a
+    page of notes, the API's description."""
+    return f'W/"{base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:15]).decode()}"'
+
+
+def not_modified(header: str | None, tag: str) -> bool:
+    """True when If-None-Match names `tag` (or is `*`), by weak comparison (section 13.1.2):
+    the client's copy is current."""
     if header is None:
         return False
     tags = _tags(IF_NONE_MATCH, header)
     if tags is None:
         return True
-    tag = page_etag[3:-1]  # W/"...": the opaque part
-    return any(opaque == tag for _weak, opaque in tags)
+    opaque = tag.removeprefix("W/")[1:-1]
+    return any(given == opaque for _weak, given in tags)

@@ -12,15 +12,18 @@ import orjson
 from aiohttp import web
 
 from app.entrypoints.http.auth import AuthMode
+from app.entrypoints.http.conditions import weak_etag
 from app.entrypoints.http.keys import AUTHENTICATION, SETTINGS
 from app.entrypoints.http.negotiation import not_json
 from app.entrypoints.http.openapi import build_openapi
+from app.entrypoints.http.representation import JSON, unchanging_response
 
 ASSETS = files("swagger_ui") / "static"
 ASSET_TYPES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript",
                "favicon-32x32.png": "image/png"}
-# The description as each auth mode answers (a token is optional in local mode), rendered once each.
-OPENAPI_BYTES: web.AppKey[dict[bool, bytes]] = web.AppKey("openapi_bytes")
+# The description as each auth mode answers (a token is optional in local mode), rendered once
+# each, with its weak ETag.
+OPENAPI_BYTES: web.AppKey[dict[bool, tuple[bytes, str]]] = web.AppKey("openapi_bytes")
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -40,20 +43,23 @@ PAGE = """<!doctype html>
 </body>
 </html>
 """
+PAGE_BYTES = PAGE.encode()
+PAGE_ETAG = weak_etag(PAGE_BYTES)
 
 
 async def openapi_json(request: web.Request) -> web.Response:
     token_optional = request.app[AUTHENTICATION].in_force is AuthMode.LOCAL  # decided once listening
     rendered = request.app[OPENAPI_BYTES]
     if token_optional not in rendered:
-        rendered[token_optional] = orjson.dumps(build_openapi(request.app[SETTINGS], token_optional=token_optional))
-    return web.Response(body=rendered[token_optional], content_type="application/json",
-                        headers={"Cache-Control": "no-cache"})
+        made = orjson.dumps(build_openapi(request.app[SETTINGS], token_optional=token_optional))
+        rendered[token_optional] = made, weak_etag(made)
+    body, tag = rendered[token_optional]
+    return unchanging_response(request, body, JSON, tag)
 
 
 @not_json
 async def docs_page(request: web.Request) -> web.Response:
-    return web.Response(text=PAGE, content_type="text/html", headers={"Cache-Control": "no-cache"})
+    return unchanging_response(request, PAGE_BYTES, "text/html; charset=utf-8", PAGE_ETAG)
 
 
 @not_json

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 
@@ -11,7 +10,7 @@ from aiohttp import hdrs, web
 
 from app.domain.model import Note
 from app.domain.services import Precondition
-from app.entrypoints.http.conditions import etag, if_none_match, page_not_modified, precondition
+from app.entrypoints.http.conditions import etag, if_none_match, not_modified, precondition, weak_etag
 from app.entrypoints.http.keys import CURSORS, IDENTITY, NOTES, SETTINGS
 from app.entrypoints.http.listing import Choice, Parameter, parse_list_query, parse_parameters
 from app.entrypoints.http.problems import ProblemError, bad_request
@@ -25,6 +24,7 @@ from app.entrypoints.http.representation import (
     note_response,
     read_json_object,
     recorded_note_response,
+    unchanging_response,
 )
 
 _ID_MAX = 2**63 - 1  # the largest id a 64-bit database column holds
@@ -146,17 +146,20 @@ def page_response(request: web.Request, document: dict, next_cursor: str | None)
         headers["Link"] = f'<{request.rel_url.with_query(params)}>; rel="next"'
     body = dumps(document)
     # A weak tag: the page's items and where it continues are the same, byte for byte.
-    headers["ETag"] = f'W/"{base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:15]).decode()}"'
-    if page_not_modified(request.headers.get("If-None-Match"), headers["ETag"]):
+    headers["ETag"] = weak_etag(body)
+    if not_modified(request.headers.get("If-None-Match"), headers["ETag"]):
         return web.Response(status=304, headers=headers)
     headers[hdrs.CONTENT_TYPE] = JSON
     return web.Response(body=body, headers=headers)
 
 
+INDEX = dumps({"name": "Notes API", "links": {"docs": "/docs", "openapi": "/openapi.json", "notes": "/notes"}})
+INDEX_ETAG = weak_etag(INDEX)
+
+
 async def index(request: web.Request) -> web.Response:
     """Where to go from here: the docs, the description and the notes."""
-    links = {"docs": "/docs", "openapi": "/openapi.json", "notes": "/notes"}
-    return json_response({"name": "Notes API", "links": links}, headers={"Cache-Control": "no-cache"})
+    return unchanging_response(request, INDEX, JSON, INDEX_ETAG)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -31,6 +31,11 @@ IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": CON
                            " nothing)"}
 IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": CONDITION,
                  "description": "304 when it matches the current ETag (weak comparison), or is `*`"}
+# The index, this description and the docs page change only with the code that serves them.
+UNCHANGING_ETAG = {"required": True, "schema": {"type": "string", "pattern": '^W/"[^"]*"$'},
+                   "description": "a weak entity tag: the same while the representation is"}
+UNCHANGED = {"304": {"description": "If-None-Match names the ETag: the client's copy is current",
+                     "headers": {"ETag": UNCHANGING_ETAG}}}
 IF_NONE_MATCH_WRITE = {
     "name": "If-None-Match", "in": "header", "required": False, "schema": CONDITION,
     "description": "412 when it matches the current ETag (weak comparison), or is `*`",
@@ -146,21 +151,28 @@ def _paths() -> dict[str, Any]:
                                      **_problems(400, 404, 406, 412, 428, 503)}},
         },
         "/": {"get": {"operationId": "index", "summary": "Where to start: links to the docs, the"
-                             " description and the notes", "responses": {"200": {
-            "description": "links", "content": {JSON: {"schema": {
+                             " description and the notes", "parameters": [IF_NONE_MATCH],
+                      "responses": {"200": {
+            "description": "links", "headers": {"ETag": UNCHANGING_ETAG}, "content": {JSON: {"schema": {
                 "type": "object", "required": ["name", "links"],
                 "properties": {"name": {"type": "string"}, "links": {"type": "object"}}}}}},
-            **_problems(406)}}},
+            **UNCHANGED, **_problems(400, 406)}}},
         "/healthz": {"get": _status("health", "the process is up")},
         "/readyz": {"get": _status("readiness", "the database answers", 503)},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This description",
+                                  "parameters": [IF_NONE_MATCH],
                                   "responses": {"200": {"description": "OpenAPI 3.1",
-                                                        "content": {JSON: {"schema": {"type": "object"}}}}}}},
+                                                        "headers": {"ETag": UNCHANGING_ETAG},
+                                                        "content": {JSON: {"schema": {"type": "object"}}}},
+                                                **UNCHANGED, **_problems(400, 406)}}},
         "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics of this process",
                              "responses": {"200": {"description": "text exposition format 0.0.4",
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/docs": {"get": {"operationId": "docs", "summary": "A human-readable page of this description",
-                          "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
+                          "parameters": [IF_NONE_MATCH],
+                          "responses": {"200": {"description": "HTML", "headers": {"ETag": UNCHANGING_ETAG},
+                                                "content": {"text/html": {}}},
+                                        **UNCHANGED, **_problems(400)}}},
         "/problems/{slug}": {
             "parameters": [{"name": "slug", "in": "path", "required": True,
                             "schema": {"type": "string", "enum": list(TYPES)}}],

@@ -35,12 +35,12 @@ from app.entrypoints.http.problems import (
     ProblemError,
     problem_response,
 )
+from app.entrypoints.http.representation import COMPRESS_OVER
 from app.entrypoints.http.routing import get_behind_options
 from app.entrypoints.logs import CURRENT_REQUEST
 
 X_REQUEST_ID = istr("X-Request-ID")
 SERVER = "notes"
-COMPRESS_OVER = 1024  # bytes: smaller bodies gain less than compressing them costs
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII: safe in a header and a log line
 MERGE_PATCH_JSON = "application/merge-patch+json"
 # The methods of RFC 9110 (section 9), PATCH (RFC 5789) and QUERY (the IETF's safe method with a
@@ -179,10 +179,13 @@ def _compress(request: web.Request, response: web.Response) -> None:
     """gzip a large body when the client accepts it (RFC 9110, section 12.5.3); small bodies,
     every note of an ordinary size included, are sent as they are, at no cost. A body with a
     strong ETag (a note) is never compressed: a strong tag names one representation, byte for
-    byte, and a note's tag is also what If-Match compares (RFC 9110, section 8.8.3)."""
+    byte, and a note's tag is also what If-Match compares (RFC 9110, section 8.8.3). Nor is a
+    body in a compressed format (an image)."""
     headers = response.headers
     tag = headers.get(hdrs.ETAG)
     if tag is not None and not tag.startswith("W/"):
+        return
+    if not _compressible(headers.get(hdrs.CONTENT_TYPE, "")):
         return
     vary = headers.get(hdrs.VARY)
     if vary is None:
@@ -191,6 +194,13 @@ def _compress(request: web.Request, response: web.Response) -> None:
         headers[hdrs.VARY] = f"{vary}, Accept-Encoding"
     if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
         response.enable_compression(web.ContentCoding.gzip)
+
+
+def _compressible(content_type: str) -> bool:
+    """Text, JSON and scripts; not images and the like, which are compressed already (gzip
+    makes a PNG larger)."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type.startswith("text/") or media_type.endswith(("json", "javascript", "xml"))
 
 
 def _answers_json(request: web.Request, route: web.AbstractRoute) -> bool:

@@ -9,7 +9,7 @@ import orjson
 from aiohttp import hdrs, web
 
 from app.domain.model import Note
-from app.entrypoints.http.conditions import etag
+from app.entrypoints.http.conditions import etag, not_modified
 from app.entrypoints.http.keys import SETTINGS
 from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.note_json import note_document
@@ -19,6 +19,7 @@ __all__ = ["note_document"]  # the note as API.md writes it, for the handlers (n
 JSON = "application/json"
 PRIVATE = "private, no-cache"  # a note or a page: the client's own, revalidated on every use
 MERGE_PATCH_JSON = "application/merge-patch+json"
+COMPRESS_OVER = 1024  # bytes: smaller bodies gain less than compressing them costs (pipeline.py)
 
 
 # Patch formats that are not a merge patch: a PATCH in one of them would be misread (RFC 5789).
@@ -154,3 +155,16 @@ def recorded_note_response(body: bytes) -> web.Response:
         "Idempotent-Replayed": "true",
     }
     return web.Response(status=201, body=body, headers=headers)
+
+
+def unchanging_response(request: web.Request, body: bytes, content_type: str, tag: str) -> web.Response:
+    """A representation that changes only with the code serving it (the index, the API's
+    description, the docs page), with `tag`, its `weak_etag`: caches may keep it, and ask with
+    If-None-Match whether it still holds (304) before each use."""
+    headers = {hdrs.CACHE_CONTROL: "no-cache", hdrs.ETAG: tag}
+    if len(body) > COMPRESS_OVER:  # a 304 carries the Vary its 200 would (RFC 9110, section 15.4.5)
+        headers[hdrs.VARY] = "Accept-Encoding"
+    if not_modified(request.headers.get(hdrs.IF_NONE_MATCH), tag):
+        return web.Response(status=304, headers=headers)
+    headers[hdrs.CONTENT_TYPE] = content_type
+    return web.Response(body=body, headers=headers)
