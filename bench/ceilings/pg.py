@@ -52,6 +52,9 @@ async def get_note(request: web.Request) -> web.Response:
     return note_response(_doc(row))
 
 
+MAX_ATTEMPTS = 64  # NoteService.MAX_ATTEMPTS
+
+
 async def create_note(request: web.Request) -> web.Response:
     title, description, priority, tags, created_by, key, text = content(await request.read())
     now = datetime.now(UTC)
@@ -65,15 +68,18 @@ async def create_note(request: web.Request) -> web.Response:
 async def replace_note(request: web.Request) -> web.Response:
     note_id, pool = int(request.match_info["id"]), request.app[POOL]
     title, description, priority, tags, created_by, key, text = content(await request.read())
-    current = await pool.fetchrow(GET, note_id)
-    if current is None:
-        raise web.HTTPNotFound()
-    now, version = datetime.now(UTC), current[8] + 1
-    status = await pool.execute(
-        UPDATE, title, description, priority, tags, created_by, current[6], now, version, key,
-        text, note_id, current[8],
-    )
-    if status == "UPDATE 0":
+    for _ in range(MAX_ATTEMPTS):  # a lost race is read again and retried, as the service does
+        current = await pool.fetchrow(GET, note_id)
+        if current is None:
+            raise web.HTTPNotFound()
+        now, version = datetime.now(UTC), current[8] + 1
+        status = await pool.execute(
+            UPDATE, title, description, priority, tags, created_by, current[6], now, version, key,
+            text, note_id, current[8],
+        )
+        if status != "UPDATE 0":
+            break
+    else:
         raise web.HTTPConflict()
     row = (note_id, title, description, priority, tags, created_by, current[6], now, version)
     return note_response(document(row, tags, current[6], now))
