@@ -94,7 +94,7 @@ async def test_what_changes_only_with_the_code_has_a_validator_so_no_cache_can_r
     assert malformed.status == 400 and malformed.content_type == "application/problem+json"
 
 
-async def test_a_large_description_is_gzipped_and_revalidated_with_its_vary(client) -> None:
+async def test_a_large_description_is_gzipped_and_says_it_varies_with_accept_encoding(client) -> None:
     response = await client.get("/openapi.json", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
     assert response.headers["Content-Encoding"] == "gzip" and response.headers["Vary"] == "Accept-Encoding"
     assert orjson.loads(gzip.decompress(await response.read()))["openapi"].startswith("3.1")
@@ -108,3 +108,15 @@ async def test_an_image_is_never_gzipped_since_it_is_compressed_already(client) 
     styles = await client.get("/docs/assets/swagger-ui.css", headers={"Accept-Encoding": "gzip"},
                               auto_decompress=False)
     assert styles.headers["Content-Encoding"] == "gzip"
+
+
+async def test_the_export_is_gzipped_as_it_streams_when_the_client_accepts_it(client) -> None:
+    for i in range(5):
+        await create(client, title=f"note {i}")
+    plain = await client.get("/export", headers={"Accept-Encoding": "identity"})
+    squeezed = await client.get("/export", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert squeezed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in squeezed.headers["Vary"]
+    assert "Content-Encoding" not in plain.headers and plain.headers["Vary"] == "Accept-Encoding"
+    lines = gzip.decompress(await squeezed.read()).splitlines()
+    assert len(lines) == len((await plain.read()).splitlines()) == 8  # header, owner, 5 notes, end
+    assert orjson.loads(lines[-1])["counts"]["note"] == 5

@@ -10,7 +10,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.container import build_container, http_app
-from app.entrypoints.http.metrics import PoolCollector
+from app.entrypoints.http.metrics import PoolCollector, RequestMetrics
 from tests.conftest import settings_for
 from tests.http.support import create, problem, send
 
@@ -142,6 +142,23 @@ async def test_metrics_count_requests_by_route_template_method_and_status(memory
     assert requests_total(samples, "unmatched", "other", 501) == 1  # WebDAV and the like: one label
     routes = {dict(labels)["route"] for labels in samples["notes_http_requests_total"]}
     assert not routes & {f"/notes/{note['id']}", "/notes/999", "/not/a/route", "/another/one"}
+
+
+def test_a_route_of_every_method_counts_each_method_apart() -> None:
+    """The pipeline finds a route's counts by the route alone (`by_route`), which holds only
+    routes of one method: a route of "*" never goes there, not even after a request whose method
+    is "*" (which aiohttp's pure-Python parser lets through), else every method would count under
+    the first one's."""
+
+    async def anything(request: web.Request) -> web.Response:
+        return web.Response()
+
+    route = web.UrlDispatcher().add_route("*", "/anything", anything)
+    metrics = RequestMetrics()
+    get, star, post = (metrics.statuses(route, method) for method in ("GET", "*", "POST"))
+    assert metrics.statuses(route, "GET") is get and len({id(get), id(star), id(post)}) == 3
+    assert route not in metrics.by_route
+    assert set(metrics.series) == {("/anything", "GET"), ("/anything", "other"), ("/anything", "POST")}
 
 
 async def test_metrics_expose_a_latency_histogram_per_route(memory_client) -> None:

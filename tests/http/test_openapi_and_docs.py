@@ -127,3 +127,11 @@ async def test_the_docs_page_uses_only_assets_the_service_serves_itself(memory_c
 async def test_an_unknown_docs_asset_is_404(memory_client) -> None:
     assert (await memory_client.get("/docs/assets/..%2f..%2fsecret")).status == 404
     assert (await memory_client.get("/docs/assets/index.html")).status == 404
+
+
+def test_a_head_takes_the_parameters_of_its_get() -> None:
+    """The query and the headers (If-None-Match: a 304) of GET apply to HEAD, which answers alike."""
+    paths = build_openapi(http_settings())["paths"]
+    for path, item in paths.items():
+        if "get" in item:
+            assert item["head"].get("parameters") == item["get"].get("parameters"), path

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from itertools import accumulate
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -52,12 +52,14 @@ class RequestMetrics(Collector):
         """The buckets by status of `route` answering `method`: a route by its path template, the
         router's own answers (no such path, no such method) as "unmatched"; a method not in
         METHODS counts as "other", so a client cannot grow the series with made-up methods."""
-        if route.method == method and (found := self.by_route.get(route)) is not None:
+        if route.method == method != hdrs.METH_ANY and (found := self.by_route.get(route)) is not None:
             return found
         resource = route.resource
         label = UNMATCHED if resource is None else resource.canonical
         found = self.series.setdefault((label, method if method in METHODS else "other"), {})
-        if resource is not None and route.method == method:  # the router's answers make a route each time
+        # not the router's answers (a route made afresh each time), nor a route of "*" (the request
+        # method "*" would store it, and every method's requests would then count under "*"'s)
+        if resource is not None and route.method == method != hdrs.METH_ANY:
             self.by_route[route] = found
         return found
 

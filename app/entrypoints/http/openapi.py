@@ -435,6 +435,8 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
             item["head"] = {"operationId": f"{get['operationId']}Head", "summary": "GET without the body",
                             "responses": {status: {k: v for k, v in answer.items() if k != "content"}
                                           for status, answer in get["responses"].items()}}
+            if "parameters" in get:  # its query and headers (If-None-Match) are GET's
+                item["head"]["parameters"] = get["parameters"]
         allowed = [*(m.upper() for m in METHODS if m in item), "OPTIONS"]
         item["options"] = _options(", ".join(sorted(set(allowed))), templated="{" in path)
         open_route = path in OPEN_PATHS

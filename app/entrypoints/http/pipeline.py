@@ -35,7 +35,7 @@ from app.entrypoints.http.problems import (
     ProblemError,
     problem_response,
 )
-from app.entrypoints.http.representation import COMPRESS_OVER
+from app.entrypoints.http.representation import COMPRESS_OVER, compressible
 from app.entrypoints.http.routing import get_behind_options
 from app.entrypoints.logs import CURRENT_REQUEST
 
@@ -132,7 +132,10 @@ class Pipeline:
                 answer[hdrs.CACHE_CONTROL] = "no-store"
             if type(response) is web.Response:
                 body = response.body
-                if isinstance(body, (bytes, bytearray)) and len(body) > COMPRESS_OVER:
+                if isinstance(body, (bytes, bytearray)):
+                    if len(body) > COMPRESS_OVER:
+                        _compress(request, response)
+                elif body is not None:  # a streamed body (the export): of no length known, and large
                     _compress(request, response)
             status = response.status
             statuses = by_route.get(route)  # holds only routes of one method: this request's
@@ -176,16 +179,16 @@ def _refusal(request: web.Request, route: web.AbstractRoute) -> web.Response | N
 
 
 def _compress(request: web.Request, response: web.Response) -> None:
-    """gzip a large body when the client accepts it (RFC 9110, section 12.5.3); small bodies,
-    every note of an ordinary size included, are sent as they are, at no cost. A body with a
-    strong ETag (a note) is never compressed: a strong tag names one representation, byte for
-    byte, and a note's tag is also what If-Match compares (RFC 9110, section 8.8.3). Nor is a
-    body in a compressed format (an image)."""
+    """gzip a large or streamed body when the client accepts it (RFC 9110, section 12.5.3);
+    small bodies, every note of an ordinary size included, are sent as they are, at no cost. A
+    body with a strong ETag (a note) is never compressed: a strong tag names one representation,
+    byte for byte, and a note's tag is also what If-Match compares (RFC 9110, section 8.8.3). Nor
+    is a body in a compressed format (an image)."""
     headers = response.headers
     tag = headers.get(hdrs.ETAG)
     if tag is not None and not tag.startswith("W/"):
         return
-    if not _compressible(headers.get(hdrs.CONTENT_TYPE, "")):
+    if not compressible(headers.get(hdrs.CONTENT_TYPE, "")):
         return
     vary = headers.get(hdrs.VARY)
     if vary is None:
@@ -194,13 +197,6 @@ def _compress(request: web.Request, response: web.Response) -> None:
         headers[hdrs.VARY] = f"{vary}, Accept-Encoding"
     if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
         response.enable_compression(web.ContentCoding.gzip)
-
-
-def _compressible(content_type: str) -> bool:
-    """Text, JSON and scripts; not images and the like, which are compressed already (gzip
-    makes a PNG larger)."""
-    media_type = content_type.partition(";")[0].strip().lower()
-    return media_type.startswith("text/") or media_type.endswith(("json", "javascript", "xml"))
 
 
 def _answers_json(request: web.Request, route: web.AbstractRoute) -> bool:

@@ -157,12 +157,23 @@ def recorded_note_response(body: bytes) -> web.Response:
     return web.Response(status=201, body=body, headers=headers)
 
 
+def compressible(content_type: str) -> bool:
+    """Text, JSON and scripts; not images and the like, which are compressed already (gzip
+    makes a PNG larger), nor server-sent events, each of which must leave as it happens (a
+    compressor would hold it back)."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type == "text/event-stream":
+        return False
+    return media_type.startswith("text/") or media_type.endswith(("json", "javascript", "xml"))
+
+
 def unchanging_response(request: web.Request, body: bytes, content_type: str, tag: str) -> web.Response:
     """A representation that changes only with the code serving it (the index, the API's
     description, the docs page), with `tag`, its `weak_etag`: caches may keep it, and ask with
     If-None-Match whether it still holds (304) before each use."""
     headers = {hdrs.CACHE_CONTROL: "no-cache", hdrs.ETAG: tag}
-    if len(body) > COMPRESS_OVER:  # a 304 carries the Vary its 200 would (RFC 9110, section 15.4.5)
+    if len(body) > COMPRESS_OVER and compressible(content_type):  # a 304 carries the Vary its 200
+        # would (RFC 9110, section 15.4.5)
         headers[hdrs.VARY] = "Accept-Encoding"
     if not_modified(request.headers.get(hdrs.IF_NONE_MATCH), tag):
         return web.Response(status=304, headers=headers)
