@@ -9,7 +9,7 @@ stops (the store's watches close on shutdown).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -108,15 +108,18 @@ def trashed_document(trashed: Trashed) -> dict[str, Any]:
     return {**note_document(trashed.note), "deleted_at": format_timestamp(trashed.deleted_at)}
 
 
+_EARLIEST = to_microseconds(datetime.min.replace(tzinfo=UTC))
+_LATEST = to_microseconds(datetime.max.replace(tzinfo=UTC))
+
+
 def _trash_cursor(text: str) -> tuple[datetime, int]:
     micros, dot, note_id_ = text.partition(".")
     digits = micros.removeprefix("-")
     if not (dot and digits.isascii() and digits.isdigit() and note_id_.isascii() and note_id_.isdigit()):
         raise _invalid_cursor()
-    try:
-        return from_microseconds(int(micros)), int(note_id_)
-    except (ValueError, OverflowError):
-        raise _invalid_cursor() from None
+    # Any (moment, id) is a place in the trash's order, as the description's pattern allows: a
+    # moment beyond the years a timestamp holds (1 to 9999) is before or after every note.
+    return from_microseconds(min(max(int(micros), _EARLIEST), _LATEST)), int(note_id_)
 
 
 async def list_trash(request: web.Request) -> web.Response:
