@@ -435,8 +435,9 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
             item["head"] = {"operationId": f"{get['operationId']}Head", "summary": "GET without the body",
                             "responses": {status: {k: v for k, v in answer.items() if k != "content"}
                                           for status, answer in get["responses"].items()}}
-            if "parameters" in get:  # its query and headers (If-None-Match) are GET's
-                item["head"]["parameters"] = get["parameters"]
+            headers = [p for p in get.get("parameters", ()) if p["in"] == "header"]
+            if headers:  # If-None-Match: a 304 to HEAD as to GET
+                item["head"]["parameters"] = headers
         allowed = [*(m.upper() for m in METHODS if m in item), "OPTIONS"]
         item["options"] = _options(", ".join(sorted(set(allowed))), templated="{" in path)
         open_route = path in OPEN_PATHS
