@@ -191,3 +191,37 @@ def _accepted(header: str) -> bool:
 def test_the_openapi_pattern_of_conditions_matches_exactly_what_the_server_accepts(header: str) -> None:
     """Field values have no whitespace at either end (RFC 9110, section 5.5): those are not drawn."""
     assert bool(re.fullmatch(CONDITION_PATTERN, header)) == _accepted(header), header
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_if_match_on_a_read_answers_only_when_it_holds(client, method: str) -> None:
+    """RFC 9110, 13.1.1: an origin server evaluates If-Match before any method; on a read the
+    answer stands or is a 412, on every route alike (the pipeline judges it)."""
+    note = await create(client)
+    path = f"/notes/{note['id']}"
+    for holds in ('"1"', '"7", "1"', "*"):
+        assert (await send(client, method, path, headers={"If-Match": holds})).status == 200, holds
+    for fails in ('"2"', 'W/"1"'):  # strong comparison: a weak tag never matches
+        assert (await send(client, method, path, headers={"If-Match": fails})).status == 412, fails
+    # before If-None-Match (13.2.2): a 304 that If-Match rules out is a 412
+    both = await send(client, method, path, headers={"If-Match": '"2"', "If-None-Match": '"1"'})
+    assert both.status == 412
+    # a page's ETag is weak, and /me has none: only * holds
+    assert (await send(client, method, "/notes", headers={"If-Match": "*"})).status == 200
+    assert (await send(client, method, "/notes", headers={"If-Match": '"x"'})).status == 412
+    assert (await send(client, method, "/me", headers={"If-Match": '"x"'})).status == 412
+    # what would not be a 2xx ignores the condition (13.2.1)
+    assert (await send(client, method, "/notes/999", headers={"If-Match": "*"})).status == 404
+    assert (await send(client, method, path, headers={"If-Match": "1"})).status == 400
+    if method == "GET":
+        await problem(await client.get(path, headers={"If-Match": '"2"'}), 412)
+
+
+async def test_a_long_poll_that_if_match_rules_out_is_a_412_at_once(client) -> None:
+    """The feed's answers carry no ETag, so only `*` holds: a 412 without waiting (and `wait`
+    still waits when the condition holds)."""
+    assert (await send(client, "GET", "/changes", headers={"If-Match": '"1"'})).status == 412
+    started = asyncio.get_running_loop().time()
+    ruled_out = await client.get("/changes", params={"wait": "30"}, headers={"If-Match": '"1"'})
+    assert ruled_out.status == 412 and asyncio.get_running_loop().time() - started < 5
+    await problem(await client.get("/changes", params={"wait": "30"}, headers={"If-Match": "x"}), 400)

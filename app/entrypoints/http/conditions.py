@@ -82,6 +82,23 @@ def if_none_match(header: str) -> Versions:
     return _versions(IF_NONE_MATCH, header, strong_only=False)
 
 
+def if_match_holds(header: str, tag: str | None) -> bool:
+    """If-Match (section 13.1.1) against the current representation's tag (None: it has none):
+    `*` holds for any, a list when one of its tags matches by strong comparison (a weak tag
+    never does); a 400 when the header is neither."""
+    tags = _tags(IF_MATCH, header)
+    if tags is None:
+        return True
+    if tag is None or tag.startswith("W/"):
+        return False
+    return any(not weak and opaque == tag[1:-1] for weak, opaque in tags)
+
+
+IF_MATCH_FAILED = ProblemError(
+    412, "If-Match names no current ETag of this resource: GET it, then decide again", slug="precondition-failed"
+)
+
+
 def weak_etag(body: bytes) -> str:
     """A weak tag of a representation that is the same byte for byte whenever this tag is: a
     page of notes, the API's description."""

@@ -29,6 +29,9 @@ IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": CON
             "description": 'the ETag the write is meant for (e.g. `"3"`), a list of them, or `*`; 412 when'
                            " none matches (strong comparison: a weak tag never does; an empty list matches"
                            " nothing)"}
+IF_MATCH_READ = {"name": "If-Match", "in": "header", "required": False, "schema": CONDITION,
+                 "description": "412 unless it is `*` or names the current ETag (strong comparison: a weak"
+                                " tag never matches, and an answer without an ETag matches only `*`)"}
 IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": CONDITION,
                  "description": "304 when it matches the current ETag (weak comparison), or is `*`"}
 # The index, this description and the docs page change only with the code that serves them.
@@ -446,6 +449,9 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
                 continue
             operation = item[method]
             operation["responses"].update(_problems(417))
+            if method in ("get", "head"):  # the pipeline judges If-Match on every read alike
+                operation["parameters"] = [*operation.get("parameters", ()), IF_MATCH_READ]  # lists are shared
+                operation["responses"].update(_problems(400, 412))
             if open_route or (method == "options" and not templated_get(item, path, paths)):
                 operation["security"] = []  # no token needed
             else:  # what authentication answers (auth.py)

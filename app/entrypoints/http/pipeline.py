@@ -25,6 +25,7 @@ from aiohttp.typedefs import Middleware
 from multidict import istr
 
 from app.entrypoints.http.auth import Authentication
+from app.entrypoints.http.conditions import IF_MATCH_FAILED, if_match_holds
 from app.entrypoints.http.cors import Cors
 from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.metrics import BUCKETS, UNMATCHED, RequestMetrics, new_buckets
@@ -48,6 +49,8 @@ MERGE_PATCH_JSON = "application/merge-patch+json"
 # implemented by this server (501).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
                            "PATCH", "QUERY"})
+
+READS = frozenset({"GET", "HEAD"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -124,6 +127,8 @@ class Pipeline:
                     response = problem_response(raised, request)
             except Exception as error:
                 response = problem_response(error, request)
+            if hdrs.IF_MATCH in headers and method in READS:
+                response = _if_match(request, response)
             noted[1] = elapsed = perf_counter() - started
             answer = response.headers
             answer[X_REQUEST_ID] = request_id
@@ -176,6 +181,23 @@ def _refusal(request: web.Request, route: web.AbstractRoute) -> web.Response | N
     if accept is not None and not accepts_json(accept) and _answers_json(request, route):
         return NOT_ACCEPTABLE.response(request)
     return None
+
+
+def _if_match(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """If-Match on a GET or HEAD, judged here for every route alike (RFC 9110, section 13.1.1):
+    the answer stands when the condition holds for its ETag, else it is a 412 (a read has done
+    nothing a 412 would have to undo, and a streamed body has not begun). Only an answer that
+    would have been a 2xx without conditions is judged (section 13.2.1): a 404 stays a 404, and
+    a 304 was a 200 but for If-None-Match, which If-Match comes before (section 13.2.2)."""
+    status = response.status
+    if not (200 <= status < 300 or status == 304):
+        return response
+    try:
+        if if_match_holds(request.headers[hdrs.IF_MATCH], response.headers.get(hdrs.ETAG)):
+            return response
+        return IF_MATCH_FAILED.response(request)
+    except ProblemError as malformed:
+        return problem_response(malformed, request)
 
 
 def _compress(request: web.Request, response: web.Response) -> None:
