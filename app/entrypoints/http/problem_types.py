@@ -71,9 +71,9 @@ TYPES = {
     "change-token-expired": ProblemType(410, "The changes after this token are no longer kept"
                                         " (--keep-changes-days). Read the notes again from /notes,"
                                         " then follow GET /changes from its `next` without `since`."),
-    "precondition-failed": ProblemType(412, "If-Match names a version the note no longer has (or"
-                                       " If-None-Match names the one it has). GET the note, then"
-                                       " decide again."),
+    "precondition-failed": ProblemType(412, "If-Match names a version the note (on a GET, the"
+                                       " resource) no longer has, or If-None-Match names the one"
+                                       " it has. GET it, then decide again."),
     "content-too-large": ProblemType(413, "The request body is over the server's limit."),
     "unsupported-media-type": ProblemType(415, "The body must be JSON (application/json or"
                                           " another application/*+json type, or no Content-Type);"
