@@ -127,7 +127,7 @@ class Pipeline:
                     response = problem_response(raised, request)
             except Exception as error:
                 response = problem_response(error, request)
-            if hdrs.IF_MATCH in headers and method in READS:
+            if hdrs.IF_MATCH in headers and method in READS and redirect is None:  # a raised 3xx stays raised
                 response = _if_match(request, response)
             noted[1] = elapsed = perf_counter() - started
             answer = response.headers
