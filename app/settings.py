@@ -4,6 +4,7 @@ before anything is wired (app/container.py wires from it), so that a command tha
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -12,6 +13,20 @@ from app.domain.history import DEFAULT_RETENTION
 # DATABASE_URL scheme -> the storage that serves it
 BACKENDS = {"memory": "memory", "sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql"}
 SUPPORTED_URLS = "memory://, sqlite:///relative.db, sqlite:////absolute.db, postgresql://user@host/db"
+
+
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
+
+
+def redacted(database_url: str) -> str:
+    """The URL with its password (in the user part or a `password=` parameter) shown as ***:
+    what any message may say of a DATABASE_URL."""
+    parts = urlsplit(database_url)
+    if parts.password is not None:
+        user_part, _, host_part = parts.netloc.rpartition("@")
+        user = user_part.partition(":")[0]
+        database_url = database_url.replace(parts.netloc, f"{user}:***@{host_part}", 1)
+    return _PASSWORD_PARAMETER.sub(r"\g<1>***", database_url)
 
 
 class UnsupportedDatabaseError(ValueError):
@@ -25,7 +40,7 @@ def backend_of(database_url: str) -> str:
         return BACKENDS[scheme]
     except KeyError:
         raise UnsupportedDatabaseError(
-            f"unsupported DATABASE_URL {database_url!r}: use one of {SUPPORTED_URLS}"
+            f"unsupported DATABASE_URL {redacted(database_url)!r}: use one of {SUPPORTED_URLS}"
         ) from None
 
 

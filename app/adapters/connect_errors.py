@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import getpass
 import os
-import re
 import shlex
 import socket
 from collections.abc import Callable, Iterator
@@ -20,18 +19,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
-
-_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
-
-
-def redacted(database_url: str) -> str:
-    """The URL with its password (in the user part or a `password=` parameter) shown as ***."""
-    parts = urlsplit(database_url)
-    if parts.password is not None:
-        user_part, _, host_part = parts.netloc.rpartition("@")
-        user = user_part.partition(":")[0]
-        database_url = database_url.replace(parts.netloc, f"{user}:***@{host_part}", 1)
-    return _PASSWORD_PARAMETER.sub(r"\g<1>***", database_url)
 
 
 @dataclass(frozen=True, slots=True)

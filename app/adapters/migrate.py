@@ -18,9 +18,10 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import migrations
-from app.adapters.connect_errors import connect_problem, missing_directory, one_line, redacted
+from app.adapters.connect_errors import connect_problem, missing_directory, one_line
 from app.adapters.sqlite import sqlite_path
 from app.domain.errors import StorageUnavailableError
+from app.settings import redacted
 
 SCRIPTS = Path(migrations.__file__).parent
 

@@ -16,9 +16,10 @@ from urllib.parse import quote
 
 import asyncpg
 
-from app.adapters.connect_errors import connect_problem, missing_directory, one_line, redacted
+from app.adapters.connect_errors import connect_problem, missing_directory, one_line
 from app.adapters.sqlite import sqlite_path
 from app.domain.errors import StorageUnavailableError
+from app.settings import redacted
 
 # Every revision in migrations/versions, oldest first; the last is the head this code expects.
 # Add each new migration here: tests/e2e/test_schema_version.py holds this to Alembic's history.

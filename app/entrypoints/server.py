@@ -19,13 +19,13 @@ from functools import partial
 
 from aiohttp import web
 
-from app.adapters.connect_errors import connect_problem, redacted
+from app.adapters.connect_errors import connect_problem
 from app.container import build_container, http_app
 from app.domain.errors import StorageUnavailableError
 from app.entrypoints.http.access_log import AccessLog
 from app.entrypoints.http.keys import AUTHENTICATION
 from app.entrypoints.logs import DEFAULT_LOGS, LogSettings
-from app.settings import Settings
+from app.settings import Settings, redacted
 
 log = logging.getLogger("app.server")
 SHUTDOWN_TIMEOUT = 10.0  # seconds that requests in flight get to finish after SIGTERM

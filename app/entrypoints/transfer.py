@@ -28,7 +28,6 @@ from typing import IO, Any, TextIO
 
 import orjson
 
-from app.adapters.connect_errors import redacted
 from app.container import build_container
 from app.domain.errors import OwnerNotFoundError
 from app.domain.owners import owner_name
@@ -46,7 +45,7 @@ from app.domain.transfer import (
     TokenRecord,
 )
 from app.entrypoints.notes_file import KINDS, kind_of, read_notes_file, write_notes_file
-from app.settings import Settings, backend_of
+from app.settings import Settings, backend_of, redacted
 
 ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
 PROGRESS_EVERY = 5.0  # seconds between two plain progress lines when standard error is no terminal

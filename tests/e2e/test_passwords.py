@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 import migrations
-from app.adapters.connect_errors import redacted
 from app.entrypoints.cli import migration_command
+from app.settings import redacted
 from tests.databases import database_url, postgres_database
 from tests.e2e.processes import Process, Server, free_port, run
 
@@ -39,6 +39,15 @@ def test_a_failed_start_up_does_not_show_the_password(command, postgres_server_u
     port = ("--port", str(free_port())) if command[0] == "serve" else ()
     result = run(*command, "--database-url", url, *port)
     assert result.returncode == 1 and 'database "nosuchdb" does not exist' in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, ("copy", "--to", "sqlite:///nowhere.db", "--from")], ids=" ".join)
+def test_an_unsupported_database_url_is_named_without_its_password(command) -> None:
+    url = f"mysql://bob:{SECRET}@db/notes?password={SECRET}"
+    result = run(*command, url) if command[0] == "copy" else run(*command, "--database-url", url)
+    assert result.returncode == 2
+    assert "unsupported DATABASE_URL 'mysql://bob:***@db/notes?password=***'" in result.stderr
     assert SECRET not in result.stdout + result.stderr
 
 
