@@ -1,0 +1,3 @@
+"""Hides the test extra `pydantic` from the processes under test (tests/e2e/processes.py)."""
+
+raise ImportError("pydantic is a test extra: the processes under test run without it, as in production")
