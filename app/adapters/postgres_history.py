@@ -55,7 +55,7 @@ from app.adapters.postgres_link import UNAVAILABLE, transaction
 from app.adapters.signals import ChangeSignals
 from app.domain.errors import ChangeTokenExpiredError
 from app.domain.history import Change, ChangeOp, ChangesPage, ChangeToken, Pruned, Retention, Trashed
-from app.domain.model import Note
+from app.domain.model import Note, stored_note
 from app.domain.timestamps import aware
 
 log = logging.getLogger("app.postgres")
@@ -201,9 +201,8 @@ SELECT change_key, owner, id, version, 'put', updated_at, {CONTENT} FROM n ORDER
 def content_note(row: Sequence) -> Note:
     """A note from (id, title ... updated_at, version)."""
     note_id, title, description, priority, tags, created_by, created_at, updated_at, version = row
-    return Note(
-        id=note_id, title=title, description=description, priority=priority, tags=tuple(tags),
-        created_by=created_by, created_at=aware(created_at), updated_at=aware(updated_at), version=version,
+    return stored_note(
+        note_id, title, description, priority, tuple(tags), created_by, aware(created_at), aware(updated_at), version,
     )
 
 

@@ -41,7 +41,7 @@ from app.domain.errors import (
     VersionConflictError,
 )
 from app.domain.history import ChangesPage, ChangeToken, Pruned, Retention, Trashed
-from app.domain.model import Note, NoteDraft, search_text, title_sort_key
+from app.domain.model import Note, NoteDraft, search_text, stored_note, title_sort_key
 from app.domain.owners import NewToken, OwnerSummary, Scope, Token
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
@@ -57,11 +57,9 @@ Bulk = Callable[[], AbstractAsyncContextManager[sqlite3.Connection]]  # a write 
 
 def _note(row: tuple) -> Note:
     id_, title, description, priority, tags, created_by, created_at, updated_at, version = row
-    return Note(
-        id=id_, title=title, description=description, priority=priority,
-        tags=tuple(orjson.loads(tags)), created_by=created_by,
-        created_at=from_microseconds(created_at), updated_at=from_microseconds(updated_at),
-        version=version,
+    return stored_note(
+        id_, title, description, priority, tuple(orjson.loads(tags)), created_by,
+        from_microseconds(created_at), from_microseconds(updated_at), version,
     )
 
 

@@ -27,7 +27,7 @@ from app.adapters.signals import ChangeSignals
 from app.adapters.sqlite_link import Writer, unavailable_on_error
 from app.domain.errors import ChangeTokenExpiredError, NotInTrashError
 from app.domain.history import Change, ChangeOp, ChangesPage, ChangeToken, Pruned, Retention, Trashed
-from app.domain.model import Note
+from app.domain.model import Note, stored_note
 from app.domain.timestamps import from_microseconds, to_microseconds
 
 CONTENT = "title, description, priority, tags, created_by, created_at, updated_at"
@@ -102,11 +102,9 @@ def keeping_last_position(db: sqlite3.Connection) -> Iterator[None]:
 def content_note(note_id: int, row: Sequence, version: int) -> Note:
     """A note from the content columns (title ... updated_at) of a log or trash row."""
     title, description, priority, tags, created_by, created_at, updated_at = row
-    return Note(
-        id=note_id, title=title, description=description, priority=priority,
-        tags=tuple(orjson.loads(tags)), created_by=created_by,
-        created_at=from_microseconds(created_at), updated_at=from_microseconds(updated_at),
-        version=version,
+    return stored_note(
+        note_id, title, description, priority, tuple(orjson.loads(tags)), created_by,
+        from_microseconds(created_at), from_microseconds(updated_at), version,
     )
 
 

@@ -20,7 +20,7 @@ import orjson
 from app.adapters import sqlite_history
 from app.adapters.sqlite_link import Writer, connect, unavailable_on_error
 from app.domain.errors import ImportConflictError
-from app.domain.model import Note, search_text, title_sort_key
+from app.domain.model import search_text, stored_note, title_sort_key
 from app.domain.owners import Scope
 from app.domain.timestamps import from_microseconds, to_microseconds
 from app.domain.transfer import (
@@ -109,11 +109,9 @@ async def export(path: str, timeout: float, selection: Selection) -> AsyncIterat
             )
         async for row in _rows(cursor):
             owner, id_, title, description, priority, tags, created_by, created, updated, version, deleted = row
-            yield NoteRecord(owner, Note(
-                id=id_, title=title, description=description, priority=priority,
-                tags=tuple(orjson.loads(tags)), created_by=created_by,
-                created_at=from_microseconds(created), updated_at=from_microseconds(updated),
-                version=version,
+            yield NoteRecord(owner, stored_note(
+                id_, title, description, priority, tuple(orjson.loads(tags)), created_by,
+                from_microseconds(created), from_microseconds(updated), version,
             ), _moment(deleted))  # type: ignore[arg-type]
         with unavailable_on_error():
             cursor = db.execute(
