@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import cast
 
 from aiohttp import web
 from dependency_injector import containers, providers
@@ -95,8 +97,20 @@ def http_app(container: Container) -> web.Application:
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[Dependencies]:
+        # a future, since the storage is an async resource (dependency-injector's types cannot say)
+        opening = cast("asyncio.Future[Dependencies]", container.http_dependencies())
         try:
-            yield await container.http_dependencies()  # type: ignore[misc]  # async: the storage is
+            try:
+                dependencies = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # A stop while the storage opens. dependency-injector cannot stop the opening
+                # midway, and would then set the result of the cancelled future it gave, which
+                # asyncio reports with a traceback: the opening ends first (within --db-timeout),
+                # and what it opened is closed below.
+                with suppress(Exception):
+                    await opening
+                raise
+            yield dependencies
         finally:
             shutdown = container.shutdown_resources()  # the storage is an async resource
             if shutdown is not None:

@@ -13,6 +13,9 @@ class Proxy:
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
         self.black_hole = False  # accept, then never answer
+        self.black_hole_after: int | None = None  # or only the connections after this many
+        self.accepted = 0  # connections accepted so far
+        self._news = asyncio.Condition()  # notified on each one
 
     async def start(self) -> Proxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -33,9 +36,17 @@ class Proxy:
         self.black_hole = False
         await self.start()
 
+    async def wait_accepted(self, count: int) -> None:
+        """Until `count` connections have been accepted in all."""
+        async with self._news:
+            await self._news.wait_for(lambda: self.accepted >= count)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._links.add(writer)
-        if self.black_hole:
+        async with self._news:
+            self.accepted += 1
+            self._news.notify_all()
+        if self.black_hole or (self.black_hole_after is not None and self.accepted > self.black_hole_after):
             await reader.read()  # swallow everything, answer nothing
             return
         try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 import time
+from pathlib import Path
 
 import asyncpg
 import orjson
@@ -13,6 +15,7 @@ import sqlalchemy as sa
 
 from app.container import build_container, http_app
 from tests.conftest import settings_for
+from tests.e2e.processes import Server
 from tests.e2e.proxy import Proxy
 from tests.http.support import all_notes, create, problem, send
 
@@ -124,3 +127,25 @@ async def test_terminated_backends_give_503_not_500_and_then_recover(client, mig
     assert statuses <= {200, 503} and 500 not in statuses
     await eventually_ready(client)
     assert (await client.get(f"/notes/{note['id']}")).status == 200
+
+
+async def test_a_stop_while_the_storage_opens_exits_zero_without_a_traceback(
+    migrated_postgres: str, proxy: Proxy, tmp_path: Path
+) -> None:
+    """SIGTERM to a server whose database stops answering as it opens its storage (its schema
+    check got through): the start is cancelled, the server exits 0 within --db-timeout, and its
+    output holds no traceback (dependency-injector set the result of the cancelled opening,
+    which asyncio reported as 'Exception in callback ... InvalidStateError')."""
+    proxy.black_hole_after = 1  # the schema check (--no-migrate) gets through; the pool does not
+    through_proxy = sa.make_url(migrated_postgres).set(host="127.0.0.1", port=proxy.port)
+    server = Server(through_proxy.render_as_string(hide_password=False), tmp_path / "server.log",
+                    "--no-migrate", "--db-timeout", str(TIMEOUT))
+    try:
+        await asyncio.wait_for(proxy.wait_accepted(2), 30)  # the storage is opening
+        server.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(server.process.wait, 30)
+    finally:
+        server.kill()
+    output = server.output()
+    assert code == 0, output
+    assert "Traceback" not in output and "Exception" not in output, output
