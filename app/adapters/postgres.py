@@ -74,7 +74,10 @@ _COPY_COLUMNS = ("id", "owner", "title", "description", "priority", "tags", "cre
 
 
 def _note(row: asyncpg.Record) -> Note:
-    return stored_note(row[0], row[1], row[2], row[3], tuple(row[4]), row[5], aware(row[6]), aware(row[7]), row[8])
+    return stored_note(
+        id=row[0], title=row[1], description=row[2], priority=row[3], tags=tuple(row[4]),
+        created_by=row[5], created_at=aware(row[6]), updated_at=aware(row[7]), version=row[8],
+    )
 
 
 def _values(note: Note | NoteDraft) -> tuple:

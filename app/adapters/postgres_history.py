@@ -202,7 +202,8 @@ def content_note(row: Sequence) -> Note:
     """A note from (id, title ... updated_at, version)."""
     note_id, title, description, priority, tags, created_by, created_at, updated_at, version = row
     return stored_note(
-        note_id, title, description, priority, tuple(tags), created_by, aware(created_at), aware(updated_at), version,
+        id=note_id, title=title, description=description, priority=priority, tags=tuple(tags),
+        created_by=created_by, created_at=aware(created_at), updated_at=aware(updated_at), version=version,
     )
 
 

@@ -92,7 +92,8 @@ async def export(pool: asyncpg.Pool, selection: Selection) -> AsyncIterator[Reco
         async for rows in _batches(db, f"{_SELECT_NOTES}{where} ORDER BY id", args):
             for row in rows:
                 yield NoteRecord(row[0], stored_note(
-                    row[1], row[2], row[3], row[4], tuple(row[5]), row[6], aware(row[7]), aware(row[8]), row[9],
+                    id=row[1], title=row[2], description=row[3], priority=row[4], tags=tuple(row[5]),
+                    created_by=row[6], created_at=aware(row[7]), updated_at=aware(row[8]), version=row[9],
                 ), row[10] and aware(row[10]))
         revisions = f"{_SELECT_REVISIONS}{where.replace('WHERE', 'AND')} ORDER BY note_id, version"
         async for rows in _batches(db, revisions, args):

@@ -58,8 +58,10 @@ Bulk = Callable[[], AbstractAsyncContextManager[sqlite3.Connection]]  # a write 
 def _note(row: tuple) -> Note:
     id_, title, description, priority, tags, created_by, created_at, updated_at, version = row
     return stored_note(
-        id_, title, description, priority, tuple(orjson.loads(tags)), created_by,
-        from_microseconds(created_at), from_microseconds(updated_at), version,
+        id=id_, title=title, description=description, priority=priority,
+        tags=tuple(orjson.loads(tags)), created_by=created_by,
+        created_at=from_microseconds(created_at), updated_at=from_microseconds(updated_at),
+        version=version,
     )
 
 

@@ -103,8 +103,10 @@ def content_note(note_id: int, row: Sequence, version: int) -> Note:
     """A note from the content columns (title ... updated_at) of a log or trash row."""
     title, description, priority, tags, created_by, created_at, updated_at = row
     return stored_note(
-        note_id, title, description, priority, tuple(orjson.loads(tags)), created_by,
-        from_microseconds(created_at), from_microseconds(updated_at), version,
+        id=note_id, title=title, description=description, priority=priority,
+        tags=tuple(orjson.loads(tags)), created_by=created_by,
+        created_at=from_microseconds(created_at), updated_at=from_microseconds(updated_at),
+        version=version,
     )
 
 

@@ -110,8 +110,10 @@ async def export(path: str, timeout: float, selection: Selection) -> AsyncIterat
         async for row in _rows(cursor):
             owner, id_, title, description, priority, tags, created_by, created, updated, version, deleted = row
             yield NoteRecord(owner, stored_note(
-                id_, title, description, priority, tuple(orjson.loads(tags)), created_by,
-                from_microseconds(created), from_microseconds(updated), version,
+                id=id_, title=title, description=description, priority=priority,
+                tags=tuple(orjson.loads(tags)), created_by=created_by,
+                created_at=from_microseconds(created), updated_at=from_microseconds(updated),
+                version=version,
             ), _moment(deleted))  # type: ignore[arg-type]
         with unavailable_on_error():
             cursor = db.execute(

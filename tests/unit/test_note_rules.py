@@ -162,14 +162,14 @@ def test_the_whitespace_of_the_rules_is_exactly_what_python_calls_whitespace() -
 
 
 def test_a_stored_note_is_the_note_its_fields_make_and_as_frozen() -> None:
-    """`stored_note` (the adapters' fast constructor) takes every field of Note, in order, and
-    makes the same value: a field added to Note fails here until it takes that field too."""
+    """`stored_note` (the adapters' fast constructor) takes every field of Note and makes the
+    same value: a field added to Note fails here until it takes that field too."""
     names = [field.name for field in dataclasses.fields(Note)]
     assert list(inspect.signature(stored_note).parameters) == names
     values = {"id": 7, "title": "t", "description": "d", "priority": 3, "tags": ("a", "b"), "created_by": "me",
               "created_at": T0, "updated_at": T0.replace(year=2030), "version": 4}
     assert list(values) == names
-    note = stored_note(*values.values())
+    note = stored_note(**values)
     assert note == Note(**values) and hash(note) == hash(Note(**values))
     assert [getattr(note, name) for name in names] == list(values.values())
     with pytest.raises(dataclasses.FrozenInstanceError):
