@@ -172,8 +172,8 @@ def unchanging_response(request: web.Request, body: bytes, content_type: str, ta
     description, the docs page), with `tag`, its `weak_etag`: caches may keep it, and ask with
     If-None-Match whether it still holds (304) before each use."""
     headers = {hdrs.CACHE_CONTROL: "no-cache", hdrs.ETAG: tag}
-    if len(body) > COMPRESS_OVER and compressible(content_type):  # a 304 carries the Vary its 200
-        # would (RFC 9110, section 15.4.5)
+    # a 304 carries the Vary its 200 would (RFC 9110, section 15.4.5)
+    if len(body) > COMPRESS_OVER and compressible(content_type):
         headers[hdrs.VARY] = "Accept-Encoding"
     if not_modified(request.headers.get(hdrs.IF_NONE_MATCH), tag):
         return web.Response(status=304, headers=headers)
