@@ -134,6 +134,8 @@ def title_sort_key(title: str) -> str:
     the key beside the title and compare it as bytes (UTF-8 byte order is code point order), so no
     database collation is involved.
     """
+    if title.isascii():  # most titles: no decomposition, no combining mark, and casefold is lower
+        return title.lower()[:TITLE_KEY_MAX]
     decomposed = unicodedata.normalize("NFKD", title)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()[:TITLE_KEY_MAX]
 
