@@ -240,9 +240,10 @@ class _Batches:
 
     async def write(self, records: list[NoteRecord]) -> None:
         """Rows made here, on the loop, which would otherwise wait for the thread to write them."""
-        rows = [_note_row(record) if record.deleted_at is None else
-                (*_note_row(record)[:10], to_microseconds(record.deleted_at)) for record in records]
-        await self.run(_write_notes, self._db, rows, self._on_conflict, self._imported, self.bulk)
+        notes = [_note_row(record) for record in records if record.deleted_at is None]
+        trashed = [(*_note_row(record)[:10], to_microseconds(record.deleted_at))
+                   for record in records if record.deleted_at is not None]
+        await self.run(_write_notes, self._db, notes, trashed, self._on_conflict, self._imported, self.bulk)
 
     async def run(self, work: Callable[..., None], *args: Any) -> None:
         """`work(*args)` in the thread, after the work handed to it before."""
@@ -261,11 +262,22 @@ class _Batches:
         self._thread.shutdown(wait=True)
 
 
+def _insert(db: sqlite3.Connection, into: str, rows: Sequence[tuple]) -> None:
+    """`INSERT INTO {into} VALUES (?, ?), (?, ?), ...`: many rows in one statement, so one call
+    into SQLite that lets go of the GIL for the whole batch, where `executemany` takes it back
+    after each row, and waits for it whenever the loop's thread is busy converting the next
+    batch. As many rows a statement as SQLite takes parameters (32,766 by default)."""
+    if not rows:
+        return
+    columns = len(rows[0])
+    most = max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // columns)
+    for start in range(0, len(rows), most):
+        part = rows[start:start + most]
+        db.execute(f"INSERT INTO {into} VALUES {_values(len(part), columns)}", [value for row in part for value in row])
+
+
 @functools.cache
 def _values(rows: int, columns: int) -> str:
-    """`(?, ?), (?, ?)`: the VALUES of a statement that inserts many rows at once. One call into
-    SQLite that lets go of the GIL for the whole batch, where `executemany` takes it back after
-    each row, and waits for it whenever the loop's thread is busy converting the next batch."""
     return ", ".join([f"({', '.join('?' * columns)})"] * rows)
 
 
@@ -311,9 +323,8 @@ class _Bulk:
 
     def written(self, db: sqlite3.Connection, ids: list[int]) -> None:
         """These notes are in `notes`; their tags and search text go in with the chunk's."""
-        if ids:
-            db.execute(f"INSERT INTO temp.unindexed (id) VALUES {_values(len(ids), 1)}", ids)
-            self._unindexed += len(ids)
+        _insert(db, "temp.unindexed (id)", [(note_id,) for note_id in ids])
+        self._unindexed += len(ids)
         if self._unindexed >= self.CHUNK:
             self._index(db)
 
@@ -364,12 +375,13 @@ def _write_token(db: sqlite3.Connection, token: TokenRecord, on_conflict: OnConf
 
 
 def _write_notes(
-    db: sqlite3.Connection, rows: Sequence[tuple], on_conflict: OnConflict, imported: Imported, bulk: _Bulk | None
+    db: sqlite3.Connection, notes: list[tuple], trashed: list[tuple], on_conflict: OnConflict, imported: Imported,
+    bulk: _Bulk | None,
 ) -> None:
-    """Rows of `_note_row`, those of notes in the trash with their `deleted_at` (11 values, not 12)."""
-    if not rows:
+    """Rows of `_note_row`, and of notes in the trash (the first ten values, then `deleted_at`)."""
+    ids = [row[1] for row in (*notes, *trashed)]
+    if not ids:
         return
-    ids = [row[1] for row in rows]
     with unavailable_on_error():
         marks = ", ".join("?" * len(ids))
         existing = {row[0] for row in db.execute(
@@ -380,8 +392,9 @@ def _write_notes(
             raise ImportConflictError("note", min(existing))
         if on_conflict is OnConflict.SKIP:
             imported.skipped += sorted(existing)
-            rows = [row for row in rows if row[1] not in existing]
-            ids = [row[1] for row in rows]
+            notes = [row for row in notes if row[1] not in existing]
+            trashed = [row for row in trashed if row[1] not in existing]
+            ids = [note_id for note_id in ids if note_id not in existing]
         else:  # a DELETE first, so that the triggers keep the tag and search tables right
             gone = [(note_id,) for note_id in existing]
             db.executemany("DELETE FROM notes WHERE id = ?", gone)
@@ -389,17 +402,13 @@ def _write_notes(
             with sqlite_history.keeping_last_position(db):
                 db.executemany("DELETE FROM changes WHERE note_id = ? AND op = 'put'", gone)
             imported.replaced += len(existing)
-    notes = [row for row in rows if len(row) == 12]
     with unavailable_on_error():
-        if notes:
-            db.execute(f"INSERT INTO notes ({_NOTE_COLUMNS}, title_key, search_text) VALUES {_values(len(notes), 12)}",
-                       [value for row in notes for value in row])
-        db.executemany(_INSERT_TRASH, [row for row in rows if len(row) == 11])
-        if ids:
-            db.execute(f"INSERT INTO temp.imported_ids (id) VALUES {_values(len(ids), 1)}", ids)
+        _insert(db, f"notes ({_NOTE_COLUMNS}, title_key, search_text)", notes)
+        db.executemany(_INSERT_TRASH, trashed)
+        _insert(db, "temp.imported_ids (id)", [(note_id,) for note_id in ids])
         if bulk is not None:
             bulk.written(db, [row[1] for row in notes])
-    imported.notes += len(rows)
+    imported.notes += len(ids)
 
 
 def _note_row(record: NoteRecord) -> tuple:
