@@ -315,7 +315,8 @@ class _Bulk:
         for name, _ in indexes:
             db.execute(f"DROP INDEX {name}")
         settings: dict[str, int | None] = dict.fromkeys(cls.FTS_SETTINGS)  # None: not set, FTS5's default
-        settings.update(db.execute("SELECT k, v FROM notes_fts_config WHERE k IN ('hashsize', 'automerge')"))
+        settings.update(db.execute(f"SELECT k, v FROM notes_fts_config WHERE k IN ({', '.join('?' * len(settings))})",
+                                   tuple(settings)))
         for name, (value, _) in cls.FTS_SETTINGS.items():
             db.execute("INSERT INTO notes_fts (notes_fts, rank) VALUES (?, ?)", (name, value))
         db.execute("CREATE TEMP TABLE unindexed (id INTEGER PRIMARY KEY)")
