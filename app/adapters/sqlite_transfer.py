@@ -1,5 +1,5 @@
 """Export and import for SQLite: a stream read in one snapshot, a stream written in one
-transaction with `executemany`, a thousand rows a call.
+transaction, a thousand notes a statement (a multi-row INSERT).
 
 The export reads on a connection of its own, in one read transaction (WAL: writers go on), and
 fetches its rows in a thread, a batch at a time, so the event loop serves requests meanwhile. The
