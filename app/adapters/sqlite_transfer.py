@@ -305,13 +305,12 @@ class _Bulk:
     def into(cls, db: sqlite3.Connection) -> _Bulk | None:
         if db.execute("SELECT 1 FROM notes LIMIT 1").fetchone() is not None:
             return None
-        row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (cls.TRIGGER,)).fetchone()
-        if row is None:
+        triggers = _set_aside(db, [cls.TRIGGER])
+        if not triggers:
             return None
         indexes = db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'notes' AND sql IS NOT NULL"
         ).fetchall()
-        db.execute(f"DROP TRIGGER {cls.TRIGGER}")
         for name, _ in indexes:
             db.execute(f"DROP INDEX {name}")
         settings: dict[str, int | None] = dict.fromkeys(cls.FTS_SETTINGS)  # None: not set, FTS5's default
@@ -320,7 +319,7 @@ class _Bulk:
         for name, (value, _) in cls.FTS_SETTINGS.items():
             db.execute("INSERT INTO notes_fts (notes_fts, rank) VALUES (?, ?)", (name, value))
         db.execute("CREATE TEMP TABLE unindexed (id INTEGER PRIMARY KEY)")
-        return cls(str(row[0]), [str(sql) for _, sql in indexes], settings)
+        return cls(triggers[0], [str(sql) for _, sql in indexes], settings)
 
     def written(self, db: sqlite3.Connection, ids: list[int]) -> None:
         """These notes are in `notes`; their tags and search text go in with the chunk's."""
