@@ -182,6 +182,7 @@ def _check_lines(checks: dict) -> list[str]:
                 f" {row['peak_rss_mb']} MB (target < {transfer['target_s']:.0f} s, < {transfer['target_mb']:.0f} MB)"
                 f" {_verdict(ok)}"
             )
+            lines.append(f"       {'':<19} it said: {row['said']}")
     for adapter, row in checks.get("export", {}).items():
         fast = row["notes_per_s"] >= row["target_notes_per_s"]
         lines.append(
