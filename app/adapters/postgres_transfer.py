@@ -266,9 +266,9 @@ async def _defer_indexes(db: asyncpg.Connection) -> list[str]:
     using it (a server already running on this database), the rows go in with their indexes
     instead, and no one waits.
 
-    All but the search index (pg_trgm's GIN), which fills as the rows arrive: `COPY` adds their
-    trigrams to its pending list, which the server merges into it, on its own core, while this
-    process reads and converts the next rows. Built after the rows, it took longer than the whole
+    All but the search index (pg_trgm's GIN), which fills as the rows arrive: the server cuts each
+    row into trigrams (most of its work) and adds them to the index's pending list, merged when
+    full, on its own core, while this process reads and converts the next rows. Built after the rows, it took longer than the whole
     `COPY` (PostgreSQL 15 builds a GIN index on one core: 31 to 36 s for a million notes); filled
     during it, a copy of a million notes took 64.7 s instead of 88.5."""
     if await db.fetchval("SELECT EXISTS (SELECT 1 FROM notes)"):
