@@ -268,9 +268,10 @@ async def _defer_indexes(db: asyncpg.Connection) -> list[str]:
 
     All but the search index (pg_trgm's GIN), which fills as the rows arrive: the server cuts each
     row into trigrams (most of its work) and adds them to the index's pending list, merged when
-    full, on its own core, while this process reads and converts the next rows. Built after the rows, it took longer than the whole
-    `COPY` (PostgreSQL 15 builds a GIN index on one core: 31 to 36 s for a million notes); filled
-    during it, a copy of a million notes took 64.7 s instead of 88.5."""
+    full, on its own core, while this process reads and converts the next rows. Built after the
+    rows, it took longer than the whole `COPY` (PostgreSQL 15 builds a GIN index on one core: 31 to
+    36 s for a million notes); filled during it, a copy of a million notes took 64.7 s instead of
+    88.5."""
     if await db.fetchval("SELECT EXISTS (SELECT 1 FROM notes)"):
         return []
     await db.execute("SAVEPOINT lock_notes")  # a lock not granted leaves the import going
