@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.domain.owners import Scope
 from app.entrypoints.http.cors import InvalidOriginError, normalized_origins
+from app.entrypoints.http.keys import ACCOUNTS
 from tests.http.support import create, problem
 
 ALLOWED = "https://notes.example"
@@ -39,7 +41,8 @@ async def test_an_allowed_origin_may_read_the_answer_and_its_headers(cors_client
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert "Origin" in response.headers["Vary"]
     exposed = {h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
-    assert exposed == {"ETag", "Location", "Link", "X-Request-ID", "Idempotent-Replayed", "Retry-After"}
+    assert exposed == {"ETag", "Location", "Link", "X-Request-ID", "Idempotent-Replayed", "Retry-After",
+                       "WWW-Authenticate", "RateLimit", "RateLimit-Policy"}
     assert "Access-Control-Allow-Credentials" not in response.headers
 
 
@@ -64,7 +67,8 @@ async def test_a_preflight_from_an_allowed_origin_lists_the_resources_methods_an
     assert set(response.headers["Access-Control-Allow-Methods"].split(", ")) == {
         "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"}
     allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
-    assert {"content-type", "if-match", "if-none-match", "idempotency-key", "x-request-id"} <= allowed
+    assert {"content-type", "if-match", "if-none-match", "idempotency-key", "x-request-id", "authorization",
+            "last-event-id"} <= allowed
     assert int(response.headers["Access-Control-Max-Age"]) > 0
 
 
@@ -100,3 +104,28 @@ def test_configured_origins_are_compared_as_browsers_send_them() -> None:
 def test_an_origin_that_is_not_scheme_host_and_port_is_refused(origin: str) -> None:
     with pytest.raises(InvalidOriginError):
         normalized_origins([origin])
+
+
+async def test_a_page_of_an_allowed_origin_may_call_a_server_that_requires_tokens(make_client) -> None:
+    """What a browser does for a cross-origin call with a token: a preflight with no token
+    (browsers never send one there), which must allow Authorization, then the call itself;
+    and a page must be able to read a 401's challenge and the rate limit's headers."""
+    client = await make_client("memory://", auth="required", cors_origins=(ALLOWED,), rate_limit=100)
+    accounts = client.app[ACCOUNTS]
+    await accounts.add_owner("ann")
+    issued = await accounts.issue_token("ann", scope=Scope.WRITE)
+    preflight = await client.options("/notes", headers={
+        "Origin": ALLOWED, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert preflight.status == 204 and preflight.headers["Access-Control-Allow-Origin"] == ALLOWED
+    allowed = {h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "content-type"} <= allowed
+    made = await client.post("/notes", json={"title": "from a page"}, headers={
+        "Origin": ALLOWED, "Authorization": f"Bearer {issued.secret}"})
+    assert made.status == 201 and made.headers["Access-Control-Allow-Origin"] == ALLOWED
+    exposed = {h.strip().lower() for h in made.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"ratelimit", "ratelimit-policy"} <= {name.lower() for name in made.headers} and {
+        "ratelimit", "ratelimit-policy"} <= exposed
+    refused = await client.get("/notes", headers={"Origin": ALLOWED})
+    await problem(refused, 401)
+    assert refused.headers["Access-Control-Allow-Origin"] == ALLOWED and "www-authenticate" in exposed

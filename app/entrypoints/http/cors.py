@@ -13,8 +13,14 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-EXPOSED_HEADERS = "ETag, Location, Link, X-Request-ID, Idempotent-Replayed, Retry-After"
-ALLOWED_HEADERS = "Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-ID"
+# What a page may read of an answer, beyond the safelisted ones: every header the API gives a
+# client to act on (a 401's challenge and the rate limit's included).
+EXPOSED_HEADERS = ("ETag, Location, Link, X-Request-ID, Idempotent-Replayed, Retry-After, WWW-Authenticate,"
+                   " RateLimit, RateLimit-Policy")
+# What a page may send: every request header the API reads (a token, a condition, a key, the
+# event a reconnecting EventSource resumes from).
+ALLOWED_HEADERS = ("Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-ID,"
+                   " Last-Event-ID")
 MAX_AGE_SECONDS = "600"  # how long a browser may reuse a preflight's answer
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
 
