@@ -9,17 +9,19 @@ line, 1 for a store or a port that does not let the server start.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from app.adapters.schema_version import check_schema
+from app.adapters.sqlite_link import sqlite_path
 from app.domain.errors import NoteError, StorageUnavailableError
 from app.entrypoints.logs import LogSettings, configure_logging
 from app.entrypoints.options import build_parser
-from app.settings import Settings, UnsupportedDatabaseError, backend_of
+from app.settings import Settings, UnsupportedDatabaseError, backend_of, redacted
 
 ACCOUNT_COMMANDS = ("users", "tokens", "notes")
 TRANSFER_COMMANDS = ("export", "import", "copy")
@@ -56,18 +58,22 @@ def _transfer_command(args: argparse.Namespace) -> int:
         if args.command == "copy":
             for url, flag in ((args.source, "--from"), (args.target, "--to")):
                 _not_memory(url, flag)
+            _existing(args.source, "--from")
             check_schema(args.source, backend_of(args.source), ACCOUNT_TIMEOUT)
-            _migrated(args.target)  # as serve would
-            return transfer.run_copy(args)
+            with _removed_if_it_fails(args.target):
+                _migrated(args.target)  # as serve would
+                return transfer.run_copy(args)
         backend = _not_memory(args.database_url, "--database-url")
         if args.command == "export":
+            _existing(args.database_url, "--database-url")
             check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)
             return transfer.run_export(args)
-        if args.input is not None and not os.path.isfile(args.input):
+        if args.input not in (None, "-") and not os.path.isfile(args.input):
             raise UsageError(f"there is no file {args.input}: give --input a notes file made by `notes-api export`,"
                              " or leave it out to read standard input")
-        _migrated(args.database_url)  # a new store takes an import as it is
-        return transfer.run_import(args)
+        with _removed_if_it_fails(args.database_url):
+            _migrated(args.database_url)  # a new store takes an import as it is
+            return transfer.run_import(args)
     except transfer.Interrupted as interrupted:
         return _fail(130, interrupted)
     except NotesFileError as error:
@@ -75,6 +81,23 @@ def _transfer_command(args: argparse.Namespace) -> int:
         for problem in error.problems[1:10]:
             sys.stderr.write(f"  line {problem.line}: {problem.detail}\n")
         return code
+    except (UsageError, UnsupportedDatabaseError, NoteError, OSError, ValueError):
+        raise  # main's own lines
+    except Exception as error:  # e.g. a row that a SQLite file let in against its schema's types
+        logging.getLogger("app").debug("%s failed", args.command, exc_info=True)
+        return _fail(1, RuntimeError(f"{args.command} failed ({type(error).__name__}: {error}); {_left_behind(args)};"
+                                     " --log-level debug shows where"))
+
+
+def _left_behind(args: argparse.Namespace) -> str:
+    """What a transfer command that failed left: its target as it was (one transaction), or no file."""
+    if args.command == "copy":
+        return f"nothing was written to {redacted(args.target)}"
+    if args.command == "import":
+        return f"nothing was written to {redacted(args.database_url)}"
+    if args.output in (None, "-"):
+        return "standard output holds a part of the export"
+    return f"{args.output} was not written"
 
 
 def _migrated(database_url: str) -> None:
@@ -83,6 +106,31 @@ def _migrated(database_url: str) -> None:
     if not _at_head(database_url, backend, ACCOUNT_TIMEOUT):
         logging.getLogger("alembic").setLevel(logging.WARNING)
         _migrate(database_url, backend)
+
+
+def _existing(url: str, flag: str) -> None:
+    """A store to read from must be there: a SQLite file that is not is a mistyped path, which
+    no migration would mend."""
+    if backend_of(url) == "sqlite" and not os.path.exists(path := sqlite_path(url)):
+        raise UsageError(f"there is no file {path}: give {flag} the URL of a store made by `notes-api serve`")
+
+
+@contextlib.contextmanager
+def _removed_if_it_fails(url: str) -> Iterator[None]:
+    """A SQLite file that an import or a copy creates is removed again when it fails or is
+    interrupted: the target is left as it was, absent. (Any other target keeps the schema that
+    migrating it wrote, and none of the records.)"""
+    path = sqlite_path(url) if backend_of(url) == "sqlite" else None
+    if path is None or os.path.exists(path):
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        for leftover in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+        raise
 
 
 def _not_memory(url: str, flag: str) -> str:

@@ -158,6 +158,7 @@ class _Reading:
         self.last_id = {"token": 0, "note": 0}
         self.last_revision = (0, 0)  # (note id, version): revisions ascend by both
         self.ended = False
+        self.foreign = False  # its first line is no notes header: the rest is not read
 
     def fail(self, detail: str) -> None:
         self.count += 1
@@ -185,7 +186,7 @@ def read_all(lines: Iterable[bytes]) -> list[Record]:
 
 def _finish(state: _Reading) -> None:
     """At the end of the lines: the file must have ended, and have broken no rule."""
-    if not state.ended:
+    if not state.ended and not state.foreign:
         _ended_early(state)
     if state.count:
         raise NotesFileError(state.problems, state.count)
@@ -201,6 +202,8 @@ def _ended_early(state: _Reading) -> None:
 
 def _read_line(state: _Reading, raw: bytes) -> Record | None:
     state.line += 1
+    if state.foreign:
+        return None
     if state.ended:
         if raw.strip():
             state.fail("there is more after the end line")
@@ -208,10 +211,11 @@ def _read_line(state: _Reading, raw: bytes) -> Record | None:
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        state.fail("is not a JSON object (one object a line, in UTF-8)")
-        state.hash.update(raw)
-        return None
+        document = None
     if not isinstance(document, dict):
+        if state.line == 1:
+            _not_a_notes_file(state)
+            return None
         state.fail("is not a JSON object (one object a line, in UTF-8)")
         state.hash.update(raw)
         return None
@@ -249,9 +253,17 @@ def _shown(value: Any) -> str:
     return repr(value)[:60]
 
 
+def _not_a_notes_file(state: _Reading) -> None:
+    """A first line that is no notes header: some other file, whose every line would be a problem
+    of its own. One is said, and the rest is not read."""
+    state.fail('is not the header of a notes file, so this is no notes file (one made by `notes-api export`'
+               ' or GET /export begins with {"kind": "header", "format": "notes", ...})')
+    state.foreign = True
+
+
 def _check_header(state: _Reading, document: dict[str, Any]) -> None:
     if document.get("kind") != "header" or document.get("format") != FORMAT:
-        state.fail('is not the header of a notes file: it begins with {"kind": "header", "format": "notes", ...}')
+        _not_a_notes_file(state)
         return
     version = document.get("version")
     if type(version) is not int or version != VERSION:  # `true` is no version, though true == 1

@@ -134,7 +134,7 @@ def _transfer_commands(commands: argparse._SubParsersAction) -> None:
     )
     _database_flag(export)
     export.add_argument("--owner", action="append", metavar="NAME", help="only this owner's notes; repeat for more")
-    export.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+    export.add_argument("--output", "-o", metavar="FILE", help="default (or -): standard output")
     export.add_argument("--format", choices=("jsonl", "markdown"), default="jsonl",
                         help="jsonl (default): the notes file, for import; markdown: a zip of OWNER/ID-title.md"
                         " files with YAML front matter")
@@ -145,7 +145,7 @@ def _transfer_commands(commands: argparse._SubParsersAction) -> None:
         " tokens, in one transaction: a file that is cut short, altered or breaks a rule writes nothing.",
     )
     _database_flag(imported)
-    imported.add_argument("--input", "-i", metavar="FILE", help="default: standard input")
+    imported.add_argument("--input", "-i", metavar="FILE", help="default (or -): standard input")
     imported.add_argument("--on-conflict", choices=("fail", "skip", "replace"), default="fail", help=ON_CONFLICT_HELP)
     _log_flags(imported)
     copy: EnvParser = commands.add_parser(

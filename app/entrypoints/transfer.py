@@ -80,6 +80,8 @@ def _counted(counts: dict[str, int]) -> str:
 
 
 def run_export(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
+    if args.output == "-":  # standard output, as for most commands that take a file
+        args.output = None
     if args.output is None and args.format == "markdown" and sys.stdout.isatty():
         raise ValueError("a zip file cannot be shown on a terminal: give --output FILE, or redirect standard output")
     selection = Selection(tuple(owner_name(name) for name in args.owner) if args.owner else None)
@@ -193,7 +195,7 @@ def run_import(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
 
 @contextlib.contextmanager
 def _input(path: str | None) -> Iterator[IO[bytes]]:
-    if path is None:
+    if path is None or path == "-":
         yield sys.stdin.buffer
         return
     with open(path, "rb") as source:

@@ -312,3 +312,52 @@ def test_an_import_from_a_file_that_is_not_there_changes_nothing(tmp_path: Path)
     assert done.stderr.strip() == (f"notes-api: error: there is no file {tmp_path / 'missing.ndjson'}: give --input a"
                                    " notes file made by `notes-api export`, or leave it out to read standard input")
     assert not target.exists()  # not even migrated
+
+
+def test_a_failed_import_or_copy_into_a_new_sqlite_file_leaves_no_file(tmp_path: Path) -> None:
+    """The target was absent, so it is absent again: not an empty store that a second try would
+    then count as existing."""
+    readme = Path(__file__).parents[2] / "README.md"
+    target = tmp_path / "new.db"
+    done = run("import", "--database-url", f"sqlite:///{target}", "--input", str(readme))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        "notes-api: error: line 1: is not the header of a notes file, so this is no notes file (one made by"
+        ' `notes-api export` or GET /export begins with {"kind": "header", "format": "notes", ...}); nothing was'
+        " imported")
+    assert sorted(tmp_path.iterdir()) == []
+    source = f"sqlite:///{tmp_path / 'laptop.db'}"
+    fill(source, 10)
+    with sqlite3.connect(tmp_path / "laptop.db") as db:  # SQLite lets a column hold any type
+        db.execute("UPDATE notes SET created_at = 'yesterday' WHERE id = 3")
+    db.close()
+    done = run("copy", "--from", source, "--to", f"sqlite:///{target}")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "notes-api: error: copy failed (TypeError: unsupported type for timedelta microseconds component: str);"
+        f" nothing was written to sqlite:///{target}; --log-level debug shows where")
+    assert "Traceback" not in done.stderr
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "laptop.db"]
+
+
+def test_a_source_that_is_not_there_is_named_and_nothing_is_made(tmp_path: Path) -> None:
+    missing, target = tmp_path / "laptpo.db", tmp_path / "server.db"
+    for command, flag in ((("copy", "--from", f"sqlite:///{missing}", "--to", f"sqlite:///{target}"), "--from"),
+                          (("export", "--database-url", f"sqlite:///{missing}"), "--database-url")):
+        done = run(*command)
+        assert done.returncode == 2
+        assert done.stderr.strip() == (f"notes-api: error: there is no file {missing}: give {flag} the URL of a"
+                                       " store made by `notes-api serve`")
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_dash_is_standard_output_and_standard_input(tmp_path: Path) -> None:
+    source, target = f"sqlite:///{tmp_path / 'laptop.db'}", f"sqlite:///{tmp_path / 'server.db'}"
+    fill(source, 30)
+    exported = run("export", "--database-url", source, "--output", "-")
+    assert exported.returncode == 0 and exported.stdout.startswith('{"kind":"header"')
+    imported = subprocess.run([sys.executable, "-m", "app", "import", "--database-url", target, "--input", "-"],
+                              input=exported.stdout, capture_output=True, text=True, env=_environment(None),
+                              timeout=60, check=False)
+    assert imported.returncode == 0, imported.stderr
+    assert body_of(target) == body_of(source) and not (Path.cwd() / "-").exists()

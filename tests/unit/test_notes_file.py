@@ -83,6 +83,15 @@ def test_a_file_without_its_end_line_is_cut_short() -> None:
     assert problems([]) == [(1, "the file is empty: a notes file begins with a header line")]
 
 
+@pytest.mark.parametrize("first", [b"# Notes\n", b'{"kind": "owner", "name": "ann"}\n', b"[1, 2]\n", b"\xff\xfe\n"])
+def test_a_file_that_is_no_notes_file_is_one_problem_not_one_a_line(first: bytes) -> None:
+    """A README, a CSV, another tool's JSON Lines: said once, at its first line, not at each."""
+    lines = [first, *lines_of(RECORDS)[1:], b"more text\n"]
+    assert problems(lines) == [(1, "is not the header of a notes file, so this is no notes file (one made by"
+                                   ' `notes-api export` or GET /export begins with {"kind": "header",'
+                                   ' "format": "notes", ...})')]
+
+
 @pytest.mark.parametrize("line", range(0, 12))
 def test_one_byte_changed_anywhere_is_refused(line: int) -> None:
     lines = lines_of(RECORDS)
