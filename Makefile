@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATABASE_URL ?= sqlite:///notes.db
-PORT ?= 8080
+# `make run PORT=8081`, or NOTES_PORT from the environment
+PORT ?= $(or $(NOTES_PORT),8080)
 ARGS ?=  # more flags of `notes-api serve`, e.g. ARGS='--auth required --host 0.0.0.0'
 
 .PHONY: run test bench bench-quick bench-tools lint clean

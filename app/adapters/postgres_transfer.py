@@ -249,12 +249,12 @@ async def _copy_into_notes(db: asyncpg.Connection, rows: AsyncIterator[tuple]) -
     if deferred:
         began = time.monotonic()
         await db.execute("SELECT gin_clean_pending_list($1::regclass)", SEARCH_INDEX, timeout=BULK_TIMEOUT)
-        log.info("merged the pending list of %s in %.1f s", SEARCH_INDEX, time.monotonic() - began)
+        log.debug("merged the pending list of %s in %.1f s", SEARCH_INDEX, time.monotonic() - began)
         await db.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_MEMORY}'")
         for definition in deferred:
             began = time.monotonic()
             await db.execute(definition, timeout=BULK_TIMEOUT)
-            log.info("built %s in %.1f s", definition.split(" ON ")[0].removeprefix("CREATE INDEX "),
+            log.debug("built %s in %.1f s", definition.split(" ON ")[0].removeprefix("CREATE INDEX "),
                      time.monotonic() - began)
     return int(status.split()[-1])
 

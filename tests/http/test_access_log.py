@@ -14,7 +14,9 @@ from aiohttp.http_exceptions import BadHttpMessage, BadStatusLine, LineTooLong
 from aiohttp.test_utils import TestServer
 
 from app.container import build_container, http_app
+from app.domain.owners import Scope
 from app.entrypoints.http.access_log import ACCESS_LOGGER, AccessLog
+from app.entrypoints.http.keys import ACCOUNTS
 from app.entrypoints.logs import CURRENT_REQUEST, JsonFormatter, TextFormatter, client_protocol_errors
 from tests.conftest import settings_for
 
@@ -79,6 +81,24 @@ async def logged_client(aiohttp_client, log_format: str, lines: Lines):
         access_log_class=log.hook(), access_log=log.logger, access_log_format=log.format
     )
     return await aiohttp_client(server)
+
+
+async def test_a_write_refused_to_a_read_token_names_its_owner(aiohttp_client, access_lines) -> None:
+    """The token is good, so the line says whose it is, on the first request (its token looked
+    up) and on the next (its token verified moments ago)."""
+    log = AccessLog("json")
+    access_lines.logs.append(log)
+    server = TestServer(http_app(build_container(settings_for("memory://", auth="required"))))
+    await server.start_server(access_log_class=log.hook(), access_log=log.logger, access_log_format=log.format)
+    client = await aiohttp_client(server)
+    accounts = client.app[ACCOUNTS]
+    await accounts.add_owner("ann")
+    issued = await accounts.issue_token("ann", scope=Scope.READ)
+    for _ in range(2):
+        refused = await client.post("/notes", json={"title": "t"}, headers={"Authorization": f"Bearer {issued.secret}"})
+        assert refused.status == 403
+    lines = [orjson.loads(line) for line in await logged(access_lines, 2)]
+    assert [(line["status"], line["owner"]) for line in lines] == [(403, "ann"), (403, "ann")]
 
 
 async def send_requests(client) -> None:

@@ -102,8 +102,8 @@ class Authentication:
                 identity = self._identities.get(token.id)
                 if identity is None or identity.token is not token:
                     identity = self._identities[token.id] = Identity(token.owner, token)
+                noted[3] = identity.owner  # for the access log, a 403 included
                 request[IDENTITY] = self._checked(request, identity)
-                noted[3] = identity.owner
                 return None  # a token verified moments ago
         return self._identify_with_io(request, noted)
 
@@ -127,9 +127,9 @@ class Authentication:
     async def _identify_with_io(self, request: web.Request, noted: list) -> dict[str, str] | None:
         if not await _needs_identity(request):
             return None
-        identity = self._checked(request, await self._identity(request))
-        request[IDENTITY] = identity
-        noted[3] = identity.owner
+        identity = await self._identity(request)
+        noted[3] = identity.owner  # for the access log, a 403 included
+        request[IDENTITY] = self._checked(request, identity)
         return None if self._limiter is None else self._limiter.take(identity.owner)
 
     async def _identity(self, request: web.Request) -> Identity:
