@@ -26,6 +26,7 @@ from app.domain.errors import (
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
     ImportConflictError,
+    IssuerRevokedError,
     NoteNotFoundError,
     NotInTrashError,
     OwnerExistsError,
@@ -647,6 +648,10 @@ class MemoryAccounts:
 
     async def add_token(self, token: NewToken) -> Token:
         self._existing(token.owner)
+        if token.issuer_id is not None and (
+            (issuer := self._tokens.get(token.issuer_id)) is None or issuer.owner != token.owner
+        ):
+            raise IssuerRevokedError()
         stored = Token(
             id=self._token_ids.next(), owner=token.owner, label=token.label, scope=token.scope,
             created_at=token.created_at, expires_at=token.expires_at,

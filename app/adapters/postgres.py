@@ -23,6 +23,7 @@ from app.adapters.signals import Watch
 from app.adapters.sql import SELECT_NOTES, Arg, list_statement, recorded_outcome
 from app.domain.errors import (
     IdempotencyKeyInUseError,
+    IssuerRevokedError,
     NoteNotFoundError,
     NotInTrashError,
     OwnerExistsError,
@@ -341,10 +342,16 @@ class PostgresAccounts:
             "fetchval",
             "INSERT INTO tokens (owner, label, scope, secret_hash, created_at, expires_at)"
             " SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM owners WHERE name = $1)"
+            " AND ($7::bigint IS NULL OR EXISTS (SELECT 1 FROM tokens WHERE id = $7 AND owner = $1))"
             " RETURNING id",
             token.owner, token.label, str(token.scope), token.secret_hash, token.created_at, token.expires_at,
+            token.issuer_id,
         )
         if token_id is None:
+            if token.issuer_id is not None and await self._run(
+                "fetchval", "SELECT EXISTS (SELECT 1 FROM owners WHERE name = $1)", token.owner
+            ):
+                raise IssuerRevokedError()
             raise OwnerNotFoundError(token.owner)
         return Token(id=token_id, owner=token.owner, label=token.label, scope=token.scope,
                      created_at=token.created_at, expires_at=token.expires_at)

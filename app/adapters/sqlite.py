@@ -31,6 +31,7 @@ from app.adapters.signals import ChangeSignals, Watch
 from app.adapters.sql import SELECT_NOTES, Arg, Statement, recorded_outcome, split_list_statements
 from app.adapters.sqlite_link import Writer, connect, is_busy, sqlite_path, unavailable_on_error
 from app.domain.errors import (
+    IssuerRevokedError,
     NoteNotFoundError,
     NotInTrashError,
     OwnerExistsError,
@@ -466,6 +467,10 @@ class SqliteAccounts:
         async with self._writer.transaction() as db:
             with unavailable_on_error():
                 _existing(db, token.owner)
+                if token.issuer_id is not None and db.execute(
+                    "SELECT 1 FROM tokens WHERE id = ? AND owner = ?", (token.issuer_id, token.owner)
+                ).fetchone() is None:
+                    raise IssuerRevokedError()
                 cursor = db.execute(
                     "INSERT INTO tokens (owner, label, scope, secret_hash, created_at, expires_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",

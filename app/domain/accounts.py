@@ -61,7 +61,9 @@ class AccountService:
         expires_in_days: int | None = None, issuer: Token | None = None,
     ) -> Issued:
         """A new token of `owner`. Issued through another token (`issuer`), it may not have a
-        wider scope than that one."""
+        wider scope than that one, nor outlive it, and the store makes it only if that one is
+        still there: a token revoked moments ago, which a process may still trust for up to
+        VERIFIED_FOR, cannot hand itself on."""
         if issuer is not None and not issuer.scope.allows(scope):
             raise InsufficientScopeError("a read token cannot issue a write token")
         if not 0 <= len(label) <= LABEL_MAX:
@@ -70,10 +72,12 @@ class AccountService:
             raise ValueError(f"expires in 1 to {MAX_DAYS} days")
         now = self._clock()
         expires_at = None if expires_in_days is None else now + timedelta(days=expires_in_days)
+        if issuer is not None and issuer.expires_at is not None:
+            _not_outliving(issuer.expires_at, expires_at, now)
         secret = new_secret()
         token = await self._accounts.add_token(NewToken(
             owner=owner_name(owner), label=label, scope=scope, secret_hash=secret_hash(secret),
-            created_at=now, expires_at=expires_at,
+            created_at=now, expires_at=expires_at, issuer_id=None if issuer is None else issuer.id,
         ))
         return Issued(token, secret)
 
@@ -134,3 +138,16 @@ class AccountService:
         if token.last_used_at is not None and token.last_used_at >= minute:
             return  # another process wrote this minute already
         await self._accounts.touch_token(token.id, minute)  # a revoked token's row is gone: no change
+
+
+def _not_outliving(issuer_expires_at: datetime, expires_at: datetime | None, now: datetime) -> None:
+    """A token that expires may issue only tokens that expire no later: else it could renew
+    itself for ever."""
+    if expires_at is not None and expires_at <= issuer_expires_at:
+        return
+    days = (issuer_expires_at - now).days
+    if days < 1:
+        raise InsufficientScopeError("this token expires within a day: it cannot issue another")
+    raise InsufficientScopeError(
+        f"a token cannot outlive the one that issues it: ask for expires_in_days of at most {days}"
+    )

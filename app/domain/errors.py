@@ -106,6 +106,14 @@ class InsufficientScopeError(AccountError):
     """A token asked for something its scope does not allow (a read token on a write)."""
 
 
+class IssuerRevokedError(AccountError):
+    """The token that asked for a new one was revoked meanwhile (or its owner removed): it may
+    issue nothing, even while the processes that verified it moments ago still trust it."""
+
+    def __init__(self) -> None:
+        super().__init__("the token that issues this one is revoked")
+
+
 class ImportConflictError(NoteError):
     """An import met an id the target already has, under `--on-conflict fail`."""
 

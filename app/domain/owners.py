@@ -81,6 +81,7 @@ class NewToken:
     secret_hash: str
     created_at: datetime
     expires_at: datetime | None
+    issuer_id: int | None = None  # the token asking for it, which must still be there (else nothing is stored)
 
 
 @dataclass(frozen=True, slots=True)

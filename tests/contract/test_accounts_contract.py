@@ -12,6 +12,7 @@ from app.domain.errors import (
     IdempotencyKeyReusedError,
     InsufficientScopeError,
     InvalidOwnerNameError,
+    IssuerRevokedError,
     LocalOwnerError,
     NoteNotFoundError,
     OwnerExistsError,
@@ -139,6 +140,34 @@ async def test_a_read_token_cannot_issue_a_write_token(accounts: AccountService)
     with pytest.raises(InsufficientScopeError):
         await accounts.issue_token("alice", scope=Scope.WRITE, issuer=reader)
     assert (await accounts.issue_token("alice", scope=Scope.READ, issuer=reader)).token.scope is Scope.READ
+
+
+async def test_a_revoked_token_issues_nothing_though_it_was_trusted_moments_ago(accounts: AccountService) -> None:
+    """Revoked in another process, it is still trusted here for up to VERIFIED_FOR: were it to
+    issue a token meanwhile, the revocation would come to nothing."""
+    await accounts.add_owner("alice")
+    await accounts.add_owner("bob")
+    issuer = (await accounts.issue_token("alice")).token
+    bobs = (await accounts.issue_token("bob")).token
+    await accounts.revoke_token(issuer.id)
+    with pytest.raises(IssuerRevokedError):
+        await accounts.issue_token("alice", issuer=issuer)
+    with pytest.raises(IssuerRevokedError):  # nor is another owner's token an issuer of alice's
+        await accounts.issue_token("alice", issuer=bobs)
+    assert await accounts.tokens("alice") == []
+
+
+async def test_a_token_that_expires_cannot_issue_one_that_outlives_it(accounts: AccountService, clock: Clock) -> None:
+    await accounts.add_owner("alice")
+    issuer = (await accounts.issue_token("alice", expires_in_days=10)).token
+    for days in (None, 11):
+        with pytest.raises(InsufficientScopeError, match="at most 10"):
+            await accounts.issue_token("alice", expires_in_days=days, issuer=issuer)
+    assert (await accounts.issue_token("alice", expires_in_days=10, issuer=issuer)).token.expires_at == issuer.expires_at
+    clock.now += timedelta(days=9, hours=12)
+    with pytest.raises(InsufficientScopeError, match="expires within a day"):
+        await accounts.issue_token("alice", expires_in_days=1, issuer=issuer)
+    assert (await accounts.issue_token("alice", issuer=None)).token.expires_at is None  # the command line: no issuer
 
 
 async def test_last_use_is_written_to_the_minute_at_most_once_a_minute(

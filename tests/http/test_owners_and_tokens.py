@@ -194,6 +194,27 @@ async def test_expired_and_revoked_tokens_are_refused(aiohttp_client, database_u
     await problem(await client.get("/notes", headers=expiring), 401)
 
 
+async def test_a_token_revoked_in_another_process_cannot_issue_one_while_still_trusted_here(
+    aiohttp_client, database_url: str
+) -> None:
+    clock = Clock()
+    container = build_container(settings_for(database_url, auth="required"))
+    container.clock.override(providers.Object(clock))
+    client = await aiohttp_client(http_app(container))
+    revoked = await issue(client, "alice")
+    token_id = (await (await client.get("/me", headers=revoked)).json())["token"]["id"]
+    await client.app[ACCOUNTS].revoke_token(token_id)  # as `notes-api tokens revoke` would, elsewhere
+    assert (await client.get("/me", headers=revoked)).status == 200  # trusted for VERIFIED_FOR yet
+    response = await client.post("/tokens", json={"label": "child"}, headers=revoked)
+    await problem(response, 401)
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert await client.app[ACCOUNTS].tokens("alice") == []
+    expiring = await issue(client, "alice", expires_in_days=3)
+    refused = await client.post("/tokens", json={"label": "forever"}, headers=expiring)
+    assert (await problem(refused, 403))["detail"] == (
+        "a token cannot outlive the one that issues it: ask for expires_in_days of at most 3")
+
+
 async def test_me_and_the_tokens_of_the_caller(make_client, database_url: str) -> None:
     client = await required_client(make_client, database_url)
     alice, bob = await issue(client, "alice"), await issue(client, "bob")

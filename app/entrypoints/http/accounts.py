@@ -13,9 +13,10 @@ import orjson
 from aiohttp import web
 
 from app.domain.accounts import LABEL_MAX, MAX_DAYS
-from app.domain.errors import TokenNotFoundError
+from app.domain.errors import IssuerRevokedError, TokenNotFoundError
 from app.domain.owners import Scope, Token
 from app.domain.timestamps import format_timestamp
+from app.entrypoints.http.auth import unauthorized
 from app.entrypoints.http.keys import ACCOUNTS, IDENTITY
 from app.entrypoints.http.problems import ProblemError
 from app.entrypoints.http.representation import JSON, read_json_object
@@ -84,9 +85,12 @@ async def issue_token(request: web.Request) -> web.Response:
     label, scope, days = _token_request(await read_json_object(request), identity.scope)
     if not identity.scope.allows(scope):
         raise ProblemError(403, "a read token cannot issue a token of scope write", slug="insufficient-scope")
-    issued = await request.app[ACCOUNTS].issue_token(
-        identity.owner, label=label, scope=scope, expires_in_days=days, issuer=identity.token
-    )
+    try:
+        issued = await request.app[ACCOUNTS].issue_token(
+            identity.owner, label=label, scope=scope, expires_in_days=days, issuer=identity.token
+        )
+    except IssuerRevokedError:  # trusted moments ago by this process, revoked since
+        raise unauthorized("the token is malformed, unknown, expired or revoked", invalid=True) from None
     document = {**token_document(issued.token), "token": issued.secret}  # the only time it is shown
     return _json(document, 201, {"Location": f"/tokens/{issued.token.id}"})
 
