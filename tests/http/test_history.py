@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from dependency_injector import providers
 
 from app.container import build_container, http_app
+from app.domain.accounts import VERIFIED_FOR
 from app.entrypoints.http.keys import ACCOUNTS, NOTES
 from tests.conftest import settings_for
 from tests.http.spec_check import SpecChecker
@@ -289,6 +291,52 @@ async def test_another_owners_token_shows_nothing_of_theirs(make_client, databas
     assert (await body(await client.get("/trash", headers=tokens["bob"])))["trash"] == []
     await problem(await client.post(f"/trash/{secret['id']}/restore", headers=tokens["bob"]), 404)
     await problem(await client.get(f"/notes/{secret['id']}/revisions", headers=tokens["bob"]), 404)
+
+
+async def test_a_revoked_token_gets_nothing_more_from_an_open_stream_or_a_long_poll(
+    aiohttp_client, database_url: str
+) -> None:
+    """Revoked while its stream is open and while it waits on a long poll: the next change that
+    would reach it, once the token is trusted no longer (VERIFIED_FOR), ends the stream unsent and
+    answers the poll with 401, as a new request would be."""
+    clock = Clock()
+    container = build_container(settings_for(database_url, auth="required"))
+    container.clock.override(providers.Object(clock))
+    client = await aiohttp_client(http_app(container))
+    store = await container.storage()  # type: ignore[misc]  # the application's, opened already
+    watches, watching = 0, asyncio.Event()
+    watch = store.watch
+
+    @contextlib.asynccontextmanager
+    async def counted(owner: str) -> AsyncIterator[Any]:  # the stream's and the poll's waits
+        nonlocal watches
+        async with watch(owner) as opened:
+            watches += 1
+            if watches == 2:
+                watching.set()
+            yield opened
+
+    store.watch = counted
+    accounts = client.app[ACCOUNTS]
+    await accounts.add_owner("alice")
+    revoked = await accounts.issue_token("alice")
+    writer = {"Authorization": f"Bearer {(await accounts.issue_token('alice')).secret}"}
+    reader = {"Authorization": f"Bearer {revoked.secret}"}
+    first = await body(await client.post("/notes", json={"title": "seen"}, headers=writer), 201)
+    start = (await body(await client.get("/changes", headers=reader)))["next"]
+    async with client.get("/changes", headers={**SSE, **reader}) as stream:
+        [event] = await read_events(stream, 1)
+        assert event["data"]["note"] == first
+        polling = asyncio.ensure_future(client.get("/changes", params={"since": start, "wait": "60"}, headers=reader))
+        await asyncio.wait_for(watching.wait(), 10)  # both wait: the token was good when they began
+        await accounts.revoke_token(revoked.token.id)  # as another process would
+        clock.now += VERIFIED_FOR
+        await client.post("/notes", json={"title": "written after the revocation"}, headers=writer)
+        rest = await asyncio.wait_for(stream.content.read(), 10)  # the stream ends
+    assert b"after the revocation" not in rest
+    answer = await asyncio.wait_for(polling, 10)
+    await problem(answer, 401)
+    assert 'error="invalid_token"' in answer.headers["WWW-Authenticate"]
 
 
 async def test_a_stopping_server_answers_its_long_polls_at_once(client: TestClient) -> None:

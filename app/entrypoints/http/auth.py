@@ -195,3 +195,16 @@ class RateLimiter:
         self._buckets[owner] = (tokens, now)
         refill = math.ceil((self.burst - tokens) / self.rate)
         return {"RateLimit-Policy": self._policy, "RateLimit": f'"owner";r={int(tokens)};t={refill}'}
+
+
+async def still_authorized(request: web.Request) -> bool:
+    """For an answer that goes on after its request was let in (an event stream, a long poll):
+    whether the token it came with still holds, not revoked nor expired since. As on every
+    request, a token verified less than VERIFIED_FOR ago is trusted without asking the store:
+    revocation reaches an open stream within those 5 seconds too."""
+    identity = request.get(IDENTITY)
+    if identity is None or identity.token is None:  # an open route, or `local` without a token
+        return True
+    secret = request.headers.get(hdrs.AUTHORIZATION, "").strip().partition(" ")[2].strip()
+    accounts = request.app[ACCOUNTS]
+    return accounts.trusted(secret) is not None or await accounts.authenticate(secret) is not None

@@ -18,6 +18,7 @@ from app.domain.errors import InvalidChangeTokenError
 from app.domain.history import Change, ChangesPage, ChangeToken, Trashed
 from app.domain.rules import Integer, Text
 from app.domain.timestamps import format_timestamp, from_microseconds, to_microseconds
+from app.entrypoints.http.auth import still_authorized, unauthorized
 from app.entrypoints.http.conditions import etag, if_match_holds, if_none_match
 from app.entrypoints.http.handlers import note_id, owner, page_response, write_precondition
 from app.entrypoints.http.keys import NOTES
@@ -193,6 +194,8 @@ async def changes(request: web.Request) -> web.Response:
         if wait and condition is not None and not if_match_holds(condition, None):
             wait = 0  # the pipeline answers 412 (this answer has no ETag): at once, not after the wait
         page = await notes.changes(who, since, limit, wait)
+        if wait and page.changes and not await still_authorized(request):  # revoked while it waited
+            raise unauthorized("the token is malformed, unknown, expired or revoked", invalid=True)
         return web.Response(body=dumps(page_document(page)), headers={
             hdrs.CONTENT_TYPE: "application/json", hdrs.CACHE_CONTROL: "no-store", hdrs.VARY: "Accept",
         })
@@ -219,12 +222,15 @@ def _wants_stream(accept: str) -> bool:
 
 async def _events(request: web.Request, first: ChangesPage, limit: int) -> AsyncIterator[bytes]:
     """The stream: a retry hint, then each change as an event whose id is its token, and a
-    comment line after each idle spell."""
+    comment line after each idle spell; it ends before anything more is sent once its token is
+    revoked or expired (a reconnecting client then gets the 401)."""
     yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
     page = first
     follow = request.app[NOTES].follow(owner(request), first.next, limit, KEEP_ALIVE_SECONDS)
     try:
         while True:
+            if page is not first and not await still_authorized(request):
+                return
             if page.changes:
                 yield b"".join(
                     b"id: %s\ndata: %s\n\n" % (str(c.token).encode(), dumps(change_document(c))) for c in page.changes
