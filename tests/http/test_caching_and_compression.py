@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 
 import orjson
 import pytest
 
-from tests.http.support import create, send
+from tests.http.support import create, problem, send
 
 
 @pytest.mark.parametrize(
@@ -120,3 +121,29 @@ async def test_the_export_is_gzipped_as_it_streams_when_the_client_accepts_it(cl
     lines = gzip.decompress(await squeezed.read()).splitlines()
     assert len(lines) == len((await plain.read()).splitlines()) == 8  # header, owner, 5 notes, end
     assert orjson.loads(lines[-1])["counts"]["note"] == 5
+
+
+async def test_a_request_body_in_gzip_or_deflate_is_read_and_a_damaged_one_is_400(client) -> None:
+    body = orjson.dumps({"title": "packed"})
+    packings = (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body)), ("GZIP", gzip.compress(body)))
+    for coding, packed in packings:
+        made = await client.post("/notes", data=packed, headers={"Content-Type": "application/json",
+                                                                 "Content-Encoding": coding})
+        assert made.status == 201 and (await made.json())["title"] == "packed"
+    for coding in ("gzip", "deflate"):
+        damaged = await client.post("/notes", data=b"xx", headers={"Content-Type": "application/json",
+                                                                   "Content-Encoding": coding})
+        document = await problem(damaged, 400)
+        assert document["type"].endswith("/problems/malformed-body")
+        assert document["detail"].startswith("the request body cannot be read")
+        assert damaged.headers["Connection"] == "close"
+
+
+@pytest.mark.parametrize("coding", ["foo", "gzip, gzip", "x-gzip", "compress"])
+async def test_a_request_body_in_a_coding_the_server_does_not_decode_is_415(client, coding: str) -> None:
+    """Read as if it had no coding, it would be taken for what it is not (RFC 9110, 8.4.1)."""
+    refused = await client.post("/notes", data=orjson.dumps({"title": "t"}), headers={
+        "Content-Type": "application/json", "Content-Encoding": coding})
+    document = await problem(refused, 415)
+    assert refused.headers["Accept-Encoding"] == "gzip, deflate" and coding not in document["detail"]
+    assert (await client.get("/notes", headers={"Content-Encoding": coding})).status == 200  # no body to decode

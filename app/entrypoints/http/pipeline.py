@@ -51,6 +51,8 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "O
                            "PATCH", "QUERY"})
 
 READS = frozenset({"GET", "HEAD"})
+# The codings of a request body that aiohttp decodes (it reads any other as if there were none).
+DECODED = frozenset({"identity", "gzip", "deflate"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -106,6 +108,7 @@ class Pipeline:
                 if (
                     method in KNOWN_METHODS
                     and hdrs.EXPECT not in headers
+                    and hdrs.CONTENT_ENCODING not in headers
                     and (accept is None or accepts_json(accept))  # lru_cache: no call on a hit
                 ):
                     refusal = None
@@ -169,7 +172,8 @@ class Pipeline:
 
 def _refusal(request: web.Request, route: web.AbstractRoute) -> web.Response | None:
     """What no route of the service can answer: a method no one implements (501), an
-    expectation (417), an Accept that admits no JSON on a JSON route (406); else None."""
+    expectation (417), a body in a coding aiohttp does not decode (415), an Accept that admits
+    no JSON on a JSON route (406); else None."""
     if request.method not in KNOWN_METHODS:
         # Not echoed: a client may put anything there.
         return ProblemError(501, "this request method is not implemented by this server").response(request)
@@ -177,6 +181,11 @@ def _refusal(request: web.Request, route: web.AbstractRoute) -> web.Response | N
     expect = headers.get(hdrs.EXPECT)
     if expect is not None and expect.lower() != "100-continue":
         return EXPECTATION_FAILED.response(request)
+    coding = headers.get(hdrs.CONTENT_ENCODING)
+    if coding is not None and coding.strip().lower() not in DECODED and request.body_exists:
+        # aiohttp would read such a body as it is (RFC 9110, sections 8.4.1 and 15.5.16). Not echoed.
+        return ProblemError(415, "the body's Content-Encoding is not one this server decodes: send it as it is,"
+                            " or in gzip or deflate", headers={hdrs.ACCEPT_ENCODING: "gzip, deflate"}).response(request)
     accept = headers.get(hdrs.ACCEPT)
     if accept is not None and not accepts_json(accept) and _answers_json(request, route):
         return NOT_ACCEPTABLE.response(request)

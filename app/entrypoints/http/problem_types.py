@@ -30,7 +30,8 @@ class ProblemType:
 
 TYPES = {
     "malformed-body": ProblemType(400, "The body is not a JSON object: it is empty, not JSON, or"
-                                  " another kind of JSON value, or holds a number too long to read."),
+                                  " another kind of JSON value, or holds a number too long to read;"
+                                  " or it cannot be read at all (its gzip or deflate coding is damaged)."),
     "invalid-query": ProblemType(400, "A query parameter is unknown, repeated, of the wrong type or"
                                  " out of range; `errors` names each one."),
     "invalid-cursor": ProblemType(400, "The cursor was changed, made by another deployment, or is"
@@ -77,7 +78,8 @@ TYPES = {
     "content-too-large": ProblemType(413, "The request body is over the server's limit."),
     "unsupported-media-type": ProblemType(415, "The body must be JSON (application/json or"
                                           " another application/*+json type, or no Content-Type);"
-                                          " a PATCH must be a JSON merge patch (Accept-Patch)."),
+                                          " a PATCH must be a JSON merge patch (Accept-Patch); a"
+                                          " Content-Encoding must be gzip or deflate (Accept-Encoding)."),
     "expectation-failed": ProblemType(417, "The only expectation this server meets is"
                                       " 100-continue."),
     "validation-error": ProblemType(422, "The note breaks its rules; `errors` lists the problems"

@@ -143,6 +143,10 @@ def problem_response(error: Exception, request: web.Request) -> web.Response:
             return _from_domain(error).response(request)
         case web.HTTPException():
             return _from_http(error, request).response(request)
+        case web.RequestPayloadError():  # a gzip or deflate body that does not decode, a bad chunk
+            # and the connection ends: the rest of such a body cannot be read past to the next request
+            return ProblemError(400, "the request body cannot be read: its Content-Encoding or chunks are damaged",
+                                slug="malformed-body", close=True).response(request)
     log.error(
         "unhandled error in %s %s", request.method, request.path,
         exc_info=(type(error), error, error.__traceback__),
