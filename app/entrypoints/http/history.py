@@ -8,6 +8,7 @@ stops (the store's watches close on shutdown).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -113,11 +114,13 @@ _EARLIEST = to_microseconds(datetime.min.replace(tzinfo=UTC))
 _LATEST = to_microseconds(datetime.max.replace(tzinfo=UTC))
 
 
+_TRASH_CURSOR = re.compile(PATTERNS["trash cursor"])
+
+
 def _trash_cursor(text: str) -> tuple[datetime, int]:
-    micros, dot, note_id_ = text.partition(".")
-    digits = micros.removeprefix("-")
-    if not (dot and digits.isascii() and digits.isdigit() and note_id_.isascii() and note_id_.isdigit()):
+    if _TRASH_CURSOR.fullmatch(text) is None:  # the id below 10**18: it fits every store's integer
         raise _invalid_cursor()
+    micros, _, note_id_ = text.partition(".")
     # Any (moment, id) is a place in the trash's order, as the description's pattern allows: a
     # moment beyond the years a timestamp holds (1 to 9999) is before or after every note.
     return from_microseconds(min(max(int(micros), _EARLIEST), _LATEST)), int(note_id_)
