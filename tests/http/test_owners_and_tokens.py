@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from dependency_injector import providers
+from multidict import CIMultiDict
 
 from app.container import build_container, http_app
 from app.domain.accounts import VERIFIED_FOR
@@ -213,6 +214,19 @@ async def test_a_token_revoked_in_another_process_cannot_issue_one_while_still_t
     refused = await client.post("/tokens", json={"label": "forever"}, headers=expiring)
     assert (await problem(refused, 403))["detail"] == (
         "a token cannot outlive the one that issues it: ask for expires_in_days of at most 3")
+
+
+async def test_two_authorization_headers_are_400_whichever_comes_first(make_client, database_url: str) -> None:
+    """A proxy that reads the last and a server that reads the first would act for two owners."""
+    client = await required_client(make_client, database_url)
+    alice, bob = await issue(client, "alice"), await issue(client, "bob")
+    assert (await client.get("/me", headers=alice)).status == 200  # verified: the next look is cached
+    for first, second in ((alice, bob), (bob, alice), (alice, alice)):
+        headers = CIMultiDict([("Authorization", first["Authorization"]), ("Authorization", second["Authorization"])])
+        response = await client.get("/notes", headers=headers)
+        document = await problem(response, 400)
+        assert document["type"].endswith("/problems/invalid-authorization")
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="notes", error="invalid_request"'
 
 
 async def test_me_and_the_tokens_of_the_caller(make_client, database_url: str) -> None:

@@ -41,6 +41,23 @@ def unauthorized(detail: str, *, invalid: bool) -> ProblemError:
     return ProblemError(401, detail, slug="unauthorized", headers={"WWW-Authenticate": challenge})
 
 
+# Two tokens: a server that took the first and a proxy that took the last would disagree on whom
+# the request acts for (RFC 6750, section 3.1: invalid_request).
+TWO_AUTHORIZATIONS = ProblemError(
+    400, "Authorization was sent more than once: send one token, in one header", slug="invalid-authorization",
+    headers={"WWW-Authenticate": f'{REALM}, error="invalid_request"'},
+)
+
+
+def _authorization(request: web.Request) -> str | None:
+    """The request's one Authorization header, or None; two or more are a 400."""
+    headers = request.headers
+    header = headers.get(hdrs.AUTHORIZATION)
+    if header is not None and len(headers.getall(hdrs.AUTHORIZATION)) > 1:
+        raise TWO_AUTHORIZATIONS
+    return header
+
+
 INSUFFICIENT_SCOPE = ProblemError(
     403, "this token may only read: writing needs a token of scope write", slug="insufficient-scope",
     headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="write"'},
@@ -92,7 +109,7 @@ class Authentication:
         if needs is False:  # an open route, in every mode
             return None
         if needs and self._limiter is None:
-            header = request.headers.get(hdrs.AUTHORIZATION)
+            header = _authorization(request)
             if header is None:
                 if self.in_force is AuthMode.LOCAL:
                     request[IDENTITY] = LOCAL_IDENTITY
@@ -133,7 +150,7 @@ class Authentication:
         return None if self._limiter is None else self._limiter.take(identity.owner)
 
     async def _identity(self, request: web.Request) -> Identity:
-        header = request.headers.get(hdrs.AUTHORIZATION)
+        header = _authorization(request)
         if header is None:
             if self.in_force is AuthMode.LOCAL:
                 return LOCAL_IDENTITY

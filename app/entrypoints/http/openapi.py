@@ -52,8 +52,9 @@ ETAG = {"description": "strong entity tag: the note's version", "required": True
 PROBLEMS = {
     401: "no token where one is required, or a token that is malformed, unknown, expired or revoked",
     403: "a token of scope read on a write",
-    400: "malformed JSON, a body that is not an object, a bad query parameter, cursor or Idempotency-Key,"
-         " or an If-Match or If-None-Match outside RFC 9110's grammar",
+    400: "malformed JSON, a body that is not an object or cannot be decoded, a bad query parameter, cursor"
+         " or Idempotency-Key, an If-Match or If-None-Match outside RFC 9110's grammar, or Authorization"
+         " sent twice",
     404: "no such note, or an id that cannot exist (revisions: no such revision kept; trash: no such note"
          " in the trash)",
     410: "GET /changes: the changes after `since` are no longer kept; read /notes again",
@@ -65,7 +66,8 @@ PROBLEMS = {
     413: "the body is over the limit (POST /import: --max-import-bytes)",
     417: "an Expect header other than 100-continue",
     415: "the declared Content-Type is not JSON (PATCH: not a JSON merge patch; see Accept-Patch;"
-         " POST /import: not application/x-ndjson)",
+         " POST /import: not application/x-ndjson), or the Content-Encoding is neither gzip nor deflate"
+         " (see Accept-Encoding)",
     422: "the body breaks the rules of the note (`errors` lists the first 100 problems, each with its"
          " JSON pointer, and `detail` says how many there were),"
          " or an Idempotency-Key is reused with another body; POST /import: a notes file cut short, altered,"
@@ -455,7 +457,7 @@ def _complete(paths: dict[str, Any]) -> dict[str, Any]:
             if open_route or (method == "options" and not templated_get(item, path, paths)):
                 operation["security"] = []  # no token needed
             else:  # what authentication answers (auth.py)
-                operation["responses"].update(_problems(401, 429))
+                operation["responses"].update(_problems(400, 401, 429))
                 if method not in ("get", "head", "options"):
                     operation["responses"].update(_problems(403))
     return paths

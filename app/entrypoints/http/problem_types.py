@@ -45,6 +45,8 @@ TYPES = {
     "invalid-change-token": ProblemType(400, "`since` or Last-Event-ID is not a change token: send back"
                                         " the `next` of an answer of GET /changes, or an event's id, as it"
                                         " came."),
+    "invalid-authorization": ProblemType(400, "Authorization was sent more than once: a request"
+                                         " carries one token, in one Authorization header."),
     "unauthorized": ProblemType(401, "This request needs a valid token: send Authorization: Bearer"
                                 " <token>. Without one the answer's WWW-Authenticate says so; with a"
                                 " malformed, unknown, expired or revoked one it says error=\"invalid_token\"."
