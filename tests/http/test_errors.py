@@ -279,3 +279,26 @@ async def test_problem_titles_and_status_lines_use_rfc_9110_reason_phrases(memor
     )
     assert response.status == status and response.reason == phrase
     assert (await problem(response, status))["title"] == phrase
+
+
+async def test_a_query_parameter_where_a_resource_takes_none_is_400_naming_it(client) -> None:
+    """Not an answer that ignores what was asked: `POST /import?on_conflict=replace` would
+    otherwise import copies, and `PUT /notes/1?if_match=3` write without the condition."""
+    note = await create(client)
+    version = f"/notes/{note['id']}/revisions/1"
+    deleted = await create(client, title="to the trash")
+    assert (await client.delete(f"/notes/{deleted['id']}")).status == 204
+    for method, path, kwargs in (
+        ("GET", f"/notes/{note['id']}", {}), ("PUT", f"/notes/{note['id']}", {"json": {"title": "t"}}),
+        ("PATCH", f"/notes/{note['id']}", {"json": {"title": "t"}}), ("POST", "/notes", {"json": {"title": "t"}}),
+        ("GET", version, {}), ("POST", f"{version}/restore", {}), ("GET", f"/trash/{deleted['id']}", {}),
+        ("POST", f"/trash/{deleted['id']}/restore", {}), ("DELETE", f"/trash/{deleted['id']}", {}),
+        ("GET", "/me", {}), ("GET", "/tokens", {}), ("GET", "/export", {}),
+        ("POST", "/import", {"data": b"", "headers": {"Content-Type": "application/x-ndjson"}}),
+    ):
+        response = await client.request(method, path, params={"on_conflict": "replace"}, **kwargs)
+        document = await problem(response, 400)
+        assert document["type"].endswith("/problems/invalid-query"), (method, path)
+        assert "on_conflict" in document["detail"] or "on_conflict" in str(document.get("errors")), document
+    assert [n["id"] for n in await all_notes(client)] == [note["id"]]  # nothing was written
+    assert (await client.get(f"/notes/{note['id']}")).status == 200 and (await client.get("/me")).status == 200

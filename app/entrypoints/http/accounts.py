@@ -18,6 +18,7 @@ from app.domain.owners import Scope, Token
 from app.domain.timestamps import format_timestamp
 from app.entrypoints.http.auth import unauthorized
 from app.entrypoints.http.keys import ACCOUNTS, IDENTITY
+from app.entrypoints.http.listing import no_parameters
 from app.entrypoints.http.problems import ProblemError
 from app.entrypoints.http.representation import JSON, read_json_object
 
@@ -42,6 +43,7 @@ def _json(document: Any, status: int = 200, headers: dict[str, str] | None = Non
 
 
 async def me(request: web.Request) -> web.Response:
+    no_parameters(request)
     identity = request[IDENTITY]
     token = identity.token
     described = None if token is None else {
@@ -51,6 +53,7 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def list_tokens(request: web.Request) -> web.Response:
+    no_parameters(request)
     tokens = await request.app[ACCOUNTS].tokens(request[IDENTITY].owner)
     return _json({"tokens": [token_document(token) for token in tokens]})
 
@@ -81,6 +84,7 @@ def _token_request(body: dict[str, Any], default_scope: Scope) -> tuple[str, Sco
 
 
 async def issue_token(request: web.Request) -> web.Response:
+    no_parameters(request)
     identity = request[IDENTITY]
     label, scope, days = _token_request(await read_json_object(request), identity.scope)
     if not identity.scope.allows(scope):
@@ -106,6 +110,7 @@ def _token_id(request: web.Request) -> int:
 
 
 async def get_token(request: web.Request) -> web.Response:
+    no_parameters(request)
     token_id = _token_id(request)
     for token in await request.app[ACCOUNTS].tokens(request[IDENTITY].owner):
         if token.id == token_id:
@@ -114,6 +119,7 @@ async def get_token(request: web.Request) -> web.Response:
 
 
 async def revoke_token(request: web.Request) -> web.Response:
+    no_parameters(request)
     try:
         await request.app[ACCOUNTS].revoke_token(_token_id(request), request[IDENTITY].owner)
     except TokenNotFoundError:

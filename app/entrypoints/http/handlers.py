@@ -12,7 +12,7 @@ from app.domain.model import Note
 from app.domain.services import Precondition
 from app.entrypoints.http.conditions import etag, if_none_match, not_modified, precondition, weak_etag
 from app.entrypoints.http.keys import CURSORS, IDENTITY, NOTES, SETTINGS
-from app.entrypoints.http.listing import Choice, Parameter, parse_list_query, parse_parameters
+from app.entrypoints.http.listing import Choice, Parameter, no_parameters, parse_list_query, parse_parameters
 from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.http.representation import (
     JSON,
@@ -64,6 +64,7 @@ def write_precondition(request: web.Request) -> Precondition:
 
 
 async def get_note(request: web.Request) -> web.Response:
+    no_parameters(request)
     note_id_ = note_id(request)
     header = request.headers.get("If-None-Match")
     current = None if header is None else if_none_match(header)  # a malformed one is 400, as on a write
@@ -74,6 +75,7 @@ async def get_note(request: web.Request) -> web.Response:
 
 
 async def create_note(request: web.Request) -> web.Response:
+    no_parameters(request)
     body = await read_json_object(request)
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -94,6 +96,7 @@ def _created(note: Note, body: bytes | None = None) -> web.Response:
 
 
 async def replace_note(request: web.Request) -> web.Response:
+    no_parameters(request)
     note_id_ = note_id(request)
     condition = write_precondition(request)
     body = await read_json_object(request)
@@ -101,6 +104,7 @@ async def replace_note(request: web.Request) -> web.Response:
 
 
 async def patch_note(request: web.Request) -> web.Response:
+    no_parameters(request)
     note_id_ = note_id(request)
     condition = write_precondition(request)
     patch = await read_json_object(request)

@@ -23,7 +23,7 @@ from app.entrypoints.http.auth import still_authorized, unauthorized
 from app.entrypoints.http.conditions import etag, if_match_holds, if_none_match
 from app.entrypoints.http.handlers import note_id, owner, page_response, write_precondition
 from app.entrypoints.http.keys import NOTES
-from app.entrypoints.http.listing import Parameter, parse_parameters
+from app.entrypoints.http.listing import Parameter, no_parameters, parse_parameters
 from app.entrypoints.http.negotiation import PRODUCED, accepts, not_json
 from app.entrypoints.http.problems import NOT_ACCEPTABLE, ProblemError, bad_request
 from app.entrypoints.http.representation import PRIVATE, dumps, json_response, note_document, note_response
@@ -91,6 +91,7 @@ async def list_revisions(request: web.Request) -> web.Response:
 
 
 async def get_revision(request: web.Request) -> web.Response:
+    no_parameters(request)
     note_id_, version = note_id(request), _version(request)
     header = request.headers.get("If-None-Match")
     current = None if header is None else if_none_match(header)
@@ -101,6 +102,7 @@ async def get_revision(request: web.Request) -> web.Response:
 
 
 async def restore_revision(request: web.Request) -> web.Response:
+    no_parameters(request)
     note_id_, version = note_id(request), _version(request)
     condition = write_precondition(request)
     return note_response(await request.app[NOTES].restore_revision(owner(request), note_id_, version, condition))
@@ -138,6 +140,7 @@ async def list_trash(request: web.Request) -> web.Response:
 
 
 async def get_trashed(request: web.Request) -> web.Response:
+    no_parameters(request)
     note_id_ = note_id(request)
     header = request.headers.get("If-None-Match")
     current = None if header is None else if_none_match(header)
@@ -150,10 +153,12 @@ async def get_trashed(request: web.Request) -> web.Response:
 
 
 async def restore_from_trash(request: web.Request) -> web.Response:
+    no_parameters(request)
     return note_response(await request.app[NOTES].restore(owner(request), note_id(request)))
 
 
 async def purge_from_trash(request: web.Request) -> web.Response:
+    no_parameters(request)
     await request.app[NOTES].purge(owner(request), note_id(request))
     return web.Response(status=204)
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from aiohttp import web
 from multidict import MultiMapping
 
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField, SortKey
@@ -142,6 +143,13 @@ def parse_parameters(params: MultiMapping[str], parameters: Sequence[Parameter])
             values[parameter.name] = parsed if parameter.times > 1 else parsed[0]
     problems.raise_if_any()
     return values
+
+
+def no_parameters(request: web.Request) -> None:
+    """For a resource that takes no query parameter: a 400 naming any that came, rather than an
+    answer that ignores what the client asked for (`POST /import?on_conflict=replace`)."""
+    if request.query_string:  # most requests carry none: one cached property read
+        parse_parameters(request.query, ())
 
 
 def parse_list_query(params: MultiMapping[str], cursors: CursorCodec, owner: str) -> ListQuery:

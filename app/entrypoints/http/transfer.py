@@ -15,6 +15,7 @@ from aiohttp import hdrs, web
 
 from app.domain.transfer import NoteRecord
 from app.entrypoints.http.keys import IDENTITY, NOTES, SETTINGS, HttpSettings
+from app.entrypoints.http.listing import no_parameters
 from app.entrypoints.http.negotiation import not_json
 from app.entrypoints.http.problems import ProblemError
 from app.entrypoints.http.representation import dumps, read_body
@@ -29,6 +30,7 @@ def import_bytes(settings: HttpSettings) -> int:
 
 @not_json
 async def export_notes(request: web.Request) -> web.Response:
+    no_parameters(request)
     owner = request[IDENTITY].owner
     now = datetime.now(UTC)
     body = write_notes_file(request.app[NOTES].export(owner), SOURCE, now)
@@ -41,6 +43,7 @@ async def export_notes(request: web.Request) -> web.Response:
 
 
 async def import_notes(request: web.Request) -> web.Response:
+    no_parameters(request)
     media_type = request.content_type
     if hdrs.CONTENT_TYPE in request.headers and media_type != MEDIA_TYPE:
         raise ProblemError(415, f"the body must be a notes file: send Content-Type: {MEDIA_TYPE}",
