@@ -132,3 +132,20 @@ async def test_expect_100_continue_follows_the_import_limit_not_the_body_limit(m
     too_large = head.replace(b"Content-Length: %d" % len(body), b"Content-Length: 3000001")
     answer = await raw_exchange(client, too_large, read_until_closed=False)
     assert answer.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in answer
+
+
+async def test_export_honours_accept_and_import_takes_only_utf8(make_client, database_url: str) -> None:
+    client = await make_client(database_url)
+    for accept in ("application/x-ndjson", "*/*", "application/*", "text/html, */*;q=0.1"):
+        assert (await client.get("/export", headers={"Accept": accept})).status == 200, accept
+    for accept in ("text/html", "application/json", "application/x-ndjson;q=0"):
+        response = await client.get("/export", headers={"Accept": accept})
+        document = await problem(response, 406, "not-acceptable")
+        assert document["detail"] == "this resource is only available as application/x-ndjson"
+    exported = await (await client.get("/export")).read()
+    for charset in ("latin-1", "utf-16"):
+        refused = await client.post("/import", data=exported,
+                                    headers={"Content-Type": f"application/x-ndjson; charset={charset}"})
+        await problem(refused, 415, "unsupported-media-type")
+    taken = await client.post("/import", data=exported, headers={"Content-Type": "application/x-ndjson; charset=UTF-8"})
+    assert taken.status == 200

@@ -25,7 +25,7 @@ from app.entrypoints.http.handlers import note_id, owner, page_response, write_p
 from app.entrypoints.http.keys import NOTES
 from app.entrypoints.http.listing import Parameter, no_parameters, parse_parameters
 from app.entrypoints.http.negotiation import PRODUCED, accepts, not_json
-from app.entrypoints.http.problems import NOT_ACCEPTABLE, ProblemError, bad_request
+from app.entrypoints.http.problems import ProblemError, bad_request
 from app.entrypoints.http.representation import PRIVATE, dumps, json_response, note_document, note_response
 from app.entrypoints.note_json import moment_document
 
@@ -189,7 +189,8 @@ async def changes(request: web.Request) -> web.Response:
     if accept is not None:
         json_ok, stream_ok = accepts(accept, PRODUCED), accepts(accept, ((("text", "event-stream"),)))
         if not (json_ok or stream_ok):
-            return NOT_ACCEPTABLE.response(request)
+            return ProblemError(406, "this resource is available as application/json or as text/event-stream",
+                                ).response(request)
         stream = stream_ok and (not json_ok or _wants_stream(accept))
     last_event = request.headers.get("Last-Event-ID") if stream else None
     since_text = last_event or values.get("since")

@@ -264,7 +264,7 @@ def _transfer_paths() -> dict[str, Any]:
                 "headers": {"Content-Disposition": {"required": True, "schema": {"type": "string"},
                                                     "example": 'attachment; filename="notes-alice-20261201.ndjson"'}},
                 "content": {NDJSON: notes_file}},
-                **_problems(503)}}},
+                **_problems(406, 503)}}},
         "/import": {"post": {
             "operationId": "importNotes",
             "summary": "A notes file's notes as new notes of the caller, all of them or none",

@@ -16,12 +16,15 @@ from aiohttp import hdrs, web
 from app.domain.transfer import NoteRecord
 from app.entrypoints.http.keys import IDENTITY, NOTES, SETTINGS, HttpSettings
 from app.entrypoints.http.listing import no_parameters
-from app.entrypoints.http.negotiation import not_json
+from app.entrypoints.http.negotiation import accepts, not_json
 from app.entrypoints.http.problems import ProblemError
 from app.entrypoints.http.representation import dumps, read_body
 from app.entrypoints.notes_file import MEDIA_TYPE, NotesFileError, read_all, write_notes_file
 
 SOURCE = "api"  # the header's `source`: an owner's export over HTTP
+
+
+NOTES_FILE = (("application", "x-ndjson"),)  # MEDIA_TYPE: what GET /export answers with
 
 
 def import_bytes(settings: HttpSettings) -> int:
@@ -31,6 +34,9 @@ def import_bytes(settings: HttpSettings) -> int:
 @not_json
 async def export_notes(request: web.Request) -> web.Response:
     no_parameters(request)
+    accept = request.headers.get(hdrs.ACCEPT)
+    if accept is not None and not accepts(accept, NOTES_FILE):
+        return ProblemError(406, f"this resource is only available as {MEDIA_TYPE}").response(request)
     owner = request[IDENTITY].owner
     now = datetime.now(UTC)
     body = write_notes_file(request.app[NOTES].export(owner), SOURCE, now)
@@ -44,8 +50,10 @@ async def export_notes(request: web.Request) -> web.Response:
 
 async def import_notes(request: web.Request) -> web.Response:
     no_parameters(request)
-    media_type = request.content_type
-    if hdrs.CONTENT_TYPE in request.headers and media_type != MEDIA_TYPE:
+    media_type, charset = request.content_type, request.charset
+    if hdrs.CONTENT_TYPE in request.headers and (
+        media_type != MEDIA_TYPE or (charset and charset.lower() not in ("utf-8", "utf8"))  # a notes file is UTF-8
+    ):
         raise ProblemError(415, f"the body must be a notes file: send Content-Type: {MEDIA_TYPE}",
                            slug="unsupported-media-type")
     raw = await read_body(request, import_bytes(request.app[SETTINGS]))
