@@ -27,6 +27,9 @@ async def test_the_same_json_with_other_spacing_or_key_order_is_the_same_body(cl
     await client.post("/notes", data=b'{"title": "a", "priority": 1}', headers=headers)
     again = await client.post("/notes", data=b'{"priority":1,"title":"a"}', headers=headers)
     assert again.status == 201 and again.headers["Idempotent-Replayed"] == "true"
+    as_float = await client.post("/notes", data=b'{"priority":1.0,"title":"a"}', headers=headers)  # 1.0 is 1
+    assert as_float.status == 201 and as_float.headers["Idempotent-Replayed"] == "true"
+    assert len(await all_notes(client)) == 1
 
 
 async def test_the_same_key_with_another_body_is_422(client) -> None:

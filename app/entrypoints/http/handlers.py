@@ -84,7 +84,11 @@ async def create_note(request: web.Request) -> web.Response:
         raise bad_request(
             "invalid-idempotency-key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
         )
-    fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    # The body as the rules read it: 4.0 is the integer 4 (API.md), so a retry that writes it
+    # either way is the same request.
+    canonical = {name: int(value) if type(value) is float and value.is_integer() else value
+                 for name, value in body.items()}
+    fingerprint = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
     created = await request.app[NOTES].create_once(owner(request), body, key, fingerprint, note_bytes)
     if created.note is None:
         return recorded_note_response(created.outcome)
