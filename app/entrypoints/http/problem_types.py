@@ -87,7 +87,8 @@ TYPES = {
     "validation-error": ProblemType(422, "The note breaks its rules; `errors` lists the problems"
                                     " (the first 100), each with a JSON pointer into the body."),
     "invalid-notes-file": ProblemType(422, "The body of POST /import is not a whole, intact notes file"
-                                      " (API.md, \"Export, import and copy\"), or some of its lines break the"
+                                      " (as GET /export writes it; /openapi.json describes its lines), or"
+                                      " some of its lines break the"
                                       " rules; `errors` lists each problem (the first 100) with its line."
                                       " Nothing was imported."),
     "idempotency-key-reused": ProblemType(422, "This Idempotency-Key was first used with another"
