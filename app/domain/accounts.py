@@ -137,7 +137,9 @@ class AccountService:
             del self._next_touch[next(iter(self._next_touch))]
         if token.last_used_at is not None and token.last_used_at >= minute:
             return  # another process wrote this minute already
-        await self._accounts.touch_token(token.id, minute)  # a revoked token's row is gone: no change
+        # to the minute, but never before the token was made (a token made at 12:00:40 and used at
+        # once was last used at 12:00:40, not 12:00:00)
+        await self._accounts.touch_token(token.id, max(minute, token.created_at))  # a revoked one's row is gone
 
 
 def _not_outliving(issuer_expires_at: datetime, expires_at: datetime | None, now: datetime) -> None:

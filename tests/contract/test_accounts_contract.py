@@ -171,6 +171,18 @@ async def test_a_token_that_expires_cannot_issue_one_that_outlives_it(accounts: 
     assert (await accounts.issue_token("alice", issuer=None)).token.expires_at is None  # the command line: no issuer
 
 
+async def test_a_token_used_in_the_minute_it_was_made_was_not_used_before_it_was_made(
+    accounts: AccountService, clock: Clock
+) -> None:
+    await accounts.add_owner("alice")
+    clock.now = T0 + timedelta(seconds=40)
+    issued = await accounts.issue_token("alice")
+    clock.now += timedelta(seconds=5)
+    assert await accounts.authenticate(issued.secret) is not None
+    [token] = await accounts.tokens("alice")
+    assert token.last_used_at == token.created_at == T0 + timedelta(seconds=40)
+
+
 async def test_last_use_is_written_to_the_minute_at_most_once_a_minute(
     storage: Storage, accounts: AccountService, clock: Clock
 ) -> None:
@@ -190,7 +202,8 @@ async def test_last_use_is_written_to_the_minute_at_most_once_a_minute(
             assert await accounts.authenticate(issued.secret) is not None
     finally:
         del storage.accounts.touch_token
-    assert writes == [to_the_minute(T0 + timedelta(minutes=m)) for m in range(3)]
+    # the first within the minute the token was made: when it was made, not before
+    assert writes == [T0, *(to_the_minute(T0 + timedelta(minutes=m)) for m in (1, 2))]
     (token,) = await accounts.tokens("alice")
     assert token.last_used_at == to_the_minute(T0 + timedelta(minutes=2))
 
