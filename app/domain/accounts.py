@@ -87,7 +87,11 @@ class AccountService:
         return await self._accounts.tokens(owner)
 
     async def revoke_token(self, token_id: int, owner: str | None = None) -> None:
+        """Revoked in the store, and here at once: this process trusts it no longer (the others
+        within VERIFIED_FOR)."""
         await self._accounts.revoke_token(token_id, owner)
+        for secret in [s for s, entry in self._verified.items() if entry[0].id == token_id]:
+            del self._verified[secret]
 
     async def move_notes(self, source: str, target: str) -> int:
         return await self._accounts.move_notes(owner_name(source), owner_name(target), at=self._clock())

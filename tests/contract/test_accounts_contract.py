@@ -157,6 +157,14 @@ async def test_a_revoked_token_issues_nothing_though_it_was_trusted_moments_ago(
     assert await accounts.tokens("alice") == []
 
 
+async def test_a_token_revoked_through_this_process_is_refused_here_at_once(accounts: AccountService) -> None:
+    await accounts.add_owner("alice")
+    issued = await accounts.issue_token("alice")
+    assert await accounts.authenticate(issued.secret) is not None and accounts.trusted(issued.secret) is not None
+    await accounts.revoke_token(issued.token.id)
+    assert accounts.trusted(issued.secret) is None and await accounts.authenticate(issued.secret) is None
+
+
 async def test_a_token_that_expires_cannot_issue_one_that_outlives_it(accounts: AccountService, clock: Clock) -> None:
     await accounts.add_owner("alice")
     issuer = (await accounts.issue_token("alice", expires_in_days=10)).token

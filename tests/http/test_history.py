@@ -330,7 +330,7 @@ async def test_a_revoked_token_gets_nothing_more_from_an_open_stream_or_a_long_p
         assert event["data"]["note"] == first
         polling = asyncio.ensure_future(client.get("/changes", params={"since": start, "wait": "60"}, headers=reader))
         await asyncio.wait_for(watching.wait(), 10)  # both wait: the token was good when they began
-        await accounts.revoke_token(revoked.token.id)  # as another process would
+        await store.accounts.revoke_token(revoked.token.id)  # in the store only: as another process would
         clock.now += VERIFIED_FOR
         await client.post("/notes", json={"title": "written after the revocation"}, headers=writer)
         rest = await asyncio.wait_for(stream.content.read(), 10)  # the stream ends
