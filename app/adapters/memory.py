@@ -494,7 +494,7 @@ class MemoryStore:
         return self._repository(owner)
 
     @asynccontextmanager
-    async def transaction(self, owner: str) -> AsyncIterator[_Transaction]:
+    async def transaction(self, owner: str, *, rows: int = 0) -> AsyncIterator[_Transaction]:
         undo: Undo = []
         keys = MemoryIdempotencyStore(self._keys, undo, owner)
         try:

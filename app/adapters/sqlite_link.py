@@ -17,9 +17,10 @@ thread instead (see there).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -254,3 +255,22 @@ class Writer:
         self._waiter.shutdown(wait=True)
         self._checkpoints.close()
         self.db.close()
+
+
+def insert_rows(db: sqlite3.Connection, into: str, rows: Sequence[tuple]) -> None:
+    """`INSERT INTO {into} VALUES (?, ?), (?, ?), ...`: many rows in one statement, so one call
+    into SQLite that lets go of the GIL for the whole batch, where `executemany` takes it back
+    after each row, and waits for it whenever the loop's thread is busy (converting the next
+    batch of an import, answering requests). As many rows a statement as SQLite takes parameters (32,766 by default)."""
+    if not rows:
+        return
+    columns = len(rows[0])
+    most = max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // columns)
+    for start in range(0, len(rows), most):
+        part = rows[start:start + most]
+        db.execute(f"INSERT INTO {into} VALUES {_values(len(part), columns)}", [value for row in part for value in row])
+
+
+@functools.cache
+def _values(rows: int, columns: int) -> str:
+    return ", ".join([f"({', '.join('?' * columns)})"] * rows)

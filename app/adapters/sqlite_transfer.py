@@ -10,7 +10,6 @@ rowid, so SQLite itself moves the id sequence past the largest id written.
 from __future__ import annotations
 
 import asyncio
-import functools
 import sqlite3
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
@@ -20,7 +19,7 @@ from typing import Any, ClassVar
 import orjson
 
 from app.adapters import sqlite_history
-from app.adapters.sqlite_link import Writer, connect, unavailable_on_error
+from app.adapters.sqlite_link import Writer, connect, insert_rows, unavailable_on_error
 from app.domain.errors import ImportConflictError
 from app.domain.model import search_text, stored_note, title_sort_key
 from app.domain.owners import Scope
@@ -262,25 +261,6 @@ class _Batches:
         self._thread.shutdown(wait=True)
 
 
-def _insert(db: sqlite3.Connection, into: str, rows: Sequence[tuple]) -> None:
-    """`INSERT INTO {into} VALUES (?, ?), (?, ?), ...`: many rows in one statement, so one call
-    into SQLite that lets go of the GIL for the whole batch, where `executemany` takes it back
-    after each row, and waits for it whenever the loop's thread is busy converting the next
-    batch. As many rows a statement as SQLite takes parameters (32,766 by default)."""
-    if not rows:
-        return
-    columns = len(rows[0])
-    most = max(1, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // columns)
-    for start in range(0, len(rows), most):
-        part = rows[start:start + most]
-        db.execute(f"INSERT INTO {into} VALUES {_values(len(part), columns)}", [value for row in part for value in row])
-
-
-@functools.cache
-def _values(rows: int, columns: int) -> str:
-    return ", ".join([f"({', '.join('?' * columns)})"] * rows)
-
-
 class _Bulk:
     """An import into an empty table, indexed as pg_restore would: the secondary indexes of
     `notes` and the trigger that keeps its tag and search tables are dropped (in the transaction:
@@ -323,7 +303,7 @@ class _Bulk:
 
     def written(self, db: sqlite3.Connection, ids: list[int]) -> None:
         """These notes are in `notes`; their tags and search text go in with the chunk's."""
-        _insert(db, "temp.unindexed (id)", [(note_id,) for note_id in ids])
+        insert_rows(db, "temp.unindexed (id)", [(note_id,) for note_id in ids])
         self._unindexed += len(ids)
         if self._unindexed >= self.CHUNK:
             self._index(db)
@@ -403,9 +383,9 @@ def _write_notes(
                 db.executemany("DELETE FROM changes WHERE note_id = ? AND op = 'put'", gone)
             imported.replaced += len(existing)
     with unavailable_on_error():
-        _insert(db, f"notes ({_NOTE_COLUMNS}, title_key, search_text)", notes)
+        insert_rows(db, f"notes ({_NOTE_COLUMNS}, title_key, search_text)", notes)
         db.executemany(_INSERT_TRASH, trashed)
-        _insert(db, "temp.imported_ids (id)", [(note_id,) for note_id in ids])
+        insert_rows(db, "temp.imported_ids (id)", [(note_id,) for note_id in ids])
         if bulk is not None:
             bulk.written(db, [row[1] for row in notes])
     imported.notes += len(ids)

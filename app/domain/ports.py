@@ -160,9 +160,11 @@ class Store(Protocol):
     @property
     def accounts(self) -> Accounts: ...
 
-    def transaction(self, owner: str) -> AbstractAsyncContextManager[UnitOfWork]:
+    def transaction(self, owner: str, *, rows: int = 0) -> AbstractAsyncContextManager[UnitOfWork]:
         """A unit of work: committed when the block ends, rolled back when it raises. A lost
-        reply to the commit leaves either all of it or nothing, never a part."""
+        reply to the commit leaves either all of it or nothing, never a part. `rows`: how many
+        notes it may write beyond a few (an import's), for a store that bounds the time of a
+        transaction to give it the time they take."""
 
     async def check(self) -> None:
         """Return when the store can take writes now; raise `StorageUnavailableError` if not."""

@@ -260,7 +260,7 @@ class NoteService:
         under new ids, in one transaction: all of them or none."""
         now = self._clock()
         drafts = [NoteDraft.from_content(note.content(), now) for note in notes]
-        async with self._store.transaction(owner) as tx:
+        async with self._store.transaction(owner, rows=len(drafts)) as tx:
             return await tx.notes.add_many(drafts)
 
     async def check_storage(self) -> None:

@@ -3,12 +3,16 @@ back as new notes; nothing of another owner leaves, and a bad file imports nothi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import itertools
 import re
+import time
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp.test_utils import TestClient
 
 from app.domain.model import Note
@@ -149,3 +153,32 @@ async def test_export_honours_accept_and_import_takes_only_utf8(make_client, dat
         await problem(refused, 415, "unsupported-media-type")
     taken = await client.post("/import", data=exported, headers={"Content-Type": "application/x-ndjson; charset=UTF-8"})
     assert taken.status == 200
+
+
+NDJSON_TYPE = "application/x-ndjson"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+async def test_a_large_import_takes_the_time_it_needs_and_leaves_others_answered(
+    make_client, database_url: str
+) -> None:
+    """30,000 notes take longer than a request's --db-timeout (here half a second): the import
+    gets the time its rows need, and meanwhile the server goes on answering (SQLite's rows go
+    in on a thread, PostgreSQL's over the wire)."""
+    client = await make_client(database_url, db_timeout=0.5)
+    body = notes_file(30_000)
+    began = time.perf_counter()
+    sending = client.post("/import", data=io.BytesIO(body), headers={"Content-Type": NDJSON_TYPE})
+    importing = asyncio.ensure_future(sending)
+    answers = [began]  # when each health check was answered, one after the other
+    while not importing.done():
+        assert (await client.get("/healthz")).status == 200
+        answers.append(time.perf_counter())
+    response = await importing
+    took = time.perf_counter() - began
+    assert response.status == 200, await response.text()
+    assert (await response.json())["imported"] == 30_000
+    # no stretch of the import kept the server from answering: the longest wait between two
+    # answers is a small part of the whole (writing the rows on the loop, it was most of it)
+    assert max(b - a for a, b in itertools.pairwise(answers)) < took / 3, (answers, took)
+    assert len((await (await client.get("/notes?limit=500")).json())["notes"]) == 500
