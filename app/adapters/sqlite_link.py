@@ -271,6 +271,6 @@ def insert_rows(db: sqlite3.Connection, into: str, rows: Sequence[tuple]) -> Non
         db.execute(f"INSERT INTO {into} VALUES {_values(len(part), columns)}", [value for row in part for value in row])
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)  # the full batches' few sizes; a last, partial batch's is of one import
 def _values(rows: int, columns: int) -> str:
     return ", ".join([f"({', '.join('?' * columns)})"] * rows)

@@ -44,6 +44,7 @@ class AccountService:
         # memory only, for at most VERIFIED_FOR; a request's header holds the secret anyway
         self._verified: dict[str, tuple[Token, datetime, datetime]] = {}
         self._next_touch: dict[int, datetime] = {}  # token id -> when its last use is next written
+        self._revocations = 0  # revocations through this process: one while `authenticate` waits stops it caching
 
     async def add_owner(self, name: str) -> None:
         await self._accounts.add_owner(owner_name(name), self._clock())
@@ -90,6 +91,7 @@ class AccountService:
         """Revoked in the store, and here at once: this process trusts it no longer (the others
         within VERIFIED_FOR)."""
         await self._accounts.revoke_token(token_id, owner)
+        self._revocations += 1
         for secret in [s for s, entry in self._verified.items() if entry[0].id == token_id]:
             del self._verified[secret]
 
@@ -112,7 +114,7 @@ class AccountService:
         last-used time is written at most once a minute."""
         if not is_token_shaped(secret):
             return None
-        now = self._clock()
+        now, revocations = self._clock(), self._revocations
         entry = self._verified.pop(secret, None)
         if entry is not None and now < entry[1]:
             token, verified_until = entry[0], entry[1]
@@ -129,6 +131,8 @@ class AccountService:
         trusted_until = min(verified_until, self._next_touch.get(token.id, verified_until))
         if token.expires_at is not None:
             trusted_until = min(trusted_until, token.expires_at)
+        if revocations != self._revocations:  # revoked (this one?) while it was read or touched
+            return token  # verified for this request, not trusted beyond it
         if len(self._verified) >= MAX_CACHED:
             del self._verified[next(iter(self._verified))]
         self._verified[secret] = (token, verified_until, trusted_until)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -162,6 +164,34 @@ async def test_a_token_revoked_through_this_process_is_refused_here_at_once(acco
     issued = await accounts.issue_token("alice")
     assert await accounts.authenticate(issued.secret) is not None and accounts.trusted(issued.secret) is not None
     await accounts.revoke_token(issued.token.id)
+    assert accounts.trusted(issued.secret) is None and await accounts.authenticate(issued.secret) is None
+
+
+async def test_a_revocation_while_the_token_is_being_verified_is_not_undone(
+    storage: Storage, accounts: AccountService
+) -> None:
+    """A request that looked the token up before the revocation is let in, but the token is not
+    then trusted for VERIFIED_FOR more."""
+    await accounts.add_owner("alice")
+    issued = await accounts.issue_token("alice")
+    looked_up, go_on = asyncio.Event(), asyncio.Event()
+    token_by_hash = storage.accounts.token_by_hash
+
+    async def held(secret_hash: str) -> Any:
+        found = await token_by_hash(secret_hash)
+        looked_up.set()
+        await go_on.wait()
+        return found
+
+    storage.accounts.token_by_hash = held  # type: ignore[method-assign]
+    try:
+        verifying = asyncio.ensure_future(accounts.authenticate(issued.secret))
+        await looked_up.wait()
+        await accounts.revoke_token(issued.token.id)
+        go_on.set()
+        assert await verifying is not None
+    finally:
+        del storage.accounts.token_by_hash
     assert accounts.trusted(issued.secret) is None and await accounts.authenticate(issued.secret) is None
 
 

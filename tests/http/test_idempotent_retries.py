@@ -30,6 +30,9 @@ async def test_the_same_json_with_other_spacing_or_key_order_is_the_same_body(cl
     as_float = await client.post("/notes", data=b'{"priority":1.0,"title":"a"}', headers=headers)  # 1.0 is 1
     assert as_float.status == 201 and as_float.headers["Idempotent-Replayed"] == "true"
     assert len(await all_notes(client)) == 1
+    for huge in (b"1e20", b"-1e300", b"9223372036854775808.0"):  # integral, past any integer a key is made of
+        refused = await client.post("/notes", data=b'{"title":"a","priority":' + huge + b"}", headers=headers)
+        await problem(refused, 422)
 
 
 async def test_the_same_key_with_another_body_is_422(client) -> None:

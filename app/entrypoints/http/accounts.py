@@ -99,13 +99,14 @@ async def issue_token(request: web.Request) -> web.Response:
     return _json(document, 201, {"Location": f"/tokens/{issued.token.id}"})
 
 
-_MISSING = ProblemError(404, "there is no token of yours with this id", slug="token-not-found")
+def _missing() -> ProblemError:  # new each time: a raised exception keeps its traceback
+    return ProblemError(404, "there is no token of yours with this id", slug="token-not-found")
 
 
 def _token_id(request: web.Request) -> int:
     text = request.match_info["id"]
     if not (text.isascii() and text.isdigit() and len(text) <= 18):
-        raise _MISSING
+        raise _missing()
     return int(text)
 
 
@@ -115,7 +116,7 @@ async def get_token(request: web.Request) -> web.Response:
     for token in await request.app[ACCOUNTS].tokens(request[IDENTITY].owner):
         if token.id == token_id:
             return _json(token_document(token))
-    raise _MISSING
+    raise _missing()
 
 
 async def revoke_token(request: web.Request) -> web.Response:
@@ -123,5 +124,5 @@ async def revoke_token(request: web.Request) -> web.Response:
     try:
         await request.app[ACCOUNTS].revoke_token(_token_id(request), request[IDENTITY].owner)
     except TokenNotFoundError:
-        raise _MISSING from None
+        raise _missing() from None
     return web.Response(status=204, headers=NO_STORE)

@@ -41,27 +41,27 @@ def unauthorized(detail: str, *, invalid: bool) -> ProblemError:
     return ProblemError(401, detail, slug="unauthorized", headers={"WWW-Authenticate": challenge})
 
 
-# Two tokens: a server that took the first and a proxy that took the last would disagree on whom
-# the request acts for (RFC 6750, section 3.1: invalid_request).
-TWO_AUTHORIZATIONS = ProblemError(
-    400, "Authorization was sent more than once: send one token, in one header", slug="invalid-authorization",
-    headers={"WWW-Authenticate": f'{REALM}, error="invalid_request"'},
-)
-
-
 def _authorization(request: web.Request) -> str | None:
-    """The request's one Authorization header, or None; two or more are a 400."""
+    """The request's one Authorization header, or None. Two or more are a 400: a server that took
+    the first and a proxy that took the last would disagree on whom the request acts for (RFC
+    6750, section 3.1: invalid_request)."""
     headers = request.headers
     header = headers.get(hdrs.AUTHORIZATION)
     if header is not None and len(headers.getall(hdrs.AUTHORIZATION)) > 1:
-        raise TWO_AUTHORIZATIONS
+        raise ProblemError(  # a new one each time: a raised exception keeps its traceback, frames and all
+            400, "Authorization was sent more than once: send one token, in one header",
+            slug="invalid-authorization", headers={"WWW-Authenticate": f'{REALM}, error="invalid_request"'},
+        )
     return header
 
 
-INSUFFICIENT_SCOPE = ProblemError(
-    403, "this token may only read: writing needs a token of scope write", slug="insufficient-scope",
-    headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="write"'},
-)
+def insufficient_scope() -> ProblemError:
+    """A new one each time it is raised: a raised exception keeps its traceback, frames and
+    requests included, and one raised again adds to it."""
+    return ProblemError(
+        403, "this token may only read: writing needs a token of scope write", slug="insufficient-scope",
+        headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="write"'},
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -138,7 +138,7 @@ class Authentication:
     @staticmethod
     def _checked(request: web.Request, identity: Identity) -> Identity:
         if identity.scope is Scope.READ and request.method not in SAFE_METHODS:
-            raise INSUFFICIENT_SCOPE
+            raise insufficient_scope()
         return identity
 
     async def _identify_with_io(self, request: web.Request, noted: list) -> dict[str, str] | None:

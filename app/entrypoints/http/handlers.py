@@ -86,7 +86,7 @@ async def create_note(request: web.Request) -> web.Response:
         )
     # The body as the rules read it: 4.0 is the integer 4 (API.md), so a retry that writes it
     # either way is the same request.
-    canonical = {name: int(value) if type(value) is float and value.is_integer() else value
+    canonical = {name: int(value) if type(value) is float and value.is_integer() and abs(value) < 2**63 else value
                  for name, value in body.items()}
     fingerprint = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
     created = await request.app[NOTES].create_once(owner(request), body, key, fingerprint, note_bytes)
