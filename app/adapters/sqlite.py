@@ -29,7 +29,15 @@ import orjson
 from app.adapters import PoolUsage, sqlite_history, sqlite_transfer
 from app.adapters.signals import ChangeSignals, Watch
 from app.adapters.sql import SELECT_NOTES, Arg, Statement, recorded_outcome, split_list_statements
-from app.adapters.sqlite_link import Writer, connect, insert_rows, is_busy, sqlite_path, unavailable_on_error
+from app.adapters.sqlite_link import (
+    Writer,
+    connect,
+    insert_rows,
+    is_busy,
+    sqlite_path,
+    to_the_end_in_a_thread,
+    unavailable_on_error,
+)
 from app.domain.errors import (
     IssuerRevokedError,
     NoteNotFoundError,
@@ -210,7 +218,7 @@ class SqliteNoteRepository:
         it holds the lock."""
         async with self._bulk() as db:
             with unavailable_on_error():
-                notes = await asyncio.to_thread(self._insert_many, db, drafts)
+                notes = await to_the_end_in_a_thread(self._insert_many, db, drafts)
         self._changed(self._owner)
         return notes
 

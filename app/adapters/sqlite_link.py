@@ -17,17 +17,20 @@ thread instead (see there).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from app.domain.errors import StorageUnavailableError
+
+T = TypeVar("T")
 
 SQLITE_BUSY = 5  # the primary result code of "database is locked" and its extended forms
 # Rows written (by statements and their triggers) between two checkpoints: a row is a page or a
@@ -255,6 +258,21 @@ class Writer:
         self._waiter.shutdown(wait=True)
         self._checkpoints.close()
         self.db.close()
+
+
+async def to_the_end_in_a_thread(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` on a thread, which a cancelled caller still waits for before it is
+    cancelled: the thread works on the write connection inside the caller's transaction, and the
+    ROLLBACK that the cancellation brings must come after its last statement, not beside it (or
+    the statements after it would commit on their own)."""
+    done = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        while not done.done():  # however often it is cancelled meanwhile: the thread cannot be stopped
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([done])
+        raise
 
 
 def insert_rows(db: sqlite3.Connection, into: str, rows: Sequence[tuple]) -> None:

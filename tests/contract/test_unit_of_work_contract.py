@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 
 import pytest
 
 from app.adapters import Storage
+from app.adapters import sqlite as sqlite_adapter
 from app.domain.errors import IdempotencyKeyInUseError, IdempotencyKeyReusedError, NoteNotFoundError
 from app.domain.owners import LOCAL
 from app.domain.ports import IDEMPOTENCY_RETENTION
@@ -99,3 +101,41 @@ async def test_a_key_held_by_an_open_unit_of_work_is_in_use_or_waits_for_it(stor
     else:
         assert await second == b"first answer"
     assert [n.title for n in await storage.notes_of(LOCAL).list(ListQuery())] == ["first"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_unit_of_work_cancelled_while_sqlite_writes_its_rows_leaves_none(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite writes a unit of work's many rows on a thread (the loop goes on answering). Were
+    the cancelled caller to roll back at once, beside the thread, the rows that the thread then
+    writes would commit on their own; it waits for the thread, then rolls back."""
+    writing, go_on, written = threading.Event(), threading.Event(), threading.Event()
+    insert_rows = sqlite_adapter.insert_rows
+
+    def held(*args: object) -> None:  # on the thread: wait until the caller has been cancelled
+        writing.set()
+        try:
+            assert go_on.wait(10)
+            insert_rows(*args)
+        finally:
+            written.set()
+
+    monkeypatch.setattr(sqlite_adapter, "insert_rows", held)
+
+    async def import_many() -> None:
+        async with storage.transaction(LOCAL, rows=100) as tx:
+            await tx.notes.add_many([draft(title=f"n{i}") for i in range(100)])
+
+    importing = asyncio.ensure_future(import_many())
+    await asyncio.to_thread(writing.wait, 10)
+    importing.cancel()
+    # One turn of the loop, in which the cancelled task takes its step (cancel() put that step
+    # on the ready queue first): no time passes, and a rollback made at once has been made.
+    await asyncio.sleep(0)
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await importing
+    assert await asyncio.to_thread(written.wait, 10)  # the thread's rows: in the rolled-back transaction, or not
+    assert await storage.notes_of(LOCAL).list(ListQuery()) == []
+    assert (await storage.notes_of(LOCAL).add(draft(title="after"))).title == "after"  # the writer is free
