@@ -12,9 +12,12 @@ import argparse
 import contextlib
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from types import ModuleType
+from urllib.parse import quote
 
 from app.adapters.schema_version import check_schema
 from app.adapters.sqlite_link import sqlite_path
@@ -54,39 +57,81 @@ def _transfer_command(args: argparse.Namespace) -> int:
     from app.entrypoints import transfer  # the notes file and tqdm: only for these commands
     from app.entrypoints.notes_file import NotesFileError
 
+    target = args.target if args.command == "copy" else args.database_url
+    new_file = _new_sqlite_file(target) if args.command != "export" else None
+    code = 1
     try:
-        if args.command == "copy":
-            for url, flag in ((args.source, "--from"), (args.target, "--to")):
-                _not_memory(url, flag)
-            _existing(args.source, "--from")
-            check_schema(args.source, backend_of(args.source), ACCOUNT_TIMEOUT)
-            with _removed_if_it_fails(args.target):
-                _migrated(args.target)  # as serve would
-                return transfer.run_copy(args)
-        backend = _not_memory(args.database_url, "--database-url")
-        if args.command == "export":
-            _existing(args.database_url, "--database-url")
-            check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)
-            return transfer.run_export(args)
-        if args.input not in (None, "-") and not os.path.isfile(args.input):
-            raise UsageError(f"there is no file {args.input}: give --input a notes file made by `notes-api export`,"
-                             " or leave it out to read standard input")
-        with _removed_if_it_fails(args.database_url):
-            _migrated(args.database_url)  # a new store takes an import as it is
-            return transfer.run_import(args)
+        code = _transfer(args, transfer)
     except transfer.Interrupted as interrupted:
-        return _fail(130, interrupted)
+        code = _fail(130, interrupted)
     except NotesFileError as error:
-        code = _fail(1, error)
+        _fail(1, error)
         for problem in error.problems[1:10]:
             sys.stderr.write(f"  line {problem.line}: {problem.detail}\n")
-        return code
-    except (UsageError, UnsupportedDatabaseError, NoteError, OSError, ValueError):
-        raise  # main's own lines
+    except (UsageError, UnsupportedDatabaseError) as error:
+        code = _fail(2, error)
+    except (NoteError, OSError, ValueError) as error:
+        _fail(1, error)
     except Exception as error:  # e.g. a row that a SQLite file let in against its schema's types
         logging.getLogger("app").debug("%s failed", args.command, exc_info=True)
-        return _fail(1, RuntimeError(f"{args.command} failed ({type(error).__name__}: {error}); {_left_behind(args)};"
-                                     " --log-level debug shows where"))
+        _fail(1, RuntimeError(f"{args.command} failed ({type(error).__name__}: {error}); {_left_behind(args)};"
+                              " --log-level debug shows where"))
+    finally:
+        if code != 0 and new_file is not None and _holds_no_notes(new_file):
+            # Not removed: another process may have opened it meanwhile (a server started on it).
+            sys.stderr.write(f"notes-api: {redacted(target)} was made for this {args.command} and holds no notes;"
+                             " delete it, or run the command again\n")
+    return code
+
+
+def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
+    if args.command == "copy":
+        for url, flag in ((args.source, "--from"), (args.target, "--to")):
+            _not_memory(url, flag)
+        _existing(args.source, "--from")
+        check_schema(args.source, backend_of(args.source), ACCOUNT_TIMEOUT)
+        _migrated(args.target)  # as serve would
+        return int(transfer.run_copy(args))
+    backend = _not_memory(args.database_url, "--database-url")
+    if args.command == "export":
+        _existing(args.database_url, "--database-url")
+        check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)
+        return int(transfer.run_export(args))
+    if args.input not in (None, "-"):
+        if not os.path.isfile(args.input):
+            raise UsageError(f"there is no file {args.input}: give --input a notes file made by `notes-api export`,"
+                             " or leave it out to read standard input")
+        transfer.check_first_line(args.input)  # another kind of file makes no store
+    _migrated(args.database_url)  # a new store takes an import as it is
+    return int(transfer.run_import(args))
+
+
+def _existing(url: str, flag: str) -> None:
+    """A store to read from must be there: a SQLite file that is not is a mistyped path, which
+    no migration would mend."""
+    if backend_of(url) == "sqlite" and not os.path.exists(path := sqlite_path(url)):
+        raise UsageError(f"there is no file {path}: give {flag} the URL of a store made by `notes-api serve`")
+
+
+def _new_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite store that is not there yet (this command will make it), else None."""
+    try:
+        path = sqlite_path(url) if backend_of(url) == "sqlite" else None
+    except (UnsupportedDatabaseError, ValueError):
+        return None  # said by the command itself
+    return path if path is not None and not os.path.exists(path) else None
+
+
+def _holds_no_notes(path: str) -> bool:
+    """Whether the SQLite file at `path` exists and holds no note (read only: nothing is made)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as db:
+            found = db.execute("SELECT EXISTS (SELECT 1 FROM notes) OR EXISTS (SELECT 1 FROM trash)").fetchone()
+            return not found[0]
+    except sqlite3.Error:  # not migrated as far as that
+        return True
 
 
 def _left_behind(args: argparse.Namespace) -> str:
@@ -106,31 +151,6 @@ def _migrated(database_url: str) -> None:
     if not _at_head(database_url, backend, ACCOUNT_TIMEOUT):
         logging.getLogger("alembic").setLevel(logging.WARNING)
         _migrate(database_url, backend)
-
-
-def _existing(url: str, flag: str) -> None:
-    """A store to read from must be there: a SQLite file that is not is a mistyped path, which
-    no migration would mend."""
-    if backend_of(url) == "sqlite" and not os.path.exists(path := sqlite_path(url)):
-        raise UsageError(f"there is no file {path}: give {flag} the URL of a store made by `notes-api serve`")
-
-
-@contextlib.contextmanager
-def _removed_if_it_fails(url: str) -> Iterator[None]:
-    """A SQLite file that an import or a copy creates is removed again when it fails or is
-    interrupted: the target is left as it was, absent. (Any other target keeps the schema that
-    migrating it wrote, and none of the records.)"""
-    path = sqlite_path(url) if backend_of(url) == "sqlite" else None
-    if path is None or os.path.exists(path):
-        yield
-        return
-    try:
-        yield
-    except BaseException:
-        for leftover in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(leftover)
-        raise
 
 
 def _not_memory(url: str, flag: str) -> str:

@@ -173,7 +173,22 @@ async def read_notes_file(lines: AsyncIterable[bytes]) -> AsyncIterator[Record]:
         record = _read_line(state, raw)
         if record is not None and not state.count:
             yield record
+        elif state.foreign:
+            break  # some other file: nothing more of it is read (standard input may be endless)
     _finish(state)
+
+
+def check_first_line(first: bytes) -> None:
+    """`NotesFileError` when a file's first line is no notes header of this version: what a
+    command checks before it makes a store to import into."""
+    state = _Reading()
+    if not first:
+        state.line = 1
+        state.fail("the file is empty: a notes file begins with a header line")
+    else:
+        _read_line(state, first)
+    if state.count:
+        raise NotesFileError(state.problems, state.count)
 
 
 def read_all(lines: Iterable[bytes]) -> list[Record]:

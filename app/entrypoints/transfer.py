@@ -44,6 +44,7 @@ from app.domain.transfer import (
     Selection,
     TokenRecord,
 )
+from app.entrypoints import notes_file
 from app.entrypoints.notes_file import KINDS, kind_of, read_notes_file, write_notes_file
 from app.settings import Settings, backend_of, redacted
 
@@ -182,6 +183,12 @@ async def _markdown_zip(records: Counted, sink: IO[bytes]) -> None:
 # import
 
 
+def check_first_line(path: str) -> None:
+    """A file that is no notes file is refused before any store is made or touched."""
+    with open(path, "rb") as source:
+        notes_file.check_first_line(source.readline())
+
+
 def run_import(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     target = redacted(args.database_url)
     try:
@@ -259,9 +266,13 @@ def _imported(imported: Imported) -> str:
 
 def run_copy(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     target = redacted(args.target)
+    committed = [False]  # the copy's transaction: once committed, an interrupt stops only the compare
     try:
-        report = asyncio.run(_copy(args.source, args.target, OnConflict(args.on_conflict), err, args.progress_every))
+        report = asyncio.run(_copy(args.source, args.target, OnConflict(args.on_conflict), err, args.progress_every,
+                                   committed))
     except KeyboardInterrupt:
+        if committed[0]:
+            raise Interrupted(f"copy interrupted while comparing: {target} holds the copy, not compared") from None
         raise Interrupted(f"copy interrupted: nothing was written to {target}") from None
     err.write(report.summary() + "\n")
     return 0 if report.matches else 1
@@ -393,7 +404,8 @@ class CopyReport:
 
 
 async def _copy(
-    source_url: str, target_url: str, on_conflict: OnConflict, err: TextIO, progress_every: float
+    source_url: str, target_url: str, on_conflict: OnConflict, err: TextIO, progress_every: float,
+    committed: list[bool],
 ) -> CopyReport:
     started = time.monotonic()
     async with opened(source_url) as source, opened(target_url) as target:
@@ -416,8 +428,12 @@ async def _copy(
             imported = await target.import_records(read(), on_conflict)
         finally:
             progress.close()
+        committed[0] = True
         elapsed = time.monotonic() - started
-        differing = await _compare(target, fingerprints, set(imported.skipped))
+        try:
+            differing = await _compare(target, fingerprints, set(imported.skipped))
+        except Exception as error:  # the copy stands; it could not be checked
+            differing = [f"the target could not be read back ({type(error).__name__}: {error})"]
         compared = time.monotonic() - started - elapsed
     return CopyReport(len(fingerprints.note_ids), len(fingerprints.owners), imported,
                       fingerprints.sha256.hexdigest(), elapsed, compared, differing)

@@ -314,9 +314,10 @@ def test_an_import_from_a_file_that_is_not_there_changes_nothing(tmp_path: Path)
     assert not target.exists()  # not even migrated
 
 
-def test_a_failed_import_or_copy_into_a_new_sqlite_file_leaves_no_file(tmp_path: Path) -> None:
-    """The target was absent, so it is absent again: not an empty store that a second try would
-    then count as existing."""
+def test_a_file_that_is_no_notes_file_makes_no_store_and_a_failed_copy_says_what_it_left(tmp_path: Path) -> None:
+    """A README given to import is refused before any store is made. A copy that fails into a
+    SQLite file it made leaves that file, migrated and empty, and says so: removing it could
+    remove a store that another process (a server) opened meanwhile."""
     readme = Path(__file__).parents[2] / "README.md"
     target = tmp_path / "new.db"
     done = run("import", "--database-url", f"sqlite:///{target}", "--input", str(readme))
@@ -332,12 +333,14 @@ def test_a_failed_import_or_copy_into_a_new_sqlite_file_leaves_no_file(tmp_path:
         db.execute("UPDATE notes SET created_at = 'yesterday' WHERE id = 3")
     db.close()
     done = run("copy", "--from", source, "--to", f"sqlite:///{target}")
-    assert done.returncode == 1
-    assert done.stderr.splitlines()[-1] == (
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-2:] == [
         "notes-api: error: copy failed (TypeError: unsupported type for timedelta microseconds component: str);"
-        f" nothing was written to sqlite:///{target}; --log-level debug shows where")
-    assert "Traceback" not in done.stderr
-    assert sorted(tmp_path.iterdir()) == [tmp_path / "laptop.db"]
+        f" nothing was written to sqlite:///{target}; --log-level debug shows where",
+        f"notes-api: sqlite:///{target} was made for this copy and holds no notes; delete it, or run the command"
+        " again",
+    ]
+    assert not [record for record in body_of(f"sqlite:///{target}") if isinstance(record, NoteRecord)]
 
 
 def test_a_source_that_is_not_there_is_named_and_nothing_is_made(tmp_path: Path) -> None:

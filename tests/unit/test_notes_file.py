@@ -3,6 +3,7 @@ that is cut short, altered, of another version, or has a line that breaks a rule
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import orjson
@@ -11,7 +12,7 @@ import pytest
 from app.domain.model import Note
 from app.domain.owners import Scope
 from app.domain.transfer import NoteRecord, OwnerRecord, Record, RevisionRecord, TokenRecord
-from app.entrypoints.notes_file import NotesFileError, NotesFileWriter, read_all, read_notes_file
+from app.entrypoints.notes_file import NotesFileError, NotesFileWriter, check_first_line, read_all, read_notes_file
 from tests.factories import T0
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -90,6 +91,29 @@ def test_a_file_that_is_no_notes_file_is_one_problem_not_one_a_line(first: bytes
     assert problems(lines) == [(1, "is not the header of a notes file, so this is no notes file (one made by"
                                    ' `notes-api export` or GET /export begins with {"kind": "header",'
                                    ' "format": "notes", ...})')]
+
+
+async def test_the_streaming_reader_stops_at_the_first_line_of_another_kind_of_file() -> None:
+    async def endless() -> AsyncIterator[bytes]:  # standard input that never ends
+        yield b"id,title\n"
+        while True:
+            yield b"1,never read\n"
+            raise AssertionError("read past the first line of a file that is no notes file")
+
+    with pytest.raises(NotesFileError) as raised:
+        _ = [record async for record in read_notes_file(endless())]
+    assert [p.line for p in raised.value.problems] == [1]
+
+
+@pytest.mark.parametrize(("first", "said"), [
+    (b"", "the file is empty: a notes file begins with a header line"),
+    (b"<html>\n", "is not the header of a notes file"),
+    (b'{"kind":"header","format":"notes","version":2}\n', "is of version 2"),
+])
+def test_a_first_line_is_checked_before_anything_is_made(first: bytes, said: str) -> None:
+    with pytest.raises(NotesFileError, match=said):
+        check_first_line(first)
+    check_first_line(lines_of(RECORDS)[0])  # a notes file's: no error
 
 
 @pytest.mark.parametrize("line", range(0, 12))
