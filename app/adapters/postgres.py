@@ -69,9 +69,9 @@ _DIALECT = PostgresDialect()
 # Every statement on notes names the owner: to it, another owner's note does not exist.
 _GET = f"{SELECT_NOTES} WHERE id = $1 AND owner = $2"
 _EXISTS = "SELECT 1 FROM notes WHERE id = $1 AND owner = $2"
-# An import's transaction gets --db-timeout plus a second for each BULK_ROWS_PER_SECOND notes (a
-# tenth of what this 2-core machine writes: 60,000 notes, some 20 MB, get 12 s more); its bulk
-# statements answer to that deadline alone.
+# An import's transaction gets --db-timeout plus a second for each BULK_ROWS_PER_SECOND notes
+# (POST /import wrote 60,000 notes, 21 MB, in 7.5 to 8 s on this 2-core machine; they get 12 s
+# more); its bulk statements answer to that deadline alone.
 BULK_ROWS_PER_SECOND = 5_000
 BULK_STATEMENT_SECONDS = 3600.0
 _NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('notes', 'id')) FROM generate_series(1, $1)"

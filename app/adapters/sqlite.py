@@ -211,11 +211,11 @@ class SqliteNoteRepository:
         self._changed = changed  # called with the owner once a write has committed: wakes its followers
 
     async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
-        """One `executemany` under the write lock, with the ids that the lock makes this one's,
-        in a thread: the rows of a large import (POST /import: some 60,000 notes a minute's
-        upload) take seconds with their search index and change log, which the loop would
-        otherwise spend not answering anyone. The connection is this transaction's alone while
-        it holds the lock."""
+        """The rows under the write lock, with the ids that the lock makes this one's, written in
+        a thread in statements of many rows (`insert_rows`): the rows of a large import (POST
+        /import of 60,000 notes) take seconds with their search index and change log, which the
+        loop would otherwise spend answering no one. The connection is this transaction's alone
+        while it holds the lock."""
         async with self._bulk() as db:
             with unavailable_on_error():
                 notes = await to_the_end_in_a_thread(self._insert_many, db, drafts)
