@@ -279,7 +279,8 @@ def insert_rows(db: sqlite3.Connection, into: str, rows: Sequence[tuple]) -> Non
     """`INSERT INTO {into} VALUES (?, ?), (?, ?), ...`: many rows in one statement, so one call
     into SQLite that lets go of the GIL for the whole batch, where `executemany` takes it back
     after each row, and waits for it whenever the loop's thread is busy (converting the next
-    batch of an import, answering requests). As many rows a statement as SQLite takes parameters (32,766 by default)."""
+    batch of an import, answering requests). As many rows a statement as SQLite takes
+    parameters (32,766 by default)."""
     if not rows:
         return
     columns = len(rows[0])

@@ -16,7 +16,7 @@ from app.domain.accounts import LABEL_MAX, MAX_DAYS
 from app.domain.errors import IssuerRevokedError, TokenNotFoundError
 from app.domain.owners import Scope, Token
 from app.domain.timestamps import format_timestamp
-from app.entrypoints.http.auth import unauthorized
+from app.entrypoints.http.auth import invalid_token
 from app.entrypoints.http.keys import ACCOUNTS, IDENTITY
 from app.entrypoints.http.listing import no_parameters
 from app.entrypoints.http.problems import ProblemError
@@ -94,7 +94,7 @@ async def issue_token(request: web.Request) -> web.Response:
             identity.owner, label=label, scope=scope, expires_in_days=days, issuer=identity.token
         )
     except IssuerRevokedError:  # trusted moments ago by this process, revoked since
-        raise unauthorized("the token is malformed, unknown, expired or revoked", invalid=True) from None
+        raise invalid_token() from None
     document = {**token_document(issued.token), "token": issued.secret}  # the only time it is shown
     return _json(document, 201, {"Location": f"/tokens/{issued.token.id}"})
 

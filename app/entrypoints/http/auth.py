@@ -41,6 +41,18 @@ def unauthorized(detail: str, *, invalid: bool) -> ProblemError:
     return ProblemError(401, detail, slug="unauthorized", headers={"WWW-Authenticate": challenge})
 
 
+def invalid_token() -> ProblemError:
+    """The 401 for a token that is malformed, unknown, expired or revoked (nothing of it said)."""
+    return unauthorized("the token is malformed, unknown, expired or revoked", invalid=True)
+
+
+def _bearer_secret(header: str) -> str | None:
+    """The secret of `Authorization: Bearer <secret>` (the scheme in any case), else None."""
+    scheme, _, secret = header.strip().partition(" ")
+    secret = secret.strip()
+    return secret if scheme.lower() == "bearer" and secret else None
+
+
 def _authorization(request: web.Request) -> str | None:
     """The request's one Authorization header, or None. Two or more are a 400: a server that took
     the first and a proxy that took the last would disagree on whom the request acts for (RFC
@@ -155,12 +167,12 @@ class Authentication:
             if self.in_force is AuthMode.LOCAL:
                 return LOCAL_IDENTITY
             raise unauthorized("this request needs a token: send Authorization: Bearer <token>", invalid=False)
-        scheme, _, secret = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
+        secret = _bearer_secret(header)
+        if secret is None:
             raise unauthorized("send the token as Authorization: Bearer <token>", invalid=True)
-        token = await request.app[ACCOUNTS].authenticate(secret.strip())
+        token = await request.app[ACCOUNTS].authenticate(secret)
         if token is None:  # nothing of the secret is repeated, anywhere
-            raise unauthorized("the token is malformed, unknown, expired or revoked", invalid=True)
+            raise invalid_token()
         return Identity(token.owner, token)
 
 
@@ -222,6 +234,8 @@ async def still_authorized(request: web.Request) -> bool:
     identity = request.get(IDENTITY)
     if identity is None or identity.token is None:  # an open route, or `local` without a token
         return True
-    secret = request.headers.get(hdrs.AUTHORIZATION, "").strip().partition(" ")[2].strip()
+    secret = _bearer_secret(request.headers.get(hdrs.AUTHORIZATION, ""))
+    if secret is None:
+        return False
     accounts = request.app[ACCOUNTS]
     return accounts.trusted(secret) is not None or await accounts.authenticate(secret) is not None

@@ -19,7 +19,7 @@ from app.domain.errors import InvalidChangeTokenError
 from app.domain.history import Change, ChangesPage, ChangeToken, Trashed
 from app.domain.rules import Integer, Text
 from app.domain.timestamps import format_timestamp, from_microseconds, to_microseconds
-from app.entrypoints.http.auth import still_authorized, unauthorized
+from app.entrypoints.http.auth import invalid_token, still_authorized
 from app.entrypoints.http.conditions import etag, if_match_holds, if_none_match
 from app.entrypoints.http.handlers import note_id, owner, page_response, write_precondition
 from app.entrypoints.http.keys import NOTES
@@ -204,7 +204,7 @@ async def changes(request: web.Request) -> web.Response:
             wait = 0  # the pipeline answers 412 (this answer has no ETag): at once, not after the wait
         page = await notes.changes(who, since, limit, wait)
         if wait and page.changes and not await still_authorized(request):  # revoked while it waited
-            raise unauthorized("the token is malformed, unknown, expired or revoked", invalid=True)
+            raise invalid_token()
         return web.Response(body=dumps(page_document(page)), headers={
             hdrs.CONTENT_TYPE: "application/json", hdrs.CACHE_CONTROL: "no-store", hdrs.VARY: "Accept",
         })

@@ -31,6 +31,11 @@ def is_json_media_type(media_type: str) -> bool:
     return media_type == JSON or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
+def is_utf8(charset: str | None) -> bool:
+    """A declared charset that is UTF-8, or none (JSON and a notes file are UTF-8 either way)."""
+    return not charset or charset.lower() in ("utf-8", "utf8")
+
+
 def _check_media_type(request: web.Request) -> None:
     """A body without Content-Type is read as JSON (the tutorial's clients send none); another
     declared type is 415, and so is a PATCH in a patch format other than a merge patch."""
@@ -39,7 +44,7 @@ def _check_media_type(request: web.Request) -> None:
     charset, media_type, patching = request.charset, request.content_type, request.method == "PATCH"
     if (
         not is_json_media_type(media_type)
-        or (charset and charset.lower() not in ("utf-8", "utf8"))
+        or not is_utf8(charset)
         or (patching and media_type in OTHER_PATCH_FORMATS)
     ):
         wanted = (

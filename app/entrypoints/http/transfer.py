@@ -18,7 +18,7 @@ from app.entrypoints.http.keys import IDENTITY, NOTES, SETTINGS, HttpSettings
 from app.entrypoints.http.listing import no_parameters
 from app.entrypoints.http.negotiation import accepts, not_json
 from app.entrypoints.http.problems import ProblemError
-from app.entrypoints.http.representation import dumps, read_body
+from app.entrypoints.http.representation import dumps, is_utf8, read_body
 from app.entrypoints.notes_file import MEDIA_TYPE, NotesFileError, read_all, write_notes_file
 
 SOURCE = "api"  # the header's `source`: an owner's export over HTTP
@@ -52,7 +52,7 @@ async def import_notes(request: web.Request) -> web.Response:
     no_parameters(request)
     media_type, charset = request.content_type, request.charset
     if hdrs.CONTENT_TYPE in request.headers and (
-        media_type != MEDIA_TYPE or (charset and charset.lower() not in ("utf-8", "utf8"))  # a notes file is UTF-8
+        media_type != MEDIA_TYPE or not is_utf8(charset)
     ):
         raise ProblemError(415, f"the body must be a notes file: send Content-Type: {MEDIA_TYPE}",
                            slug="unsupported-media-type")
