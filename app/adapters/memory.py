@@ -491,7 +491,8 @@ class MemoryStore:
         return notes
 
     def notes_of(self, owner: str) -> MemoryNoteRepository:
-        return self._repository(owner)
+        notes = self._by_owner.get(owner)  # the owner's repository at once: this runs per request
+        return self._repository(owner) if notes is None else notes
 
     @asynccontextmanager
     async def transaction(self, owner: str, *, rows: int = 0) -> AsyncIterator[_Transaction]:

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from aiohttp import hdrs, web
+from multidict import CIMultiDictProxy
 
 from app.domain.owners import LOCAL_IDENTITY, Identity, Scope
 from app.entrypoints.http.keys import ACCOUNTS, IDENTITY
@@ -53,11 +54,10 @@ def _bearer_secret(header: str) -> str | None:
     return secret if scheme.lower() == "bearer" and secret else None
 
 
-def _authorization(request: web.Request) -> str | None:
+def _authorization(headers: CIMultiDictProxy[str]) -> str | None:
     """The request's one Authorization header, or None. Two or more are a 400: a server that took
     the first and a proxy that took the last would disagree on whom the request acts for (RFC
     6750, section 3.1: invalid_request)."""
-    headers = request.headers
     header = headers.get(hdrs.AUTHORIZATION)
     if header is not None and len(headers.getall(hdrs.AUTHORIZATION)) > 1:
         raise ProblemError(  # a new one each time: a raised exception keeps its traceback, frames and all
@@ -106,12 +106,12 @@ class Authentication:
         return "auth required (--auth auto: listening beyond loopback)"
 
     def identify(
-        self, request: web.Request, route: web.AbstractRoute, noted: list
+        self, request: web.Request, headers: CIMultiDictProxy[str], route: web.AbstractRoute, noted: list
     ) -> Coroutine[Any, Any, dict[str, str] | None] | None:
         """Note whom the request acts for (`request[IDENTITY]`, and `noted` for the access log:
         the pipeline's record of the request, logs.CURRENT_REQUEST). The request pipeline calls it
-        before any handler, on every route, with the request's route (`request.match_info.route`,
-        which it has at hand). What needs no I/O is done here, at once (an open route; a request
+        before any handler, on every route, with the request's headers and route (which it has at
+        hand: each of aiohttp's properties is a call). What needs no I/O is done here, at once (an open route; a request
         without a token in local mode; a token verified moments ago); anything else is a
         coroutine to await, which raises the 401, 403 or 429, and gives the rate limit's headers
         for the answer."""
@@ -121,13 +121,17 @@ class Authentication:
         if needs is False:  # an open route, in every mode
             return None
         if needs and self._limiter is None:
-            header = _authorization(request)
+            header = headers.get(hdrs.AUTHORIZATION)  # `_authorization` only when there is one
             if header is None:
                 if self.in_force is AuthMode.LOCAL:
                     request[IDENTITY] = LOCAL_IDENTITY
                     noted[3] = LOCAL_IDENTITY.owner  # for the access log
                     return None
-            elif header[:7] == "Bearer " and (token := request.app[ACCOUNTS].trusted(header[7:])) is not None:
+            elif (
+                _authorization(headers) is not None  # two of them are a 400
+                and header[:7] == "Bearer "
+                and (token := request.app[ACCOUNTS].trusted(header[7:])) is not None
+            ):
                 identity = self._identities.get(token.id)
                 if identity is None or identity.token is not token:
                     identity = self._identities[token.id] = Identity(token.owner, token)
@@ -162,7 +166,7 @@ class Authentication:
         return None if self._limiter is None else self._limiter.take(identity.owner)
 
     async def _identity(self, request: web.Request) -> Identity:
-        header = _authorization(request)
+        header = _authorization(request.headers)
         if header is None:
             if self.in_force is AuthMode.LOCAL:
                 return LOCAL_IDENTITY

@@ -115,7 +115,7 @@ class Pipeline:
                 else:
                     refusal = _refusal(request, route)
                 if refusal is None:
-                    pending = identify(request, route, noted)  # whom it acts for; with I/O: also 401, 403, 429
+                    pending = identify(request, headers, route, noted)  # whom it acts for; with I/O: also 401, 403, 429
                     if pending is not None:
                         limited = await pending
                     response = await handler(request)
@@ -138,7 +138,8 @@ class Pipeline:
             answer[hdrs.SERVER] = SERVER  # no versions for anyone to look up
             if hdrs.CACHE_CONTROL not in answer:
                 answer[hdrs.CACHE_CONTROL] = "no-store"
-            if type(response) is web.Response:
+            # a strong ETag (a note's) names these very bytes: never compressed, and no body to read
+            if type(response) is web.Response and ((tag := answer.get(hdrs.ETAG)) is None or tag[:2] == "W/"):
                 body = response.body
                 if isinstance(body, (bytes, bytearray)):
                     if len(body) > COMPRESS_OVER:
@@ -212,13 +213,10 @@ def _if_match(request: web.Request, response: web.StreamResponse) -> web.StreamR
 def _compress(request: web.Request, response: web.Response) -> None:
     """gzip a large or streamed body when the client accepts it (RFC 9110, section 12.5.3);
     small bodies, every note of an ordinary size included, are sent as they are, at no cost. A
-    body with a strong ETag (a note) is never compressed: a strong tag names one representation,
+    body with a strong ETag (a note) never comes here: a strong tag names one representation,
     byte for byte, and a note's tag is also what If-Match compares (RFC 9110, section 8.8.3). Nor
-    is a body in a compressed format (an image)."""
+    is a body in a compressed format (an image) compressed."""
     headers = response.headers
-    tag = headers.get(hdrs.ETAG)
-    if tag is not None and not tag.startswith("W/"):
-        return
     if not compressible(headers.get(hdrs.CONTENT_TYPE, "")):
         return
     vary = headers.get(hdrs.VARY)
