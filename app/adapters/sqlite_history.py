@@ -267,28 +267,42 @@ class OtherProcesses:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """For the first follower, as it begins and before it reads the log: where the log stands
+        is read now, not when the task first runs, or a commit elsewhere in between would be
+        neither in what the follower read nor news to the task."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._watch(), name="sqlite-changes")
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._watch(self._where_now()), name="sqlite-changes")
 
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
 
-    async def _watch(self) -> None:
-        version: int | None = None
-        seen = 0
+    def _where_now(self) -> tuple[int, int] | None:
+        """The connection's `data_version`, then the log's last position (in that order: a commit
+        between the two is in the position, or shows in the next `data_version`); None when the
+        database cannot be read now."""
+        try:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            return version, self._wake_after(None)
+        except sqlite3.Error:
+            return None
+
+    async def _watch(self, start: tuple[int, int] | None) -> None:
+        version, seen = start if start is not None else (None, None)
         while True:
+            await asyncio.sleep(POLL_SECONDS)
             try:
                 now = self._db.execute("PRAGMA data_version").fetchone()[0]
-                if version is None:
+                if seen is None:  # where it stood is unknown: every follower looks again, once
                     seen = self._wake_after(None)
+                    self._signals.changed_all()
                 elif now != version:
                     seen = self._wake_after(seen)
                 version = now
             except sqlite3.Error:
                 pass  # busy or briefly unreadable: look again next time
-            await asyncio.sleep(POLL_SECONDS)
 
     def _wake_after(self, seen: int | None) -> int:
         """Wake the followed owners with rows past `seen` (none when None); the last position.

@@ -11,11 +11,13 @@ from datetime import timedelta
 import pytest
 
 from app.adapters import Storage
+from app.container import build_container
 from app.domain.errors import ChangeTokenExpiredError, NoteNotFoundError, NotInTrashError, RevisionNotFoundError
 from app.domain.history import ChangeOp, ChangeToken, Retention
 from app.domain.owners import LOCAL
 from app.domain.query import ListQuery, NoteFilter
 from app.domain.services import NoteService
+from tests.conftest import settings_for
 from tests.factories import T0, draft
 
 OTHER = "bob"
@@ -278,6 +280,26 @@ async def test_a_watch_wakes_on_a_change_of_its_owner(storage: Storage, other: s
         await storage.notes_of(LOCAL).add(draft())
         assert await waiting
         assert not mine.closing
+
+
+async def test_a_watch_hears_of_a_commit_of_another_process_made_as_it_begins(
+    storage: Storage, database_url: str
+) -> None:
+    """The first follower of a process starts its way of hearing other processes (SQLite's look
+    at `data_version`, PostgreSQL's LISTEN). A commit elsewhere between the follower's read of
+    the log and that way's first look must still wake it: it has not read that change."""
+    if database_url == "memory://":
+        pytest.skip("a memory store lives in one process")
+    elsewhere = build_container(settings_for(database_url))
+    try:
+        theirs = await elsewhere.storage()
+        async with storage.watch(LOCAL) as mine:
+            # SQLite writes one statement at once, on the loop: committed before this process's
+            # watcher first runs
+            await theirs.notes_of(LOCAL).add(draft())
+            assert await mine.wait(30)
+    finally:
+        await elsewhere.shutdown_resources()
 
 
 async def test_moving_notes_to_another_owner_moves_their_history(storage: Storage, other: str) -> None:
