@@ -7,7 +7,6 @@ database and SQLite file it made is removed.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -18,17 +17,10 @@ from bench import chart, plan, report
 from bench import options as cli
 from bench.baseline import Revision, export
 from bench.checks import run_checks
-from bench.processes import LOAD_CORE, Processes, pinning
+from bench.processes import LOAD_CORE, Processes, pinning, stop_on_sigterm
 from bench.runner import Load
 from bench.stores import Databases
 from bench.suite import Bench, run_adapter, say
-
-
-def _stop_on_sigterm() -> None:
-    def stop(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # unwinds through the `finally` that cleans up
-
-    signal.signal(signal.SIGTERM, stop)
 
 
 def _postgres_version(options: cli.Options, databases: Databases) -> tuple[str | None, str | None]:
@@ -75,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = cli.parse(argv)
     if pinning():
         os.sched_setaffinity(0, {LOAD_CORE})  # the harness's own client work, off the server's core
-    _stop_on_sigterm()
+    stop_on_sigterm()
     began = time.monotonic()
     processes, databases = Processes(), Databases(options.postgres_url)
     exported = tempfile.TemporaryDirectory(prefix="notes_bench_baseline_")

@@ -14,12 +14,22 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 USABLE_CORES = sorted(os.sched_getaffinity(0))  # read at import, before the harness pins itself
 SERVER_CORE = USABLE_CORES[0]
 LOAD_CORE = USABLE_CORES[1] if len(USABLE_CORES) >= 2 else USABLE_CORES[0]
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM then unwinds like Ctrl-C, through the `finally` that stops every server."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def pinning() -> bool:
@@ -57,17 +67,19 @@ class Processes:
         self._logs = tempfile.TemporaryDirectory(prefix="notes_bench_logs_")
 
     def start_server(
-        self, name: str, argv: list[str], port: int, root: Path = ROOT
+        self, name: str, argv: list[str], port: int, root: Path = ROOT,
+        wrapper: Sequence[str] = (), timeout: float = 30.0,
     ) -> subprocess.Popen:
-        """Start a server on SERVER_CORE, its code in `root`; wait until it answers /healthz."""
+        """Start a server on SERVER_CORE, its code in `root`, run by `wrapper` (valgrind, say) if
+        one is given; wait until it answers /healthz."""
         with open(Path(self._logs.name, f"{name}.log"), "wb") as log:  # the child keeps its copy
             process = subprocess.Popen(
-                pinned([sys.executable, *argv], SERVER_CORE), cwd=root, stdout=log,
+                pinned([*wrapper, sys.executable, *argv], SERVER_CORE), cwd=root, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
         self._running.append((name, process))
         try:
-            wait_http(f"http://127.0.0.1:{port}/healthz", process)
+            wait_http(f"http://127.0.0.1:{port}/healthz", process, timeout)
         except RuntimeError as error:
             raise RuntimeError(f"{error}\n--- {name} log ---\n{self.log_of(name)}") from None
         return process

@@ -37,6 +37,15 @@ def say(text: str) -> None:
     print(f"{time.monotonic() - _BEGAN:6.0f}s {text}" if text else "", flush=True)
 
 
+def service_argv(url: str, port: int, flags: tuple[str, ...] = ()) -> list[str]:
+    """The arguments (after the interpreter) of one worker process of the service on `url`,
+    migrated already; `flags` override the defaults (a variant's)."""
+    return [
+        "-m", "app", "serve", "--database-url", url, "--port", str(port), "--no-migrate",
+        "--workers", "1", "--log-level", "warning", "--cursor-secret", plan.CURSOR_SECRET, *flags,
+    ]
+
+
 @dataclass
 class Bench:
     """What every part of a benchmark run shares."""
@@ -60,11 +69,7 @@ class Bench:
         """One worker process of the service (its code in `root`) on `url`, migrated already;
         `flags` override the defaults (a variant's)."""
         port = free_port()
-        argv = [
-            "-m", "app", "serve", "--database-url", url, "--port", str(port), "--no-migrate",
-            "--workers", "1", "--log-level", "warning", "--cursor-secret", plan.CURSOR_SECRET, *flags,
-        ]
-        return self.processes.start_server(name, argv, port, root), f"http://127.0.0.1:{port}"
+        return self.processes.start_server(name, service_argv(url, port, flags), port, root), f"http://127.0.0.1:{port}"
 
     def start_ceiling(self, adapter: str, url: str, name: str = "ceiling") -> tuple[subprocess.Popen, str]:
         port = free_port()

@@ -297,7 +297,7 @@ async def test_a_watch_hears_of_a_commit_of_another_process_made_as_it_begins(
             # SQLite writes one statement at once, on the loop: committed before this process's
             # watcher first runs
             await theirs.notes_of(LOCAL).add(draft())
-            assert await mine.wait(30)
+            assert await mine.wait(5)  # one look: some 50 ms
     finally:
         await elsewhere.shutdown_resources()
 
