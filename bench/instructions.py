@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"counting {side.name} ...", file=sys.stderr, flush=True)
             counted[side.name] = count(side, options.requests, processes, options.output)
     except KeyboardInterrupt:
-        return _fail("interrupted: the servers are stopped", 130)
+        return _fail("interrupted: stopping the servers", 130)
     except (Failed, RuntimeError, OSError, subprocess.CalledProcessError) as error:
         return _fail(str(error))
     finally:
