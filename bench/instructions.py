@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             counted[side.name] = count(side, options.requests, processes, options.output)
     except KeyboardInterrupt:
         return _fail("interrupted: stopping the servers", 130)
-    except (Failed, RuntimeError, OSError, subprocess.CalledProcessError) as error:
+    except (Failed, RuntimeError, OSError, ValueError, subprocess.CalledProcessError) as error:
         return _fail(str(error))
     finally:
         processes.stop_all()
