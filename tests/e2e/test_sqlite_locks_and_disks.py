@@ -136,15 +136,16 @@ async def test_the_wal_stays_short_while_writes_go_on(sqlite_url: str, monkeypat
     holds every one of them."""
     monkeypatch.setattr(sqlite_link, "CHECKPOINT_ROWS", 100)
     monkeypatch.setattr(sqlite_link, "RESTART_PAGES", 500)
-    # What each checkpoint left to copy (None: it could not run), for the message of a failure:
+    # What each checkpoint left to copy (None: it could not run) and whether it was a periodic
+    # one (False: the passive one before a restart), for the message of a failure:
     # once in some ten runs of the suite (2026-12-03) the WAL held every write, and no run since
     # has shown why.
-    checkpoints: list[tuple[str, int | None]] = []
+    checkpoints: list[tuple[str, bool, int | None]] = []
     checkpoint = sqlite_link.Checkpoints._checkpoint
 
     def recorded(self: sqlite_link.Checkpoints, mode: str, periodic: bool) -> int | None:
         left = checkpoint(self, mode, periodic)
-        checkpoints.append((mode, left))
+        checkpoints.append((mode, periodic, left))
         return left
 
     monkeypatch.setattr(sqlite_link.Checkpoints, "_checkpoint", recorded)
@@ -156,7 +157,7 @@ async def test_the_wal_stays_short_while_writes_go_on(sqlite_url: str, monkeypat
             note = await notes.update(note.revised(note.content(), T0))
             await asyncio.sleep(0)  # the loop turns between two writes, as between two requests
         largest = Path(f"{path}-wal").stat().st_size  # what the WAL ever held: a restart reuses it
-    restarts = [left for mode, left in checkpoints if mode == "RESTART"]
+    restarts = [left for mode, _, left in checkpoints if mode == "RESTART"]
     assert largest < 75 * 2**20, (  # 5-13 MB here, loaded or not; without restarts, 150 MB: every write's pages
         f"{len(checkpoints)} checkpoints; the restarts left {restarts[:20]}; the last ones: {checkpoints[-12:]}"
     )
