@@ -19,7 +19,7 @@ from tests.databases import in_thread, sqlite_copy
 from tests.factories import T0, draft
 from tests.http.support import create, problem, send
 
-HOLD_SECONDS = 3.0
+ROUNDS = 40  # of probes while the other process holds the lock
 # Another process: takes the write lock, says so, and keeps it until told to let go.
 HOLDER = """
 import sqlite3, sys
@@ -46,7 +46,7 @@ async def timed(request) -> tuple[int, float]:
 async def test_reads_and_healthz_answer_at_once_while_another_process_holds_the_lock(
     make_client, sqlite_url: str
 ) -> None:
-    client = await make_client(sqlite_url, db_timeout=HOLD_SECONDS + 5)
+    client = await make_client(sqlite_url, db_timeout=60)  # the write waits out every probe
     note = await create(client)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, sqlite_url.removeprefix("sqlite:///")],
@@ -56,12 +56,10 @@ async def test_reads_and_healthz_answer_at_once_while_another_process_holds_the_
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         write = asyncio.create_task(send(client, "POST", "/notes", {"title": "waits for the lock"}))
         latencies: list[tuple[int, float]] = []
-        ends = time.monotonic() + HOLD_SECONDS
-        while time.monotonic() < ends:  # probe throughout the hold
+        for _ in range(ROUNDS):  # the holder keeps the lock until told to let go
             latencies.append(await timed(client.get("/healthz")))
             latencies.append(await timed(client.get(f"/notes/{note['id']}")))
             latencies.append(await timed(client.get("/notes")))
-            await asyncio.sleep(0.02)
         assert not write.done()  # still waiting for the other process, off the loop
         holder.communicate("go\n", timeout=10)
         assert (await write).status == 201
@@ -69,7 +67,7 @@ async def test_reads_and_healthz_answer_at_once_while_another_process_holds_the_
         holder.kill()
     assert len(latencies) > 30
     assert {status for status, _ in latencies} == {200}
-    # None waits for the lock (3 s): each answers in a scheduling moment. The bound on the slowest
+    # None waits for the lock: each answers in a scheduling moment. The bound on the slowest
     # leaves room for a busy two-core machine (a test suite, a CI neighbour); the median does not.
     seconds = sorted(seconds for _, seconds in latencies)
     assert seconds[len(seconds) // 2] < 0.05 and seconds[-1] < 0.5, seconds
