@@ -74,6 +74,9 @@ _EXISTS = "SELECT 1 FROM notes WHERE id = $1 AND owner = $2"
 # more); its bulk statements answer to that deadline alone.
 BULK_ROWS_PER_SECOND = 5_000
 BULK_STATEMENT_SECONDS = 3600.0
+# A page of the log is read again while its bound is a transaction that ended since its snapshot
+# (`postgres_history`, note 2): each time needs another transaction to end in that instant.
+READS_OF_A_PAGE = 5
 _NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('notes', 'id')) FROM generate_series(1, $1)"
 _COPY_COLUMNS = ("id", "owner", "title", "description", "priority", "tags", "created_by", "created_at",
                  "updated_at", "version", "title_key", "search_text")
@@ -178,7 +181,12 @@ class PostgresNoteRepository:
 
     async def changes(self, since: ChangeToken | None, limit: int) -> ChangesPage:
         start = since or ChangeToken()
-        rows = await self._run("fetch", postgres_history.CHANGES, self._owner, str(start.key), start.position, limit)
+        for _ in range(READS_OF_A_PAGE):
+            rows = await self._run(
+                "fetch", postgres_history.CHANGES, self._owner, str(start.key), start.position, limit
+            )
+            if not postgres_history.bound_ended(rows):
+                break
         return postgres_history.changes_page(rows, since, limit)
 
     async def list(self, query: ListQuery) -> Sequence[Note]:

@@ -18,6 +18,10 @@ transaction still in flight:
    has ended meanwhile is no longer shown, and counts). Every transaction with an id below the
    bound that could have written here has ended, so every row it wrote is visible now, or never
    will be. The read returns only rows with key < bound.
+   When the bound is a transaction that has ended since the snapshot (most often one of another
+   database that ended between the snapshot and the look at `pg_stat_activity`), the page is
+   read again: it would hold back rows already committed, and a follower woken by their commit
+   would find nothing and wait for a wake-up that does not come.
 3. A transaction of this database still in flight, or one to come, has an id of at least the
    bound, and each of its rows a key of at least its id (1.). So no row the reader cannot see
    yet has a key below the bound, and none will ever appear below a token the reader was
@@ -167,21 +171,27 @@ ORDER BY deleted_at DESC, id DESC LIMIT $4"""
 # One statement: the bound of what is readable comes from the snapshot the page is read in (see the module's
 # notes): the oldest transaction in flight then, leaving out those known to be of another database
 # (they cannot write here), or the snapshot's xmax when there is none.
+# Its last column says whether that bound is a transaction that has ended since (read again, then).
 CHANGES = f"""
 WITH s AS (SELECT pg_current_snapshot() AS snap),
+h AS (
+    SELECT s.snap, (
+        SELECT min(xid) FROM pg_snapshot_xip(s.snap) AS xid
+        WHERE NOT EXISTS (
+            SELECT FROM pg_stat_activity a
+            WHERE a.datname <> current_database()
+              AND a.backend_xid::text::bigint = xid::text::bigint % 4294967296)) AS held
+    FROM s
+),
 x AS (
-    SELECT coalesce(
-        (SELECT min(xid) FROM pg_snapshot_xip(s.snap) AS xid
-         WHERE NOT EXISTS (
-             SELECT FROM pg_stat_activity a
-             WHERE a.datname <> current_database()
-               AND a.backend_xid::text::bigint = xid::text::bigint % 4294967296)),
-        pg_snapshot_xmax(s.snap)) AS readable,
+    SELECT coalesce(h.held, pg_snapshot_xmax(h.snap)) AS readable,
+        h.held IS NOT NULL AND pg_xact_status(h.held) <> 'in progress' AS ended,
         horizon_key, horizon_position
-    FROM s, change_log
+    FROM h, change_log
 )
 SELECT x.readable::text, x.horizon_key::text, x.horizon_position,
-       c.key::text, c.position, c.note_id, c.version, c.op, c.at, {', '.join('c.' + c for c in CONTENT.split(', '))}
+       c.key::text, c.position, c.note_id, c.version, c.op, c.at, {', '.join('c.' + c for c in CONTENT.split(', '))},
+       x.ended
 FROM x LEFT JOIN LATERAL (
     SELECT * FROM changes
     WHERE owner = $1 AND (key, position) > ($2::text::xid8, $3)
@@ -209,6 +219,11 @@ def content_note(row: Sequence) -> Note:
 
 def trashed(row: asyncpg.Record) -> Trashed:
     return Trashed(content_note(row[:9]), aware(row[9]))
+
+
+def bound_ended(rows: Sequence[asyncpg.Record]) -> bool:
+    """Whether a read of CHANGES was bounded by a transaction that has ended since: read it again."""
+    return bool(rows[0][-1])
 
 
 def changes_page(rows: Sequence[asyncpg.Record], since: ChangeToken | None, limit: int) -> ChangesPage:
