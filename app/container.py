@@ -12,7 +12,7 @@ from typing import cast
 from aiohttp import web
 from dependency_injector import containers, providers
 
-from app.adapters import PoolUsage, Storage, memory, postgres, sqlite
+from app.adapters import Followers, PoolUsage, Storage, memory, postgres, sqlite
 from app.domain.accounts import AccountService
 from app.domain.history import Retention
 from app.domain.services import NoteService
@@ -33,6 +33,10 @@ def _cursor_secret(given: str | None, storage: Storage) -> str:
 
 def _pool_usage(storage: Storage) -> PoolUsage | None:
     return storage.pool_usage
+
+
+def _followers(storage: Storage) -> Followers:
+    return storage.followers
 
 
 class Container(containers.DeclarativeContainer):
@@ -70,6 +74,7 @@ class Container(containers.DeclarativeContainer):
         accounts=accounts,
         cursors=cursors,
         pool_usage=providers.Callable(_pool_usage, storage),
+        followers=providers.Callable(_followers, storage),
     )
     http_settings = providers.Factory(
         HttpSettings,

@@ -8,6 +8,7 @@ from typing import Protocol
 from app.domain.ports import Store
 
 PoolUsage = Callable[[], tuple[int, int]]  # () -> (connections open, connections idle)
+Followers = Callable[[], tuple[int, int]]  # () -> (followers of the changes feed, of them idle)
 
 
 class Storage(Store, Protocol):
@@ -21,3 +22,8 @@ class Storage(Store, Protocol):
     @property
     def pool_usage(self) -> PoolUsage | None:
         """How to read the connection pool's usage for /metrics; None for a store without one."""
+
+    @property
+    def followers(self) -> Followers:
+        """How to read, for /metrics, how many followers of the changes feed (long polls and
+        streams) this process has, and how many of them are idle, waiting for a change."""

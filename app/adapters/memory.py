@@ -482,6 +482,7 @@ class MemoryStore:
         self.accounts = MemoryAccounts(self._by_owner, self._repository)
         self.cursor_secret = secrets.token_urlsafe(32)
         self.pool_usage: PoolUsage | None = None
+        self.followers = self._history.signals.followers
         self._keys: dict[tuple[str, str], _Key] = {}
 
     def _repository(self, owner: str) -> MemoryNoteRepository:

@@ -264,6 +264,9 @@ class PostgresStore:
     def pool_usage(self) -> tuple[int, int]:
         return self._pool.get_size(), self._pool.get_idle_size()
 
+    def followers(self) -> tuple[int, int]:
+        return self._notifications.signals.followers()
+
     def notes_of(self, owner: str) -> PostgresNoteRepository:
         return PostgresNoteRepository(self._run, owner, self._notifications.changed)
 

@@ -27,13 +27,17 @@ class Watch:
     def wake(self) -> None:
         self._event.set()
 
-    async def wait(self, timeout: float) -> bool:
+    async def wait(self, timeout: float, *, looking_again: bool = False) -> bool:
         if not self._event.is_set():
+            idle = not looking_again
+            self._signals.waiting += idle
             try:
                 async with asyncio.timeout(timeout):
                     await self._event.wait()
             except TimeoutError:
                 return False
+            finally:
+                self._signals.waiting -= idle
         self._event.clear()
         return not self._signals.closing
 
@@ -47,6 +51,11 @@ class ChangeSignals:
         self._count = 0
         self._first, self._last = first, last
         self.closing = False
+        self.waiting = 0  # of the watches, those idle now: waiting for a wake-up, not to look again
+
+    def followers(self) -> tuple[int, int]:
+        """The followers watching now, and how many of them are idle, waiting for a change (for /metrics)."""
+        return self._count, self.waiting
 
     @property
     def watched(self) -> bool:

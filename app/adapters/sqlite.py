@@ -364,6 +364,7 @@ class SqliteStore:
         self._signals = ChangeSignals(first=lambda: self._others.start(), last=lambda: self._others.stop())
         self._others = sqlite_history.OtherProcesses(self._readers.db, self._signals)
         self.pool_usage: PoolUsage | None = None
+        self.followers = self._signals.followers
         self.cursor_secret = ""
 
     async def open(self) -> None:

@@ -146,9 +146,10 @@ class ChangeWatch(Protocol):
     def closing(self) -> bool:
         """The store is closing: stop waiting and answer now."""
 
-    async def wait(self, timeout: float) -> bool:
+    async def wait(self, timeout: float, *, looking_again: bool = False) -> bool:
         """Return True when a change may have been made since the last wait (or the watch began),
-        False when `timeout` seconds passed first or the store is closing."""
+        False when `timeout` seconds passed first or the store is closing. `looking_again`: a
+        short wait before the follower reads again (it is active, not idle)."""
 
 
 class Store(Protocol):

@@ -94,7 +94,10 @@ class _Waiting:
         left = self._deadline - time.monotonic()
         if left <= 0 or self._watch.closing:
             return False
-        woken = await self._watch.wait(min(left, self._rechecks.pop(0)) if self._rechecks else left)
+        if self._rechecks:
+            woken = await self._watch.wait(min(left, self._rechecks.pop(0)), looking_again=True)
+        else:
+            woken = await self._watch.wait(left)
         if woken:
             self._rechecks = list(_RECHECKS)
         return not self._watch.closing

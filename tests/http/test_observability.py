@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -208,6 +209,24 @@ async def test_the_database_pool_is_reported_where_there_is_one(client, database
 def test_the_pool_gauge_counts_open_connections_that_are_not_idle_as_in_use() -> None:
     family = next(PoolCollector(lambda: (4, 1)).collect())
     assert {sample.labels["state"]: sample.value for sample in family.samples} == {"in_use": 3, "idle": 1}
+
+
+def followers(samples: dict[str, dict[tuple, float]]) -> dict[str, float]:
+    return {labels[0][1]: int(value) for labels, value in samples["notes_changes_followers"].items()}
+
+
+async def test_the_followers_of_the_changes_feed_are_counted_idle_and_active(client) -> None:
+    assert followers(await metrics_of(client)) == {"waiting": 0, "active": 0}
+    since = (await (await client.get("/changes")).json())["next"]
+    polling = asyncio.ensure_future(client.get("/changes", params={"since": since, "wait": "30"}))
+    seen = []  # each scrape lets the long poll go on: it reads the log, then waits for a change
+    while (now := followers(await metrics_of(client))) != {"waiting": 1, "active": 0} and len(seen) < 1000:
+        seen.append(now)
+    assert now == {"waiting": 1, "active": 0}, seen
+    assert all(state in ({"waiting": 0, "active": 0}, {"waiting": 0, "active": 1}) for state in seen), seen
+    await create(client)
+    assert len((await (await polling).json())["changes"]) == 1
+    assert followers(await metrics_of(client)) == {"waiting": 0, "active": 0}
 
 
 async def test_a_log_record_written_while_a_request_runs_carries_its_request_id(aiohttp_client) -> None:

@@ -12,7 +12,7 @@ from functools import partial
 
 from aiohttp import web
 
-from app.adapters import PoolUsage
+from app.adapters import Followers, PoolUsage
 from app.domain.accounts import AccountService
 from app.domain.errors import StorageUnavailableError
 from app.domain.services import NoteService
@@ -36,6 +36,7 @@ class Dependencies:
     accounts: AccountService
     cursors: CursorCodec
     pool_usage: PoolUsage | None  # None: a store without a connection pool
+    followers: Followers
 
 
 # Opens the storage and gives the routes' dependencies; leaving it closes the storage.
@@ -51,15 +52,14 @@ def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:
     app.on_startup.append(pipeline.on_startup)
     app[SETTINGS] = settings
     app[AUTHENTICATION] = authentication
-    register_pool = add_metrics(app, metrics)
+    register_storage = add_metrics(app, metrics)
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         async with lifespan() as dependencies:
             app[NOTES] = dependencies.notes
             app[ACCOUNTS] = dependencies.accounts
             app[CURSORS] = dependencies.cursors
-            if dependencies.pool_usage is not None:
-                register_pool(dependencies.pool_usage)
+            register_storage(dependencies.pool_usage, dependencies.followers)
             pruning = asyncio.get_running_loop().create_task(prune_history(dependencies.notes), name="prune")
             try:
                 yield

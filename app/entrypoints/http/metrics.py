@@ -1,4 +1,5 @@
-"""Prometheus metrics at GET /metrics: requests by route and status, latencies, the database pool.
+"""Prometheus metrics at GET /metrics: requests by route and status, latencies, the database pool,
+the followers of the changes feed.
 
 Every application has its own `CollectorRegistry` (several apps live in one test process). With
 `--workers N` every process has its own registry too: a scrape sees the process that answered it,
@@ -16,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from app.adapters import PoolUsage
+from app.adapters import Followers, PoolUsage
 from app.entrypoints.http.keys import METRICS, METRICS_REGISTRY
 from app.entrypoints.http.negotiation import not_json
 
@@ -119,14 +120,40 @@ class PoolCollector(Collector):
         yield pool
 
 
-def add_metrics(app: web.Application, metrics: RequestMetrics) -> Callable[[PoolUsage], None]:
+class FollowersCollector(Collector):
+    """The followers of the changes feed (long polls and streams), waiting or not, read when scraped."""
+
+    def __init__(self, followers: Followers) -> None:
+        self._followers = followers
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        following, waiting = self._followers()
+        gauge = GaugeMetricFamily(
+            "notes_changes_followers",
+            "Followers of the changes feed in this process (long polls and streams), by state: waiting"
+            " for a change (idle: no query, no CPU), or active (reading, sending, or about to look"
+            " again after a wake-up that found nothing)",
+            labels=("state",),
+        )
+        gauge.add_metric(("waiting",), waiting)
+        gauge.add_metric(("active",), following - waiting)
+        yield gauge
+
+
+def add_metrics(app: web.Application, metrics: RequestMetrics) -> Callable[[PoolUsage | None, Followers], None]:
     """What `metrics_page` (GET /metrics, routed in app.py) exposes; the function returned adds
-    the storage's connection pool once it is open."""
+    the storage's connection pool (if it has one) and its followers once it is open."""
     registry = CollectorRegistry()
     app[METRICS] = metrics
     app[METRICS_REGISTRY] = registry
     registry.register(metrics)
-    return lambda usage: registry.register(PoolCollector(usage))
+
+    def register_storage(pool_usage: PoolUsage | None, followers: Followers) -> None:
+        if pool_usage is not None:
+            registry.register(PoolCollector(pool_usage))
+        registry.register(FollowersCollector(followers))
+
+    return register_storage
 
 
 @not_json
