@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.container import build_container, http_app
-from app.entrypoints.http.metrics import PoolCollector, RequestMetrics
+from app.entrypoints.http.metrics import RequestMetrics, pool_gauge
 from tests.conftest import settings_for
 from tests.http.support import create, problem, send
 
@@ -207,7 +207,7 @@ async def test_the_database_pool_is_reported_where_there_is_one(client, database
 
 
 def test_the_pool_gauge_counts_open_connections_that_are_not_idle_as_in_use() -> None:
-    family = next(PoolCollector(lambda: (4, 1)).collect())
+    family = next(pool_gauge(lambda: (4, 1)).collect())
     assert {sample.labels["state"]: sample.value for sample in family.samples} == {"in_use": 3, "idle": 1}
 
 

@@ -103,41 +103,35 @@ def new_buckets() -> list[float]:
     return [0] * (len(BUCKETS) + 2)
 
 
-class PoolCollector(Collector):
-    """The database pool's connections in use and idle, read when scraped."""
+class SplitGauge(Collector):
+    """A gauge of a count split in two states, read when scraped: `read` gives the count and how
+    many of it are in the first state."""
 
-    def __init__(self, usage: PoolUsage) -> None:
-        self._usage = usage
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        size, idle = self._usage()
-        pool = GaugeMetricFamily(
-            "notes_db_pool_connections", "Open database connections of this process, by state",
-            labels=("state",),
-        )
-        pool.add_metric(("in_use",), size - idle)
-        pool.add_metric(("idle",), idle)
-        yield pool
-
-
-class FollowersCollector(Collector):
-    """The followers of the changes feed (long polls and streams), waiting or not, read when scraped."""
-
-    def __init__(self, followers: Followers) -> None:
-        self._followers = followers
+    def __init__(self, name: str, documentation: str, states: tuple[str, str],
+                 read: Callable[[], tuple[int, int]]) -> None:
+        self._name, self._documentation, self._states, self._read = name, documentation, states, read
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        following, waiting = self._followers()
-        gauge = GaugeMetricFamily(
-            "notes_changes_followers",
-            "Followers of the changes feed in this process (long polls and streams), by state: waiting"
-            " for a change (idle: no query, no CPU), or active (reading, sending, or about to look"
-            " again after a wake-up that found nothing)",
-            labels=("state",),
-        )
-        gauge.add_metric(("waiting",), waiting)
-        gauge.add_metric(("active",), following - waiting)
+        count, first = self._read()
+        gauge = GaugeMetricFamily(self._name, self._documentation, labels=("state",))
+        gauge.add_metric((self._states[0],), first)
+        gauge.add_metric((self._states[1],), count - first)
         yield gauge
+
+
+def pool_gauge(usage: PoolUsage) -> SplitGauge:
+    return SplitGauge("notes_db_pool_connections", "Open database connections of this process, by state",
+                      ("idle", "in_use"), usage)
+
+
+def followers_gauge(followers: Followers) -> SplitGauge:
+    return SplitGauge(
+        "notes_changes_followers",
+        "Followers of the changes feed in this process (long polls and streams), by state: waiting"
+        " for a change (idle: no query, no CPU), or active (reading, sending, or about to look"
+        " again after a wake-up that found nothing)",
+        ("waiting", "active"), followers,
+    )
 
 
 def add_metrics(app: web.Application, metrics: RequestMetrics) -> Callable[[PoolUsage | None, Followers], None]:
@@ -150,8 +144,8 @@ def add_metrics(app: web.Application, metrics: RequestMetrics) -> Callable[[Pool
 
     def register_storage(pool_usage: PoolUsage | None, followers: Followers) -> None:
         if pool_usage is not None:
-            registry.register(PoolCollector(pool_usage))
-        registry.register(FollowersCollector(followers))
+            registry.register(pool_gauge(pool_usage))
+        registry.register(followers_gauge(followers))
 
     return register_storage
 
