@@ -29,7 +29,7 @@ class Watch:
 
     async def wait(self, timeout: float, *, looking_again: bool = False) -> bool:
         if not self._event.is_set():
-            idle = not looking_again
+            idle = 0 if looking_again else 1  # counted as waiting only when not about to look again
             self._signals.waiting += idle
             try:
                 async with asyncio.timeout(timeout):
