@@ -185,7 +185,7 @@ class PostgresNoteRepository:
             rows = await self._run(
                 "fetch", postgres_history.CHANGES, self._owner, str(start.key), start.position, limit
             )
-            if not postgres_history.bound_ended(rows):
+            if not postgres_history.read_again(rows, limit):
                 break
         return postgres_history.changes_page(rows, since, limit)
 

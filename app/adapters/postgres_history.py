@@ -21,7 +21,10 @@ transaction still in flight:
    When the bound is a transaction that has ended since the snapshot (most often one of another
    database that ended between the snapshot and the look at `pg_stat_activity`), the page is
    read again: it would hold back rows already committed, and a follower woken by their commit
-   would find nothing and wait for a wake-up that does not come.
+   would find nothing and wait for a wake-up that does not come. And a page says when the bound
+   keeps it from rows already committed (`held_back`): the transaction in flight may wake none of
+   the owner's followers when it ends (another owner's, or one that logs nothing), so a follower
+   looks again while it is so (NoteService.changes).
 3. A transaction of this database still in flight, or one to come, has an id of at least the
    bound, and each of its rows a key of at least its id (1.). So no row the reader cannot see
    yet has a key below the bound, and none will ever appear below a token the reader was
@@ -171,10 +174,11 @@ ORDER BY deleted_at DESC, id DESC LIMIT $4"""
 # One statement: the bound of what is readable comes from the snapshot the page is read in (see the module's
 # notes): the oldest transaction in flight then, leaving out those known to be of another database
 # (they cannot write here), or the snapshot's xmax when there is none.
-# Its last column says whether that bound is a transaction that has ended since (read again, then).
+# Its last columns say whether that bound is a transaction that has ended since (read again, then),
+# and whether the bound holds back rows of the owner after the token (the page's `held_back`).
 CHANGES = f"""
 WITH s AS (SELECT pg_current_snapshot() AS snap),
-h AS (
+h AS MATERIALIZED (  -- the bound once, not once for each use below
     SELECT s.snap, (
         SELECT min(xid) FROM pg_snapshot_xip(s.snap) AS xid
         WHERE NOT EXISTS (
@@ -186,12 +190,15 @@ h AS (
 x AS (
     SELECT coalesce(h.held, pg_snapshot_xmax(h.snap)) AS readable,
         h.held IS NOT NULL AND pg_xact_status(h.held) <> 'in progress' AS ended,
+        h.held IS NOT NULL AND EXISTS (
+            SELECT FROM changes WHERE owner = $1 AND (key, position) > ($2::text::xid8, $3) AND key >= h.held
+        ) AS held_back,
         horizon_key, horizon_position
     FROM h, change_log
 )
 SELECT x.readable::text, x.horizon_key::text, x.horizon_position,
        c.key::text, c.position, c.note_id, c.version, c.op, c.at, {', '.join('c.' + c for c in CONTENT.split(', '))},
-       x.ended
+       x.held_back, x.ended
 FROM x LEFT JOIN LATERAL (
     SELECT * FROM changes
     WHERE owner = $1 AND (key, position) > ($2::text::xid8, $3)
@@ -221,9 +228,10 @@ def trashed(row: asyncpg.Record) -> Trashed:
     return Trashed(content_note(row[:9]), aware(row[9]))
 
 
-def bound_ended(rows: Sequence[asyncpg.Record]) -> bool:
-    """Whether a read of CHANGES was bounded by a transaction that has ended since: read it again."""
-    return bool(rows[0][-1])
+def read_again(rows: Sequence[asyncpg.Record], limit: int) -> bool:
+    """Whether a read of CHANGES was bounded by a transaction that has ended since, and the bound
+    made a difference (the page is not full): read it again."""
+    return bool(rows[0][-1]) and not (len(rows) == limit and rows[-1][3] is not None)
 
 
 def changes_page(rows: Sequence[asyncpg.Record], since: ChangeToken | None, limit: int) -> ChangesPage:
@@ -240,7 +248,7 @@ def changes_page(rows: Sequence[asyncpg.Record], since: ChangeToken | None, limi
     )
     if len(changes) == limit:
         return ChangesPage(changes, changes[-1].token)
-    return ChangesPage(changes, max(since or horizon, horizon, ChangeToken(readable, 0)))
+    return ChangesPage(changes, max(since or horizon, horizon, ChangeToken(readable, 0)), held_back=rows[0][-2])
 
 
 async def prune(pool: asyncpg.Pool, timeout: float, now: datetime, retention: Retention) -> Pruned:

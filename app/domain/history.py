@@ -77,10 +77,13 @@ class Change:
 @dataclass(frozen=True, slots=True)
 class ChangesPage:
     """Changes in log order, and the token to continue from (past every change the page holds,
-    and possibly past rows of other owners that need not be read again)."""
+    and possibly past rows of other owners that need not be read again). `held_back`: changes
+    after `next` have committed, but a transaction still in flight keeps them from being read
+    yet, and its end may wake no follower: look again soon."""
 
     changes: tuple[Change, ...]
     next: ChangeToken
+    held_back: bool = False
 
 
 @dataclass(frozen=True, slots=True)

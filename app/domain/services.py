@@ -77,7 +77,8 @@ class TrashPage:
 # A wake-up can come before the change it announces is readable (postgres_history.py: a row is
 # read only once every older transaction has ended). A follower that finds nothing after a
 # wake-up looks again after each of these many seconds, then waits for the next wake-up only:
-# an idle follower runs no query.
+# an idle follower runs no query. While a page says changes are held back (by a transaction whose
+# end may wake no one: another owner's, or one that logs nothing), it looks again at the last.
 _RECHECKS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
 
 
@@ -88,14 +89,17 @@ class _Waiting:
         self._watch, self._deadline = watch, deadline
         self._rechecks: list[float] = []
 
-    async def more(self) -> bool:
-        """Wait for the next wake-up (or the next look again, after one that found nothing);
-        False once the time is up or the store closes."""
+    async def more(self, held_back: bool = False) -> bool:
+        """Wait for the next wake-up (or the next look again, after one that found nothing, or
+        while the last page says changes are held back); False once the time is up or the store
+        closes."""
         left = self._deadline - time.monotonic()
         if left <= 0 or self._watch.closing:
             return False
         if self._rechecks:
             woken = await self._watch.wait(min(left, self._rechecks.pop(0)), looking_again=True)
+        elif held_back:
+            woken = await self._watch.wait(min(left, _RECHECKS[-1]), looking_again=True)
         else:
             woken = await self._watch.wait(left)
         if woken:
@@ -224,7 +228,7 @@ class NoteService:
         async with self._store.watch(owner) as watch:
             waiting = _Waiting(watch, time.monotonic() + wait)
             page = await notes.changes(since, limit)
-            while not page.changes and await waiting.more():
+            while not page.changes and await waiting.more(page.held_back):
                 page = await notes.changes(page.next, limit)
             return page
 
@@ -239,7 +243,7 @@ class NoteService:
             page = await notes.changes(since, limit)
             while not watch.closing:
                 waiting = _Waiting(watch, time.monotonic() + idle)
-                while not page.changes and await waiting.more():
+                while not page.changes and await waiting.more(page.held_back):
                     page = await notes.changes(page.next, limit)
                 if watch.closing:
                     return

@@ -384,6 +384,31 @@ async def test_a_change_is_read_at_once_while_transactions_of_another_database_e
         await asyncio.gather(*(other.close() for other in elsewhere))
 
 
+async def test_a_page_says_when_a_transaction_in_flight_holds_changes_back(storage: Storage, database_url: str) -> None:
+    """A transaction of this database that logs nothing for the owner (another owner's, a token's)
+    holds back the owner's later changes until it ends, and its end wakes none of the owner's
+    followers: the page says so, so that a follower looks again (NoteService.changes)."""
+    mine = storage.notes_of(LOCAL)
+    since = (await mine.changes(None, 10)).next
+    if not database_url.startswith("postgresql"):
+        await mine.add(draft())
+        assert not (await mine.changes(since, 10)).held_back  # their writes never overlap a read
+        return
+    import asyncpg
+
+    holder = await asyncpg.connect(database_url)
+    try:
+        await holder.execute("BEGIN; SELECT pg_current_xact_id()")  # an id older than the note's
+        note = await mine.add(draft())
+        held = await mine.changes(since, 10)
+        assert held.changes == () and held.held_back
+        await holder.execute("COMMIT")
+        page = await mine.changes(held.next, 10)
+        assert [c.note_id for c in page.changes] == [note.id] and not page.held_back
+    finally:
+        await holder.close()
+
+
 async def test_a_note_written_while_it_moves_moves_with_its_new_version(
     storage: Storage, database_url: str, other: str
 ) -> None:

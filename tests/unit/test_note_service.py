@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import cast
 
 import pytest
 
 from app.adapters.memory import MemoryStore
 from app.domain.errors import NoteNotFoundError, NoteValidationError, PreconditionFailedError
+from app.domain.history import Change, ChangeOp, ChangesPage, ChangeToken
 from app.domain.owners import LOCAL
+from app.domain.ports import Store
 from app.domain.query import ListQuery, Sort, SortField
 from app.domain.services import NoteService, Precondition, Versions
 from tests.factories import T0
@@ -68,3 +74,38 @@ async def test_a_page_says_where_to_continue_only_when_more_notes_follow(service
     assert [n.title for n in first.notes] == ["a", "b"] and first.next_after == ("b", 3)
     last = await service.list(LOCAL, ListQuery(sort=query.sort, limit=2, after=first.next_after))
     assert [n.title for n in last.notes] == ["c"] and last.next_after is None
+
+
+class HeldBack:
+    """A store whose one change is held back for its first `held` reads (as a transaction in flight
+    holds a PostgreSQL store's back), and whose end wakes no one: its watch never wakes."""
+
+    def __init__(self, held: int) -> None:
+        self.held, self.reads = held, 0
+        self.change = Change(ChangeToken(7, 1), ChangeOp.DELETE, 1, 1, T0, None)
+
+    def notes_of(self, owner: str) -> HeldBack:
+        return self
+
+    async def changes(self, since: ChangeToken | None, limit: int) -> ChangesPage:
+        self.reads += 1
+        if self.reads <= self.held:
+            return ChangesPage((), ChangeToken(5, 0), held_back=True)
+        return ChangesPage((self.change,), self.change.token)
+
+    @asynccontextmanager
+    async def watch(self, owner: str) -> AsyncIterator[HeldBack]:
+        yield self
+
+    closing = False
+
+    async def wait(self, timeout: float, *, looking_again: bool = False) -> bool:
+        await asyncio.sleep(timeout)  # no wake-up ever comes: each wait lasts its whole timeout
+        return False
+
+
+async def test_a_long_poll_looks_again_while_its_changes_are_held_back_though_no_one_wakes_it() -> None:
+    store = HeldBack(held=1)
+    service = NoteService(cast(Store, store), Clock())
+    page = await asyncio.wait_for(service.changes(LOCAL, None, 10, wait=60), 10)  # not the whole minute
+    assert page.changes == (store.change,) and store.reads == 2
