@@ -74,12 +74,12 @@ class TrashPage:
     next_after: tuple[datetime, int] | None  # (deleted_at, id) of the last note, when more follow
 
 
-# A wake-up can come before the change it announces is readable (postgres_history.py: a row is
-# read only once every older transaction has ended). A follower that finds nothing after a
-# wake-up looks again after each of these many seconds, then waits for the next wake-up only:
-# an idle follower runs no query. While a page says changes are held back (by a transaction whose
-# end may wake no one: another owner's, or one that logs nothing), it looks again at the last.
-_RECHECKS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
+# A page can say that changes have committed but cannot be read yet (`held_back`: a transaction
+# still in flight holds them back, postgres_history.py), and the end of that transaction may wake
+# no one (another owner's, or one that logs nothing). The follower then looks again after each of
+# these many seconds, then after the last one each time, for as long as its pages say so.
+# Otherwise it waits for the next wake-up only: an idle follower runs no query.
+_LOOK_AGAIN = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 class _Waiting:
@@ -87,24 +87,22 @@ class _Waiting:
 
     def __init__(self, watch: ChangeWatch, deadline: float) -> None:
         self._watch, self._deadline = watch, deadline
-        self._rechecks: list[float] = []
+        self._looks = 0  # looks again in a row while changes are held back
 
     async def more(self, held_back: bool = False) -> bool:
-        """Wait for the next wake-up (or the next look again, after one that found nothing, or
-        while the last page says changes are held back); False once the time is up or the store
-        closes."""
+        """Wait for the next wake-up, or, when the last page said changes are held back, until
+        it is time to look again; False once the time is up or the store closes."""
         left = self._deadline - time.monotonic()
         if left <= 0 or self._watch.closing:
             return False
-        if self._rechecks:
-            woken = await self._watch.wait(min(left, self._rechecks.pop(0)), looking_again=True)
-        elif held_back:
-            woken = await self._watch.wait(min(left, _RECHECKS[-1]), looking_again=True)
-        else:
-            woken = await self._watch.wait(left)
-        if woken:
-            self._rechecks = list(_RECHECKS)
-        return not self._watch.closing
+        if held_back:
+            pause = _LOOK_AGAIN[min(self._looks, len(_LOOK_AGAIN) - 1)]
+            self._looks += 1
+            await self._watch.wait(min(left, pause), looking_again=True)
+            return not self._watch.closing
+        self._looks = 0
+        # the whole wait without a wake-up (or the store closes): what the last read found stands
+        return await self._watch.wait(left)
 
 
 class NoteService:

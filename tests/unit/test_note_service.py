@@ -105,7 +105,33 @@ class HeldBack:
 
 
 async def test_a_long_poll_looks_again_while_its_changes_are_held_back_though_no_one_wakes_it() -> None:
-    store = HeldBack(held=1)
+    store = HeldBack(held=3)
     service = NoteService(cast(Store, store), Clock())
     page = await asyncio.wait_for(service.changes(LOCAL, None, 10, wait=60), 10)  # not the whole minute
-    assert page.changes == (store.change,) and store.reads == 2
+    assert page.changes == (store.change,) and store.reads == 4
+
+
+class WokenOnce(HeldBack):
+    """A store with nothing to read, whose watch wakes once, at once."""
+
+    def __init__(self) -> None:
+        super().__init__(held=0)
+        self.woken = False
+
+    async def changes(self, since: ChangeToken | None, limit: int) -> ChangesPage:
+        self.reads += 1
+        return ChangesPage((), ChangeToken(5, 0))
+
+    async def wait(self, timeout: float, *, looking_again: bool = False) -> bool:
+        if not self.woken:
+            self.woken = True
+            return True
+        return await super().wait(timeout, looking_again=looking_again)
+
+
+async def test_a_wake_up_that_finds_nothing_leaves_the_follower_idle() -> None:
+    """Nothing held back: the change it announced was read already, or is another's. The
+    follower then runs no query until the next wake-up or the end of its wait."""
+    store = WokenOnce()
+    page = await NoteService(cast(Store, store), Clock()).changes(LOCAL, None, 10, wait=0.5)
+    assert page.changes == () and store.reads == 2  # before the wait, and after the wake-up

@@ -129,7 +129,7 @@ def followers_gauge(followers: Followers) -> SplitGauge:
         "notes_changes_followers",
         "Followers of the changes feed in this process (long polls and streams), by state: waiting"
         " for a change (idle: no query, no CPU), or active (reading, sending, or about to look"
-        " again after a wake-up that found nothing)",
+        " again at changes a transaction in flight holds back)",
         ("waiting", "active"), followers,
     )
 
