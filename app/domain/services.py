@@ -91,7 +91,7 @@ class _Waiting:
 
     async def more(self, held_back: bool = False) -> bool:
         """Wait for the next wake-up, or, when the last page said changes are held back, until
-        it is time to look again; False once the time is up or the store closes."""
+        it is time to look again; False once the time was up before or the store closes."""
         left = self._deadline - time.monotonic()
         if left <= 0 or self._watch.closing:
             return False
@@ -99,10 +99,12 @@ class _Waiting:
             pause = _LOOK_AGAIN[min(self._looks, len(_LOOK_AGAIN) - 1)]
             self._looks += 1
             await self._watch.wait(min(left, pause), looking_again=True)
-            return not self._watch.closing
-        self._looks = 0
-        # the whole wait without a wake-up (or the store closes): what the last read found stands
-        return await self._watch.wait(left)
+        else:
+            self._looks = 0
+            # woken, or the whole wait passed: one more read either way (a change whose wake-up
+            # was lost, with a connection, is still answered at the end of the wait)
+            await self._watch.wait(left)
+        return not self._watch.closing
 
 
 class NoteService:
