@@ -148,6 +148,8 @@ async def import_records(pool: asyncpg.Pool, records: AsyncIterable[Record], on_
             imported.revisions = await _copy_revisions(db, notes, xid, set(imported.skipped))
             await db.execute(_LOG_IMPORTED, xid, timeout=BULK_TIMEOUT)
             await db.execute(_LOG_TRASHED, xid, timeout=BULK_TIMEOUT)
+            # heard by their followers in every server process once this commits (as a move is)
+            await db.execute(postgres_history.NOTIFY, sorted(notes.owners))
         # New ids continue past the largest one there (a note's: in the notes or the trash).
         for table, largest in (("notes", "(SELECT max(id) FROM notes), (SELECT max(id) FROM trash)"),
                                ("tokens", "(SELECT max(id) FROM tokens)")):
@@ -166,6 +168,7 @@ class _Notes:
         self._first, self._rest, self._xid = first, rest, xid
         self.trashed: list[tuple] = []
         self.first_revision: RevisionRecord | None = None
+        self.owners: set[str] = set()  # of the notes read so far
 
     async def rows(self) -> AsyncIterator[tuple]:
         record: Record = self._first
@@ -176,6 +179,7 @@ class _Notes:
             if not isinstance(record, NoteRecord):
                 raise ValueError(f"a {type(record).__name__} after the notes")  # the format forbids it
             row = _row(record, self._xid)
+            self.owners.add(record.owner)
             if record.deleted_at is None:
                 yield row
             else:

@@ -5,6 +5,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -14,9 +15,11 @@ from app.adapters import Storage
 from app.container import build_container
 from app.domain.errors import ChangeTokenExpiredError, NoteNotFoundError, NotInTrashError, RevisionNotFoundError
 from app.domain.history import ChangeOp, ChangeToken, Retention
+from app.domain.model import stored_note
 from app.domain.owners import LOCAL
 from app.domain.query import ListQuery, NoteFilter
 from app.domain.services import NoteService
+from app.domain.transfer import NoteRecord, OnConflict, OwnerRecord, Record
 from tests.conftest import settings_for
 from tests.factories import T0, draft
 
@@ -298,6 +301,32 @@ async def test_a_watch_hears_of_a_commit_of_another_process_made_as_it_begins(
             # watcher first runs
             await theirs.notes_of(LOCAL).add(draft())
             assert await mine.wait(5)  # one look: some 50 ms
+    finally:
+        await elsewhere.shutdown_resources()
+
+
+async def test_a_watch_hears_of_an_import_by_another_process(storage: Storage, database_url: str) -> None:
+    """`notes-api import` and `copy` write into the store of running servers, from a process of
+    their own: their followers hear of it as of any other process's write."""
+    if database_url == "memory://":
+        pytest.skip("a memory store lives in one process")
+    elsewhere = build_container(settings_for(database_url))
+    try:
+        theirs = await elsewhere.storage()
+        note = stored_note(id=1000, title="imported", description="", priority=1, tags=(), created_by=None,
+                           created_at=T0, updated_at=T0, version=1)
+
+        async def records() -> AsyncIterator[Record]:
+            yield OwnerRecord(LOCAL, None)
+            yield NoteRecord(LOCAL, note)
+
+        async with storage.watch(LOCAL) as mine:
+            if database_url.startswith("postgresql"):
+                assert await mine.wait(5)  # its LISTEN is open: that wakes every follower once
+            since = (await storage.notes_of(LOCAL).changes(None, 10)).next
+            assert (await theirs.import_records(records(), OnConflict.FAIL)).notes == 1
+            assert await mine.wait(5)
+        assert [c.note for c in (await storage.notes_of(LOCAL).changes(since, 10)).changes] == [note]
     finally:
         await elsewhere.shutdown_resources()
 
