@@ -192,6 +192,7 @@ async def whole_log(session: aiohttp.ClientSession, base: str, count: int) -> li
     return log
 
 
+@pytest.mark.longest
 async def test_every_follower_sees_every_change_once_in_order(two_servers, sql_database_url: str) -> None:
     bases = [server.base for server in two_servers]
     rng = random.Random(15)

@@ -53,6 +53,7 @@ def postgres_for_readme(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
 
 
 @pytest.mark.slow
+@pytest.mark.longest
 def test_every_shell_example_of_the_readme_works_in_order(tmp_path: Path, postgres_for_readme: str) -> None:
     examples = shell_examples()
     assert len(examples) >= 13

@@ -20,7 +20,7 @@ import pytest
 
 from tests.e2e.processes import Server, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.longest]
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
