@@ -85,6 +85,8 @@ async def test_a_database_that_stops_answering_gives_503_within_one_timeout(
         started = time.monotonic()
         await unavailable(await send(client, method, path, body, headers=headers))
         assert time.monotonic() - started < TIMEOUT * 1.5, (method, path)
+        # the operator learns why, in the log
+        assert f"{method} {path} answered 503: PostgreSQL did not answer in time" in caplog.text, caplog.text
     await proxy.cut()
     await proxy.restore()
     await eventually_ready(client)

@@ -135,10 +135,13 @@ EXPECTATION_FAILED = ProblemError(417, "the only expectation this server meets i
 
 def problem_response(error: Exception, request: web.Request) -> web.Response:
     """The problem+json answer to what a handler raised (an HTTPException of 400 or more, or any
-    other exception); a 5xx other than 503 is logged as the bug it is."""
+    other exception); a 5xx other than 503 is logged as the bug it is, a 503 with its cause."""
     match error:
         case ProblemError():
             return error.response(request)
+        case errors.StorageUnavailableError():  # the client is told to retry; the operator, why
+            log.warning("%s %s answered 503: %s", request.method, request.path, error)
+            return _from_domain(error).response(request)
         case errors.NoteError():
             return _from_domain(error).response(request)
         case web.HTTPException():
