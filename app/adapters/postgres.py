@@ -114,9 +114,9 @@ class PostgresNoteRepository:
         command timeout, which is a request's."""
         if not drafts:
             return []
-        ids = [row[0] for row in await self._run("fetch", _NEXT_IDS, len(drafts))]
-        rows = [(note_id, self._owner, *_values(d), 1, *_keys(d)) for note_id, d in zip(ids, drafts, strict=True)]
         bound = {"timeout": BULK_STATEMENT_SECONDS}
+        ids = [row[0] for row in await self._run("fetch", _NEXT_IDS, len(drafts), **bound)]
+        rows = [(note_id, self._owner, *_values(d), 1, *_keys(d)) for note_id, d in zip(ids, drafts, strict=True)]
         await self._run("copy_records_to_table", "notes", records=rows, columns=_COPY_COLUMNS, **bound)
         await self._run("execute", postgres_history.LOG_COPIED, ids, **bound)
         self._changed(self._owner)

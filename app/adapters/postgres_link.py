@@ -85,17 +85,20 @@ async def transaction(
     statements each have the pool's command timeout); ROLLBACK when the block raises an error of
     the domain or the server, and the connection terminated (which rolls back on the server) when
     it was cancelled, timed out or lost."""
+    # BEGIN and COMMIT answer to the transaction's deadline alone, which may be longer than the
+    # pool's command timeout: an import's COMMIT flushes the log of all its rows.
+    bound = {} if timeout is None else {"timeout": timeout}
     try:
         async with asyncio.timeout(timeout):
             connection = await pool.acquire()
             try:
-                await connection.execute(begin)
+                await connection.execute(begin, **bound)
                 try:
                     yield connection
                 except (NoteError, asyncpg.PostgresError):
                     await connection.execute("ROLLBACK")
                     raise
-                await connection.execute("COMMIT")
+                await connection.execute("COMMIT", **bound)
             except BaseException as error:
                 _discard_unless_clean(connection, error)
                 raise
