@@ -6,14 +6,18 @@ import asyncio
 import threading
 from datetime import timedelta
 
+import asyncpg
 import pytest
 
 from app.adapters import Storage
 from app.adapters import sqlite as sqlite_adapter
+from app.container import build_container
 from app.domain.errors import IdempotencyKeyInUseError, IdempotencyKeyReusedError, NoteNotFoundError
 from app.domain.owners import LOCAL
 from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
+from tests.conftest import settings_for
+from tests.databases import postgres_database
 from tests.factories import T0, draft
 
 
@@ -139,3 +143,51 @@ async def test_a_unit_of_work_cancelled_while_sqlite_writes_its_rows_leaves_none
     assert await asyncio.to_thread(written.wait, 10)  # the thread's rows: in the rolled-back transaction, or not
     assert await storage.notes_of(LOCAL).list(ListQuery()) == []
     assert (await storage.notes_of(LOCAL).add(draft(title="after"))).title == "after"  # the writer is free
+
+
+# A deferred trigger: at COMMIT, each transaction that wrote notes waits for the lock the test holds.
+HELD_AT_COMMIT = """
+CREATE FUNCTION wait_for_the_test() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER held_at_commit AFTER INSERT ON notes DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW EXECUTE FUNCTION wait_for_the_test();
+"""
+HOLD = {  # what the test's own transaction does to hold the unit of work up
+    "taking the ids": "ALTER SEQUENCE notes_id_seq CACHE 1",  # nextval waits for its lock
+    "committing": "SELECT pg_advisory_xact_lock(4242)",
+}
+
+
+@pytest.mark.parametrize("step", HOLD)
+async def test_a_unit_of_work_for_many_rows_waits_past_a_requests_timeout_on_postgresql(
+    postgres_server_url: str, postgres_template: str, step: str
+) -> None:
+    """Every statement of a unit of work for many rows (an import's) answers to its deadline,
+    --db-timeout plus the rows' time: taking the ids and committing had a request's timeout, so
+    that a lock, or a busy machine in a full test run, made POST /import a 503."""
+    db_timeout = 0.25
+    with postgres_database(postgres_server_url, template=postgres_template) as url:
+        container = build_container(settings_for(url, db_timeout=db_timeout))
+        storage = await container.storage()
+        admin = await asyncpg.connect(url)
+        try:
+            await admin.execute(HELD_AT_COMMIT)
+
+            async def add_one_of_many() -> list[str]:
+                async with storage.transaction(LOCAL, rows=10_000) as tx:  # 2 s more
+                    return [note.title for note in await tx.notes.add_many([draft(title="held up")])]
+
+            async with admin.transaction():
+                await admin.execute(HOLD[step])
+                writing = asyncio.ensure_future(add_one_of_many())
+                while not await admin.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND database ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ):
+                    assert not writing.done(), writing.result()
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(4 * db_timeout)  # the scenario: held up past a request's time
+            assert await writing == ["held up"]
+        finally:
+            await admin.close()
+            await container.shutdown_resources()

@@ -10,7 +10,6 @@ import re
 import threading
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient
@@ -20,7 +19,6 @@ from app.domain.model import Note
 from app.domain.owners import Scope
 from app.domain.transfer import NoteRecord, OwnerRecord, TokenRecord
 from app.entrypoints.notes_file import NotesFileWriter, read_all
-from tests.databases import postgres_database
 from tests.factories import T0
 from tests.http import support
 from tests.http.test_hostile_requests import raw_exchange
@@ -171,50 +169,6 @@ async def test_a_large_import_takes_the_time_its_rows_need_beyond_the_db_timeout
     assert response.status == 200, await response.text()
     assert (await response.json())["imported"] == 30_000
     assert len((await (await client.get("/notes?limit=500")).json())["notes"]) == 500
-
-
-# A deferred trigger: at COMMIT, each transaction that wrote notes waits for the lock the test holds.
-HELD_AT_COMMIT = """
-CREATE FUNCTION wait_for_the_test() RETURNS trigger LANGUAGE plpgsql AS
-  $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NULL; END $$;
-CREATE CONSTRAINT TRIGGER held_at_commit AFTER INSERT ON notes DEFERRABLE INITIALLY DEFERRED
-  FOR EACH ROW EXECUTE FUNCTION wait_for_the_test();
-"""
-HOLD = {  # what the test's own transaction does to hold the import up
-    "taking its ids": "ALTER SEQUENCE notes_id_seq CACHE 1",  # nextval waits for this lock
-    "committing": "SELECT pg_advisory_xact_lock(4242)",
-}
-
-
-@pytest.mark.parametrize("step", HOLD)
-async def test_an_import_held_up_past_a_requests_timeout_waits_as_long_as_its_rows_allow(
-    make_client, postgres_server_url: str, postgres_template: str, step: str
-) -> None:
-    """Taking the notes' ids and committing are statements of the import's transaction, as its
-    rows are: held up past a request's --db-timeout (here by a lock; in a full test run, by a
-    busy machine), they wait as long as the rows allow. Each had a request's timeout: a 503."""
-    db_timeout = 0.5
-    with postgres_database(postgres_server_url, template=postgres_template) as url:
-        admin = await asyncpg.connect(url)
-        try:
-            await admin.execute(HELD_AT_COMMIT)
-            client = await make_client(url, db_timeout=db_timeout)  # 2,000 notes: 2 s more
-            async with admin.transaction():
-                await admin.execute(HOLD[step])
-                importing = asyncio.ensure_future(
-                    client.post("/import", data=io.BytesIO(notes_file(2_000)), headers=NDJSON))
-                while not await admin.fetchval(
-                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND database = "
-                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
-                ):
-                    assert not importing.done(), await (await importing).text()
-                    await asyncio.sleep(0.01)
-                await asyncio.sleep(2 * db_timeout)  # the scenario: held up past a request's time
-            response = await importing
-            assert response.status == 200, await response.text()
-            assert (await response.json())["imported"] == 2_000
-        finally:
-            await admin.close()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
