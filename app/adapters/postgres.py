@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from app.adapters import postgres_history, postgres_transfer
-from app.adapters.postgres_link import UNAVAILABLE, OnConnection, Pooled, transaction
+from app.adapters.postgres_link import BULK_TIMEOUT, UNAVAILABLE, OnConnection, Pooled, transaction
 from app.adapters.signals import Watch
 from app.adapters.sql import SELECT_NOTES, Arg, list_statement, recorded_outcome
 from app.domain.errors import (
@@ -73,7 +73,6 @@ _EXISTS = "SELECT 1 FROM notes WHERE id = $1 AND owner = $2"
 # (POST /import wrote 60,000 notes, 21 MB, in 7.5 to 8 s on this 2-core machine; they get 12 s
 # more); its bulk statements answer to that deadline alone.
 BULK_ROWS_PER_SECOND = 5_000
-BULK_STATEMENT_SECONDS = 3600.0
 # A page of the log is read again while its bound is a transaction that ended since its snapshot
 # (`postgres_history`, note 2): each time needs another transaction to end in that instant.
 READS_OF_A_PAGE = 5
@@ -114,7 +113,7 @@ class PostgresNoteRepository:
         command timeout, which is a request's."""
         if not drafts:
             return []
-        bound = {"timeout": BULK_STATEMENT_SECONDS}
+        bound = {"timeout": BULK_TIMEOUT}
         ids = [row[0] for row in await self._run("fetch", _NEXT_IDS, len(drafts), **bound)]
         rows = [(note_id, self._owner, *_values(d), 1, *_keys(d)) for note_id, d in zip(ids, drafts, strict=True)]
         await self._run("copy_records_to_table", "notes", records=rows, columns=_COPY_COLUMNS, **bound)

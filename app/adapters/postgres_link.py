@@ -19,7 +19,12 @@ from typing import Any
 
 import asyncpg
 
+from app.adapters.connect_errors import one_line
 from app.domain.errors import NoteError, StorageUnavailableError
+
+# A bulk statement may run for hours (the command line's transfers); the pool's command timeout
+# (--db-timeout) is for requests. Within an import's deadline, its statements answer to that alone.
+BULK_TIMEOUT = 24 * 3600.0
 
 log = logging.getLogger("app.adapters.postgres")
 UNAVAILABLE = (
@@ -40,7 +45,7 @@ def unavailable(error: BaseException) -> StorageUnavailableError:
     state = getattr(error, "sqlstate", None) or ""
     if state[:2] in _SUSPECT_CLASSES:
         log.error("PostgreSQL refused a statement: %s %s", state, error)
-    return StorageUnavailableError(f"{type(error).__name__}: {error}")
+    return StorageUnavailableError(f"{type(error).__name__}: {one_line(error)}")  # no DETAIL, no HINT: a log line
 
 
 class Pooled:
@@ -81,13 +86,13 @@ class OnConnection:
 async def transaction(
     pool: asyncpg.Pool, timeout: float | None, begin: str = "BEGIN"
 ) -> AsyncIterator[asyncpg.Connection]:
-    """BEGIN ... COMMIT on one connection, all of it within `timeout` (None: a bulk transfer, whose
-    statements each have the pool's command timeout); ROLLBACK when the block raises an error of
+    """BEGIN ... COMMIT on one connection, all of it within `timeout` (None: a bulk transfer of the
+    command line, with no deadline; its statements each say their own); ROLLBACK when the block raises an error of
     the domain or the server, and the connection terminated (which rolls back on the server) when
     it was cancelled, timed out or lost."""
     # BEGIN and COMMIT answer to the transaction's deadline alone, which may be longer than the
     # pool's command timeout: an import's COMMIT flushes the log of all its rows.
-    bound = {} if timeout is None else {"timeout": timeout}
+    bound = {"timeout": BULK_TIMEOUT if timeout is None else timeout}
     try:
         async with asyncio.timeout(timeout):
             connection = await pool.acquire()

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 import asyncpg
 
 from app.adapters import postgres_history
-from app.adapters.postgres_link import transaction
+from app.adapters.postgres_link import BULK_TIMEOUT, transaction
 from app.domain.errors import ImportConflictError
 from app.domain.model import search_text, stored_note, title_sort_key
 from app.domain.owners import Scope
@@ -35,8 +35,6 @@ from app.domain.transfer import (
 
 log = logging.getLogger("app.adapters.postgres")
 PREFETCH = 2000
-# A bulk statement may run for minutes; the pool's command timeout (--db-timeout) is for requests.
-BULK_TIMEOUT = 24 * 3600.0
 INDEX_MEMORY = "256MB"  # for building the indexes of an import into an empty table
 SEARCH_INDEX = "ix_notes_search_text_trgm"  # (schema.py's; the server's adapters load no SQLAlchemy)
 PENDING_LIST = "32MB"  # of the search index filled during such an import: merged into it when full

@@ -172,6 +172,7 @@ async def test_a_unit_of_work_for_many_rows_waits_past_a_requests_timeout_on_pos
         admin = await asyncpg.connect(url)
         try:
             await admin.execute(HELD_AT_COMMIT)
+            writing: asyncio.Future[list[str]] = asyncio.Future()
 
             async def add_one_of_many() -> list[str]:
                 async with storage.transaction(LOCAL, rows=10_000) as tx:  # 2 s more
@@ -189,5 +190,6 @@ async def test_a_unit_of_work_for_many_rows_waits_past_a_requests_timeout_on_pos
                 await asyncio.sleep(4 * db_timeout)  # the scenario: held up past a request's time
             assert await writing == ["held up"]
         finally:
+            writing.cancel()
             await admin.close()
             await container.shutdown_resources()
