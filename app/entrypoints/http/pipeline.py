@@ -24,6 +24,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 from multidict import istr
 
+from app.domain.errors import StorageUnavailableError
 from app.entrypoints.http.auth import Authentication
 from app.entrypoints.http.conditions import IF_MATCH_FAILED, if_match_holds
 from app.entrypoints.http.cors import Cors
@@ -266,6 +267,8 @@ async def _missing(request: web.Request) -> web.Response | None:
     parameters.update(found)
     try:
         await found.handler(probe)
+    except StorageUnavailableError:
+        return None  # the methods allowed are known without the database: no 503 to log
     except Exception as raised:
         answer = problem_response(raised, request)
         return answer if answer.status in (404, 410) else None
