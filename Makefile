@@ -30,7 +30,7 @@ run: $(VENV)/.installed-serve
 # quarter of the suite's CPU. The tests keep their bytecode inside .venv instead, so the tree
 # stays as clean as that setting meant.
 test: $(VENV)/.installed-test
-	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX='$(CURDIR)/$(VENV)/pycache' \
+	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX='$(abspath $(VENV))/pycache' \
 	  $(BIN)/python -m pytest -n auto --dist worksteal
 
 bench: $(VENV)/.installed-bench bench-tools
