@@ -87,9 +87,9 @@ async def transaction(
     pool: asyncpg.Pool, timeout: float | None, begin: str = "BEGIN"
 ) -> AsyncIterator[asyncpg.Connection]:
     """BEGIN ... COMMIT on one connection, all of it within `timeout` (None: a bulk transfer of the
-    command line, with no deadline; its statements each say their own); ROLLBACK when the block raises an error of
-    the domain or the server, and the connection terminated (which rolls back on the server) when
-    it was cancelled, timed out or lost."""
+    command line, with no deadline; its statements each say their own); ROLLBACK when the block
+    raises an error of the domain or the server, and the connection terminated (which rolls back
+    on the server) when it was cancelled, timed out or lost."""
     # BEGIN and COMMIT answer to the transaction's deadline alone, which may be longer than the
     # pool's command timeout: an import's COMMIT flushes the log of all its rows.
     bound = {"timeout": BULK_TIMEOUT if timeout is None else timeout}
