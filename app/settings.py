@@ -5,6 +5,7 @@ before anything is wired (app/container.py wires from it), so that a command tha
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ SUPPORTED_URLS = "memory://, sqlite:///relative.db, sqlite:////absolute.db, post
 
 
 _PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")  # scheme://host[:port]
 
 
 def redacted(database_url: str) -> str:
@@ -42,6 +44,23 @@ def backend_of(database_url: str) -> str:
         raise UnsupportedDatabaseError(
             f"unsupported DATABASE_URL {redacted(database_url)!r}: use one of {SUPPORTED_URLS}"
         ) from None
+
+
+class InvalidOriginError(ValueError):
+    """A configured origin is not `scheme://host[:port]`."""
+
+
+def normalized_origins(origins: Iterable[str]) -> tuple[str, ...]:
+    """Origins as browsers send them in `Origin`: lower case, no path, no trailing slash."""
+    found = []
+    for origin in origins:
+        origin = origin.strip().rstrip("/").lower()
+        if not origin:
+            continue
+        if _ORIGIN.fullmatch(origin) is None:
+            raise InvalidOriginError(f"CORS origin {origin!r} is not scheme://host[:port]")
+        found.append(origin)
+    return tuple(dict.fromkeys(found))
 
 
 @dataclass(frozen=True, kw_only=True)

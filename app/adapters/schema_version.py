@@ -94,7 +94,19 @@ async def _postgres_revisions(database_url: str, timeout: float) -> frozenset[st
     try:
         rows = await connection.fetch("SELECT version_num FROM alembic_version", timeout=timeout)
     except asyncpg.UndefinedTableError:
-        return None
-    finally:
-        await connection.close()
-    return frozenset(row["version_num"] for row in rows)
+        rows = None
+    except Exception as error:  # connected, but no answer: one line, as for a failed connection
+        connection.terminate()
+        raise StorageUnavailableError(_unread(error, database_url, timeout)) from error
+    await connection.close(timeout=timeout)
+    return None if rows is None else frozenset(row["version_num"] for row in rows)
+
+
+def _unread(error: Exception, database_url: str, timeout: float) -> str:
+    """Why the schema version could not be read once connected. A timeout there is a lock: the
+    query reads one row of one table."""
+    url = redacted(database_url)
+    if isinstance(error, TimeoutError):
+        return (f"{url} did not give its schema version within {timeout:g} s: does another session"
+                " hold a lock on the table alembic_version? pg_locks shows it")
+    return f"cannot read the schema version of {url}: {one_line(error)}"

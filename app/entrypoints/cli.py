@@ -19,12 +19,19 @@ from collections.abc import Sequence
 from types import ModuleType
 from urllib.parse import quote
 
-from app.adapters.schema_version import check_schema
+from app.adapters.schema_version import SchemaMismatchError, check_schema
 from app.adapters.sqlite_link import sqlite_path
-from app.domain.errors import NoteError, StorageUnavailableError
+from app.domain.errors import NoteError
 from app.entrypoints.logs import LogSettings, configure_logging
 from app.entrypoints.options import build_parser
-from app.settings import Settings, UnsupportedDatabaseError, backend_of, redacted
+from app.settings import (
+    InvalidOriginError,
+    Settings,
+    UnsupportedDatabaseError,
+    backend_of,
+    normalized_origins,
+    redacted,
+)
 
 ACCOUNT_COMMANDS = ("users", "tokens", "notes")
 TRANSFER_COMMANDS = ("export", "import", "copy")
@@ -173,7 +180,7 @@ def _account_command(args: argparse.Namespace, backend: str) -> int:
 
 
 def _fail(code: int, error: Exception) -> int:
-    sys.stderr.write(f"notes-api: error: {error}\n")
+    sys.stderr.write(f"notes-api: error: {str(error) or type(error).__name__}\n")  # (a bare TimeoutError says nothing)
     return code
 
 
@@ -207,14 +214,15 @@ def _migrate_in_child(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace, backend: str) -> int:
-    # the HTTP adapter and its wiring: only to serve (`migrate` and `--help` start without them)
-    from app.entrypoints.server import ServeError, run_server
-    from app.entrypoints.workers import run_workers
-
     settings = _settings(args)
     _check_workers(args, backend)  # before migrating: a wrong command line changes nothing
     if backend != "memory":
         _prepare_store(args, backend)
+    # the HTTP adapter and its wiring: only to serve, and only once the store is there (`migrate`,
+    # `--help` and a start that fails on its store end without loading them)
+    from app.entrypoints.server import ServeError, run_server
+    from app.entrypoints.workers import run_workers
+
     try:
         if args.workers > 1:
             return run_workers(settings, args.host, args.port, args.workers, logs=_log_settings(args))
@@ -235,11 +243,12 @@ def _prepare_store(args: argparse.Namespace, backend: str) -> None:
 
 def _at_head(database_url: str, backend: str, timeout: float) -> bool:
     """Whether the store is at this code's schema already, read with the driver alone: a restart
-    then starts in a few milliseconds, without the migration child. Anything else (behind, empty,
-    unreachable) is the migration's to do or to explain."""
+    then starts in a few milliseconds, without the migration child. A schema that is behind or
+    missing is the migration's to do; a store that cannot be read at all raises its one line
+    here, a second sooner than the child (which loads SQLAlchemy and Alembic) would say it."""
     try:
         check_schema(database_url, backend, timeout)
-    except StorageUnavailableError:
+    except SchemaMismatchError:
         return False
     return True
 
@@ -288,8 +297,6 @@ def _log_settings(args: argparse.Namespace) -> LogSettings:
 
 def _cors_origins(args: argparse.Namespace) -> tuple[str, ...]:
     """--cors-origin flags, else NOTES_CORS_ORIGINS: the flags replace the environment's list."""
-    from app.entrypoints.http.cors import InvalidOriginError, normalized_origins
-
     given = args.cors_origin
     if given is None:
         given = os.environ.get("NOTES_CORS_ORIGINS", "").split(",")

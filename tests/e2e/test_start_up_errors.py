@@ -5,15 +5,17 @@ Each through the real command line, in a real process.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
-from tests.databases import sqlite_copy
+from tests.databases import postgres_database, sqlite_copy
 from tests.e2e.fake_postgres import password_refusing_server
 from tests.e2e.processes import free_port, run
 
@@ -105,6 +107,25 @@ def test_a_missing_sqlite_directory_is_refused_and_not_created(command, tmp_path
         f"notes-api: error: the directory '{directory}' of the SQLite database does not exist:"
         " create it first")
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("command", COMMANDS[:3], ids=" ".join)
+async def test_a_lock_on_the_schema_version_is_named_in_one_line(command, postgres_server_url, postgres_template):
+    """Another session holds a lock that keeps the schema version from being read: the start ends
+    after --db-timeout with one line that says where to look (it once said only "error: ")."""
+    with postgres_database(postgres_server_url, "notes_e2e", postgres_template) as url:
+        holder = await asyncpg.connect(url)
+        try:
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+                result = await asyncio.to_thread(
+                    run, *command, "--database-url", url, "--port", str(free_port()), "--db-timeout", "0.5")
+        finally:
+            await holder.close()
+    assert result.returncode == 1
+    assert only_line(result) == (
+        f"notes-api: error: {url} did not give its schema version within 0.5 s: does another session"
+        " hold a lock on the table alembic_version? pg_locks shows it")
 
 
 def test_migrate_without_a_database_says_there_is_nothing_to_migrate() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.domain.owners import Scope
-from app.entrypoints.http.cors import InvalidOriginError, normalized_origins
 from app.entrypoints.http.keys import ACCOUNTS
+from app.settings import InvalidOriginError, normalized_origins
 from tests.http.support import create, problem
 
 ALLOWED = "https://notes.example"

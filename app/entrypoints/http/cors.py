@@ -8,7 +8,6 @@ answered as usual (CORS protects the browser's user, not the server).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from aiohttp import web
@@ -22,26 +21,6 @@ EXPOSED_HEADERS = ("ETag, Location, Link, X-Request-ID, Idempotent-Replayed, Ret
 ALLOWED_HEADERS = ("Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-ID,"
                    " Last-Event-ID")
 MAX_AGE_SECONDS = "600"  # how long a browser may reuse a preflight's answer
-_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
-
-
-class InvalidOriginError(ValueError):
-    """A configured origin is not `scheme://host[:port]`."""
-
-
-def normalized_origins(origins: Iterable[str]) -> tuple[str, ...]:
-    """Origins as browsers send them in `Origin`: lower case, no path, no trailing slash."""
-    found = []
-    for origin in origins:
-        origin = origin.strip().rstrip("/").lower()
-        if not origin:
-            continue
-        if _ORIGIN.fullmatch(origin) is None:
-            raise InvalidOriginError(f"CORS origin {origin!r} is not scheme://host[:port]")
-        found.append(origin)
-    return tuple(dict.fromkeys(found))
-
-
 class Cors:
     """Adds the CORS headers to the responses of an application."""
 
