@@ -8,6 +8,7 @@ test on any.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import re
 from typing import Any
@@ -21,13 +22,36 @@ from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.openapi import build_openapi
 
 
-class SpecChecker:
+class _Description:
+    """The description for one set of settings, with a validator for each schema of a response,
+    made when first needed: a test process checks thousands of responses against a few dozen."""
+
     def __init__(self, settings: HttpSettings) -> None:
         self.spec = build_openapi(settings)
         self.paths = [
             (re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$"), item)
             for template, item in self.spec["paths"].items()
         ]
+        self._validators: dict[int, Draft202012Validator] = {}
+
+    def validator(self, schema: dict[str, Any]) -> Draft202012Validator:
+        found = self._validators.get(id(schema))  # the schema lives as long as the description
+        if found is None:
+            found = Draft202012Validator({**schema, "components": self.spec["components"]})
+            self._validators[id(schema)] = found
+        return found
+
+
+@functools.cache
+def _description(settings: HttpSettings) -> _Description:
+    return _Description(settings)
+
+
+class SpecChecker:
+    def __init__(self, settings: HttpSettings) -> None:
+        self._description = _description(settings)
+        self.spec = self._description.spec
+        self.paths = self._description.paths
         self.violations: list[str] = []
         self.checked = 0
 
@@ -77,8 +101,7 @@ class SpecChecker:
             return
         schema = content[media_type].get("schema")
         if schema and (media_type == "application/json" or media_type.endswith("+json")):
-            root = {**schema, "components": self.spec["components"]}
-            for error in Draft202012Validator(root).iter_errors(orjson.loads(body)):
+            for error in self._description.validator(schema).iter_errors(orjson.loads(body)):
                 self.violations.append(f"{where}: {error.message} at {list(error.absolute_path)}")
 
     def _resolve(self, node: dict[str, Any]) -> dict[str, Any]:
