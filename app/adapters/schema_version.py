@@ -9,6 +9,7 @@ Alembic's `alembic_version` table itself, with sqlite3 or asyncpg, and compares.
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from urllib.parse import quote
 import asyncpg
 
 from app.adapters.connect_errors import connect_problem, missing_directory, one_line
-from app.adapters.sqlite import sqlite_path
+from app.adapters.sqlite_link import SQLITE_BUSY, sqlite_path
 from app.domain.errors import StorageUnavailableError
 from app.settings import redacted
 
@@ -34,7 +35,7 @@ class SchemaMismatchError(StorageUnavailableError):
 def check_schema(database_url: str, backend: str, timeout: float) -> None:
     """Return if the store is at HEAD_REVISION; raise with the one line to show otherwise."""
     if backend == "sqlite":
-        applied = _sqlite_revisions(database_url)
+        applied = _sqlite_revisions(database_url, timeout)
     elif backend == "postgresql":
         applied = asyncio.run(_postgres_revisions(database_url, timeout))
     else:  # memory: no schema to check
@@ -62,14 +63,14 @@ def schema_problem(
             f" is {known[-1]}): serve it with the notes-api that migrated it, or a later one")
 
 
-def _sqlite_revisions(database_url: str) -> frozenset[str] | None:
+def _sqlite_revisions(database_url: str, timeout: float) -> frozenset[str] | None:
     path = sqlite_path(database_url)
     if (problem := missing_directory(path)) is not None:
         raise StorageUnavailableError(problem)
     if not Path(path).exists():  # and read-only below: checking must not create the file
         return None
     try:
-        connection = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        connection = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=timeout)
         try:
             rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
         finally:
@@ -77,6 +78,12 @@ def _sqlite_revisions(database_url: str) -> frozenset[str] | None:
     except sqlite3.OperationalError as error:
         if "no such table" in str(error):
             return None
+        if error.sqlite_errorcode & 0xFF == SQLITE_BUSY:  # another process's lock outlasted the timeout
+            who = shlex.join(["fuser", path])
+            raise StorageUnavailableError(
+                f"{database_url} did not give its schema version within {timeout:g} s: does another"
+                f" process hold a lock on it? '{who}' names the processes that have it open"
+            ) from error
         raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error
     except sqlite3.Error as error:  # not a database, for one
         raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import subprocess
 import uuid
 from pathlib import Path
@@ -126,6 +127,25 @@ async def test_a_lock_on_the_schema_version_is_named_in_one_line(command, postgr
     assert only_line(result) == (
         f"notes-api: error: {url} did not give its schema version within 0.5 s: does another session"
         " hold a lock on the table alembic_version? pg_locks shows it")
+
+
+@pytest.mark.parametrize("command", COMMANDS[:3], ids=" ".join)
+def test_a_lock_on_a_sqlite_store_is_named_in_one_line(command, tmp_path: Path, sqlite_template: Path) -> None:
+    """Another process holds the SQLite file's lock past --db-timeout (it once took 5 s whatever
+    the timeout, and said only "database is locked")."""
+    path = tmp_path / "notes.db"
+    url = sqlite_copy(sqlite_template, path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")  # kept from the first read until closed
+        holder.execute("SELECT count(*) FROM notes").fetchall()
+        result = run(*command, "--database-url", url, "--port", str(free_port()), "--db-timeout", "0.5")
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert only_line(result) == (
+        f"notes-api: error: {url} did not give its schema version within 0.5 s: does another process"
+        f" hold a lock on it? 'fuser {path}' names the processes that have it open")
 
 
 def test_migrate_without_a_database_says_there_is_nothing_to_migrate() -> None:
