@@ -46,6 +46,8 @@ def backend_of(database_url: str) -> str:
         ) from None
 
 
+# The CORS origins are checked here with the other settings: a wrong one is refused before the
+# HTTP adapter (and aiohttp) is loaded, as a wrong DATABASE_URL is.
 class InvalidOriginError(ValueError):
     """A configured origin is not `scheme://host[:port]`."""
 
