@@ -29,7 +29,16 @@ HEAD_REVISION = REVISIONS[-1]
 
 
 class SchemaMismatchError(StorageUnavailableError):
-    """The store's schema is missing, behind this code's, or newer than this code knows."""
+    """The store's schema is missing, behind this code's, or (`newer`) newer than this code knows."""
+
+    def __init__(self, problem: str, *, newer: bool) -> None:
+        super().__init__(problem)
+        self.newer = newer
+
+
+class StoreUnreachableError(StorageUnavailableError):
+    """The store cannot be reached or read now: no such directory, nothing listening, a refused
+    login, another process's lock. Migrating would fail the same way."""
 
 
 def check_schema(database_url: str, backend: str, timeout: float) -> None:
@@ -41,7 +50,7 @@ def check_schema(database_url: str, backend: str, timeout: float) -> None:
     else:  # memory: no schema to check
         return
     if (problem := schema_problem(applied, database_url)) is not None:
-        raise SchemaMismatchError(problem)
+        raise SchemaMismatchError(problem, newer=applied is not None and not applied <= set(REVISIONS))
 
 
 def schema_problem(
@@ -66,7 +75,7 @@ def schema_problem(
 def _sqlite_revisions(database_url: str, timeout: float) -> frozenset[str] | None:
     path = sqlite_path(database_url)
     if (problem := missing_directory(path)) is not None:
-        raise StorageUnavailableError(problem)
+        raise StoreUnreachableError(problem)
     if not Path(path).exists():  # and read-only below: checking must not create the file
         return None
     try:
@@ -80,40 +89,45 @@ def _sqlite_revisions(database_url: str, timeout: float) -> frozenset[str] | Non
             return None
         if error.sqlite_errorcode & 0xFF == SQLITE_BUSY:  # another process's lock outlasted the timeout
             who = shlex.join(["fuser", path])
-            raise StorageUnavailableError(
+            raise StoreUnreachableError(
                 f"{database_url} did not give its schema version within {timeout:g} s: does another"
                 f" process hold a lock on it? '{who}' names the processes that have it open"
             ) from error
         raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error
-    except sqlite3.Error as error:  # not a database, for one
-        raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error
+    except sqlite3.Error as error:  # not a database, for one; or a hot journal, which a read-only
+        raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error  # look cannot roll back
     return frozenset(row[0] for row in rows)
 
 
 async def _postgres_revisions(database_url: str, timeout: float) -> frozenset[str] | None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout  # for the whole check, as --db-timeout says
     try:
         connection = await asyncpg.connect(database_url, timeout=timeout)
     except Exception as error:  # the driver's: one line naming the fix, never the password
         line = connect_problem(error, database_url)
-        raise StorageUnavailableError(
+        raise StoreUnreachableError(
             line or f"cannot connect to {redacted(database_url)}: {one_line(error)}"
         ) from error
     try:
-        rows = await connection.fetch("SELECT version_num FROM alembic_version", timeout=timeout)
+        rows = await connection.fetch(
+            "SELECT version_num FROM alembic_version", timeout=max(deadline - loop.time(), 0.001)
+        )
     except asyncpg.UndefinedTableError:
         rows = None
-    except Exception as error:  # connected, but no answer: one line, as for a failed connection
+    except TimeoutError as error:  # connected, but no answer to a read of one row of one table
         connection.terminate()
-        raise StorageUnavailableError(_unread(error, database_url, timeout)) from error
-    await connection.close(timeout=timeout)
+        raise StoreUnreachableError(
+            f"{redacted(database_url)} did not give its schema version within {timeout:g} s: does another"
+            " session hold a lock on the table alembic_version? pg_locks shows it"
+        ) from error
+    except Exception as error:
+        connection.terminate()
+        raise StorageUnavailableError(
+            f"cannot read the schema version of {redacted(database_url)}: {one_line(error)}"
+        ) from error
+    try:
+        await connection.close(timeout=max(deadline - loop.time(), 0.001))
+    except Exception:  # the version is read: a close that fails or lingers changes nothing
+        connection.terminate()
     return None if rows is None else frozenset(row["version_num"] for row in rows)
-
-
-def _unread(error: Exception, database_url: str, timeout: float) -> str:
-    """Why the schema version could not be read once connected. A timeout there is a lock: the
-    query reads one row of one table."""
-    url = redacted(database_url)
-    if isinstance(error, TimeoutError):
-        return (f"{url} did not give its schema version within {timeout:g} s: does another session"
-                " hold a lock on the table alembic_version? pg_locks shows it")
-    return f"cannot read the schema version of {url}: {one_line(error)}"

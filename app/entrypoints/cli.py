@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from types import ModuleType
 from urllib.parse import quote
 
-from app.adapters.schema_version import SchemaMismatchError, check_schema
+from app.adapters.schema_version import SchemaMismatchError, StoreUnreachableError, check_schema
 from app.adapters.sqlite_link import sqlite_path
-from app.domain.errors import NoteError
+from app.domain.errors import NoteError, StorageUnavailableError
 from app.entrypoints.logs import LogSettings, configure_logging
 from app.entrypoints.options import build_parser
 from app.settings import (
@@ -216,13 +216,15 @@ def _migrate_in_child(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace, backend: str) -> int:
     settings = _settings(args)
     _check_workers(args, backend)  # before migrating: a wrong command line changes nothing
-    if backend != "memory":
-        _prepare_store(args, backend)
-    # the HTTP adapter and its wiring: only to serve, and only once the store is there (`migrate`,
-    # `--help` and a start that fails on its store end without loading them)
+    migrating = backend != "memory" and _needs_migrating(args, backend)
+    # The HTTP adapter and its wiring: only to serve, once the store has answered (`migrate`,
+    # `--help` and a start that fails on its store end without loading them), and before the
+    # store is migrated (an install that lacks a part of them changes nothing).
     from app.entrypoints.server import ServeError, run_server
     from app.entrypoints.workers import run_workers
 
+    if migrating:
+        _migrate_in_child(args)
     try:
         if args.workers > 1:
             return run_workers(settings, args.host, args.port, args.workers, logs=_log_settings(args))
@@ -232,24 +234,30 @@ def _serve(args: argparse.Namespace, backend: str) -> int:
     return 0
 
 
-def _prepare_store(args: argparse.Namespace, backend: str) -> None:
-    """Migrate the store; or with --no-migrate, refuse one whose schema this server does not
-    fit, since every request would fail on it."""
+def _needs_migrating(args: argparse.Namespace, backend: str) -> bool:
+    """Whether the store must be migrated before serving. With --no-migrate it must not: one
+    whose schema this server does not fit is refused, since every request would fail on it."""
     if args.no_migrate:
         check_schema(args.database_url, backend, args.db_timeout)
-    elif not _at_head(args.database_url, backend, args.db_timeout):
-        _migrate_in_child(args)
+        return False
+    return not _at_head(args.database_url, backend, args.db_timeout)
 
 
 def _at_head(database_url: str, backend: str, timeout: float) -> bool:
     """Whether the store is at this code's schema already, read with the driver alone: a restart
-    then starts in a few milliseconds, without the migration child. A schema that is behind or
-    missing is the migration's to do; a store that cannot be read at all raises its one line
-    here, a second sooner than the child (which loads SQLAlchemy and Alembic) would say it."""
+    then starts in a few milliseconds, without the migration (which loads SQLAlchemy and
+    Alembic). A store that migrating would not mend raises its one line here, a second sooner
+    and more clearly than the migration would."""
     try:
         check_schema(database_url, backend, timeout)
-    except SchemaMismatchError:
-        return False
+    except StoreUnreachableError:
+        raise  # no such directory or database, nothing listening, a refused login, a lock
+    except SchemaMismatchError as mismatch:
+        if mismatch.newer:
+            raise  # migrated by a later notes-api
+        return False  # missing or behind
+    except StorageUnavailableError:
+        return False  # e.g. a hot SQLite journal, which only a read-write opening rolls back
     return True
 
 
