@@ -18,7 +18,7 @@ from urllib.parse import quote
 import asyncpg
 
 from app.adapters.connect_errors import connect_problem, missing_directory, one_line
-from app.adapters.sqlite_link import SQLITE_BUSY, sqlite_path
+from app.adapters.sqlite_link import is_busy, sqlite_path
 from app.domain.errors import StorageUnavailableError
 from app.settings import redacted
 
@@ -26,6 +26,8 @@ from app.settings import redacted
 # Add each new migration here: tests/e2e/test_schema_version.py holds this to Alembic's history.
 REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 HEAD_REVISION = REVISIONS[-1]
+SQLITE_READONLY_ROLLBACK = 776  # a hot journal, which a read-only connection cannot roll back
+_GRACE = 0.5  # seconds the client waits for PostgreSQL beyond the check's own timeout
 
 
 class SchemaMismatchError(StorageUnavailableError):
@@ -87,15 +89,20 @@ def _sqlite_revisions(database_url: str, timeout: float) -> frozenset[str] | Non
     except sqlite3.OperationalError as error:
         if "no such table" in str(error):
             return None
-        if error.sqlite_errorcode & 0xFF == SQLITE_BUSY:  # another process's lock outlasted the timeout
+        if error.sqlite_errorcode == SQLITE_READONLY_ROLLBACK:  # which only a read-write opening does
+            raise StorageUnavailableError(
+                f"{database_url} holds a write that a process left half done when it stopped (a hot"
+                f" journal): 'notes-api migrate --database-url {database_url}' rolls it back"
+            ) from error
+        if is_busy(error):  # another process's lock outlasted the timeout
             who = shlex.join(["fuser", path])
             raise StoreUnreachableError(
                 f"{database_url} did not give its schema version within {timeout:g} s: does another"
                 f" process hold a lock on it? '{who}' names the processes that have it open"
             ) from error
         raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error
-    except sqlite3.Error as error:  # not a database, for one; or a hot journal, which a read-only
-        raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error  # look cannot roll back
+    except sqlite3.Error as error:  # not a database, for one
+        raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error
     return frozenset(row[0] for row in rows)
 
 
@@ -109,25 +116,36 @@ async def _postgres_revisions(database_url: str, timeout: float) -> frozenset[st
         raise StoreUnreachableError(
             line or f"cannot connect to {redacted(database_url)}: {one_line(error)}"
         ) from error
+    remaining = max(deadline - loop.time(), 0.001)
     try:
-        rows = await connection.fetch(
-            "SELECT version_num FROM alembic_version", timeout=max(deadline - loop.time(), 0.001)
-        )
+        async with asyncio.timeout(remaining + _GRACE):
+            # The server ends a wait for a lock by itself: a wait cut off by the client would
+            # leave its session waiting there until the lock is released.
+            await connection.execute(f"SET lock_timeout = {max(round(remaining * 1000), 1)}")
+            rows = await connection.fetch("SELECT version_num FROM alembic_version")
     except asyncpg.UndefinedTableError:
         rows = None
-    except TimeoutError as error:  # connected, but no answer to a read of one row of one table
-        connection.terminate()
-        raise StoreUnreachableError(
-            f"{redacted(database_url)} did not give its schema version within {timeout:g} s: does another"
-            " session hold a lock on the table alembic_version? pg_locks shows it"
-        ) from error
     except Exception as error:
         connection.terminate()
-        raise StorageUnavailableError(
-            f"cannot read the schema version of {redacted(database_url)}: {one_line(error)}"
-        ) from error
+        raise _unread(error, database_url, timeout) from error
     try:
-        await connection.close(timeout=max(deadline - loop.time(), 0.001))
+        await connection.close(timeout=_GRACE)
     except Exception:  # the version is read: a close that fails or lingers changes nothing
         connection.terminate()
     return None if rows is None else frozenset(row["version_num"] for row in rows)
+
+
+def _unread(error: Exception, database_url: str, timeout: float) -> StorageUnavailableError:
+    """Why the schema version could not be read once connected."""
+    url = redacted(database_url)
+    if isinstance(error, asyncpg.LockNotAvailableError):  # lock_timeout
+        return StoreUnreachableError(
+            f"{url} did not give its schema version within {timeout:g} s: does another session hold"
+            " a lock on the table alembic_version? pg_locks shows it"
+        )
+    if isinstance(error, TimeoutError):  # not even an error came back
+        return StoreUnreachableError(
+            f"{url} did not give its schema version within {timeout:g} s: is PostgreSQL overloaded,"
+            " or does a firewall drop the connection?"
+        )
+    return StorageUnavailableError(f"cannot read the schema version of {url}: {one_line(error)}")

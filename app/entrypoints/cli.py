@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import sqlite3
 import subprocess
@@ -283,8 +284,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _check_workers(args: argparse.Namespace, backend: str) -> None:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    if not args.body_timeout > 0:
-        raise UsageError("--body-timeout must be a number of seconds above 0")
+    for flag, seconds in (("--body-timeout", args.body_timeout), ("--db-timeout", args.db_timeout)):
+        if not 0 < seconds < math.inf:  # nan and inf too
+            raise UsageError(f"{flag} must be a number of seconds above 0")
     if args.rate_limit is not None and args.rate_limit < 1:
         raise UsageError("--rate-limit must be at least 1 request a second; leave it out for no limit")
     for flag, value in (("--keep-revisions", args.keep_revisions), ("--trash-days", args.trash_days),

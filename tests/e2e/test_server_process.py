@@ -10,7 +10,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import asyncpg
 import pytest
 import requests
 
-from tests.databases import postgres_database, sqlite_copy
+from tests.databases import postgres_database
 from tests.e2e.processes import Server, free_port
 
 pytestmark = pytest.mark.slow
@@ -151,41 +150,17 @@ def test_every_acknowledged_write_survives_kill_9(sql_database_url: str, tmp_pat
         again.stop()
 
 
-# Another process: writes in a transaction, in rollback-journal mode, more than its page cache
-# holds, so that its changes reach the file before it commits; says so, and waits to be killed.
-HALF_WRITER = """
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("PRAGMA journal_mode=DELETE")
-db.execute("PRAGMA cache_size=10")
-db.execute("BEGIN IMMEDIATE")
-db.execute("CREATE TABLE half_written (data BLOB)")
-db.executemany("INSERT INTO half_written VALUES (randomblob(4000))", [()] * 500)
-print("written", flush=True)
-sys.stdin.readline()
-"""
-
-
 def test_a_sqlite_store_left_with_a_hot_journal_by_a_killed_writer_is_rolled_back_and_served(
-    tmp_path: Path, sqlite_template: Path
+    hot_journal_store: Path, tmp_path: Path
 ) -> None:
     """Only a read-write opening rolls back a hot journal: the start's read-only look cannot, and
     leaves the store to the migration, which opens it so (it once refused the store instead)."""
-    path = tmp_path / "notes.db"
-    url = sqlite_copy(sqlite_template, path)
-    with subprocess.Popen([sys.executable, "-c", HALF_WRITER, str(path)],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as writer:
-        try:
-            assert writer.stdout is not None and writer.stdout.readline() == "written\n"
-        finally:
-            writer.kill()  # mid-transaction (leaving the block waits for it)
-    assert Path(f"{path}-journal").stat().st_size > 0  # hot: its writer is gone mid-transaction
-    server = Server(url, tmp_path / "server.log").wait_ready()
+    server = Server(f"sqlite:///{hot_journal_store}", tmp_path / "server.log").wait_ready()
     try:
         assert requests.get(f"{server.base}/notes").json()["notes"] == []
     finally:
         assert server.stop() == 0, server.output()
-    with contextlib.closing(sqlite3.connect(path)) as db:
+    with contextlib.closing(sqlite3.connect(hot_journal_store)) as db:
         assert db.execute("SELECT name FROM sqlite_master WHERE name = 'half_written'").fetchall() == []
 
 

@@ -121,12 +121,16 @@ async def test_a_lock_on_the_schema_version_is_named_in_one_line(command, postgr
                 await holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
                 result = await asyncio.to_thread(
                     run, *command, "--database-url", url, "--port", str(free_port()), "--db-timeout", "0.5")
+                waiting = await holder.fetchval(  # the server ended the check's wait, not just the client
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'")
         finally:
             await holder.close()
     assert result.returncode == 1
     assert only_line(result) == (
         f"notes-api: error: {url} did not give its schema version within 0.5 s: does another session"
         " hold a lock on the table alembic_version? pg_locks shows it")
+    assert waiting == 0
 
 
 @pytest.mark.parametrize("command", COMMANDS[:3], ids=" ".join)
@@ -146,6 +150,42 @@ def test_a_lock_on_a_sqlite_store_is_named_in_one_line(command, tmp_path: Path, 
     assert only_line(result) == (
         f"notes-api: error: {url} did not give its schema version within 0.5 s: does another process"
         f" hold a lock on it? 'fuser {path}' names the processes that have it open")
+
+
+@pytest.mark.parametrize("command", [("serve", "--no-migrate"), ("users", "list"), ("export",)], ids=" ".join)
+def test_a_hot_journal_is_named_with_the_command_that_rolls_it_back(command, hot_journal_store: Path) -> None:
+    """A read-only look cannot roll back what a killed writer left; `migrate` can (and a plain
+    serve does: tests/e2e/test_server_process.py)."""
+    url = f"sqlite:///{hot_journal_store}"
+    port = ("--port", str(free_port())) if command[0] == "serve" else ()
+    result = run(*command, "--database-url", url, *port)
+    assert result.returncode == 1
+    assert only_line(result) == (
+        f"notes-api: error: {url} holds a write that a process left half done when it stopped (a hot"
+        f" journal): 'notes-api migrate --database-url {url}' rolls it back")
+    assert run("migrate", "--database-url", url, "--log-level", "warning").returncode == 0
+    assert run("users", "list", "--database-url", url).returncode == 0
+
+
+OUT_OF_RANGE = [
+    ("--db-timeout", "0", "--db-timeout must be a number of seconds above 0"),
+    ("--db-timeout", "-1", "--db-timeout must be a number of seconds above 0"),
+    ("--db-timeout", "nan", "--db-timeout must be a number of seconds above 0"),
+    ("--db-timeout", "inf", "--db-timeout must be a number of seconds above 0"),
+    ("--body-timeout", "inf", "--body-timeout must be a number of seconds above 0"),
+    ("--workers", "0", "--workers must be at least 1"),
+    ("--rate-limit", "0", "--rate-limit must be at least 1 request a second; leave it out for no limit"),
+    ("--keep-revisions", "0", "--keep-revisions must be at least 1"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value", "reason"), OUT_OF_RANGE, ids=[f"{f} {v}" for f, v, _ in OUT_OF_RANGE])
+def test_a_number_out_of_range_is_one_line_and_changes_nothing(flag, value, reason, tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    result = run("serve", "--database-url", f"sqlite:///{path}", "--port", str(free_port()), flag, value)
+    assert result.returncode == 2
+    assert only_line(result) == f"notes-api: error: {reason}"
+    assert not path.exists()
 
 
 def test_migrate_without_a_database_says_there_is_nothing_to_migrate() -> None:
