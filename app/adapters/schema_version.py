@@ -40,7 +40,7 @@ class SchemaMismatchError(StorageUnavailableError):
 
 class StoreUnreachableError(StorageUnavailableError):
     """The store cannot be reached or read now: no such directory, nothing listening, a refused
-    login, another process's lock. Migrating would fail the same way."""
+    login, another process's lock, no answer at all. Migrating would fail the same way."""
 
 
 def check_schema(database_url: str, backend: str, timeout: float) -> None:
