@@ -18,7 +18,7 @@ from urllib.parse import quote
 import asyncpg
 
 from app.adapters.connect_errors import connect_problem, missing_directory, one_line
-from app.adapters.sqlite_link import is_busy, sqlite_path
+from app.adapters.sqlite_link import SQLITE_READONLY_ROLLBACK, is_busy, sqlite_path
 from app.domain.errors import StorageUnavailableError
 from app.settings import redacted
 
@@ -26,7 +26,6 @@ from app.settings import redacted
 # Add each new migration here: tests/e2e/test_schema_version.py holds this to Alembic's history.
 REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 HEAD_REVISION = REVISIONS[-1]
-SQLITE_READONLY_ROLLBACK = 776  # a hot journal, which a read-only connection cannot roll back
 _GRACE = 0.5  # seconds the client waits for PostgreSQL beyond the check's own timeout
 
 
@@ -62,8 +61,7 @@ def schema_problem(
     if applied == {known[-1]}:
         return None
     url = redacted(database_url)
-    fix = (f"migrate it with 'notes-api migrate --database-url {url}',"
-           " or start the server without --no-migrate")
+    fix = f"migrate it with {_migrate_command(url)}, or start the server without --no-migrate"
     if not applied:
         return f"{url} has no schema yet: {fix}"
     found = ", ".join(sorted(applied))
@@ -72,6 +70,10 @@ def schema_problem(
                 f" behind this server's {known[-1]}: {fix}")
     return (f"the schema of {url} is at revision {found}, newer than this server knows (its newest"
             f" is {known[-1]}): serve it with the notes-api that migrated it, or a later one")
+
+
+def _migrate_command(url: str) -> str:
+    return f"'notes-api migrate --database-url {url}'"
 
 
 def _sqlite_revisions(database_url: str, timeout: float) -> frozenset[str] | None:
@@ -90,9 +92,10 @@ def _sqlite_revisions(database_url: str, timeout: float) -> frozenset[str] | Non
         if "no such table" in str(error):
             return None
         if error.sqlite_errorcode == SQLITE_READONLY_ROLLBACK:  # which only a read-write opening does
+            url = redacted(database_url)
             raise StorageUnavailableError(
-                f"{database_url} holds a write that a process left half done when it stopped (a hot"
-                f" journal): 'notes-api migrate --database-url {database_url}' rolls it back"
+                f"{url} holds a write that a process left half done when it stopped (a hot"
+                f" journal): {_migrate_command(url)} rolls it back"
             ) from error
         if is_busy(error):  # another process's lock outlasted the timeout
             who = shlex.join(["fuser", path])

@@ -33,6 +33,7 @@ from app.domain.errors import StorageUnavailableError
 T = TypeVar("T")
 
 SQLITE_BUSY = 5  # the primary result code of "database is locked" and its extended forms
+SQLITE_READONLY_ROLLBACK = 776  # a hot journal, which a read-only connection cannot roll back
 # Rows written (by statements and their triggers) between two checkpoints: a row is a page or a
 # few with its indexes, so about the 1,000 pages of SQLite's own automatic checkpoint.
 CHECKPOINT_ROWS = 1000
