@@ -36,6 +36,7 @@ def configure_logging(settings: LogSettings) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
     handler.addFilter(client_protocol_errors)
+    handler.addFilter(driver_errors)
     logging.basicConfig(level=settings.level.upper(), handlers=[handler])
     # Alembic announces each of its plugins at INFO when imported: no news to an operator.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -58,6 +59,19 @@ def client_protocol_errors(record: logging.LogRecord) -> bool:
         record.msg, record.args = "%s: %d %s", (message, error.code, reason)
         record.exc_info = record.exc_text = None
         record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
+
+
+def driver_errors(record: logging.LogRecord) -> bool:
+    """The database driver logs what it does by itself with a traceback: asyncpg's pool, which
+    keeps one connection open, warns each time it fails to reconnect during an outage (after 1,
+    2, 4 ... 60 s). Its frames are the driver's own, of no use to an operator: one line, the
+    error's type and first line after the driver's message."""
+    if record.exc_info and record.exc_info[1] is not None and record.name.split(".", 1)[0] == "asyncpg":
+        error = record.exc_info[1]
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        record.msg, record.args = "%s: %s", (record.getMessage(), f"{type(error).__name__}: {reason}".rstrip(": "))
+        record.exc_info = record.exc_text = None
     return True
 
 

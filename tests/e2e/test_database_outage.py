@@ -155,3 +155,22 @@ async def test_a_stop_while_the_storage_opens_exits_zero_without_a_traceback(
     output = server.output()
     assert code == 0, output
     assert "Traceback" not in output and "Exception" not in output, output
+
+
+async def test_the_driver_reconnecting_through_an_outage_logs_one_line_each_time(
+    migrated_postgres: str, proxy: Proxy, tmp_path: Path
+) -> None:
+    """asyncpg's pool keeps a connection open, and warns each time it fails to open one again,
+    with the driver's traceback attached: the server's log says it in one line instead."""
+    through_proxy = sa.make_url(migrated_postgres).set(host="127.0.0.1", port=proxy.port)
+    server = Server(through_proxy.render_as_string(hide_password=False), tmp_path / "server.log",
+                    "--no-migrate", "--db-timeout", str(TIMEOUT))
+    try:
+        await asyncio.to_thread(server.wait_ready)
+        await proxy.cut()  # the pool's connection breaks, and reconnecting is refused
+        output = await asyncio.to_thread(server.wait_for, "WARNING asyncpg")
+    finally:
+        code = server.stop()
+    warned = next(line for line in output.splitlines() if "WARNING asyncpg" in line)
+    assert "ConnectionRefusedError" in warned, output
+    assert "Traceback" not in output and code == 0, output
