@@ -228,9 +228,12 @@ class MemoryNoteRepository:
         self._log(ChangeOp.PUT, note.id, note.version, at, note)
         return note
 
-    async def purge(self, note_id: int) -> None:
-        if note_id not in self._trash:
+    async def purge(self, note_id: int, version: int | None = None) -> None:
+        trashed = self._trash.get(note_id)
+        if trashed is None:
             raise NotInTrashError(note_id)
+        if version is not None and trashed.note.version != version:
+            raise VersionConflictError(note_id)
         self._trash_take(note_id)
         self._drop_revisions(note_id)
         self._history.signals.changed(self._owner)

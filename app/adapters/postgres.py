@@ -175,9 +175,12 @@ class PostgresNoteRepository:
         self._changed(self._owner)
         return postgres_history.content_note(row)
 
-    async def purge(self, note_id: int) -> None:
-        if not await self._run("fetchval", postgres_history.PURGE, note_id, self._owner):
-            raise NotInTrashError(note_id)
+    async def purge(self, note_id: int, version: int | None = None) -> None:
+        if await self._run("fetchval", postgres_history.PURGE, note_id, self._owner, version):
+            return
+        if version is not None and await self._run("fetchval", postgres_history.IN_TRASH, note_id, self._owner):
+            raise VersionConflictError(note_id)
+        raise NotInTrashError(note_id)
 
     async def changes(self, since: ChangeToken | None, limit: int) -> ChangesPage:
         start = since or ChangeToken()

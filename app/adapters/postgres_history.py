@@ -157,7 +157,7 @@ WITH t AS (
 )
 SELECT id, {CONTENT}, version FROM n"""
 PURGE = """
-WITH t AS (DELETE FROM trash WHERE id = $1 AND owner = $2 RETURNING id),
+WITH t AS (DELETE FROM trash WHERE id = $1 AND owner = $2 AND ($3::bigint IS NULL OR version = $3) RETURNING id),
 purged AS (DELETE FROM changes WHERE note_id IN (SELECT id FROM t) AND owner = $2 AND op = 'put')
 SELECT count(*) FROM t"""
 REVISIONS = f"""
@@ -168,6 +168,7 @@ ORDER BY version DESC LIMIT $5"""
 TRASH_COLUMNS = f"id, {CONTENT}, version, deleted_at"
 TRASH = f"SELECT {TRASH_COLUMNS} FROM trash WHERE owner = $1 ORDER BY deleted_at DESC, id DESC LIMIT $2"
 TRASHED = f"SELECT {TRASH_COLUMNS} FROM trash WHERE id = $1 AND owner = $2"
+IN_TRASH = "SELECT true FROM trash WHERE id = $1 AND owner = $2"
 TRASH_AFTER = f"""
 SELECT {TRASH_COLUMNS} FROM trash WHERE owner = $1 AND (deleted_at, id) < ($2, $3)
 ORDER BY deleted_at DESC, id DESC LIMIT $4"""

@@ -285,9 +285,9 @@ class SqliteNoteRepository:
         self._changed(self._owner)
         return note
 
-    async def purge(self, note_id: int) -> None:
+    async def purge(self, note_id: int, version: int | None = None) -> None:
         async with self._bulk() as db:
-            sqlite_history.purge(db, self._owner, note_id)
+            sqlite_history.purge(db, self._owner, note_id, version)
 
     async def changes(self, since: ChangeToken | None, limit: int) -> ChangesPage:
         position = 0 if since is None else since.position

@@ -25,7 +25,7 @@ import orjson
 
 from app.adapters.signals import ChangeSignals
 from app.adapters.sqlite_link import Writer, unavailable_on_error
-from app.domain.errors import ChangeTokenExpiredError, NotInTrashError
+from app.domain.errors import ChangeTokenExpiredError, NotInTrashError, VersionConflictError
 from app.domain.history import Change, ChangeOp, ChangesPage, ChangeToken, Pruned, Retention, Trashed
 from app.domain.model import Note, stored_note
 from app.domain.timestamps import from_microseconds, to_microseconds
@@ -171,7 +171,12 @@ def take_from_trash(db: sqlite3.Connection, owner: str, note_id: int) -> Trashed
     return trashed(row)
 
 
-def purge(db: sqlite3.Connection, owner: str, note_id: int) -> None:
+def purge(db: sqlite3.Connection, owner: str, note_id: int, version: int | None = None) -> None:
+    if version is not None:
+        with unavailable_on_error():
+            found = db.execute("SELECT version FROM trash WHERE id = ? AND owner = ?", (note_id, owner)).fetchone()
+        if found is not None and found[0] != version:  # (in the write's transaction: it stays so)
+            raise VersionConflictError(note_id)
     take_from_trash(db, owner, note_id)
     with unavailable_on_error(), keeping_last_position(db):
         db.execute("DELETE FROM changes WHERE note_id = ? AND owner = ? AND op = 'put'", (note_id, owner))

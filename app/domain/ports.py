@@ -52,8 +52,9 @@ class NoteRepository(Protocol):
         """Take the note out of the trash, under its id, at one version more than it had, changed
         `at`; a `put` joins the log. `NotInTrashError` if it is not in the trash."""
 
-    async def purge(self, note_id: int) -> None:
-        """Delete the note in the trash for good, with its revisions. `NotInTrashError`."""
+    async def purge(self, note_id: int, version: int | None = None) -> None:
+        """Delete the note in the trash for good, with its revisions. `NotInTrashError`; with
+        `version`, `VersionConflictError` when the trash holds it at another version."""
 
     async def changes(self, since: ChangeToken | None, limit: int) -> ChangesPage:
         """Up to `limit` rows of this owner's log after `since` (the start of the kept log when

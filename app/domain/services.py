@@ -216,8 +216,19 @@ class NoteService:
         """The note back from the trash, under its id."""
         return await self._store.notes_of(owner).restore(note_id, self._clock())
 
-    async def purge(self, owner: str, note_id: int) -> None:
-        await self._store.notes_of(owner).purge(note_id)
+    async def purge(self, owner: str, note_id: int, condition: Precondition = NO_PRECONDITION) -> None:
+        """Delete a note in the trash for good, if `condition` holds for it as it was deleted."""
+        notes = self._store.notes_of(owner)
+        if condition == NO_PRECONDITION or condition == Precondition(Versions(any=True)):
+            await notes.purge(note_id)  # "*" holds for any note in the trash: the purge checks that
+            return
+        trashed = await notes.in_trash(note_id)
+        if not condition.holds(trashed.note):
+            raise PreconditionFailedError(note_id)
+        try:
+            await notes.purge(note_id, trashed.note.version)
+        except VersionConflictError:  # restored and deleted again meanwhile
+            raise PreconditionFailedError(note_id) from None
 
     async def changes(self, owner: str, since: ChangeToken | None, limit: int, wait: float = 0) -> ChangesPage:
         """The owner's changes after `since`; with `wait`, held up to that many seconds until

@@ -13,7 +13,13 @@ import pytest
 
 from app.adapters import Storage
 from app.container import build_container
-from app.domain.errors import ChangeTokenExpiredError, NoteNotFoundError, NotInTrashError, RevisionNotFoundError
+from app.domain.errors import (
+    ChangeTokenExpiredError,
+    NoteNotFoundError,
+    NotInTrashError,
+    RevisionNotFoundError,
+    VersionConflictError,
+)
 from app.domain.history import ChangeOp, ChangeToken, Retention
 from app.domain.model import stored_note
 from app.domain.owners import LOCAL
@@ -88,6 +94,20 @@ async def test_a_note_comes_back_from_the_trash_under_its_id_one_version_on(stor
     with pytest.raises(NotInTrashError):
         await notes.restore(note.id, T0)
     assert [n.version for n in await notes.revisions(note.id, newest=3, oldest=1, limit=9)] == [3, 2, 1]
+
+
+async def test_a_purge_at_a_version_purges_the_note_only_if_the_trash_holds_it_at_that_version(
+    storage: Storage,
+) -> None:
+    notes = storage.notes_of(LOCAL)
+    note = await notes.add(draft())
+    await notes.delete(note.id, at=T0)
+    with pytest.raises(VersionConflictError):
+        await notes.purge(note.id, note.version + 1)
+    assert (await notes.in_trash(note.id)).note.version == note.version  # still there
+    await notes.purge(note.id, note.version)
+    with pytest.raises(NotInTrashError):
+        await notes.purge(note.id, note.version)
 
 
 async def test_purge_deletes_for_good_with_the_revisions_and_never_reuses_the_id(storage: Storage) -> None:

@@ -146,6 +146,21 @@ async def test_purge_deletes_for_good_from_the_trash_or_at_once(client: TestClie
     await problem(await client.delete(f"/notes/{(await create(client))['id']}", params={"force": "true"}), 400)
 
 
+async def test_a_purge_from_the_trash_is_conditional_like_every_delete(timed) -> None:
+    """If-Match names the version the note was deleted at (its ETag in the trash): a purge that
+    it does not match is a 412 and purges nothing, and --require-if-match asks for it (428)."""
+    client, _ = await timed(require_if_match=True)
+    note = await create(client)
+    tag = f'"{note["version"]}"'
+    assert (await client.delete(f"/notes/{note['id']}", headers={"If-Match": tag})).status == 204
+    await problem(await client.delete(f"/trash/{note['id']}"), 428)
+    for refused in ({"If-Match": '"99"'}, {"If-Match": tag, "If-None-Match": "*"}):
+        await problem(await client.delete(f"/trash/{note['id']}", headers=refused), 412)
+    assert (await body(await client.get(f"/trash/{note['id']}")))["id"] == note["id"]  # still there
+    assert (await client.delete(f"/trash/{note['id']}", headers={"If-Match": tag})).status == 204
+    await problem(await client.get(f"/trash/{note['id']}"), 404)
+
+
 async def test_the_trash_pages_most_recently_deleted_first(timed) -> None:
     client, clock = await timed()
     notes = [await create(client, title=str(i)) for i in range(5)]

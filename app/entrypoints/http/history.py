@@ -159,7 +159,7 @@ async def restore_from_trash(request: web.Request) -> web.Response:
 
 async def purge_from_trash(request: web.Request) -> web.Response:
     no_parameters(request)
-    await request.app[NOTES].purge(owner(request), note_id(request))
+    await request.app[NOTES].purge(owner(request), note_id(request), write_precondition(request))
     return web.Response(status=204)
 
 

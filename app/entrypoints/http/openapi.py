@@ -358,7 +358,8 @@ def _history_paths() -> dict[str, Any]:
                 **_problems(400, 404, 406, 503)}},
             "delete": {
             "operationId": "purgeNote", "summary": "Delete a note in the trash for good, with its revisions",
-            "responses": {"204": {"description": "gone for good"}, **_problems(404, 406, 503)}}},
+            "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE],
+            "responses": {"204": {"description": "gone for good"}, **_problems(400, 404, 406, 412, 428, 503)}}},
         "/trash/{id}/restore": {"parameters": [NOTE_ID], "post": {
             "operationId": "restoreNote",
             "summary": "Bring a note back from the trash under its id, one version on",
