@@ -222,7 +222,7 @@ def test_a_malformed_request_is_a_400_and_one_log_line_without_a_traceback(tmp_p
     server = Server("memory://", tmp_path / "server.log").wait_ready()
     try:
         with socket.create_connection(("127.0.0.1", server.port)) as raw:
-            raw.sendall(b"GET /notes HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\n\r\n")
+            raw.sendall(b"GET /notes HTTP/1.1\r\nHost: localhost\r\nX-Probe: \x00\r\n\r\n")
             answer = raw.recv(4096)
         assert answer.split(b" ")[1] == b"400", answer
         assert requests.get(f"{server.base}/healthz").status_code == 200

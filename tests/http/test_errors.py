@@ -64,7 +64,7 @@ async def memory_client(make_client):
 async def raw_request(client, request_line: str) -> tuple[str, dict[str, str], bytes]:
     """Send one request line as it is (targets an HTTP client would rewrite), and read the answer."""
     reader, writer = await asyncio.open_connection(client.host, client.port)
-    writer.write(f"{request_line}\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    writer.write(f"{request_line}\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
     answer = await reader.read()
     writer.close()
     head, _, body = answer.partition(b"\r\n\r\n")

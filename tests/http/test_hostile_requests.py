@@ -79,7 +79,7 @@ async def raw_exchange(client, request: bytes, *, read_until_closed: bool = True
 
 async def test_expect_100_continue_with_a_body_over_the_limit_is_413_without_100_continue(client) -> None:
     head = (
-        b"POST /notes HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        b"POST /notes HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
         b"Content-Length: 2000000\r\n\r\n"
     )
     answer = await raw_exchange(client, head, read_until_closed=False)
@@ -90,7 +90,7 @@ async def test_expect_100_continue_with_a_body_over_the_limit_is_413_without_100
 async def test_expect_100_continue_within_the_limit_gets_100_continue_then_the_answer(client) -> None:
     body = orjson.dumps({"title": "t"})
     head = (
-        b"POST /notes HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+        b"POST /notes HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nConnection: close\r\n"
         b"Content-Length: %d\r\n\r\n" % len(body)
     )
     assert (await after_100_continue(client, head, body)).startswith(b"HTTP/1.1 201 ")
@@ -100,7 +100,7 @@ async def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_i
     make_client, database_url
 ) -> None:
     client = await make_client(database_url, body_timeout=0.3)
-    head = b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"title\":"
+    head = b"POST /notes HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{\"title\":"
     answer = await raw_exchange(client, head)  # returns once the server has closed
     assert answer.startswith(b"HTTP/1.1 408 ") and b"application/problem+json" in answer
     assert await all_notes(client) == []

@@ -283,3 +283,38 @@ async def test_over_the_rate_limit_is_429_with_the_headers_and_under_it_none(mak
     assert over.headers["RateLimit-Policy"] == '"owner";q=10;w=2'
     assert over.headers["RateLimit"].startswith('"owner";r=0;')
     assert (await client.get("/notes", headers=bob)).status == 200  # per owner
+
+
+ANOTHER_SITE = [
+    {"Origin": "https://evil.example"},  # a page of another site: it would write as the user
+    {"Origin": "null"},  # a sandboxed page, or a file
+    {"Host": "rebound.evil.example:8080"},  # a name made to point at 127.0.0.1 (DNS rebinding)
+    {"Host": "rebound.evil.example:8080", "Origin": "http://rebound.evil.example:8080"},
+    {"Host": "127.0.0.1.evil.example"},
+]
+
+
+@pytest.mark.parametrize("headers", ANOTHER_SITE)
+async def test_local_mode_asks_a_web_page_of_another_site_for_a_token(
+    make_client, database_url: str, headers: dict[str, str]
+) -> None:
+    client = await make_client(database_url, cors_origins=("http://localhost:3000",))
+    refused = await client.post("/notes", json={"title": "planted"}, headers=headers)
+    await problem(refused, 401)
+    assert refused.headers["WWW-Authenticate"] == REALM
+    await problem(await client.get("/notes", headers=headers), 401)
+    assert (await (await client.get("/notes")).json())["notes"] == []  # nothing was written
+    token = await issue(client, "alice")  # a token is the page's own credential: it may
+    assert (await client.post("/notes", json={"title": "mine"}, headers={**headers, **token})).status == 201
+
+
+async def test_local_mode_trusts_this_machines_clients_its_own_pages_and_the_cors_origins(
+    make_client, database_url: str
+) -> None:
+    client = await make_client(database_url, cors_origins=("http://localhost:3000",))
+    own_page = f"http://{client.host}:{client.port}"  # /docs, sending Origin on its writes
+    for headers in ({}, {"Host": "localhost:8080"}, {"Host": "LOCALHOST."}, {"Host": "[::1]:8080"},
+                    {"Host": "notes.localhost"}, {"Host": "127.0.0.2"}, {"Origin": own_page},
+                    {"Origin": "http://localhost:3000"}):
+        made = await client.post("/notes", json={"title": "mine"}, headers=headers)
+        assert made.status == 201, (headers, await made.text())

@@ -46,7 +46,7 @@ Lifespan = Callable[[], AbstractAsyncContextManager[Dependencies]]
 def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:
     """Build the application. Does no I/O: `lifespan` is entered on start-up, left on clean-up."""
     metrics = RequestMetrics()
-    authentication = Authentication(AuthMode(settings.auth), settings.rate_limit)  # tokens, owners
+    authentication = Authentication(AuthMode(settings.auth), settings.rate_limit, settings.cors_origins)
     pipeline = Pipeline(settings, metrics, authentication)  # problem+json, ids, metrics, auth, CORS
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[pipeline.middleware()])
     app.on_startup.append(pipeline.on_startup)

@@ -6,6 +6,12 @@ there, and the store scopes every query by it.
 Modes (`--auth`): `required`, a request without a valid token is 401; `local`, a request without
 a token acts for the built-in owner `local`; `auto`, `local` when every address listened on is a
 loopback address, else `required` (decided once the server listens, `required` until then).
+
+`local` trusts the machine's own clients, not every web page its browser opens: a request without
+a token that a page of another origin sent (its `Origin`, unless --cors-origin names it) would
+write as the user, and one addressed to a name that is not loopback (its `Host`, while the server
+listens on loopback only) comes from a page whose name was made to point at 127.0.0.1 (DNS
+rebinding). Both need a token. The tutorial's clients send no `Origin` and address localhost.
 """
 
 from __future__ import annotations
@@ -76,6 +82,14 @@ def insufficient_scope() -> ProblemError:
     )
 
 
+def names_loopback(host: str) -> bool:
+    """Whether a Host header names this machine: localhost or a name under it (RFC 6761, section
+    6.3), or a loopback address (127.0.0.0/8, [::1]); any port."""
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+    name = name.rstrip(".").lower()
+    return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
+
+
 def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
@@ -86,8 +100,11 @@ def is_loopback(host: str) -> bool:
 class Authentication:
     """The mode in force, and the step of the pipeline that applies it (`identify`)."""
 
-    def __init__(self, mode: AuthMode, rate_limit: int | None = None) -> None:
+    def __init__(self, mode: AuthMode, rate_limit: int | None = None, origins: Iterable[str] = ()) -> None:
         self.mode = mode
+        self._origins = frozenset(origins)  # --cors-origin: pages trusted as the machine's own
+        self._loopback_only = True  # the addresses listened on (`listening`); a test server's are
+        self._local_hosts: set[str] = set()  # Host values seen to name this machine (a few)
         # auto stays closed until the addresses are known (`listening`)
         self.in_force = AuthMode.LOCAL if mode is AuthMode.LOCAL else AuthMode.REQUIRED
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
@@ -97,6 +114,7 @@ class Authentication:
     def listening(self, hosts: Iterable[str]) -> str:
         """Decide `auto` from the addresses listened on; the reason, for the start-up log."""
         hosts = list(hosts)
+        self._loopback_only = bool(hosts) and all(is_loopback(host) for host in hosts)
         if self.mode is not AuthMode.AUTO:
             return f"auth {self.mode}"
         if hosts and all(is_loopback(host) for host in hosts):
@@ -123,7 +141,7 @@ class Authentication:
         if needs and self._limiter is None:
             header = headers.get(hdrs.AUTHORIZATION)  # `_authorization` only when there is one
             if header is None:
-                if self.in_force is AuthMode.LOCAL:
+                if self.in_force is AuthMode.LOCAL and self._from_this_machine(headers):
                     request[IDENTITY] = LOCAL_IDENTITY
                     noted[3] = LOCAL_IDENTITY.owner  # for the access log
                     return None
@@ -151,6 +169,21 @@ class Authentication:
         needs = self._needs[route] = route.name not in OPEN_ROUTES
         return needs
 
+    def _from_this_machine(self, headers: CIMultiDictProxy[str]) -> bool:
+        """Whether a request without a token may act for `local` (see the module's docstring)."""
+        host = headers.get(hdrs.HOST)
+        if self._loopback_only and host is not None and host not in self._local_hosts:
+            if not names_loopback(host):
+                return False
+            if len(self._local_hosts) < 16:  # its forms: localhost, 127.0.0.1, [::1], with ports
+                self._local_hosts.add(host)
+        origin = headers.get(hdrs.ORIGIN)
+        return (
+            origin is None
+            or origin in self._origins
+            or (host is not None and origin.partition("://")[2].lower() == host.lower())  # /docs
+        )
+
     @staticmethod
     def _checked(request: web.Request, identity: Identity) -> Identity:
         if identity.scope is Scope.READ and request.method not in SAFE_METHODS:
@@ -168,9 +201,13 @@ class Authentication:
     async def _identity(self, request: web.Request) -> Identity:
         header = _authorization(request.headers)
         if header is None:
-            if self.in_force is AuthMode.LOCAL:
-                return LOCAL_IDENTITY
-            raise unauthorized("this request needs a token: send Authorization: Bearer <token>", invalid=False)
+            if self.in_force is not AuthMode.LOCAL:
+                raise unauthorized("this request needs a token: send Authorization: Bearer <token>", invalid=False)
+            if not self._from_this_machine(request.headers):
+                raise unauthorized(
+                    "a request from a web page of another origin, or to a host name that is not this"
+                    " machine's, needs a token: send Authorization: Bearer <token>", invalid=False)
+            return LOCAL_IDENTITY
         secret = _bearer_secret(header)
         if secret is None:
             raise unauthorized("send the token as Authorization: Bearer <token>", invalid=True)
