@@ -22,6 +22,7 @@ from sortedcontainers import SortedDict, SortedList
 from app.adapters import PoolUsage
 from app.adapters.signals import ChangeSignals, Watch
 from app.domain.errors import (
+    ChangeTokenAheadError,
     ChangeTokenExpiredError,
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
@@ -242,6 +243,8 @@ class MemoryNoteRepository:
         history = self._history
         if since is not None and since < history.horizon:
             raise ChangeTokenExpiredError(since)
+        if since is not None and (since.key or since.position > history.positions.last):
+            raise ChangeTokenAheadError(since)
         start = max(since or START, history.horizon)
         positions = self._feed.irange(minimum=start.position, inclusive=(False, True))
         found = tuple(self._feed[p] for p, _ in zip(positions, range(limit), strict=False))

@@ -60,7 +60,7 @@ import asyncpg
 
 from app.adapters.postgres_link import UNAVAILABLE, transaction
 from app.adapters.signals import ChangeSignals
-from app.domain.errors import ChangeTokenExpiredError
+from app.domain.errors import ChangeTokenAheadError, ChangeTokenExpiredError
 from app.domain.history import Change, ChangeOp, ChangesPage, ChangeToken, Pruned, Retention, Trashed
 from app.domain.model import Note, stored_note
 from app.domain.timestamps import aware
@@ -194,12 +194,12 @@ x AS (
         h.held IS NOT NULL AND EXISTS (
             SELECT FROM changes WHERE owner = $1 AND (key, position) > ($2::text::xid8, $3) AND key >= h.held
         ) AS held_back,
-        horizon_key, horizon_position
+        horizon_key, horizon_position, pg_snapshot_xmax(h.snap) AS xmax
     FROM h, change_log
 )
 SELECT x.readable::text, x.horizon_key::text, x.horizon_position,
        c.key::text, c.position, c.note_id, c.version, c.op, c.at, {', '.join('c.' + c for c in CONTENT.split(', '))},
-       x.held_back, x.ended
+       x.held_back, x.ended, x.xmax::text
 FROM x LEFT JOIN LATERAL (
     SELECT * FROM changes
     WHERE owner = $1 AND (key, position) > ($2::text::xid8, $3)
@@ -232,7 +232,7 @@ def trashed(row: asyncpg.Record) -> Trashed:
 def read_again(rows: Sequence[asyncpg.Record], limit: int) -> bool:
     """Whether a read of CHANGES was bounded by a transaction that has ended since, and the bound
     made a difference (the page is not full): read it again."""
-    return bool(rows[0][-1]) and not (len(rows) == limit and rows[-1][3] is not None)
+    return bool(rows[0][-2]) and not (len(rows) == limit and rows[-1][3] is not None)
 
 
 def changes_page(rows: Sequence[asyncpg.Record], since: ChangeToken | None, limit: int) -> ChangesPage:
@@ -240,6 +240,8 @@ def changes_page(rows: Sequence[asyncpg.Record], since: ChangeToken | None, limi
     horizon = ChangeToken(horizon_key, horizon_position)
     if since is not None and since < horizon:
         raise ChangeTokenExpiredError(since)
+    if since is not None and since.key > int(rows[0][-1]):  # tokens handed out are below the next xid
+        raise ChangeTokenAheadError(since)
     changes = tuple(
         Change(
             ChangeToken(int(row[3]), row[4]), OPS[row[7]], row[5], row[6], aware(row[8]),
@@ -249,7 +251,7 @@ def changes_page(rows: Sequence[asyncpg.Record], since: ChangeToken | None, limi
     )
     if len(changes) == limit:
         return ChangesPage(changes, changes[-1].token)
-    return ChangesPage(changes, max(since or horizon, horizon, ChangeToken(readable, 0)), held_back=rows[0][-2])
+    return ChangesPage(changes, max(since or horizon, horizon, ChangeToken(readable, 0)), held_back=rows[0][-3])
 
 
 async def prune(pool: asyncpg.Pool, timeout: float, now: datetime, retention: Retention) -> Pruned:

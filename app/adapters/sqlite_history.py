@@ -25,7 +25,7 @@ import orjson
 
 from app.adapters.signals import ChangeSignals
 from app.adapters.sqlite_link import Writer, unavailable_on_error
-from app.domain.errors import ChangeTokenExpiredError, NotInTrashError, VersionConflictError
+from app.domain.errors import ChangeTokenAheadError, ChangeTokenExpiredError, NotInTrashError, VersionConflictError
 from app.domain.history import Change, ChangeOp, ChangesPage, ChangeToken, Pruned, Retention, Trashed
 from app.domain.model import Note, stored_note
 from app.domain.timestamps import from_microseconds, to_microseconds
@@ -115,6 +115,8 @@ def changes_page(rows: Sequence[tuple], since: ChangeToken | None, limit: int) -
     _, horizon, last, *_ = rows[0]
     if since is not None and since.position < horizon:
         raise ChangeTokenExpiredError(since)
+    if since is not None and (since.key or since.position > max(last, horizon)):  # the last never goes down
+        raise ChangeTokenAheadError(since)
     changes = tuple(
         Change(
             ChangeToken(0, position), OPS[op], note_id, version, from_microseconds(at),

@@ -141,6 +141,19 @@ class ChangeTokenExpiredError(NoteError):
         )
 
 
+class ChangeTokenAheadError(ChangeTokenExpiredError):
+    """A token beyond the end of the log: no follower of this store was given it (another store's,
+    or one of a log that began again: a memory store restarted). Following from it would skip
+    the changes up to it, so the follower starts again, as from an expired one."""
+
+    def __init__(self, token: object) -> None:
+        NoteError.__init__(
+            self,
+            f"the change token {token} is beyond this store's log (another store's, or the store began"
+            " again): read /notes again, then follow from its `next`",
+        )
+
+
 class RevisionNotFoundError(NoteError):
     def __init__(self, note_id: int, version: int) -> None:
         super().__init__(f"note {note_id} has no revision {version} (never made, or no longer kept)")

@@ -14,6 +14,7 @@ import pytest
 from app.adapters import Storage
 from app.container import build_container
 from app.domain.errors import (
+    ChangeTokenAheadError,
     ChangeTokenExpiredError,
     NoteNotFoundError,
     NotInTrashError,
@@ -108,6 +109,23 @@ async def test_a_purge_at_a_version_purges_the_note_only_if_the_trash_holds_it_a
     await notes.purge(note.id, note.version)
     with pytest.raises(NotInTrashError):
         await notes.purge(note.id, note.version)
+
+
+async def test_a_token_beyond_the_log_is_refused_as_an_expired_one_is(storage: Storage) -> None:
+    """No follower of this store was given it (another store's, or a memory store's before it
+    restarted): following from it would skip every change up to it without a word."""
+    notes = storage.notes_of(LOCAL)
+    await notes.add(draft())
+    last = (await notes.changes(None, 10)).next
+    assert (await notes.changes(last, 10)).changes == ()
+    beyond = [ChangeToken(2**62, last.position)]  # PostgreSQL's next transaction id is far below
+    if last.key == 0:  # a store that numbers its commits: any position past its last one
+        beyond.append(ChangeToken(0, last.position + 1))
+    for token in beyond:
+        with pytest.raises(ChangeTokenAheadError):
+            await notes.changes(token, 10)
+    await notes.add(draft())
+    assert len((await notes.changes(last, 10)).changes) == 1
 
 
 async def test_purge_deletes_for_good_with_the_revisions_and_never_reuses_the_id(storage: Storage) -> None:

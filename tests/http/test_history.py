@@ -236,6 +236,17 @@ async def test_a_token_older_than_the_kept_log_is_410(timed) -> None:
     assert len((await body(await client.get("/changes")))["changes"]) == 1  # the start of the kept log
 
 
+async def test_a_token_beyond_the_log_is_410_too(client: TestClient) -> None:
+    """Another store's token, or one from before a memory store restarted: the follower starts
+    again rather than skip the changes up to it."""
+    await create(client)
+    beyond = "4611686018427387904.1"  # a key past PostgreSQL's next transaction id, and set at all
+    for headers in ({}, SSE, {**SSE, "Last-Event-ID": beyond}):
+        params = {} if "Last-Event-ID" in headers else {"since": beyond}
+        document = await problem(await client.get("/changes", params=params, headers=headers), 410)
+        assert "beyond this store's log" in document["detail"]
+
+
 async def test_wait_holds_the_request_until_a_change_arrives(client: TestClient) -> None:
     start = (await body(await client.get("/changes")))["next"]
     waiting = asyncio.ensure_future(client.get("/changes", params={"since": start, "wait": "60"}))
