@@ -2,8 +2,9 @@
 in every phase (examples, coverage, fuzzing, stateful).
 
 Two files next to this one take part. schemathesis.toml is the one place where a check accepts a
-status beyond its defaults, each time because the check contradicts an RFC, whose section it
-names. schemathesis_hooks.py gives requests the two values no client makes up: a listing cursor
+status beyond its defaults, each time because the check contradicts an RFC, or because a value's
+validity is the store's state (an import file, a change token), and it names the section.
+schemathesis_hooks.py gives requests the two values no client makes up: a listing cursor
 (signed by the server, here with the secret the test gives it) and a fresh Idempotency-Key.
 """
 
