@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 
 import orjson
 import pytest
@@ -269,6 +270,23 @@ async def test_every_problem_type_is_an_absolute_uri_whose_page_explains_it(memo
         assert page.status == 200 and page.content_type == "text/html"
         assert slug in await page.text()
     await problem(await memory_client.get("/problems/no-such-problem"), 404)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "CONNECT /notes HTTP/1.1\r\nHost: localhost",  # aiohttp takes the target for the host
+        "GET /nowhere HTTP/1.1\r\nHost: a b/c",  # no host[:port] at all
+        "GET /nowhere HTTP/1.0",  # no Host field
+    ],
+)
+async def test_a_problem_type_is_a_uri_of_the_service_whatever_the_host_field_says(memory_client, head) -> None:
+    reader, writer = await asyncio.open_connection(memory_client.host, memory_client.port)
+    writer.write(f"{head}\r\nConnection: close\r\n\r\n".encode())
+    body = (await reader.read()).partition(b"\r\n\r\n")[2]
+    writer.close()
+    here = re.escape(f"{memory_client.host}:{memory_client.port}")
+    assert re.fullmatch(rf"http://(localhost|{here})/problems/not-found", orjson.loads(body)["type"]), body
 
 
 @pytest.mark.parametrize(("status", "phrase"), [(413, "Content Too Large"), (422, "Unprocessable Content")])

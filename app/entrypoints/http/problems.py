@@ -7,6 +7,7 @@ request is answered (pipeline.py).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,22 @@ from app.entrypoints.http.problem_types import BY_STATUS, reason
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
 log = logging.getLogger("app.http")
+
+
+_AUTHORITY = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::[0-9]{1,5})?")
+
+
+def _authority(request: web.BaseRequest) -> str:
+    """The host and port the client asked for (its Host field), if that is one; else the address
+    and port the request arrived on (HTTP/1.0 may send no Host, and aiohttp takes the target of a
+    CONNECT for the host), so that a problem's type is always a URI of a page of the service."""
+    host = request.headers.get("Host")
+    if host is not None and _AUTHORITY.fullmatch(host):
+        return host
+    address = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    if not isinstance(address, tuple):
+        return "localhost"
+    return f"[{address[0]}]:{address[1]}" if len(address) == 4 else f"{address[0]}:{address[1]}"
 
 
 class ProblemError(Exception):
@@ -47,7 +64,7 @@ class ProblemError(Exception):
         """The problem document; its type is a page on the host the client asked."""
         slug = self.slug or BY_STATUS.get(self.status, "internal-error")
         document: dict[str, Any] = {
-            "type": f"{request.scheme}://{request.host}/problems/{slug}",
+            "type": f"{request.scheme}://{_authority(request)}/problems/{slug}",
             "title": reason(self.status),
             "status": self.status,
             "detail": self.detail,
