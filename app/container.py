@@ -7,28 +7,33 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from aiohttp import web
 from dependency_injector import containers, providers
 
 from app.adapters import Followers, PoolUsage, Storage, memory, postgres, sqlite
 from app.domain.accounts import AccountService
 from app.domain.history import Retention
 from app.domain.services import NoteService
-from app.entrypoints.http import create_app
-from app.entrypoints.http.app import Dependencies
-from app.entrypoints.http.keys import HttpSettings
-from app.entrypoints.http.listing import CursorCodec
+from app.entrypoints.http.wiring import Dependencies, HttpSettings
 from app.settings import Settings, backend_of
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from app.entrypoints.http.listing import CursorCodec
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _cursor_secret(given: str | None, storage: Storage) -> str:
-    return given or storage.cursor_secret  # --cursor-secret, else the store's own random one
+def _cursor_codec(given: str | None, storage: Storage) -> CursorCodec:
+    # The HTTP adapter, and aiohttp with it, loads only to serve: not for the account and transfer
+    # commands, which use this container too.
+    from app.entrypoints.http.listing import CursorCodec
+
+    return CursorCodec(given or storage.cursor_secret)  # --cursor-secret, else the store's own
 
 
 def _pool_usage(storage: Storage) -> PoolUsage | None:
@@ -65,9 +70,7 @@ class Container(containers.DeclarativeContainer):
     )
     notes = providers.Factory(NoteService, store=storage, clock=clock, retention=retention)
     accounts = providers.Factory(AccountService, store=storage, clock=clock)
-    cursors = providers.Factory(
-        CursorCodec, providers.Callable(_cursor_secret, config.cursor_secret, storage)
-    )
+    cursors = providers.Factory(_cursor_codec, config.cursor_secret, storage)
     http_dependencies = providers.Factory(
         Dependencies,
         notes=notes,
@@ -120,5 +123,7 @@ def http_app(container: Container) -> web.Application:
             shutdown = container.shutdown_resources()  # the storage is an async resource
             if shutdown is not None:
                 await shutdown
+
+    from app.entrypoints.http.app import create_app  # only to serve (see _cursor_codec)
 
     return create_app(container.http_settings(), lifespan)

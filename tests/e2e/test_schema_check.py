@@ -120,3 +120,17 @@ def test_migrating_loads_neither_aiohttp_nor_the_wiring(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
     assert done.stdout == "0 []\n", done.stderr
+
+
+def test_the_account_and_transfer_commands_load_no_aiohttp(tmp_path: Path) -> None:
+    """They open the store through the container, as the server does, without its HTTP adapter."""
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    migrate(url, "sqlite")
+    check = (
+        "import sys; from app.entrypoints import cli;"
+        f" codes = [cli.main(['users', 'list', '--database-url', {url!r}]),"
+        f" cli.main(['export', '--database-url', {url!r}, '--output', {str(tmp_path / 'all.ndjson')!r}])];"
+        " print(codes, sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'yarl'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "[0, 0] []", done.stdout + done.stderr

@@ -18,8 +18,8 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 from jsonschema import Draft202012Validator
 from multidict import CIMultiDictProxy
 
-from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.openapi import build_openapi
+from app.entrypoints.http.wiring import HttpSettings
 
 
 class _Description:

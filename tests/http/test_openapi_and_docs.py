@@ -11,8 +11,8 @@ from openapi_spec_validator import validate
 
 from app.container import build_container, http_app
 from app.entrypoints.http.conditions import CONDITION_PATTERN
-from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.openapi import build_openapi
+from app.entrypoints.http.wiring import HttpSettings
 from app.settings import Settings
 from tests.http.spec_check import SpecChecker
 

@@ -1,5 +1,1 @@
-"""The aiohttp HTTP adapter."""
-
-from app.entrypoints.http.app import create_app
-
-__all__ = ["create_app"]
+"""The aiohttp HTTP adapter: `app.create_app` builds the application."""

@@ -5,42 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import web
 
-from app.adapters import Followers, PoolUsage
-from app.domain.accounts import AccountService
 from app.domain.errors import StorageUnavailableError
 from app.domain.services import NoteService
 from app.entrypoints.http import accounts, docs, handlers, history, routing, transfer
 from app.entrypoints.http.auth import Authentication, AuthMode
-from app.entrypoints.http.keys import ACCOUNTS, AUTHENTICATION, CURSORS, NOTES, SETTINGS, HttpSettings
-from app.entrypoints.http.listing import CursorCodec
+from app.entrypoints.http.keys import ACCOUNTS, AUTHENTICATION, CURSORS, NOTES, SETTINGS
 from app.entrypoints.http.metrics import RequestMetrics, add_metrics, metrics_page
 from app.entrypoints.http.pipeline import Handler, Pipeline
 from app.entrypoints.http.problem_types import problem_page
+from app.entrypoints.http.wiring import HttpSettings, Lifespan
 
 log = logging.getLogger("app.http")
 PRUNE_EVERY_SECONDS = 60.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Dependencies:
-    """What the routes use, finished: built by the container once the storage is open."""
-
-    notes: NoteService
-    accounts: AccountService
-    cursors: CursorCodec
-    pool_usage: PoolUsage | None  # None: a store without a connection pool
-    followers: Followers
-
-
-# Opens the storage and gives the routes' dependencies; leaving it closes the storage.
-Lifespan = Callable[[], AbstractAsyncContextManager[Dependencies]]
 
 
 def create_app(settings: HttpSettings, lifespan: Lifespan) -> web.Application:

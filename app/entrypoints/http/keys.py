@@ -1,8 +1,7 @@
-"""Every `web.AppKey` of the application, and the HTTP settings they carry."""
+"""Every `web.AppKey` of the application."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -10,6 +9,7 @@ from aiohttp import web
 from app.domain.accounts import AccountService
 from app.domain.owners import Identity
 from app.domain.services import NoteService
+from app.entrypoints.http.wiring import HttpSettings
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -17,19 +17,6 @@ if TYPE_CHECKING:
     from app.entrypoints.http.auth import Authentication
     from app.entrypoints.http.listing import CursorCodec
     from app.entrypoints.http.metrics import RequestMetrics
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpSettings:
-    """What the HTTP adapter needs of the settings (`app.settings.Settings` has their defaults)."""
-
-    max_body_bytes: int
-    max_import_bytes: int  # the body of POST /import
-    require_if_match: bool
-    body_timeout: float  # seconds a request body may take to arrive
-    cors_origins: tuple[str, ...]  # empty: no CORS headers at all
-    auth: str  # required, local or auto (auth.py)
-    rate_limit: int | None  # requests a second per owner and process; None: no limit
-
 
 SETTINGS = web.AppKey("settings", HttpSettings)
 NOTES = web.AppKey("notes", NoteService)

@@ -14,11 +14,11 @@ from app.entrypoints.http import schemas
 from app.entrypoints.http.conditions import CONDITION_PATTERN
 from app.entrypoints.http.handlers import DELETE_PARAMETERS
 from app.entrypoints.http.history import CHANGES_PARAMETERS, PATTERNS, REVISION_PARAMETERS, TRASH_PARAMETERS
-from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.listing import PARAMETERS
 from app.entrypoints.http.problem_types import TYPES, reason
 from app.entrypoints.http.problems import PROBLEM_JSON
 from app.entrypoints.http.representation import JSON, MERGE_PATCH_JSON
+from app.entrypoints.http.wiring import HttpSettings
 
 REF = "#/components"
 NOTE_ID = {"name": "id", "in": "path", "required": True, "description": "the note's id",

@@ -28,7 +28,6 @@ from app.domain.errors import StorageUnavailableError
 from app.entrypoints.http.auth import Authentication
 from app.entrypoints.http.conditions import IF_MATCH_FAILED, if_match_holds
 from app.entrypoints.http.cors import Cors
-from app.entrypoints.http.keys import HttpSettings
 from app.entrypoints.http.metrics import BUCKETS, UNMATCHED, RequestMetrics, new_buckets
 from app.entrypoints.http.negotiation import accepts_gzip, accepts_json, not_json
 from app.entrypoints.http.problems import (
@@ -39,6 +38,7 @@ from app.entrypoints.http.problems import (
 )
 from app.entrypoints.http.representation import COMPRESS_OVER, compressible
 from app.entrypoints.http.routing import get_behind_options
+from app.entrypoints.http.wiring import HttpSettings
 from app.entrypoints.logs import CURRENT_REQUEST
 
 X_REQUEST_ID = istr("X-Request-ID")

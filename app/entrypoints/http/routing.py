@@ -14,7 +14,8 @@ from functools import partial
 
 from aiohttp import HttpVersion11, hdrs, web
 
-from app.entrypoints.http.keys import SETTINGS, HttpSettings
+from app.entrypoints.http.keys import SETTINGS
+from app.entrypoints.http.wiring import HttpSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BodyLimit = Callable[[HttpSettings], int]  # the largest body a route reads, from the settings

@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from aiohttp import hdrs, web
 
 from app.domain.transfer import NoteRecord
-from app.entrypoints.http.keys import IDENTITY, NOTES, SETTINGS, HttpSettings
+from app.entrypoints.http.keys import IDENTITY, NOTES, SETTINGS
 from app.entrypoints.http.listing import no_parameters
 from app.entrypoints.http.negotiation import accepts, not_json
 from app.entrypoints.http.problems import ProblemError
 from app.entrypoints.http.representation import dumps, is_utf8, read_body
+from app.entrypoints.http.wiring import HttpSettings
 from app.entrypoints.notes_file import MEDIA_TYPE, NotesFileError, read_all, write_notes_file
 
 SOURCE = "api"  # the header's `source`: an owner's export over HTTP
