@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 from app.container import build_container, http_app
 from app.domain.accounts import VERIFIED_FOR
 from app.domain.owners import Scope
-from app.entrypoints.http.keys import ACCOUNTS
+from app.entrypoints.http.keys import ACCOUNTS, AUTHENTICATION
 from tests.conftest import settings_for
 from tests.http.support import problem
 
@@ -288,17 +288,21 @@ async def test_over_the_rate_limit_is_429_with_the_headers_and_under_it_none(mak
 ANOTHER_SITE = [
     {"Origin": "https://evil.example"},  # a page of another site: it would write as the user
     {"Origin": "null"},  # a sandboxed page, or a file
-    {"Host": "rebound.evil.example:8080"},  # a name made to point at 127.0.0.1 (DNS rebinding)
+    {"Sec-Fetch-Site": "cross-site"},  # a request a browser sends without Origin: <img>, <script>
+    {"Sec-Fetch-Site": "same-site"},  # another port of localhost, say
+    {"Host": "rebound.evil.example:8080"},  # a name made to point at this server (DNS rebinding)
     {"Host": "rebound.evil.example:8080", "Origin": "http://rebound.evil.example:8080"},
     {"Host": "127.0.0.1.evil.example"},
 ]
 
 
+@pytest.mark.parametrize("listening", [["127.0.0.1"], ["0.0.0.0"]])  # --auth local on a network too
 @pytest.mark.parametrize("headers", ANOTHER_SITE)
 async def test_local_mode_asks_a_web_page_of_another_site_for_a_token(
-    make_client, database_url: str, headers: dict[str, str]
+    make_client, headers: dict[str, str], listening: list[str]
 ) -> None:
-    client = await make_client(database_url, cors_origins=("http://localhost:3000",))
+    client = await make_client("memory://", cors_origins=("http://localhost:3000",))
+    client.app[AUTHENTICATION].listening(listening)
     refused = await client.post("/notes", json={"title": "planted"}, headers=headers)
     await problem(refused, 401)
     assert refused.headers["WWW-Authenticate"] == REALM
@@ -308,13 +312,14 @@ async def test_local_mode_asks_a_web_page_of_another_site_for_a_token(
     assert (await client.post("/notes", json={"title": "mine"}, headers={**headers, **token})).status == 201
 
 
-async def test_local_mode_trusts_this_machines_clients_its_own_pages_and_the_cors_origins(
-    make_client, database_url: str
-) -> None:
-    client = await make_client(database_url, cors_origins=("http://localhost:3000",))
+async def test_local_mode_trusts_this_machines_clients_its_own_pages_and_the_cors_origins(make_client) -> None:
+    client = await make_client("memory://", cors_origins=("http://localhost:3000",))
     own_page = f"http://{client.host}:{client.port}"  # /docs, sending Origin on its writes
     for headers in ({}, {"Host": "localhost:8080"}, {"Host": "LOCALHOST."}, {"Host": "[::1]:8080"},
-                    {"Host": "notes.localhost"}, {"Host": "127.0.0.2"}, {"Origin": own_page},
-                    {"Origin": "http://localhost:3000"}):
+                    {"Host": "notes.localhost"}, {"Host": "127.0.0.2"}, {"Host": "192.168.1.5:8080"},
+                    {"Origin": own_page, "Sec-Fetch-Site": "same-origin"},
+                    {"Origin": "null", "Sec-Fetch-Site": "same-origin"},  # Referrer-Policy: no-referrer
+                    {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"},  # the address bar
+                    {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"}):
         made = await client.post("/notes", json={"title": "mine"}, headers=headers)
         assert made.status == 201, (headers, await made.text())

@@ -7,11 +7,13 @@ Modes (`--auth`): `required`, a request without a valid token is 401; `local`, a
 a token acts for the built-in owner `local`; `auto`, `local` when every address listened on is a
 loopback address, else `required` (decided once the server listens, `required` until then).
 
-`local` trusts the machine's own clients, not every web page its browser opens: a request without
-a token that a page of another origin sent (its `Origin`, unless --cors-origin names it) would
-write as the user, and one addressed to a name that is not loopback (its `Host`, while the server
-listens on loopback only) comes from a page whose name was made to point at 127.0.0.1 (DNS
-rebinding). Both need a token. The tutorial's clients send no `Origin` and address localhost.
+`local` trusts the machine's own clients, not every web page its browser opens. A request without
+a token needs one when a page of another site sent it (its `Origin`, unless --cors-origin names
+it; or, without an `Origin`, its `Sec-Fetch-Site`): it would act as the user (cross-site request
+forgery). It needs one too when it is addressed to a host name other than localhost (its `Host`):
+it comes from a page whose name was made to point at this server (DNS rebinding). An address
+(`127.0.0.1`, `192.168.1.5`, `[::1]`) is no such name. The tutorial's clients send neither
+`Origin` nor `Sec-Fetch-Site`, and address localhost.
 """
 
 from __future__ import annotations
@@ -82,12 +84,21 @@ def insufficient_scope() -> ProblemError:
     )
 
 
-def names_loopback(host: str) -> bool:
-    """Whether a Host header names this machine: localhost or a name under it (RFC 6761, section
-    6.3), or a loopback address (127.0.0.0/8, [::1]); any port."""
+_NO_OTHER_SITE = frozenset({"none", "same-origin"})
+
+
+def names_no_other_host(host: str) -> bool:
+    """Whether a Host header names no host a page could have made point here: localhost or a name
+    under it (RFC 6761, section 6.3), or an address (DNS rebinding needs a name); any port."""
     name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
     name = name.rstrip(".").lower()
-    return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:
@@ -103,8 +114,7 @@ class Authentication:
     def __init__(self, mode: AuthMode, rate_limit: int | None = None, origins: Iterable[str] = ()) -> None:
         self.mode = mode
         self._origins = frozenset(origins)  # --cors-origin: pages trusted as the machine's own
-        self._loopback_only = True  # the addresses listened on (`listening`); a test server's are
-        self._local_hosts: set[str] = set()  # Host values seen to name this machine (a few)
+        self._local_hosts: set[str] = set()  # Host values seen to be no rebound name (a few)
         # auto stays closed until the addresses are known (`listening`)
         self.in_force = AuthMode.LOCAL if mode is AuthMode.LOCAL else AuthMode.REQUIRED
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
@@ -114,7 +124,6 @@ class Authentication:
     def listening(self, hosts: Iterable[str]) -> str:
         """Decide `auto` from the addresses listened on; the reason, for the start-up log."""
         hosts = list(hosts)
-        self._loopback_only = bool(hosts) and all(is_loopback(host) for host in hosts)
         if self.mode is not AuthMode.AUTO:
             return f"auth {self.mode}"
         if hosts and all(is_loopback(host) for host in hosts):
@@ -172,16 +181,19 @@ class Authentication:
     def _from_this_machine(self, headers: CIMultiDictProxy[str]) -> bool:
         """Whether a request without a token may act for `local` (see the module's docstring)."""
         host = headers.get(hdrs.HOST)
-        if self._loopback_only and host is not None and host not in self._local_hosts:
-            if not names_loopback(host):
+        if host is not None and host not in self._local_hosts:
+            if not names_no_other_host(host):
                 return False
             if len(self._local_hosts) < 16:  # its forms: localhost, 127.0.0.1, [::1], with ports
                 self._local_hosts.add(host)
         origin = headers.get(hdrs.ORIGIN)
+        if origin is None:  # a browser's own navigation ("none"), or no browser at all
+            return headers.get("Sec-Fetch-Site", "none") in _NO_OTHER_SITE
         return (
-            origin is None
-            or origin in self._origins
+            origin in self._origins
             or (host is not None and origin.partition("://")[2].lower() == host.lower())  # /docs
+            # a same-origin page under Referrer-Policy: no-referrer sends `Origin: null`
+            or (origin == "null" and headers.get("Sec-Fetch-Site") == "same-origin")
         )
 
     @staticmethod

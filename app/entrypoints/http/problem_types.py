@@ -72,8 +72,10 @@ TYPES = {
                                           " still running. Retry after Retry-After seconds with"
                                           " the same key and body."),
     "change-token-expired": ProblemType(410, "The changes after this token are no longer kept"
-                                        " (--keep-changes-days). Read the notes again from /notes,"
-                                        " then follow GET /changes from its `next` without `since`."),
+                                        " (--keep-changes-days), or the token lies beyond the end of"
+                                        " the log, which this store never gave. Read the notes again"
+                                        " from /notes, then follow GET /changes from its `next`"
+                                        " without `since`."),
     "precondition-failed": ProblemType(412, "If-Match names a version the note (on a GET, the"
                                        " resource) no longer has, or If-None-Match names the one"
                                        " it has. GET it, then decide again."),
