@@ -563,7 +563,7 @@ class MemoryStore:
         revisions = sorted(
             (RevisionRecord(owner, change.note) for owner, repository in covered  # type: ignore[arg-type]
              for note_id, kept in repository._revisions.items() for version, change in kept.items()
-             if version < repository.current_version(note_id)),
+             if selection.older_kept(repository.current_version(note_id), version)),
             key=lambda record: (record.note.id, record.note.version),
         )
         for owner_record in owners:

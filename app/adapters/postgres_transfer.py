@@ -49,11 +49,13 @@ _SELECT_NOTES = (
     f" UNION ALL SELECT {_EXPORTED}, deleted_at FROM trash) AS n"
 )
 _CONTENT = "title, description, priority, tags, created_by, created_at, updated_at"
-# The older revisions of the notes there are (the current one is the note's own line).
+# The older revisions of the notes there are (the current one is the note's own line), as far
+# back as the selection asks (`{back}`: Selection.revisions_back, an integer).
 _SELECT_REVISIONS = f"""
 SELECT owner, note_id, {_CONTENT}, version FROM changes c
-WHERE op = 'put' AND version < coalesce(
-    (SELECT version FROM notes WHERE id = c.note_id), (SELECT version FROM trash WHERE id = c.note_id))"""
+WHERE op = 'put' AND coalesce(
+    (SELECT version FROM notes WHERE id = c.note_id), (SELECT version FROM trash WHERE id = c.note_id)
+) - version BETWEEN 1 AND {{back}}"""
 # After an import (its transaction's id in $1): each imported note's current revision, after
 # the older ones, then a delete for each imported note in the trash.
 _LOG_IMPORTED = f"""
@@ -95,7 +97,8 @@ async def export(pool: asyncpg.Pool, selection: Selection) -> AsyncIterator[Reco
                     id=row[1], title=row[2], description=row[3], priority=row[4], tags=tuple(row[5]),
                     created_by=row[6], created_at=aware(row[7]), updated_at=aware(row[8]), version=row[9],
                 ), row[10] and aware(row[10]))
-        revisions = f"{_SELECT_REVISIONS}{where.replace('WHERE', 'AND')} ORDER BY note_id, version"
+        selected = _SELECT_REVISIONS.format(back=selection.revisions_back)
+        revisions = f"{selected}{where.replace('WHERE', 'AND')} ORDER BY note_id, version"
         async for rows in _batches(db, revisions, args):
             for row in rows:
                 yield RevisionRecord(row[0], postgres_history.content_note(row[1:]))

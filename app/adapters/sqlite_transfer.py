@@ -45,11 +45,13 @@ _SELECT_NOTES = (
     f"SELECT * FROM (SELECT {_NOTE_COLUMNS}, NULL AS deleted_at FROM notes"
     f" UNION ALL SELECT {_NOTE_COLUMNS}, deleted_at FROM trash)"
 )
-# The older revisions of the notes there are (the current one is the note's own line).
+# The older revisions of the notes there are (the current one is the note's own line), as far
+# back as the selection asks (`{back}`: Selection.revisions_back, an integer).
 _SELECT_REVISIONS = f"""
 SELECT owner, note_id, {_CONTENT}, version FROM changes AS c
-WHERE op = 'put' AND version < coalesce(
-    (SELECT version FROM notes WHERE id = c.note_id), (SELECT version FROM trash WHERE id = c.note_id))"""
+WHERE op = 'put' AND coalesce(
+    (SELECT version FROM notes WHERE id = c.note_id), (SELECT version FROM trash WHERE id = c.note_id)
+) - version BETWEEN 1 AND {{back}}"""
 _INSERT_REVISION = (
     f"INSERT INTO changes (owner, note_id, {_CONTENT}, version, op, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'put', ?)"
 )
@@ -116,7 +118,8 @@ async def export(path: str, timeout: float, selection: Selection) -> AsyncIterat
             ), _moment(deleted))  # type: ignore[arg-type]
         with unavailable_on_error():
             cursor = db.execute(
-                f"{_SELECT_REVISIONS}{' AND owner' + within if within else ''} ORDER BY note_id, version", names
+                f"{_SELECT_REVISIONS.format(back=selection.revisions_back)}{' AND owner' + within if within else ''}"
+                " ORDER BY note_id, version", names
             )
         async for row in _rows(cursor):
             yield RevisionRecord(row[0], sqlite_history.content_note(row[1], row[2:9], row[9]))

@@ -270,8 +270,9 @@ class NoteService:
         return await self._store.prune(self._clock(), self._retention)
 
     def export(self, owner: str) -> AsyncIterator[Record]:
-        """The owner's line and notes, as a store exports them: streamed, in one snapshot."""
-        return self._store.export(Selection((owner,)))
+        """The owner's line and notes, as a store exports them: streamed, in one snapshot; of
+        each note, the revisions GET /notes/{id}/revisions shows (the ones kept)."""
+        return self._store.export(Selection((owner,), keep_revisions=self._retention.keep_revisions))
 
     async def import_notes(self, owner: str, notes: Sequence[Note]) -> Sequence[Note]:
         """New notes of `owner` with the content of `notes` (their `created_at` kept), at version 1

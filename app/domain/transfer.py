@@ -78,9 +78,21 @@ class Imported:
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which part of a store an export covers: every owner (with tokens), or the named ones."""
+    """Which part of a store an export covers: every owner (with tokens), or the named ones; and
+    of each note, the revisions a server with --keep-revisions `keep_revisions` shows (the last
+    that many versions, the current one included), or every one the store holds."""
 
     owners: tuple[str, ...] | None = None  # None: the whole store
+    keep_revisions: int | None = None  # None: every revision stored
+
+    def older_kept(self, current: int, version: int) -> bool:
+        """Whether `version` is a revision of a note at `current` that the export carries."""
+        return version < current and (self.keep_revisions is None or version > current - self.keep_revisions)
+
+    @property
+    def revisions_back(self) -> int:
+        """How many versions below the current one the export carries (for a statement)."""
+        return 2**62 if self.keep_revisions is None else self.keep_revisions - 1
 
     @property
     def whole_store(self) -> bool:

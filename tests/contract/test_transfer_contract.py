@@ -294,3 +294,19 @@ async def test_an_import_into_an_empty_store_searches_filters_and_sorts_as_its_s
         # and the store goes on as one written note by note: the next note is found and listed
         added = await alice.add(draft(title="lorem after", tags=("odd",)))
         assert await alice.list(ListQuery(filter=NoteFilter(terms=("after",), tags=frozenset({"odd"})))) == [added]
+
+
+async def test_an_export_carries_the_revisions_a_server_keeping_that_many_shows(storage: Storage) -> None:
+    """GET /export (a server's --keep-revisions) holds what GET /notes/{id}/revisions shows, on
+    every store, whether or not the pruner has run; the command line's export holds every one."""
+    notes = storage.notes_of(LOCAL)
+    note = await notes.add(draft())
+    for day in range(1, 6):  # versions 2 to 6
+        note = await notes.update(note.revised(replace(note.content(), title=f"v{day + 1}"), T0 + timedelta(day)))
+
+    def versions(records: list[Record]) -> list[int]:
+        return [r.note.version for r in records if isinstance(r, RevisionRecord)]
+
+    assert versions(await everything(storage, Selection((LOCAL,), keep_revisions=3))) == [4, 5]
+    assert versions(await everything(storage, Selection((LOCAL,), keep_revisions=1))) == []
+    assert versions(await everything(storage)) == [1, 2, 3, 4, 5]

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from app.adapters import sqlite as sqlite_adapter
 from app.domain.model import Note
 from app.domain.owners import Scope
-from app.domain.transfer import NoteRecord, OwnerRecord, TokenRecord
+from app.domain.transfer import NoteRecord, OwnerRecord, RevisionRecord, TokenRecord
 from app.entrypoints.notes_file import NotesFileWriter, read_all
 from tests.factories import T0
 from tests.http import support
@@ -71,6 +71,19 @@ async def test_an_owners_export_holds_their_notes_and_nothing_of_anyone_else(mak
     assert {r.owner for r in exported} == {"alice"}
     assert [r.note.id for r in exported] == sorted(n["id"] for n in await notes_of(client, alice))
     assert b"bob" not in body
+
+
+async def test_an_export_holds_the_revisions_the_server_keeps_on_every_store(make_client, database_url: str) -> None:
+    client = await make_client(database_url, keep_revisions=3)
+    note = await (await client.post("/notes", json={"title": "v1"})).json()
+    for version in range(2, 7):
+        patched = await client.patch(f"/notes/{note['id']}", json={"title": f"v{version}"},
+                                     headers={"Content-Type": "application/merge-patch+json"})
+        assert patched.status == 200
+    shown = await (await client.get(f"/notes/{note['id']}/revisions")).json()
+    records = read_all((await (await client.get("/export")).read()).splitlines(keepends=True))
+    exported = [r.note.version for r in records if isinstance(r, RevisionRecord)]
+    assert exported == [4, 5] and [r["version"] for r in shown["revisions"]] == [6, 5, 4]
 
 
 async def test_an_export_imported_by_another_owner_becomes_new_notes_with_the_same_content(
