@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.adapters import Storage
 from app.domain.model import NoteDraft
 
 T0 = datetime(2017, 8, 23, 0, 0, 0, 123456, tzinfo=UTC)
@@ -22,6 +23,13 @@ def draft(**overrides: Any) -> NoteDraft:
     }
     values.update(overrides)
     return NoteDraft(**values)
+
+
+async def owner(storage: Storage, name: str) -> str:
+    """An owner of the store (added unless there is one): a store makes notes only of its owners."""
+    if name not in {summary.name for summary in await storage.accounts.owners()}:
+        await storage.accounts.add_owner(name, T0)
+    return name
 
 
 def tutorial_body(**overrides: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Container, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -33,6 +33,7 @@ from app.domain.errors import (
     OwnerExistsError,
     OwnerHasNotesError,
     OwnerNotFoundError,
+    OwnerRemovedError,
     TokenNotFoundError,
     VersionConflictError,
 )
@@ -73,7 +74,10 @@ class MemoryHistory:
 class MemoryNoteRepository:
     """The notes of one owner, with indexes of their own; ids come from the store's one counter."""
 
-    def __init__(self, next_id: Callable[[], int], history: MemoryHistory, owner: str) -> None:
+    def __init__(
+        self, next_id: Callable[[], int], history: MemoryHistory, owner: str, owners: Container[str]
+    ) -> None:
+        self._owners = owners  # the store's: a note is made only while its owner is one of them
         self._notes: dict[int, Note] = {}
         self._search: dict[int, str] = {}
         self._next_id = next_id
@@ -157,6 +161,8 @@ class MemoryNoteRepository:
             self._history.rows.pop(position, None)
 
     async def add(self, draft: NoteDraft) -> Note:
+        if self._owner not in self._owners:  # removed: a process may still trust its token
+            raise OwnerRemovedError(self._owner)
         note = draft.stored_as(self._next_id())
         self._store(note)
         self._undo(lambda: self._replace(note, None))
@@ -214,7 +220,7 @@ class MemoryNoteRepository:
         return trashed
 
     async def restore(self, note_id: int, at: datetime) -> Note:
-        trashed = self._trash.get(note_id)
+        trashed = self._trash.get(note_id) if self._owner in self._owners else None  # gone with them
         if trashed is None:
             raise NotInTrashError(note_id)
         self._trash_take(note_id)
@@ -494,7 +500,9 @@ class MemoryStore:
     def _repository(self, owner: str) -> MemoryNoteRepository:
         notes = self._by_owner.get(owner)
         if notes is None:
-            notes = self._by_owner[owner] = MemoryNoteRepository(self._ids.next, self._history, owner)
+            notes = self._by_owner[owner] = MemoryNoteRepository(
+                self._ids.next, self._history, owner, self.accounts.names
+            )
         return notes
 
     def notes_of(self, owner: str) -> MemoryNoteRepository:
@@ -625,6 +633,7 @@ class MemoryAccounts:
         self, by_owner: dict[str, MemoryNoteRepository], notes_of: Callable[[str], MemoryNoteRepository]
     ) -> None:
         self._owners: dict[str, datetime | None] = {LOCAL: None}
+        self.names = self._owners.keys()  # the owners there are now (a live view)
         self._by_owner, self._notes_of = by_owner, notes_of
         self._tokens: dict[int, Token] = {}
         self._hashes: dict[str, int] = {}

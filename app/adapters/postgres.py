@@ -29,6 +29,7 @@ from app.domain.errors import (
     OwnerExistsError,
     OwnerHasNotesError,
     OwnerNotFoundError,
+    OwnerRemovedError,
     StorageUnavailableError,
     TokenNotFoundError,
     VersionConflictError,
@@ -115,6 +116,8 @@ class PostgresNoteRepository:
         if not drafts:
             return []
         bound = {"timeout": BULK_TIMEOUT}
+        if not await self._run("fetchval", postgres_history.HOLD_OWNER, self._owner):
+            raise OwnerRemovedError(self._owner)
         ids = [row[0] for row in await self._run("fetch", _NEXT_IDS, len(drafts), **bound)]
         rows = [(note_id, self._owner, *_values(d), 1, *_keys(d)) for note_id, d in zip(ids, drafts, strict=True)]
         await self._run("copy_records_to_table", "notes", records=rows, columns=_COPY_COLUMNS, **bound)
@@ -124,6 +127,8 @@ class PostgresNoteRepository:
 
     async def add(self, draft: NoteDraft) -> Note:
         note_id = await self._run("fetchval", postgres_history.INSERT, *_values(draft), *_keys(draft), self._owner)
+        if note_id is None:
+            raise OwnerRemovedError(self._owner)
         self._changed(self._owner)
         return draft.stored_as(note_id)
 

@@ -74,10 +74,14 @@ TRASH_BATCH = 100
 NOTIFY_EVERY = 0.02  # seconds between two NOTIFYs of a process, at most
 PRUNE_LOCK = 0x6E6F746573  # the advisory lock of pruning: one process prunes at a time
 
+# A statement that makes a note holds its owner's row (FOR KEY SHARE, as a foreign key's check
+# would) until it commits, and finds none once the owner is removed: `remove_owner` locks the row
+# FOR UPDATE before it counts the owner's notes, so no note is made that it does not see.
 INSERT = f"""
 WITH n AS (
     INSERT INTO notes ({CONTENT}, version, title_key, search_text, owner, change_key)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, pg_current_xact_id())
+    SELECT $1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, pg_current_xact_id()
+    FROM owners WHERE name = $10 FOR KEY SHARE
     RETURNING id, change_key
 )
 INSERT INTO changes (key, owner, note_id, version, op, at, {CONTENT})
@@ -143,6 +147,7 @@ NOTIFY = f"SELECT pg_notify('{CHANNEL}', o) FROM unnest($1::text[]) AS o"  # $1:
 RESTORE = f"""
 WITH t AS (
     DELETE FROM trash WHERE id = $1 AND owner = $2
+        AND EXISTS (SELECT FROM owners WHERE name = $2 FOR KEY SHARE)  -- as INSERT does
     RETURNING id, owner, {CONTENT}, version, title_key, search_text, change_key
 ), n AS (
     INSERT INTO notes (id, owner, title, description, priority, tags, created_by, created_at, updated_at,
@@ -169,6 +174,7 @@ TRASH_COLUMNS = f"id, {CONTENT}, version, deleted_at"
 TRASH = f"SELECT {TRASH_COLUMNS} FROM trash WHERE owner = $1 ORDER BY deleted_at DESC, id DESC LIMIT $2"
 TRASHED = f"SELECT {TRASH_COLUMNS} FROM trash WHERE id = $1 AND owner = $2"
 IN_TRASH = "SELECT true FROM trash WHERE id = $1 AND owner = $2"
+HOLD_OWNER = "SELECT true FROM owners WHERE name = $1 FOR KEY SHARE"  # as INSERT does, for a COPY
 TRASH_AFTER = f"""
 SELECT {TRASH_COLUMNS} FROM trash WHERE owner = $1 AND (deleted_at, id) < ($2, $3)
 ORDER BY deleted_at DESC, id DESC LIMIT $4"""

@@ -45,6 +45,7 @@ from app.domain.errors import (
     OwnerExistsError,
     OwnerHasNotesError,
     OwnerNotFoundError,
+    OwnerRemovedError,
     StorageUnavailableError,
     TokenNotFoundError,
     VersionConflictError,
@@ -106,15 +107,18 @@ _DIALECT = SqliteDialect()
 # Every statement on notes names the owner: to it, another owner's note does not exist.
 _GET = f"{SELECT_NOTES} WHERE id = ? AND owner = ?"
 _EXISTS = "SELECT 1 FROM notes WHERE id = ? AND owner = ?"
+# Makes the note only while its owner exists (a process may still trust a removed owner's token).
 _INSERT = (
     "INSERT INTO notes (title, description, priority, tags, created_by, created_at, updated_at,"
-    " title_key, search_text, owner, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+    " title_key, search_text, owner, version) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, name, 1"
+    " FROM owners WHERE name = ?"
 )
 _UPDATE = (
     "UPDATE notes SET title = ?, description = ?, priority = ?, tags = ?, created_by = ?,"
     " created_at = ?, updated_at = ?, title_key = ?, search_text = ?, version = ?"
     " WHERE id = ? AND owner = ? AND version = ?"
 )
+_OWNER_EXISTS = "SELECT 1 FROM owners WHERE name = ?"
 _RESTORE = (
     "INSERT INTO notes (id, title, description, priority, tags, created_by, created_at, updated_at,"
     " title_key, search_text, owner, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -223,6 +227,8 @@ class SqliteNoteRepository:
         return notes
 
     def _insert_many(self, db: sqlite3.Connection, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
+        if db.execute(_OWNER_EXISTS, (self._owner,)).fetchone() is None:  # under the write lock
+            raise OwnerRemovedError(self._owner)
         first = db.execute(_NEXT_ID).fetchone()[0]
         ids = range(first, first + len(drafts))
         owner = self._owner
@@ -231,7 +237,10 @@ class SqliteNoteRepository:
         return [draft.stored_as(note_id) for note_id, draft in zip(ids, drafts, strict=True)]
 
     async def add(self, draft: NoteDraft) -> Note:
-        note_id = (await self._execute(_INSERT, (*_row_values(draft), self._owner))).lastrowid
+        cursor = await self._execute(_INSERT, (*_row_values(draft), self._owner))
+        if not cursor.rowcount:
+            raise OwnerRemovedError(self._owner)
+        note_id = cursor.lastrowid
         assert note_id is not None  # an INSERT into a rowid table always sets it
         self._changed(self._owner)
         return draft.stored_as(note_id)

@@ -83,6 +83,16 @@ class OwnerNotFoundError(AccountError):
         self.name = name
 
 
+class OwnerRemovedError(NoteError):
+    """A note written for an owner that no longer exists: a process trusts a verified token for
+    up to VERIFIED_FOR, so one of a removed owner may still ask. The store refuses the write, in
+    the write's own statement or transaction, so that no note outlives its owner."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the owner {name} was removed")
+        self.name = name
+
+
 class OwnerHasNotesError(AccountError):
     def __init__(self, name: str, count: int) -> None:
         super().__init__(

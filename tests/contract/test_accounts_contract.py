@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from app.adapters import Storage
@@ -20,11 +21,13 @@ from app.domain.errors import (
     OwnerExistsError,
     OwnerHasNotesError,
     OwnerNotFoundError,
+    OwnerRemovedError,
     TokenNotFoundError,
 )
 from app.domain.owners import LOCAL, Scope, secret_hash, to_the_minute
 from app.domain.query import ListQuery, NoteFilter
-from tests.factories import T0, draft
+from app.domain.transfer import WHOLE_STORE
+from tests.factories import T0, draft, owner
 
 
 class Clock:
@@ -259,7 +262,7 @@ async def test_notes_move_from_one_owner_to_another_with_their_ids(
 
 
 async def test_one_owner_never_reaches_anothers_note(storage: Storage) -> None:
-    note = await storage.notes_of("alice").add(draft())
+    note = await storage.notes_of(await owner(storage, "alice")).add(draft())
     bob = storage.notes_of("bob")
     for attempt in (
         lambda: bob.get(note.id),
@@ -284,3 +287,49 @@ async def test_idempotency_keys_are_per_owner(storage: Storage) -> None:
         assert await tx.idempotency.claim("k", "f1", T0) == b"alice's"
         with pytest.raises(IdempotencyKeyReusedError):
             await tx.idempotency.claim("k", "f2", T0)
+
+
+async def test_no_note_is_made_of_an_owner_once_removed(storage: Storage) -> None:
+    """A process trusts a verified token a few seconds longer than its owner may live (VERIFIED_FOR):
+    the store refuses the write itself, so no note outlives its owner (an export would then name an
+    owner the store does not hold, and the next owner of that name would find the note)."""
+    kept = storage.notes_of(await owner(storage, "dave"))  # as a request that began before
+    await storage.accounts.remove_owner("dave", delete_notes=False)
+    for write in (lambda: kept.add(draft()), lambda: kept.add_many([draft()]),
+                  lambda: storage.notes_of("dave").add(draft())):
+        with pytest.raises(OwnerRemovedError):
+            await write()
+    with pytest.raises(OwnerRemovedError):
+        async with storage.transaction("dave") as tx:  # an idempotent create, an import
+            await tx.notes.add(draft())
+    assert [o.name for o in await storage.accounts.owners()] == [LOCAL]
+    assert not [r async for r in storage.export(WHOLE_STORE) if getattr(r, "owner", None) == "dave"]
+
+
+async def test_an_owner_is_removed_only_once_the_notes_being_made_of_it_are_counted(
+    storage: Storage, database_url: str
+) -> None:
+    """PostgreSQL, where a note and a removal may be written at once: the removal waits for the
+    transaction making the note, then finds it (without --delete-notes, it refuses)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite and memory write one transaction at a time")
+    dave = await owner(storage, "dave")
+    async with storage.transaction(dave) as tx:
+        await tx.notes.add(draft())
+        removal = asyncio.ensure_future(storage.accounts.remove_owner(dave, delete_notes=False))
+        await _until_waiting_on_a_lock(database_url, removal)
+    with pytest.raises(OwnerHasNotesError):
+        await removal
+    assert [n.title for n in await storage.notes_of(dave).list(ListQuery())] == ["note two"]
+
+
+async def _until_waiting_on_a_lock(database_url: str, task: asyncio.Future) -> None:
+    """Until a session of this database waits on a lock, or `task` ends (it did not wait)."""
+    watcher = await asyncpg.connect(database_url)
+    try:
+        while not task.done() and not await watcher.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ):
+            await asyncio.sleep(0.01)  # a poll of the server's state, not a wait for time to pass
+    finally:
+        await watcher.close()

@@ -18,7 +18,7 @@ from app.domain.model import Note, NoteDraft
 from app.domain.owners import LOCAL
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField
 from app.domain.services import NoteService
-from tests.factories import T0
+from tests.factories import T0, owner
 
 EXAMPLES = 200
 BASE = datetime(2024, 2, 29, 12, 0, 0, 0, tzinfo=UTC)
@@ -111,7 +111,7 @@ cases = st.builds(Case, st.lists(drafts, max_size=25), filters, sorts, st.intege
 async def test_every_page_matches_the_reference_model(storage: Storage, case: Case) -> None:
     notes = [await storage.notes_of(LOCAL).add(d) for d in case.drafts]
     # Another owner's notes of identical content, made between them: no page may show one.
-    others = [await storage.notes_of(OTHER).add(d) for d in case.drafts]
+    others = [await storage.notes_of(await owner(storage, OTHER)).add(d) for d in case.drafts]
     try:
         expected = model(notes, case.filter, case.sort, list(case.filter.terms))
         service = NoteService(storage, clock=lambda: BASE)

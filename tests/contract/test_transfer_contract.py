@@ -34,7 +34,7 @@ from app.domain.transfer import (
 )
 from tests.conftest import BACKENDS, _empty, settings_for
 from tests.databases import in_thread
-from tests.factories import T0, draft
+from tests.factories import T0, draft, owner
 
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -274,7 +274,7 @@ async def test_an_import_into_an_empty_store_searches_filters_and_sorts_as_its_s
     target_path = tmp_path / "target.db"
     async with store_of("memory", request, tmp_path) as source, \
             store_of(target_kind, request, target_path) as target:
-        await source.notes_of("alice").add_many(drafts)
+        await source.notes_of(await owner(source, "alice")).add_many(drafts)
         url = "" if target_kind == "sqlite" else request.getfixturevalue("migrated_postgres")
         migrated = await _schema(target_kind, url, target_path)
         with pytest.raises(NoteError, match="cut short"):  # half way through the notes

@@ -323,3 +323,16 @@ async def test_local_mode_trusts_this_machines_clients_its_own_pages_and_the_cor
                     {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"}):
         made = await client.post("/notes", json={"title": "mine"}, headers=headers)
         assert made.status == 201, (headers, await made.text())
+
+
+async def test_a_removed_owners_token_that_a_process_still_trusts_makes_no_note(make_client, database_url: str) -> None:
+    """The process trusts a verified token for VERIFIED_FOR; its owner removed meanwhile (by
+    `notes-api users remove` in another process), a write is refused as the token now is."""
+    client = await required_client(make_client, database_url)
+    dave = await issue(client, "dave")
+    assert (await client.get("/me", headers=dave)).status == 200  # verified: trusted a while
+    await client.app[ACCOUNTS].remove_owner("dave")
+    refused = await client.post("/notes", json={"title": "orphan"}, headers=dave)
+    await problem(refused, 401)
+    assert refused.headers["WWW-Authenticate"] == f'{REALM}, error="invalid_token"'
+    assert [o.name for o in await client.app[ACCOUNTS].owners()] == ["local"]

@@ -30,10 +30,9 @@ from multidict import CIMultiDictProxy
 
 from app.domain.owners import LOCAL_IDENTITY, Identity, Scope
 from app.entrypoints.http.keys import ACCOUNTS, IDENTITY
-from app.entrypoints.http.problems import ProblemError
+from app.entrypoints.http.problems import REALM, ProblemError, invalid_token, unauthorized
 from app.entrypoints.http.routing import get_behind_options
 
-REALM = 'Bearer realm="notes"'
 # Routes anyone may call in every mode: health, the description of the API, its problem pages.
 OPEN_ROUTES = frozenset({"healthz", "readyz", "openapi", "docs", "docs-assets", "problems"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -43,16 +42,6 @@ class AuthMode(StrEnum):
     REQUIRED = "required"
     LOCAL = "local"
     AUTO = "auto"
-
-
-def unauthorized(detail: str, *, invalid: bool) -> ProblemError:
-    challenge = f'{REALM}, error="invalid_token"' if invalid else REALM
-    return ProblemError(401, detail, slug="unauthorized", headers={"WWW-Authenticate": challenge})
-
-
-def invalid_token() -> ProblemError:
-    """The 401 for a token that is malformed, unknown, expired or revoked (nothing of it said)."""
-    return unauthorized("the token is malformed, unknown, expired or revoked", invalid=True)
 
 
 def _bearer_secret(header: str) -> str | None:

@@ -82,6 +82,19 @@ class ProblemError(Exception):
         return response
 
 
+REALM = 'Bearer realm="notes"'
+
+
+def unauthorized(detail: str, *, invalid: bool) -> ProblemError:
+    challenge = f'{REALM}, error="invalid_token"' if invalid else REALM
+    return ProblemError(401, detail, slug="unauthorized", headers={"WWW-Authenticate": challenge})
+
+
+def invalid_token() -> ProblemError:
+    """The 401 for a token that is malformed, unknown, expired or revoked (nothing of it said)."""
+    return unauthorized("the token is malformed, unknown, expired or revoked", invalid=True)
+
+
 def bad_request(slug: str, detail: str, **extensions: Any) -> ProblemError:
     return ProblemError(400, detail, slug=slug, **extensions)
 
@@ -130,6 +143,8 @@ def _from_domain(error: errors.NoteError) -> ProblemError:
             )
         case errors.InsufficientScopeError():
             return ProblemError(403, str(error), slug="insufficient-scope")
+        case errors.OwnerRemovedError():  # its token, trusted a moment longer than the owner lived
+            return invalid_token()
         case errors.TokenNotFoundError():
             return ProblemError(404, "there is no token with this id", slug="token-not-found")
         case errors.AccountError():
