@@ -152,7 +152,8 @@ def _paths() -> dict[str, Any]:
                        "summary": "Move a note to the trash (`?purge=true`: delete it for good)",
                        "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE,
                                       *(_query_parameter(p) for p in DELETE_PARAMETERS)],
-                       "responses": {"204": {"description": "in the trash (or, with purge, gone for good)"},
+                       "responses": {"204": {"description": "in the trash (or, with purge, gone for good)",
+                                             "links": IN_THE_TRASH},
                                      **_problems(400, 404, 406, 412, 428, 503)}},
         },
         "/": {"get": {"operationId": "index", "summary": "Where to start: links to the docs, the"
@@ -309,6 +310,15 @@ def _patterned(parameter: Any, pattern: str) -> dict[str, Any]:
     if parameter.name in ("cursor", "since"):
         described["schema"] = {"type": "string", "pattern": PATTERNS[pattern]}
     return described
+
+
+# Where a deleted note went: the trash's operations on it (OpenAPI links, which clients and
+# schemathesis's stateful phase follow: a 204 has no body to name them).
+IN_THE_TRASH = {
+    name: {"operationId": operation, "parameters": {"id": "$request.path.id"}}
+    for name, operation in (("GetTrashed", "getTrashed"), ("RestoreFromTrash", "restoreNote"),
+                            ("PurgeFromTrash", "purgeNote"))
+}
 
 
 def _history_paths() -> dict[str, Any]:
