@@ -111,3 +111,15 @@ def _start_container() -> Any:
     except ImportError:  # older testcontainers keep it at testcontainers.postgres
         from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef]
     return PostgresContainer("postgres:16-alpine").start()
+
+
+async def until_waiting_on_a_lock(database_url: str, task: asyncio.Future) -> None:
+    """Until a session of this database waits on a lock, or `task` ends (it did not wait)."""
+    watcher = await asyncpg.connect(database_url)
+    try:
+        while not task.done() and not await watcher.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ):
+            await asyncio.sleep(0.01)  # a poll of the server's state, not a wait for time to pass
+    finally:
+        await watcher.close()

@@ -112,7 +112,8 @@ class PostgresNoteRepository:
     async def add_many(self, drafts: Sequence[NoteDraft]) -> Sequence[Note]:
         """Ids taken from the sequence first, then the rows in one `COPY`. Its statements are
         bounded by their transaction's time (`transaction(rows=...)`), not each by the pool's
-        command timeout, which is a request's."""
+        command timeout, which is a request's; and the owner's row is held to that transaction's
+        end (outside one, only while its first statement runs)."""
         if not drafts:
             return []
         bound = {"timeout": BULK_TIMEOUT}

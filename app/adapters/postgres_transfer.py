@@ -18,7 +18,7 @@ import asyncpg
 
 from app.adapters import postgres_history
 from app.adapters.postgres_link import BULK_TIMEOUT, transaction
-from app.domain.errors import ImportConflictError
+from app.domain.errors import ImportConflictError, OwnerRemovedError
 from app.domain.model import search_text, stored_note, title_sort_key
 from app.domain.owners import Scope
 from app.domain.timestamps import aware
@@ -139,6 +139,10 @@ async def import_records(pool: asyncpg.Pool, records: AsyncIterable[Record], on_
                     record.name, record.created_at,
                 )
                 imported.owners += int(status.split()[-1])
+                # An owner that was there is held until the import commits, as a note's INSERT
+                # holds it: a removal meanwhile waits, then counts the imported notes.
+                if not await db.fetchval(postgres_history.HOLD_OWNER, record.name):
+                    raise OwnerRemovedError(record.name)
         if first_note is not None:
             notes = _Notes(first_note, stream, xid)
             if on_conflict is OnConflict.FAIL:

@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 
 from app.adapters import Storage
@@ -27,6 +26,7 @@ from app.domain.errors import (
 from app.domain.owners import LOCAL, Scope, secret_hash, to_the_minute
 from app.domain.query import ListQuery, NoteFilter
 from app.domain.transfer import WHOLE_STORE
+from tests.databases import until_waiting_on_a_lock
 from tests.factories import T0, draft, owner
 
 
@@ -317,19 +317,8 @@ async def test_an_owner_is_removed_only_once_the_notes_being_made_of_it_are_coun
     async with storage.transaction(dave) as tx:
         await tx.notes.add(draft())
         removal = asyncio.ensure_future(storage.accounts.remove_owner(dave, delete_notes=False))
-        await _until_waiting_on_a_lock(database_url, removal)
+        await until_waiting_on_a_lock(database_url, removal)
     with pytest.raises(OwnerHasNotesError):
         await removal
     assert [n.title for n in await storage.notes_of(dave).list(ListQuery())] == ["note two"]
 
-
-async def _until_waiting_on_a_lock(database_url: str, task: asyncio.Future) -> None:
-    """Until a session of this database waits on a lock, or `task` ends (it did not wait)."""
-    watcher = await asyncpg.connect(database_url)
-    try:
-        while not task.done() and not await watcher.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ):
-            await asyncio.sleep(0.01)  # a poll of the server's state, not a wait for time to pass
-    finally:
-        await watcher.close()

@@ -3,6 +3,7 @@ being all or nothing, with its conflicts, its id sequence and its selection."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator
@@ -33,7 +34,7 @@ from app.domain.transfer import (
     TokenRecord,
 )
 from tests.conftest import BACKENDS, _empty, settings_for
-from tests.databases import in_thread
+from tests.databases import in_thread, until_waiting_on_a_lock
 from tests.factories import T0, draft, owner
 
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
@@ -310,3 +311,30 @@ async def test_an_export_carries_the_revisions_a_server_keeping_that_many_shows(
     assert versions(await everything(storage, Selection((LOCAL,), keep_revisions=3))) == [4, 5]
     assert versions(await everything(storage, Selection((LOCAL,), keep_revisions=1))) == []
     assert versions(await everything(storage)) == [1, 2, 3, 4, 5]
+
+
+async def test_an_import_holds_the_owners_it_writes_for_until_it_commits(storage: Storage, database_url: str) -> None:
+    """PostgreSQL, where an import and `users remove` may run at once: the removal waits for the
+    import, then counts (here deletes) what it imported. No note is left without its owner."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite and memory write one transaction at a time")
+    await owner(storage, "dave")
+    owner_written = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def records() -> AsyncIterator[Record]:
+        yield OwnerRecord("dave", T0)
+        owner_written.set()
+        await go_on.wait()
+        yield _note("dave", 500)
+
+    importing = asyncio.ensure_future(storage.import_records(records(), OnConflict.FAIL))
+    await owner_written.wait()
+    removal = asyncio.ensure_future(storage.accounts.remove_owner("dave", delete_notes=True))
+    await until_waiting_on_a_lock(database_url, removal)
+    go_on.set()
+    assert (await importing).notes == 1
+    assert await removal == 1  # it waited, then found the imported note
+    exported = await everything(storage)
+    owners = {r.name for r in exported if isinstance(r, OwnerRecord)}
+    assert {r.owner for r in exported if isinstance(r, NoteRecord)} <= owners
