@@ -113,13 +113,16 @@ def _start_container() -> Any:
     return PostgresContainer("postgres:16-alpine").start()
 
 
-async def until_waiting_on_a_lock(database_url: str, task: asyncio.Future) -> None:
-    """Until a session of this database waits on a lock, or `task` ends (it did not wait)."""
-    watcher = await asyncpg.connect(database_url)
+async def owner_is_held(database_url: str, name: str) -> bool:
+    """Whether another transaction holds the owner's row, so that `remove_owner`, which locks it
+    FOR UPDATE before it counts the owner's notes, would wait for that transaction (NOWAIT: the
+    answer comes at once, from the lock itself)."""
+    probe = await asyncpg.connect(database_url)
     try:
-        while not task.done() and not await watcher.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ):
-            await asyncio.sleep(0.01)  # a poll of the server's state, not a wait for time to pass
+        async with probe.transaction():
+            await probe.fetchval("SELECT 1 FROM owners WHERE name = $1 FOR UPDATE NOWAIT", name)
+        return False
+    except asyncpg.LockNotAvailableError:
+        return True
     finally:
-        await watcher.close()
+        await probe.close()

@@ -4,7 +4,7 @@ owner's notes; their revisions, the trash and the changes feed."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -107,6 +107,26 @@ class _Waiting:
         return not self._watch.closing
 
 
+async def _conditionally(
+    condition: Precondition, note_id: int, read: Callable[[], Awaitable[Note]],
+    write: Callable[[int | None], Awaitable[None]],
+) -> None:
+    """`write` (given the version it must find, or None for any) if `condition` holds. With none,
+    or "*", which holds for any note there is, the write itself finds the note. Else the note is
+    read and checked, and written only at the version checked: one that changed meanwhile (a
+    VersionConflictError) fails the condition too."""
+    if condition == NO_PRECONDITION or condition == Precondition(Versions(any=True)):
+        await write(None)
+        return
+    current = await read()
+    if not condition.holds(current):
+        raise PreconditionFailedError(note_id)
+    try:
+        await write(current.version)
+    except VersionConflictError:
+        raise PreconditionFailedError(note_id) from None
+
+
 class NoteService:
     """The use cases of the Notes service, over one store and one clock. Each acts for one owner,
     and the store scopes every query by it: no use case can reach another owner's notes."""
@@ -161,17 +181,11 @@ class NoteService:
     ) -> None:
         """Move the note to the trash; with `purge`, delete it for good."""
         notes = self._store.notes_of(owner)
-        if condition == NO_PRECONDITION or condition == Precondition(Versions(any=True)):
-            # "*" holds for any note that exists: the delete checks that
-            await notes.delete(note_id, at=self._clock(), purge=purge)
-            return
-        current = await notes.get(note_id)
-        if not condition.holds(current):
-            raise PreconditionFailedError(note_id)
-        try:
-            await notes.delete(note_id, at=self._clock(), version=current.version, purge=purge)
-        except VersionConflictError:
-            raise PreconditionFailedError(note_id) from None
+
+        async def delete(version: int | None) -> None:
+            await notes.delete(note_id, at=self._clock(), version=version, purge=purge)
+
+        await _conditionally(condition, note_id, lambda: notes.get(note_id), delete)
 
     async def revisions(self, owner: str, note_id: int, limit: int, before: int | None = None) -> RevisionsPage:
         """The kept revisions of a note, newest first, from below version `before` on."""
@@ -219,16 +233,11 @@ class NoteService:
     async def purge(self, owner: str, note_id: int, condition: Precondition = NO_PRECONDITION) -> None:
         """Delete a note in the trash for good, if `condition` holds for it as it was deleted."""
         notes = self._store.notes_of(owner)
-        if condition == NO_PRECONDITION or condition == Precondition(Versions(any=True)):
-            await notes.purge(note_id)  # "*" holds for any note in the trash: the purge checks that
-            return
-        trashed = await notes.in_trash(note_id)
-        if not condition.holds(trashed.note):
-            raise PreconditionFailedError(note_id)
-        try:
-            await notes.purge(note_id, trashed.note.version)
-        except VersionConflictError:  # restored and deleted again meanwhile
-            raise PreconditionFailedError(note_id) from None
+
+        async def as_deleted() -> Note:
+            return (await notes.in_trash(note_id)).note
+
+        await _conditionally(condition, note_id, as_deleted, lambda version: notes.purge(note_id, version))
 
     async def changes(self, owner: str, since: ChangeToken | None, limit: int, wait: float = 0) -> ChangesPage:
         """The owner's changes after `since`; with `wait`, held up to that many seconds until

@@ -26,7 +26,7 @@ from app.domain.errors import (
 from app.domain.owners import LOCAL, Scope, secret_hash, to_the_minute
 from app.domain.query import ListQuery, NoteFilter
 from app.domain.transfer import WHOLE_STORE
-from tests.databases import until_waiting_on_a_lock
+from tests.databases import owner_is_held
 from tests.factories import T0, draft, owner
 
 
@@ -316,9 +316,8 @@ async def test_an_owner_is_removed_only_once_the_notes_being_made_of_it_are_coun
     dave = await owner(storage, "dave")
     async with storage.transaction(dave) as tx:
         await tx.notes.add(draft())
-        removal = asyncio.ensure_future(storage.accounts.remove_owner(dave, delete_notes=False))
-        await until_waiting_on_a_lock(database_url, removal)
+        assert await owner_is_held(database_url, dave)  # a removal now would wait for this one
     with pytest.raises(OwnerHasNotesError):
-        await removal
+        await storage.accounts.remove_owner(dave, delete_notes=False)
     assert [n.title for n in await storage.notes_of(dave).list(ListQuery())] == ["note two"]
 

@@ -34,7 +34,7 @@ from app.domain.transfer import (
     TokenRecord,
 )
 from tests.conftest import BACKENDS, _empty, settings_for
-from tests.databases import in_thread, until_waiting_on_a_lock
+from tests.databases import in_thread, owner_is_held
 from tests.factories import T0, draft, owner
 
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
@@ -329,12 +329,14 @@ async def test_an_import_holds_the_owners_it_writes_for_until_it_commits(storage
         yield _note("dave", 500)
 
     importing = asyncio.ensure_future(storage.import_records(records(), OnConflict.FAIL))
-    await owner_written.wait()
-    removal = asyncio.ensure_future(storage.accounts.remove_owner("dave", delete_notes=True))
-    await until_waiting_on_a_lock(database_url, removal)
-    go_on.set()
+    try:
+        await owner_written.wait()
+        held = await owner_is_held(database_url, "dave")  # a removal now would wait for the import
+    finally:
+        go_on.set()  # the import ends either way: its transaction never outlives the test
+    assert held
     assert (await importing).notes == 1
-    assert await removal == 1  # it waited, then found the imported note
+    assert await storage.accounts.remove_owner("dave", delete_notes=True) == 1  # it finds the note
     exported = await everything(storage)
     owners = {r.name for r in exported if isinstance(r, OwnerRecord)}
     assert {r.owner for r in exported if isinstance(r, NoteRecord)} <= owners
