@@ -48,9 +48,11 @@ from app.domain.transfer import (
     OnConflict,
     OwnerRecord,
     Record,
+    Replacement,
     RevisionRecord,
     Selection,
     TokenRecord,
+    replacement,
 )
 
 _SORTS = {field: Sort(field) for field in SortField}
@@ -135,13 +137,27 @@ class MemoryNoteRepository:
         note = self._notes.get(note_id)
         return note.version if note is not None else self._trash[note_id].note.version
 
-    def drop(self, note_id: int) -> None:
-        """Take the note (or the note in the trash) away with its revisions (an import replaces it)."""
-        if note_id in self._notes:
-            self._replace(self._notes[note_id], None)
+    def record(self, note_id: int) -> NoteRecord:
+        """The note, or the note in the trash, as an export carries it."""
+        note = self._notes.get(note_id)
+        if note is not None:
+            return NoteRecord(self._owner, note)
+        trashed = self._trash[note_id]
+        return NoteRecord(self._owner, trashed.note, trashed.deleted_at)
+
+    def give_way(self, note_id: int, change: Replacement, at: datetime) -> None:
+        """Take the note (or the note in the trash) away for an imported one (`change`): its
+        revisions above `change.kept_up_to` go too, and if it leaves this owner, its followers
+        hear a delete `at`."""
+        note = self._notes.get(note_id)
+        if note is not None:
+            self._replace(note, None)
         else:
             self._trash_take(note_id)
-        self._drop_revisions(note_id)
+        if change.kept_up_to == 0:
+            self._drop_revisions(note_id)
+        if change.leaves is not None and note is not None:
+            self._log(ChangeOp.DELETE, note_id, note.version, at, None)
 
     def take_imported(self, record: NoteRecord, older: list[Note]) -> None:
         """An imported note, with its older revisions: logged oldest first, as they were made,
@@ -586,7 +602,9 @@ class MemoryStore:
     async def count_notes(self, selection: Selection) -> int:
         return sum(len(notes) + len(notes._trash) for owner, notes in self._by_owner.items() if selection.covers(owner))
 
-    async def import_records(self, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
+    async def import_records(
+        self, records: AsyncIterable[Record], on_conflict: OnConflict, *, at: datetime
+    ) -> Imported:
         # Everything is read and checked before the first change: then applied with no await
         # between the changes, it is one atomic step on the event loop.
         owners: list[OwnerRecord] = []
@@ -612,14 +630,20 @@ class MemoryStore:
         imported.tokens = self.accounts.import_tokens(tokens, replace=on_conflict is OnConflict.REPLACE)
         for record in notes:
             note = record.note
+            older = [r.note for r in revisions.get(note.id, [])]
             if note.id in where:
-                if on_conflict is OnConflict.SKIP:
+                holder = self._by_owner[where[note.id]]
+                change = None if on_conflict is OnConflict.SKIP else replacement(holder.record(note.id), record)
+                if change is None:
                     imported.skipped.append(note.id)
                     continue
-                self._by_owner[where[note.id]].drop(note.id)
+                holder.give_way(note.id, change, at)
+                if change.version != note.version:
+                    imported.renumbered[note.id] = note.version
+                record = NoteRecord(record.owner, replace(note, version=change.version), record.deleted_at)
+                older = [revision for revision in older if revision.version > change.kept_up_to]
                 imported.replaced += 1
-            older = revisions.get(note.id, [])
-            self._repository(record.owner).take_imported(record, [r.note for r in older])
+            self._repository(record.owner).take_imported(record, older)
             self._ids.advance_past(note.id)
             imported.notes += 1
             imported.revisions += len(older)

@@ -315,8 +315,10 @@ class PostgresStore:
     async def count_notes(self, selection: Selection) -> int:
         return await postgres_transfer.count_notes(self._pool, selection)
 
-    async def import_records(self, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
-        return await postgres_transfer.import_records(self._pool, records, on_conflict)
+    async def import_records(
+        self, records: AsyncIterable[Record], on_conflict: OnConflict, *, at: datetime
+    ) -> Imported:
+        return await postgres_transfer.import_records(self._pool, records, on_conflict, at)
 
     def _purge_due(self, now: datetime) -> bool:
         """Expired idempotency records are dropped at most once a minute per process."""

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime
 
 import asyncpg
 
@@ -28,6 +29,7 @@ from app.domain.transfer import (
     OnConflict,
     OwnerRecord,
     Record,
+    Replacement,
     RevisionRecord,
     Selection,
     TokenRecord,
@@ -49,6 +51,28 @@ _SELECT_NOTES = (
     f" UNION ALL SELECT {_EXPORTED}, deleted_at FROM trash) AS n"
 )
 _CONTENT = "title, description, priority, tags, created_by, created_at, updated_at"
+# The target's notes (or notes in the trash) that imported ones meet, each with whether it is
+# the imported one already (every exported value alike).
+_MEETING = f"""
+SELECT i.id, n.owner, n.version, n.deleted_at IS NULL, i.owner, i.version,
+       ({', '.join(f'n.{c}' for c in (*_NOTE_COLUMNS[:10], 'deleted_at'))})
+       IS NOT DISTINCT FROM ({', '.join(f'i.{c}' for c in (*_NOTE_COLUMNS[:10], 'deleted_at'))})
+FROM imported_notes i JOIN ({_SELECT_NOTES}) AS n USING (id) ORDER BY i.id"""
+# What the `Replacement`s (in the table `replacements`) say, done to the imported notes and to the
+# target's, before the imported ones go in.
+_REPLACE = """
+UPDATE imported_notes i SET version = r.version FROM replacements r WHERE r.id = i.id;
+DELETE FROM notes WHERE id IN (SELECT id FROM replacements);
+DELETE FROM trash WHERE id IN (SELECT id FROM replacements);
+DELETE FROM changes c USING replacements r WHERE c.note_id = r.id AND c.op = 'put' AND c.version > r.kept_up_to;
+"""
+# A note that leaves another owner, logged as deleted for them ($1: the import's transaction id, $2: when).
+_LEFT = """
+INSERT INTO changes (key, owner, note_id, version, op, at)
+SELECT $1::xid8, leaves, id, old_version, 'delete', $2 FROM replacements WHERE leaves IS NOT NULL ORDER BY id"""
+# After the file's revisions are in: those at or below what the target keeps of its own go.
+_KEEP_TARGETS = ("DELETE FROM changes c USING replacements r"
+                 " WHERE c.key = $1::xid8 AND c.note_id = r.id AND c.op = 'put' AND c.version <= r.kept_up_to")
 # The older revisions of the notes there are (the current one is the note's own line), as far
 # back as the selection asks (`{back}`: Selection.revisions_back, an integer).
 _SELECT_REVISIONS = f"""
@@ -121,7 +145,9 @@ async def count_notes(pool: asyncpg.Pool, selection: Selection) -> int:
         ))
 
 
-async def import_records(pool: asyncpg.Pool, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
+async def import_records(
+    pool: asyncpg.Pool, records: AsyncIterable[Record], on_conflict: OnConflict, at: datetime
+) -> Imported:
     imported = Imported()
     stream = aiter(records)
     async with transaction(pool, None) as db:
@@ -148,13 +174,18 @@ async def import_records(pool: asyncpg.Pool, records: AsyncIterable[Record], on_
             if on_conflict is OnConflict.FAIL:
                 imported.notes = await _copy_into_notes(db, notes.rows())
                 imported.notes += await _copy_trash(db, notes.trashed)
+                imported.revisions = await _copy_revisions(db, notes, xid, set())
+                left: list[str] = []
             else:
-                await _merge_notes(db, notes, on_conflict, imported)
-            imported.revisions = await _copy_revisions(db, notes, xid, set(imported.skipped))
+                left = await _merge_notes(db, notes, on_conflict, imported, xid, at)
+                imported.revisions = await _copy_revisions(db, notes, xid, set(imported.skipped))
+                if imported.replaced:
+                    status = await db.execute(_KEEP_TARGETS, xid, timeout=BULK_TIMEOUT)
+                    imported.revisions -= int(status.split()[-1])
             await db.execute(_LOG_IMPORTED, xid, timeout=BULK_TIMEOUT)
             await db.execute(_LOG_TRASHED, xid, timeout=BULK_TIMEOUT)
             # heard by their followers in every server process once this commits (as a move is)
-            await db.execute(postgres_history.NOTIFY, sorted(notes.owners))
+            await db.execute(postgres_history.NOTIFY, sorted(notes.owners.union(left)))
         # New ids continue past the largest one there (a note's: in the notes or the trash).
         for table, largest in (("notes", "(SELECT max(id) FROM notes), (SELECT max(id) FROM trash)"),
                                ("tokens", "(SELECT max(id) FROM tokens)")):
@@ -300,9 +331,12 @@ async def _defer_indexes(db: asyncpg.Connection) -> list[str]:
     return [definition for _, definition in indexes]
 
 
-async def _merge_notes(db: asyncpg.Connection, notes: _Notes, on_conflict: OnConflict, imported: Imported) -> None:
-    """Through a temporary table: ids the target has (in its notes or its trash) are kept
-    (skip) or taken away with their revisions and written anew (replace)."""
+async def _merge_notes(
+    db: asyncpg.Connection, notes: _Notes, on_conflict: OnConflict, imported: Imported, xid: int, at: datetime
+) -> list[str]:
+    """Through a temporary table: ids the target has (in its notes or its trash) are kept (skip,
+    or replace when the target holds the imported note already) or written over as their
+    `Replacement` says. Returns the owners that notes left."""
     await db.execute(
         "CREATE TEMPORARY TABLE imported_notes ON COMMIT DROP AS"
         f" SELECT {', '.join(_TRASH_COLUMNS)} FROM trash WITH NO DATA"
@@ -311,19 +345,30 @@ async def _merge_notes(db: asyncpg.Connection, notes: _Notes, on_conflict: OnCon
         "imported_notes", records=notes.rows(), columns=_NOTE_COLUMNS, timeout=BULK_TIMEOUT
     )
     await db.copy_records_to_table("imported_notes", records=notes.trashed, columns=_TRASH_COLUMNS)
-    existing = await db.fetchval(
-        "SELECT array_agg(id ORDER BY id) FROM imported_notes i"
-        " WHERE EXISTS (SELECT FROM notes WHERE id = i.id) OR EXISTS (SELECT FROM trash WHERE id = i.id)",
-        timeout=BULK_TIMEOUT,
-    ) or []
-    if on_conflict is OnConflict.SKIP:
-        imported.skipped += existing
-        await db.execute("DELETE FROM imported_notes WHERE id = ANY($1::bigint[])", existing)
-    else:
-        imported.replaced += len(existing)
-        for table in ("notes", "trash"):
-            await db.execute(f"DELETE FROM {table} WHERE id = ANY($1::bigint[])", existing)
-        await db.execute("DELETE FROM changes WHERE note_id = ANY($1::bigint[]) AND op = 'put'", existing)
+    await db.execute("ANALYZE imported_notes", timeout=BULK_TIMEOUT)
+    replacements = []
+    kept = []
+    for note_id, owner, version, live, imported_owner, imported_version, same in await db.fetch(
+        _MEETING, timeout=BULK_TIMEOUT
+    ):
+        if on_conflict is OnConflict.SKIP or same:
+            kept.append(note_id)
+        else:
+            change = Replacement.over(owner, version, live, imported_owner, imported_version)
+            replacements.append((note_id, change.version, change.kept_up_to, change.leaves, version))
+            if change.version != imported_version:
+                imported.renumbered[note_id] = imported_version
+    imported.skipped += kept
+    imported.replaced += len(replacements)
+    await db.execute("DELETE FROM imported_notes WHERE id = ANY($1::bigint[])", kept)
+    if replacements:
+        await db.execute(
+            "CREATE TEMPORARY TABLE replacements (id bigint PRIMARY KEY, version integer, kept_up_to integer,"
+            " leaves text, old_version integer) ON COMMIT DROP"
+        )
+        await db.copy_records_to_table("replacements", records=replacements, timeout=BULK_TIMEOUT)
+        await db.execute(_REPLACE, timeout=BULK_TIMEOUT)
+        await db.execute(_LEFT, xid, at, timeout=BULK_TIMEOUT)
     columns = ", ".join(_NOTE_COLUMNS)
     status = await db.execute(
         f"INSERT INTO notes ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM imported_notes"
@@ -335,6 +380,7 @@ async def _merge_notes(db: asyncpg.Connection, notes: _Notes, on_conflict: OnCon
         " WHERE deleted_at IS NOT NULL", timeout=BULK_TIMEOUT,
     )
     imported.notes += int(status.split()[-1])
+    return sorted({row[3] for row in replacements if row[3] is not None})
 
 
 async def _write_token(db: asyncpg.Connection, token: TokenRecord, on_conflict: OnConflict, imported: Imported) -> None:

@@ -430,8 +430,10 @@ class SqliteStore:
     async def count_notes(self, selection: Selection) -> int:
         return await sqlite_transfer.count_notes(self._path, self._timeout, selection)
 
-    async def import_records(self, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
-        return await sqlite_transfer.import_records(self._writer, records, on_conflict)
+    async def import_records(
+        self, records: AsyncIterable[Record], on_conflict: OnConflict, *, at: datetime
+    ) -> Imported:
+        return await sqlite_transfer.import_records(self._writer, records, on_conflict, at)
 
     def close(self) -> None:
         self._signals.close()

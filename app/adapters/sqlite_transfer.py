@@ -14,6 +14,7 @@ import sqlite3
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
 from typing import Any, ClassVar
 
 import orjson
@@ -30,12 +31,15 @@ from app.domain.transfer import (
     OnConflict,
     OwnerRecord,
     Record,
+    Replacement,
     RevisionRecord,
     Selection,
     TokenRecord,
+    replacement,
 )
 
 BATCH = 1000
+KEPT_WHOLE = 2**62  # `_Batches.kept` of a note the target keeps as it is, revisions and all
 AHEAD = 8  # batches the loop may hand the writer's thread before it waits for the oldest
 _NOTE_COLUMNS = "owner, id, title, description, priority, tags, created_by, created_at, updated_at, version"
 _INSERT_TRASH = f"INSERT INTO trash ({_NOTE_COLUMNS}, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -109,13 +113,7 @@ async def export(path: str, timeout: float, selection: Selection) -> AsyncIterat
                 f"{_SELECT_NOTES}{' WHERE owner' + within if within else ''} ORDER BY id", names
             )
         async for row in _rows(cursor):
-            owner, id_, title, description, priority, tags, created_by, created, updated, version, deleted = row
-            yield NoteRecord(owner, stored_note(
-                id=id_, title=title, description=description, priority=priority,
-                tags=tuple(orjson.loads(tags)), created_by=created_by,
-                created_at=from_microseconds(created), updated_at=from_microseconds(updated),
-                version=version,
-            ), _moment(deleted))  # type: ignore[arg-type]
+            yield _note_record(row)
         with unavailable_on_error():
             cursor = db.execute(
                 f"{_SELECT_REVISIONS.format(back=selection.revisions_back)}{' AND owner' + within if within else ''}"
@@ -125,6 +123,16 @@ async def export(path: str, timeout: float, selection: Selection) -> AsyncIterat
             yield RevisionRecord(row[0], sqlite_history.content_note(row[1], row[2:9], row[9]))
     finally:
         db.close()
+
+
+def _note_record(row: tuple) -> NoteRecord:
+    """A row of _SELECT_NOTES."""
+    owner, id_, title, description, priority, tags, created_by, created, updated, version, deleted = row
+    return NoteRecord(owner, stored_note(
+        id=id_, title=title, description=description, priority=priority, tags=tuple(orjson.loads(tags)),
+        created_by=created_by, created_at=from_microseconds(created), updated_at=from_microseconds(updated),
+        version=version,
+    ), _moment(deleted))  # type: ignore[arg-type]
 
 
 async def _rows(cursor: sqlite3.Cursor) -> AsyncIterator[tuple]:
@@ -153,13 +161,15 @@ async def count_notes(path: str, timeout: float, selection: Selection) -> int:
         db.close()
 
 
-async def import_records(writer: Writer, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
+async def import_records(
+    writer: Writer, records: AsyncIterable[Record], on_conflict: OnConflict, at: datetime
+) -> Imported:
     """Notes are written a batch at a time in a thread of their own, while the loop reads and
     converts the next batches. Into an empty table, the indexes are built after the rows (_Bulk)."""
     imported = Imported()
     rows: list[NoteRecord] = []
     revisions: list[RevisionRecord] = []
-    async with writer.transaction() as db, _Batches(db, on_conflict, imported) as batches:
+    async with writer.transaction() as db, _Batches(db, on_conflict, imported, at) as batches:
         with unavailable_on_error():
             batches.bulk = _Bulk.into(db)
             triggers = _set_aside(db, _LOG_TRIGGERS)
@@ -175,7 +185,7 @@ async def import_records(writer: Writer, records: AsyncIterable[Record], on_conf
                     rows = []
                     revisions.append(record)
                     if len(revisions) == BATCH:
-                        await batches.run(_write_revisions, db, revisions, imported)
+                        await batches.run(_write_revisions, db, revisions, imported, batches.kept)
                         revisions = []
                 elif isinstance(record, TokenRecord):
                     _write_token(db, record, on_conflict, imported)
@@ -186,7 +196,7 @@ async def import_records(writer: Writer, records: AsyncIterable[Record], on_conf
                     )
                     imported.owners += added.rowcount
             await batches.write(rows)
-            await batches.run(_write_revisions, db, revisions, imported)
+            await batches.run(_write_revisions, db, revisions, imported, batches.kept)
             await batches.run(_log_imported, db, triggers)
             if batches.bulk is not None:
                 await batches.run(batches.bulk.finish, db)
@@ -205,12 +215,15 @@ def _set_aside(db: sqlite3.Connection, names: Sequence[str]) -> list[str]:
     return found
 
 
-def _write_revisions(db: sqlite3.Connection, records: Sequence[RevisionRecord], imported: Imported) -> None:
-    skipped = set(imported.skipped)
+def _write_revisions(
+    db: sqlite3.Connection, records: Sequence[RevisionRecord], imported: Imported, kept: dict[int, int]
+) -> None:
+    """The revisions of the imported notes, but those the target keeps of its own (`kept`: up to
+    which version, by note id)."""
     rows = [
         (r.owner, r.note.id, *_note_row(NoteRecord(r.owner, r.note))[2:9], r.note.version,
          to_microseconds(r.note.updated_at))
-        for r in records if r.note.id not in skipped
+        for r in records if r.note.version > kept.get(r.note.id, 0)
     ]
     with unavailable_on_error():
         db.executemany(_INSERT_REVISION, rows)
@@ -231,8 +244,9 @@ class _Batches:
     the loop. Leaving waits for the work in flight, whatever happens (what has not started is
     cancelled), so that the transaction never ends while the thread writes in it."""
 
-    def __init__(self, db: sqlite3.Connection, on_conflict: OnConflict, imported: Imported) -> None:
-        self._db, self._on_conflict, self._imported = db, on_conflict, imported
+    def __init__(self, db: sqlite3.Connection, on_conflict: OnConflict, imported: Imported, at: datetime) -> None:
+        self._db, self.on_conflict, self.imported, self.at = db, on_conflict, imported, at
+        self.kept: dict[int, int] = {}  # note id -> the target's revisions kept up to this version
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-import")
         self._pending: deque[Future[None]] = deque()
         self.bulk: _Bulk | None = None
@@ -245,7 +259,7 @@ class _Batches:
         notes = [_note_row(record) for record in records if record.deleted_at is None]
         trashed = [(*_note_row(record)[:10], to_microseconds(record.deleted_at))
                    for record in records if record.deleted_at is not None]
-        await self.run(_write_notes, self._db, notes, trashed, self._on_conflict, self._imported, self.bulk)
+        await self.run(_write_notes, self._db, records, notes, trashed, self)
 
     async def run(self, work: Callable[..., None], *args: Any) -> None:
         """`work(*args)` in the thread, after the work handed to it before."""
@@ -358,40 +372,71 @@ def _write_token(db: sqlite3.Connection, token: TokenRecord, on_conflict: OnConf
 
 
 def _write_notes(
-    db: sqlite3.Connection, notes: list[tuple], trashed: list[tuple], on_conflict: OnConflict, imported: Imported,
-    bulk: _Bulk | None,
+    db: sqlite3.Connection, records: list[NoteRecord], notes: list[tuple], trashed: list[tuple], batches: _Batches
 ) -> None:
-    """Rows of `_note_row`, and of notes in the trash (the first ten values, then `deleted_at`)."""
-    ids = [row[1] for row in (*notes, *trashed)]
-    if not ids:
+    """`records` as rows of `_note_row`: `notes`, and `trashed` (the first ten values, then
+    `deleted_at`) for those in the trash."""
+    if not records:
         return
+    ids = [record.note.id for record in records]
     with unavailable_on_error():
         marks = ", ".join("?" * len(ids))
-        existing = {row[0] for row in db.execute(
-            f"SELECT id FROM notes WHERE id IN ({marks}) UNION ALL SELECT id FROM trash WHERE id IN ({marks})", ids * 2
-        )}
+        existing = {row[1]: _note_record(row) for row in db.execute(f"{_SELECT_NOTES} WHERE id IN ({marks})", ids)}
     if existing:
-        if on_conflict is OnConflict.FAIL:
+        if batches.on_conflict is OnConflict.FAIL:
             raise ImportConflictError("note", min(existing))
-        if on_conflict is OnConflict.SKIP:
-            imported.skipped += sorted(existing)
-            notes = [row for row in notes if row[1] not in existing]
-            trashed = [row for row in trashed if row[1] not in existing]
-            ids = [note_id for note_id in ids if note_id not in existing]
-        else:  # a DELETE first, so that the triggers keep the tag and search tables right
-            gone = [(note_id,) for note_id in existing]
-            db.executemany("DELETE FROM notes WHERE id = ?", gone)
-            db.executemany("DELETE FROM trash WHERE id = ?", gone)
-            with sqlite_history.keeping_last_position(db):
-                db.executemany("DELETE FROM changes WHERE note_id = ? AND op = 'put'", gone)
-            imported.replaced += len(existing)
+        changes = {} if batches.on_conflict is OnConflict.SKIP else {
+            record.note.id: replacement(existing[record.note.id], record)
+            for record in records if record.note.id in existing
+        }
+        kept = {note_id for note_id in existing if changes.get(note_id) is None}  # skipped, or the same already
+        replaced = {note_id: change for note_id, change in changes.items() if change is not None}
+        batches.imported.skipped += sorted(kept)
+        batches.kept.update(dict.fromkeys(kept, KEPT_WHOLE))
+        notes = [_replaced(row, replaced) for row in notes if row[1] not in kept]
+        trashed = [_replaced(row, replaced) for row in trashed if row[1] not in kept]
+        ids = [note_id for note_id in ids if note_id not in kept]
+        if replaced:
+            _give_way(db, existing, replaced, batches.at)
+            batches.kept.update((note_id, change.kept_up_to) for note_id, change in replaced.items())
+            batches.imported.renumbered.update(
+                (record.note.id, record.note.version) for record in records
+                if record.note.id in replaced and replaced[record.note.id].version != record.note.version
+            )
+            batches.imported.replaced += len(replaced)
     with unavailable_on_error():
         insert_rows(db, f"notes ({_NOTE_COLUMNS}, title_key, search_text)", notes)
         db.executemany(_INSERT_TRASH, trashed)
         insert_rows(db, "temp.imported_ids (id)", [(note_id,) for note_id in ids])
-        if bulk is not None:
-            bulk.written(db, [row[1] for row in notes])
-    imported.notes += len(ids)
+        if batches.bulk is not None:
+            batches.bulk.written(db, [row[1] for row in notes])
+    batches.imported.notes += len(ids)
+
+
+def _replaced(row: tuple, replaced: dict[int, Replacement]) -> tuple:
+    """The row with the version its replacement gives it (its tenth value)."""
+    change = replaced.get(row[1])
+    return row if change is None else (*row[:9], change.version, *row[10:])
+
+
+def _give_way(
+    db: sqlite3.Connection, existing: dict[int, NoteRecord], replaced: dict[int, Replacement], at: datetime
+) -> None:
+    """The target's notes that imported ones replace go (a DELETE, so that the triggers keep the
+    tag and search tables right), with their revisions past what each replacement keeps; one
+    that leaves another owner is logged as deleted for them."""
+    with unavailable_on_error():
+        gone = [(note_id,) for note_id in replaced]
+        db.executemany("DELETE FROM notes WHERE id = ?", gone)
+        db.executemany("DELETE FROM trash WHERE id = ?", gone)
+        with sqlite_history.keeping_last_position(db):
+            db.executemany("DELETE FROM changes WHERE note_id = ? AND op = 'put' AND version > ?",
+                           [(note_id, change.kept_up_to) for note_id, change in replaced.items()])
+        db.executemany(
+            "INSERT INTO changes (owner, note_id, version, op, at) VALUES (?, ?, ?, 'delete', ?)",
+            [(change.leaves, note_id, existing[note_id].note.version, to_microseconds(at))
+             for note_id, change in replaced.items() if change.leaves is not None],
+        )
 
 
 def _note_row(record: NoteRecord) -> tuple:

@@ -191,8 +191,12 @@ class Store(Protocol):
     async def count_notes(self, selection: Selection) -> int:
         """How many notes `selection` covers now (a progress bar's total)."""
 
-    async def import_records(self, records: AsyncIterable[Record], on_conflict: OnConflict) -> Imported:
+    async def import_records(
+        self, records: AsyncIterable[Record], on_conflict: OnConflict, *, at: datetime
+    ) -> Imported:
         """Write `records`, in the order `export` gives them, in one transaction: if anything
         raises, `records` included, nothing is written. Ids, versions and times are kept; an
         owner the store lacks is added; new ids continue past the largest one imported. An id the
-        store has already is `ImportConflictError` (`FAIL`), kept (`SKIP`) or overwritten."""
+        store has already is `ImportConflictError` (`FAIL`), kept (`SKIP`) or written over as
+        `transfer.replacement` says (`REPLACE`); a note that leaves another owner so is logged
+        as deleted for them `at`."""

@@ -60,7 +60,44 @@ class OnConflict(StrEnum):
 
     FAIL = "fail"  # refuse the whole import, naming the id
     SKIP = "skip"  # keep the target's
-    REPLACE = "replace"  # take the imported one
+    REPLACE = "replace"  # take the imported one (see `replacement`)
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """How `OnConflict.REPLACE` writes an imported note over the target's note of the same id.
+
+    The imported note is the note's next change in the target. A version names one content for
+    good: it is the note's ETag, which a client may hold for a conditional request, and a
+    follower of the changes keeps the highest version it has seen of each note. So the imported
+    note takes a version past every one the target gave the note, which is its own version when
+    the two stores' histories of the note agree up to the target's (one copied from the other,
+    then edited further). The target keeps the revisions it gave out (those of another owner go
+    with the note, as a purge takes them); the file's newer ones follow."""
+
+    version: int  # the imported note's version in the target
+    kept_up_to: int  # the target keeps its revisions up to this version, and takes the file's above it
+    leaves: str | None  # another owner whose notes it leaves (their followers hear a delete)
+
+    @classmethod
+    def over(cls, owner: str, version: int, live: bool, imported_owner: str, imported_version: int) -> Replacement:
+        """Over the target's note of `owner` at `version` (`live`: not in the trash)."""
+        same_owner = owner == imported_owner
+        return cls(
+            version=max(imported_version, version + 1),
+            kept_up_to=version if same_owner else 0,
+            leaves=None if same_owner or not live else owner,
+        )
+
+
+def replacement(target: NoteRecord, imported: NoteRecord) -> Replacement | None:
+    """None when the target holds the imported note already (the same copy run again): nothing
+    is written, and no follower hears of it."""
+    if target == imported:
+        return None
+    return Replacement.over(
+        target.owner, target.note.version, target.deleted_at is None, imported.owner, imported.note.version
+    )
 
 
 @dataclass(slots=True)
@@ -71,8 +108,11 @@ class Imported:
     owners: int = 0
     tokens: int = 0
     notes: int = 0
-    skipped: list[int] = field(default_factory=list)  # note ids the target kept as they were
+    # note ids the target kept as they were: skipped, or (replace) holding the imported note already
+    skipped: list[int] = field(default_factory=list)
     replaced: int = 0
+    # note id -> the imported version, of each replaced note that took another (`Replacement`)
+    renumbered: dict[int, int] = field(default_factory=dict)
     revisions: int = 0  # older revisions written
 
 

@@ -22,7 +22,7 @@ import zipfile
 from array import array
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any, TextIO
 
@@ -211,7 +211,7 @@ def _input(path: str | None) -> Iterator[IO[bytes]]:
 
 async def _import(database_url: str, source: IO[bytes], on_conflict: OnConflict) -> Imported:
     async with opened(database_url) as store:
-        return await store.import_records(read_notes_file(lines_of(source)), on_conflict)
+        return await store.import_records(read_notes_file(lines_of(source)), on_conflict, at=datetime.now(UTC))
 
 
 async def lines_of(source: IO[bytes], chunks_ahead: int = 4) -> AsyncIterator[bytes]:
@@ -253,12 +253,20 @@ def _imported(imported: Imported) -> str:
     said = (f"{_plural(imported.notes, 'note')}, {_plural(imported.tokens, 'token')}"
             f" and {_plural(imported.owners, 'new owner')}")
     if imported.skipped:
-        said += f" ({_plural(len(imported.skipped), 'note')} the target had already were kept: --on-conflict skip)"
+        said += f" ({_plural(len(imported.skipped), 'note')} the target had already were kept as they were)"
     if imported.replaced:
-        said += f" ({_plural(imported.replaced, 'note')} the target had were replaced)"
+        said += f" ({_plural(imported.replaced, 'note')} the target had were replaced"
+        said += f"; {_renumbered(imported)})" if imported.renumbered else ")"
     if imported.revisions:
         said += f", with {_plural(imported.revisions, 'older revision')}"
     return said
+
+
+def _renumbered(imported: Imported) -> str:
+    """Why some replaced notes have versions other than the file's."""
+    count = len(imported.renumbered)
+    return (f"{_plural(count, 'replaced note')} {'has' if count == 1 else 'have'} a new version, past the"
+            " target's: the imported version names other content there")
 
 
 # copy
@@ -398,6 +406,8 @@ class CopyReport:
                 f" in {self.elapsed:.1f} s ({rate:,.0f} notes/s), compared in {self.compared:.1f} s")
         if self.imported.skipped:
             said += f"; {_plural(len(self.imported.skipped), 'note')} the target had already kept as they were"
+        if self.imported.renumbered:
+            said += f"; {_renumbered(self.imported)}"
         if self.matches:
             return f"{said}; checksums match (SHA-256 {self.sha256[:16]})"
         return f"{said}; checksums differ: {'; '.join(self.differing)}"
@@ -425,13 +435,13 @@ async def _copy(
             progress.advance(pending)
 
         try:
-            imported = await target.import_records(read(), on_conflict)
+            imported = await target.import_records(read(), on_conflict, at=datetime.now(UTC))
         finally:
             progress.close()
         committed[0] = True
         elapsed = time.monotonic() - started
         try:
-            differing = await _compare(target, fingerprints, set(imported.skipped))
+            differing = await _compare(target, fingerprints, imported)
         except Exception as error:  # the copy stands; it could not be checked
             differing = [f"the target could not be read back ({type(error).__name__}: {error})"]
         compared = time.monotonic() - started - elapsed
@@ -439,8 +449,12 @@ async def _copy(
                       fingerprints.sha256.hexdigest(), elapsed, compared, differing)
 
 
-async def _compare(target: Store, source: Fingerprints, skipped: set[int]) -> list[str]:
-    """What differs between the source's records and the target's records of the same keys."""
+async def _compare(target: Store, source: Fingerprints, imported: Imported) -> list[str]:
+    """What differs between the source's records and the target's records of the same keys.
+    A note the target kept is not compared; one replaced with another version is compared at
+    the source's version; the revisions are compared when no note was kept or replaced (the
+    target then keeps its own revisions of it)."""
+    skipped, renumbered = set(imported.skipped), imported.renumbered
     differing: list[str] = []
     wrong_notes: list[int] = []
     missing_notes: list[int] = []
@@ -454,6 +468,8 @@ async def _compare(target: Store, source: Fingerprints, skipped: set[int]) -> li
             if record.note.id not in skipped:
                 revisions.add(fingerprint(record))
             continue
+        if isinstance(record, NoteRecord) and record.note.id in renumbered:
+            record = replace(record, note=replace(record.note, version=renumbered[record.note.id]))
         values = _digest(fingerprint(record))
         if isinstance(record, NoteRecord):
             note_id = record.note.id
@@ -475,7 +491,7 @@ async def _compare(target: Store, source: Fingerprints, skipped: set[int]) -> li
             if source.owners[record.name] != values:
                 differing.append(f"owner {record.name} differs (the target had it already, created at another time)")
     missing_notes += [note_id for note_id in ids[at:] if note_id not in skipped]
-    if not skipped and revisions != source.revisions:  # (a skipped note's revisions are the target's)
+    if not skipped and not imported.replaced and revisions != source.revisions:
         differing.append(f"the revisions differ ({source.revisions.count:,} in the source,"
                          f" {revisions.count:,} in the target)")
     differing += [f"owner {name} is missing" for name in sorted(source.owners.keys() - seen_owners)]

@@ -362,7 +362,7 @@ async def test_a_watch_hears_of_an_import_by_another_process(storage: Storage, d
             if database_url.startswith("postgresql"):
                 assert await mine.wait(5)  # its LISTEN is open: that wakes every follower once
             since = (await storage.notes_of(LOCAL).changes(None, 10)).next
-            assert (await theirs.import_records(records(), OnConflict.FAIL)).notes == 1
+            assert (await theirs.import_records(records(), OnConflict.FAIL, at=T0)).notes == 1
             assert await mine.wait(5)
         assert [c.note for c in (await storage.notes_of(LOCAL).changes(since, 10)).changes] == [note]
     finally:

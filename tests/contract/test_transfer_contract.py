@@ -19,7 +19,8 @@ from app.adapters import Storage
 from app.adapters.migrate import migrate
 from app.container import build_container
 from app.domain.accounts import AccountService
-from app.domain.errors import ImportConflictError, NoteError
+from app.domain.errors import ImportConflictError, NoteError, NoteNotFoundError
+from app.domain.history import ChangeToken
 from app.domain.model import Note
 from app.domain.owners import LOCAL, Scope
 from app.domain.query import ListQuery, NoteFilter, Sort, SortField
@@ -118,7 +119,7 @@ async def test_a_store_copied_into_another_answers_exactly_as_it_did(
             store_of(target_kind, request, tmp_path / "target.db") as target:
         secrets = await fill(source)
         before = await everything(source)
-        imported = await target.import_records(source.export(WHOLE_STORE), OnConflict.FAIL)
+        imported = await target.import_records(source.export(WHOLE_STORE), OnConflict.FAIL, at=T0)
 
         after = await everything(target)
         assert after == before  # every field of every record, times to the microsecond
@@ -180,24 +181,109 @@ async def test_an_id_that_exists_fails_the_whole_import_and_writes_nothing(stora
     before = await everything(storage)
     stream = _stream(OwnerRecord("carol", T0), _note("carol", existing.id + 5), _note("carol", existing.id))
     with pytest.raises(ImportConflictError) as raised:
-        await storage.import_records(stream, OnConflict.FAIL)
+        await storage.import_records(stream, OnConflict.FAIL, at=T0)
     assert raised.value.item_id == existing.id and f"note {existing.id}" in str(raised.value)
     assert await everything(storage) == before  # not even the owner carol
 
 
-async def test_skip_keeps_what_the_target_has_and_replace_takes_the_import(storage: Storage) -> None:
+async def test_skip_keeps_what_the_target_has(storage: Storage) -> None:
     existing = await storage.notes_of(LOCAL).add(draft(title="mine"))
     skipped = await storage.import_records(
-        _stream(OwnerRecord(LOCAL, None), _note(LOCAL, existing.id), _note(LOCAL, existing.id + 1)), OnConflict.SKIP
+        _stream(OwnerRecord(LOCAL, None), _note(LOCAL, existing.id), _note(LOCAL, existing.id + 1)), OnConflict.SKIP,
+        at=T0,
     )
-    assert (skipped.notes, skipped.skipped) == (1, [existing.id])
+    assert (skipped.notes, skipped.skipped, skipped.replaced) == (1, [existing.id], 0)
     assert (await storage.notes_of(LOCAL).get(existing.id)).title == "mine"
+
+
+async def _edited(storage: Storage, owner_: str, *titles: str) -> Note:
+    """A note of `owner_` made with the first title, then changed to each of the others."""
+    notes = storage.notes_of(owner_)
+    note = await notes.add(draft(title=titles[0]))
+    for title in titles[1:]:
+        note = await notes.update(note.revised(replace(note.content(), title=title), note.updated_at + timedelta(1)))
+    return note
+
+
+def _file_note(owner_: str, note_id: int, *titles: str) -> list[Record]:
+    """A file's note at version len(titles) with the last title, after its older revisions."""
+    versions = [Note(id=note_id, title=title, description="", priority=1, tags=(), created_by=None,
+                     created_at=T0, updated_at=T0 + timedelta(version), version=version)
+                for version, title in enumerate(titles, start=1)]
+    return [OwnerRecord(owner_, T0), NoteRecord(owner_, versions[-1]),
+            *(RevisionRecord(owner_, note) for note in versions[:-1])]
+
+
+async def _history(storage: Storage, owner_: str, note_id: int) -> list[tuple[int, str]]:
+    """(version, title) of each revision of the note, the current one first."""
+    found = await storage.notes_of(owner_).revisions(note_id, newest=1000, oldest=1, limit=100)
+    return [(note.version, note.title) for note in found]
+
+
+async def _changes_after(storage: Storage, owner_: str, token: ChangeToken) -> list[tuple[str, int, int]]:
+    page = await storage.notes_of(owner_).changes(token, 100)
+    return [(str(change.op), change.note_id, change.version) for change in page.changes]
+
+
+async def test_a_replaced_note_takes_a_version_past_every_one_the_target_gave_it(storage: Storage) -> None:
+    """Its version is its ETag, and a follower keeps the highest version it saw: a version the
+    target gave out once never names other content (a client holding "3" would get a 304 for
+    the old note, and a follower would ignore the import)."""
+    mine = await _edited(storage, LOCAL, "mine 1", "mine 2", "mine 3")
+    before = (await storage.notes_of(LOCAL).changes(None, 1000)).next
     replaced = await storage.import_records(
-        _stream(OwnerRecord(LOCAL, None), _note(LOCAL, existing.id, "theirs")), OnConflict.REPLACE
+        _stream(*_file_note(LOCAL, mine.id, "theirs 1", "theirs 2")), OnConflict.REPLACE, at=T0
     )
-    assert replaced.replaced == 1
-    now = await storage.notes_of(LOCAL).get(existing.id)
-    assert (now.title, now.version) == ("theirs", 4)
+    assert (replaced.notes, replaced.replaced, replaced.revisions, replaced.skipped) == (1, 1, 0, [])
+    now = await storage.notes_of(LOCAL).get(mine.id)
+    assert (now.title, now.version, now.updated_at) == ("theirs 2", 4, T0 + timedelta(2))
+    # the versions the target gave out still name what they named
+    assert await _history(storage, LOCAL, mine.id) == [(4, "theirs 2"), (3, "mine 3"), (2, "mine 2"), (1, "mine 1")]
+    assert await _changes_after(storage, LOCAL, before) == [("put", mine.id, 4)]
+
+
+async def test_a_replaced_note_further_along_keeps_its_version_and_the_revisions_past_the_targets(
+    storage: Storage,
+) -> None:
+    """The copy of a note edited further in the source: what the target had stays, the rest
+    follows, and the note ends as the source's, version included."""
+    mine = await _edited(storage, LOCAL, "one", "two")
+    before = (await storage.notes_of(LOCAL).changes(None, 1000)).next
+    replaced = await storage.import_records(
+        _stream(*_file_note(LOCAL, mine.id, "one", "two (theirs)", "three", "four")), OnConflict.REPLACE, at=T0
+    )
+    assert (replaced.replaced, replaced.revisions) == (1, 1)
+    assert await _history(storage, LOCAL, mine.id) == [(4, "four"), (3, "three"), (2, "two"), (1, "one")]
+    assert await _changes_after(storage, LOCAL, before) == [("put", mine.id, 3), ("put", mine.id, 4)]
+
+
+async def test_replacing_a_note_with_itself_changes_nothing(storage: Storage) -> None:
+    """The same copy run twice: the second run writes nothing, and no follower hears of it."""
+    await _edited(storage, LOCAL, "one", "two")
+    await storage.notes_of(LOCAL).delete((await _edited(storage, LOCAL, "binned")).id, at=T0 + timedelta(9))
+    records = await everything(storage)
+    before = (await storage.notes_of(LOCAL).changes(None, 1000)).next
+    again = await storage.import_records(_stream(*records), OnConflict.REPLACE, at=T0)
+    assert (again.notes, again.replaced, again.revisions, len(again.skipped)) == (0, 0, 0, 2)
+    assert await everything(storage) == records
+    assert await _changes_after(storage, LOCAL, before) == []
+
+
+async def test_a_note_replaced_by_another_owners_leaves_the_first_owner_with_a_delete(storage: Storage) -> None:
+    alice = await owner(storage, "alice")
+    hers = await _edited(storage, alice, "hers 1", "hers 2")
+    alice_before = (await storage.notes_of(alice).changes(None, 1000)).next
+    replaced = await storage.import_records(
+        _stream(*_file_note("bob", hers.id, "his 1", "his 2", "his 3")), OnConflict.REPLACE, at=T0 + timedelta(30)
+    )
+    assert (replaced.replaced, replaced.revisions) == (1, 2)
+    with pytest.raises(NoteNotFoundError):
+        await storage.notes_of(alice).get(hers.id)
+    assert await _changes_after(storage, alice, alice_before) == [("delete", hers.id, 2)]
+    assert await _history(storage, "bob", hers.id) == [(3, "his 3"), (2, "his 2"), (1, "his 1")]
+    assert [(str(c.op), c.version) for c in (await storage.notes_of("bob").changes(None, 100)).changes] == [
+        ("put", 1), ("put", 2), ("put", 3)
+    ]
 
 
 async def test_a_stream_that_fails_half_way_leaves_the_store_as_it_was(storage: Storage) -> None:
@@ -205,7 +291,7 @@ async def test_a_stream_that_fails_half_way_leaves_the_store_as_it_was(storage: 
     before = await everything(storage)
     records = [OwnerRecord("dave", T0), *(_note("dave", 100 + i) for i in range(2500))]
     with pytest.raises(NoteError, match="cut short"):
-        await storage.import_records(_stream(*records, fail_after=2400), OnConflict.FAIL)
+        await storage.import_records(_stream(*records, fail_after=2400), OnConflict.FAIL, at=T0)
     assert await everything(storage) == before
     # and the store still takes writes, on the same connections
     assert (await storage.notes_of(LOCAL).add(draft())).id > 0
@@ -227,7 +313,7 @@ async def test_an_owners_export_holds_only_that_owner_and_no_token(storage: Stor
 
 
 async def test_ids_continue_past_an_import_into_an_empty_store(storage: Storage) -> None:
-    await storage.import_records(_stream(OwnerRecord(LOCAL, None), _note(LOCAL, 1000)), OnConflict.FAIL)
+    await storage.import_records(_stream(OwnerRecord(LOCAL, None), _note(LOCAL, 1000)), OnConflict.FAIL, at=T0)
     assert (await storage.notes_of(LOCAL).add(draft())).id > 1000
     made = await storage.notes_of(LOCAL).add_many([draft(title=str(i)) for i in range(3)])
     assert [n.id for n in made] == sorted(n.id for n in made) and made[0].id > 1001
@@ -279,11 +365,11 @@ async def test_an_import_into_an_empty_store_searches_filters_and_sorts_as_its_s
         url = "" if target_kind == "sqlite" else request.getfixturevalue("migrated_postgres")
         migrated = await _schema(target_kind, url, target_path)
         with pytest.raises(NoteError, match="cut short"):  # half way through the notes
-            await target.import_records(_stream(*await everything(source), fail_after=1800), OnConflict.FAIL)
+            await target.import_records(_stream(*await everything(source), fail_after=1800), OnConflict.FAIL, at=T0)
         assert await _schema(target_kind, url, target_path) == migrated
         assert await everything(target) == [OwnerRecord(LOCAL, None)]
 
-        await target.import_records(source.export(WHOLE_STORE), OnConflict.FAIL)
+        await target.import_records(source.export(WHOLE_STORE), OnConflict.FAIL, at=T0)
         assert await _schema(target_kind, url, target_path) == migrated
         for query in _listings():
             expected = await source.notes_of("alice").list(query)
@@ -328,7 +414,7 @@ async def test_an_import_holds_the_owners_it_writes_for_until_it_commits(storage
         await go_on.wait()
         yield _note("dave", 500)
 
-    importing = asyncio.ensure_future(storage.import_records(records(), OnConflict.FAIL))
+    importing = asyncio.ensure_future(storage.import_records(records(), OnConflict.FAIL, at=T0))
     try:
         await owner_written.wait()
         held = await owner_is_held(database_url, "dave")  # a removal now would wait for the import

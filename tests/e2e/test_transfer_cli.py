@@ -4,6 +4,7 @@ pipe show, bad files and conflicts refused with one line, and Ctrl-C leaving the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import os
 import pty
@@ -16,7 +17,7 @@ import termios
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -188,9 +189,33 @@ def test_an_id_that_exists_fails_skips_or_replaces_as_asked(tmp_path: Path, post
                                     " use --on-conflict skip or --on-conflict replace to keep or replace what is there")
     skipped = run("import", "--database-url", postgres_url, "-i", str(exported), "--on-conflict", "skip")
     assert skipped.returncode == 0 and "30 notes the target had already were kept" in skipped.stderr
-    replaced = run("import", "--database-url", postgres_url, "-i", str(exported), "--on-conflict", "replace")
-    assert replaced.returncode == 0 and "30 notes the target had were replaced" in replaced.stderr
+    same = run("import", "--database-url", postgres_url, "-i", str(exported), "--on-conflict", "replace")
+    assert same.returncode == 0 and "30 notes the target had already were kept as they were" in same.stderr
+    assert "replaced" not in same.stderr  # the target held them already: nothing was written
     assert body_of(postgres_url) == body_of(source)
+    edit(source, 1, "edited on the laptop")  # version 2 there; version 1 in the target
+    edit(postgres_url, 2, "edited in production")  # version 2 in the target...
+    edit(source, 2, "edited on the laptop too")  # ...and another version 2 in the source
+    replaced = run("copy", "--from", source, "--to", postgres_url, "--on-conflict", "replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert ("1 replaced note has a new version, past the target's: the imported version names other content there"
+            in replaced.stderr)
+    assert "checksums match" in replaced.stderr
+    notes = {record.note.id: record.note for record in body_of(postgres_url) if isinstance(record, NoteRecord)}
+    assert (notes[1].title, notes[1].version) == ("edited on the laptop", 2)
+    assert (notes[2].title, notes[2].version) == ("edited on the laptop too", 3)  # "2" named the other title
+
+
+def edit(url: str, note_id: int, title: str) -> None:
+    """A new version of alice's note with this title, written through the store's port."""
+    async def write() -> None:
+        async with opened(url) as store:
+            notes = store.notes_of("alice")
+            note = await notes.get(note_id)
+            content = dataclasses.replace(note.content(), title=title)
+            await notes.update(note.revised(content, note.updated_at + timedelta(seconds=1)))
+
+    in_thread(asyncio.run, write())
 
 
 def until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
