@@ -42,20 +42,32 @@ class Proxy:
             await self._news.wait_for(lambda: self.accepted >= count)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A connection accepted just before a cut may be served only after it (Python 3.11's
+        # Server.wait_closed does not wait for them): it is cut too, and so is every connection
+        # when its handler ends, so that none is left open for the garbage collector to find.
         self._links.add(writer)
         async with self._news:
             self.accepted += 1
             self._news.notify_all()
-        if self.black_hole or (self.black_hole_after is not None and self.accepted > self.black_hole_after):
-            await reader.read()  # swallow everything, answer nothing
-            return
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._links.add(up_writer)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            if self._server is None:
+                return
+            if self.black_hole or (self.black_hole_after is not None and self.accepted > self.black_hole_after):
+                with contextlib.suppress(OSError):
+                    await reader.read()  # swallow everything, answer nothing
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
+            except OSError:
+                return
+            self._links.add(up_writer)
+            try:
+                if self._server is not None:  # not cut meanwhile
+                    await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            finally:
+                self._drop(up_writer)
+        finally:
+            self._drop(writer)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
@@ -64,5 +76,8 @@ class Proxy:
                     continue
                 writer.write(data)
                 await writer.drain()
+        self._drop(writer)
+
+    def _drop(self, writer: asyncio.StreamWriter) -> None:
         writer.transport.abort()
         self._links.discard(writer)
