@@ -31,6 +31,12 @@ def redacted(database_url: str) -> str:
     return _PASSWORD_PARAMETER.sub(r"\g<1>***", database_url)
 
 
+# Seconds a migration waits for a lock that another process holds (another migration, or a long
+# transaction on a table it alters) before it gives up, changing nothing. Waiting longer would
+# hold up every query behind it: PostgreSQL queues them after the migration's lock request.
+MIGRATION_LOCK_TIMEOUT = 60.0
+
+
 class UnsupportedDatabaseError(ValueError):
     """DATABASE_URL names a store this service cannot use."""
 

@@ -2,10 +2,8 @@
 
 from alembic import context
 
+from app.adapters.migrate import MIGRATION_LOCK
 from app.adapters.schema import metadata
-
-# Any constant works, as long as every process of this service uses the same one.
-MIGRATION_LOCK = 7_461_220_310
 
 
 def _include(obj, name, type_, reflected, compare_to) -> bool:
@@ -22,6 +20,10 @@ context.configure(
 )
 with context.begin_transaction():
     if connection.dialect.name == "postgresql":
+        # No lock is waited for longer than this: a migration's ALTER waiting behind a long
+        # transaction would make every query on the table queue behind it.
+        timeout_ms = max(1, round(context.config.attributes["lock_timeout"] * 1000))
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {timeout_ms}")
         # Processes that start together wait here; the later ones then find nothing to do.
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     context.run_migrations()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,31 +22,39 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import migrations
 from app.adapters.connect_errors import connect_problem, missing_directory, one_line
 from app.adapters.sqlite import sqlite_path
+from app.adapters.sqlite_link import is_busy
 from app.domain.errors import StorageUnavailableError
-from app.settings import redacted
+from app.settings import MIGRATION_LOCK_TIMEOUT, redacted
 
 SCRIPTS = Path(migrations.__file__).parent
 
 
-def _config(connection: sa.Connection) -> Config:
+POLL = 0.05  # seconds between two tries of a SQLite file's migration lock
+# PostgreSQL's advisory lock of a migration (migrations/env.py): any constant works, as long as
+# every process of this service uses the same one.
+MIGRATION_LOCK = 7_461_220_310
+
+
+class LockTimeoutError(Exception):
+    """A lock another process holds was not granted within the migration's lock timeout."""
+
+
+def _config(connection: sa.Connection, lock_timeout: float) -> Config:
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
     config.attributes["connection"] = connection
+    config.attributes["lock_timeout"] = lock_timeout  # migrations/env.py sets it on PostgreSQL
     return config
 
 
-def _upgrade(connection: sa.Connection) -> None:
-    command.upgrade(_config(connection), "head")
-
-
-def migrate_sqlite(database_url: str) -> None:
+def migrate_sqlite(database_url: str, lock_timeout: float) -> None:
     path = sqlite_path(database_url)
     if (problem := missing_directory(path)) is not None:  # never made here: a typo would be too
         raise StorageUnavailableError(problem)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.NullPool)
+        _lock_file(fd, lock_timeout)
+        engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.NullPool, connect_args={"timeout": lock_timeout})
         try:
             with engine.connect() as connection:
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")  # (not inside a transaction)
@@ -53,26 +63,50 @@ def migrate_sqlite(database_url: str) -> None:
                 # way (or another process writing between two statements) would leave a schema
                 # that is neither the old one nor the new one.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
-                _upgrade(connection)
+                command.upgrade(_config(connection, lock_timeout), "head")
                 connection.commit()
+        except sa.exc.OperationalError as error:
+            if isinstance(error.orig, sqlite3.Error) and is_busy(error.orig):
+                raise LockTimeoutError from error
+            raise
         finally:
             engine.dispose()
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-async def migrate_postgres(database_url: str) -> None:
+def _lock_file(fd: int, timeout: float) -> None:
+    """The file's migration lock (an exclusive flock), tried every POLL seconds until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError from None
+            time.sleep(POLL)
+
+
+async def migrate_postgres(database_url: str, lock_timeout: float) -> None:
     url = sa.make_url(database_url).set(drivername="postgresql+asyncpg")
     engine = create_async_engine(url, poolclass=sa.NullPool)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_upgrade)
+            await connection.run_sync(lambda sync: command.upgrade(_config(sync, lock_timeout), "head"))
             await connection.commit()
+    except sa.exc.DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise LockTimeoutError from error
+        raise
     finally:
         await engine.dispose()
 
 
-def migrate(database_url: str, backend: str) -> None:
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_not_available: lock_timeout ran out
+
+
+def migrate(database_url: str, backend: str, lock_timeout: float = MIGRATION_LOCK_TIMEOUT) -> None:
     """Bring the store at `database_url` to the newest schema; nothing to do for memory.
 
     Failures raise StorageUnavailableError with one line naming the fix where there is a known
@@ -81,11 +115,17 @@ def migrate(database_url: str, backend: str) -> None:
     """
     try:
         if backend == "sqlite":
-            migrate_sqlite(database_url)
+            migrate_sqlite(database_url, lock_timeout)
         elif backend == "postgresql":
-            asyncio.run(migrate_postgres(database_url))
+            asyncio.run(migrate_postgres(database_url, lock_timeout))
     except StorageUnavailableError:
         raise
+    except LockTimeoutError:
+        raise StorageUnavailableError(
+            f"another process held a lock on {redacted(database_url)} for {lock_timeout:g} s (another migration,"
+            " or a long transaction such as an import or an export): nothing was migrated; run it again once that"
+            " ends, or wait longer with --lock-timeout"
+        ) from None
     except Exception as error:
         line = connect_problem(error, database_url)
         raise StorageUnavailableError(

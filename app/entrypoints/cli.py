@@ -26,6 +26,7 @@ from app.domain.errors import NoteError, StorageUnavailableError
 from app.entrypoints.logs import LogSettings, configure_logging
 from app.entrypoints.options import build_parser
 from app.settings import (
+    MIGRATION_LOCK_TIMEOUT,
     InvalidOriginError,
     Settings,
     UnsupportedDatabaseError,
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _transfer_command(args)
         backend = backend_of(args.database_url)
         if args.command == "migrate":
-            return _migrate(args.database_url, backend)
+            return _migrate(args.database_url, backend, args.lock_timeout)
         if args.command in ACCOUNT_COMMANDS:
             return _account_command(args, backend)
         return _serve(args, backend)
@@ -185,14 +186,16 @@ def _fail(code: int, error: Exception) -> int:
     return code
 
 
-def _migrate(database_url: str, backend: str) -> int:
+def _migrate(database_url: str, backend: str, lock_timeout: float = MIGRATION_LOCK_TIMEOUT) -> int:
     if backend == "memory":
         raise UsageError(
             "nothing to migrate: memory:// keeps no schema; give --database-url or DATABASE_URL"
         )
+    if not lock_timeout > 0:
+        raise UsageError(f"--lock-timeout must be more than 0 seconds, not {lock_timeout:g}")
     from app.adapters.migrate import migrate  # loads SQLAlchemy and Alembic: only when migrating
 
-    migrate(database_url, backend)  # raises StorageUnavailableError with one line
+    migrate(database_url, backend, lock_timeout)  # raises StorageUnavailableError with one line
     return 0
 
 

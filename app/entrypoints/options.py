@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.entrypoints.logs import DEFAULT_LOGS, FORMATS, LEVELS
-from app.settings import SUPPORTED_URLS, Settings
+from app.settings import MIGRATION_LOCK_TIMEOUT, SUPPORTED_URLS, Settings
 
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 # The defaults live with the settings they belong to; the flags show them.
@@ -115,6 +115,9 @@ def build_parser() -> EnvParser:
     migrate = commands.add_parser("migrate", help="apply pending database migrations",
                                   description="Apply pending migrations.")
     _database_flag(migrate)
+    migrate.env_flag("--lock-timeout", "NOTES_LOCK_TIMEOUT", _shown(MIGRATION_LOCK_TIMEOUT),
+                     "seconds to wait for a lock another process holds (another migration, or a long import"
+                     " or export) before giving up, changing nothing", type=float)
     _log_flags(migrate)
     _account_commands(commands)
     _transfer_commands(commands)

@@ -4,9 +4,15 @@ them again changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -15,10 +21,12 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.adapters.migrate import SCRIPTS, migrate
+from app.adapters.migrate import MIGRATION_LOCK, SCRIPTS, migrate
 from app.adapters.schema import metadata
+from app.adapters.sqlite_link import sqlite_path
 from app.domain.errors import StorageUnavailableError
 from tests.databases import in_thread, postgres_database
+from tests.e2e.processes import run
 
 
 def _differences(connection: sa.Connection) -> list:
@@ -119,3 +127,70 @@ def test_sqlite_log_positions_given_before_0005_are_never_given_again(tmp_path: 
         newest = db.execute("SELECT position, owner FROM changes ORDER BY position DESC LIMIT 2").fetchall()
     db.close()
     assert given == 3 and newest == [(4, "local"), (3, "")]  # the marker holds position 3
+
+
+def test_a_migration_gives_up_on_a_lock_held_past_its_lock_timeout_and_changes_nothing(
+    empty_sql_database_url: str, tmp_path: Path
+) -> None:
+    """Another migration holds the store's migration lock (on PostgreSQL, a long transaction on a
+    table the migration alters would make it wait the same way, with every query behind it)."""
+    url = empty_sql_database_url
+    with _migration_lock_held(url):
+        done = run("migrate", "--database-url", url, "--lock-timeout", "0.2")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"notes-api: error: another process held a lock on {url} for 0.2 s (another migration, or a long"
+        " transaction such as an import or an export): nothing was migrated; run it again once that ends,"
+        " or wait longer with --lock-timeout"
+    )
+    assert "Traceback" not in done.stderr
+    assert _tables(url) == []
+    assert run("migrate", "--database-url", url).returncode == 0  # once it is free
+
+
+@contextmanager
+def _migration_lock_held(url: str) -> Iterator[None]:
+    """The lock a migration of this store takes first, held by this process for the block."""
+    if url.startswith("sqlite"):
+        fd = os.open(sqlite_path(url), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+        return
+    held, release = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            held.set()
+            await asyncio.to_thread(release.wait)
+        finally:
+            await connection.close()
+
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    try:
+        assert held.wait(30), "the advisory lock was not granted"
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def _tables(url: str) -> list[str]:
+    if url.startswith("sqlite"):
+        with closing(sqlite3.connect(sqlite_path(url))) as db:
+            return [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    async def names() -> list[str]:
+        connection = await asyncpg.connect(url)
+        try:
+            query = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            return [row[0] for row in await connection.fetch(query)]
+        finally:
+            await connection.close()
+
+    return in_thread(asyncio.run, names())
