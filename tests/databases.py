@@ -7,9 +7,11 @@ PostgreSQL tests are skipped with one line, except when CI is set, where that fa
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +22,9 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 import sqlalchemy as sa
+
+from app.adapters.migrate import MIGRATION_LOCK
+from app.adapters.sqlite_link import sqlite_path
 
 T = TypeVar("T")
 
@@ -126,3 +131,38 @@ async def owner_is_held(database_url: str, name: str) -> bool:
         return True
     finally:
         await probe.close()
+
+
+@contextmanager
+def migration_lock_held(url: str) -> Iterator[threading.Event]:
+    """The lock a migration of this store takes first (SQLite: a flock on the file; PostgreSQL:
+    the advisory lock), held by this process until the event is set or the block ends: a
+    migration waits for it, in plain view."""
+    release = threading.Event()
+    if url.startswith("sqlite"):
+        fd = os.open(sqlite_path(url), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield release
+        finally:
+            os.close(fd)
+        return
+    locked = threading.Event()
+
+    async def hold() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            locked.set()
+            await asyncio.to_thread(release.wait)
+        finally:
+            await connection.close()
+
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    try:
+        assert locked.wait(30), "the advisory lock was not granted"
+        yield release
+    finally:
+        release.set()
+        holder.join()

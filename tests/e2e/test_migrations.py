@@ -4,12 +4,8 @@ them again changes nothing."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 
 import asyncpg
@@ -21,11 +17,11 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.adapters.migrate import MIGRATION_LOCK, SCRIPTS, migrate
+from app.adapters.migrate import SCRIPTS, migrate
 from app.adapters.schema import metadata
 from app.adapters.sqlite_link import sqlite_path
 from app.domain.errors import StorageUnavailableError
-from tests.databases import in_thread, postgres_database
+from tests.databases import in_thread, migration_lock_held, postgres_database
 from tests.e2e.processes import run
 
 
@@ -135,7 +131,7 @@ def test_a_migration_gives_up_on_a_lock_held_past_its_lock_timeout_and_changes_n
     """Another migration holds the store's migration lock (on PostgreSQL, a long transaction on a
     table the migration alters would make it wait the same way, with every query behind it)."""
     url = empty_sql_database_url
-    with _migration_lock_held(url):
+    with migration_lock_held(url):
         done = run("migrate", "--database-url", url, "--lock-timeout", "0.2")
     assert done.returncode == 1, done.stderr
     assert done.stderr.splitlines()[-1] == (
@@ -146,38 +142,6 @@ def test_a_migration_gives_up_on_a_lock_held_past_its_lock_timeout_and_changes_n
     assert "Traceback" not in done.stderr
     assert _tables(url) == []
     assert run("migrate", "--database-url", url).returncode == 0  # once it is free
-
-
-@contextmanager
-def _migration_lock_held(url: str) -> Iterator[None]:
-    """The lock a migration of this store takes first, held by this process for the block."""
-    if url.startswith("sqlite"):
-        fd = os.open(sqlite_path(url), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-        return
-    held, release = threading.Event(), threading.Event()
-
-    async def hold() -> None:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
-            held.set()
-            await asyncio.to_thread(release.wait)
-        finally:
-            await connection.close()
-
-    holder = threading.Thread(target=asyncio.run, args=(hold(),))
-    holder.start()
-    try:
-        assert held.wait(30), "the advisory lock was not granted"
-        yield
-    finally:
-        release.set()
-        holder.join()
 
 
 def _tables(url: str) -> list[str]:

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
 
-import migrations
 from app.entrypoints.cli import migration_command
 from app.settings import redacted
-from tests.databases import database_url, postgres_database
+from tests.databases import database_url, migration_lock_held, postgres_database
 from tests.e2e.processes import Process, Server, free_port, run
 
 pytestmark = pytest.mark.slow
@@ -69,34 +64,6 @@ async def execute(url: str, statement: str) -> None:
         await connection.close()
 
 
-def migration_lock() -> int:
-    """The advisory lock that migrations/env.py takes (importing it would run a migration)."""
-    text = (Path(migrations.__file__).parent / "env.py").read_text()
-    return int(re.search(r"MIGRATION_LOCK = ([\d_]+)", text)[1].replace("_", ""))  # type: ignore[index]
-
-
-@contextmanager
-def migrations_held(url: str) -> Iterator[threading.Event]:
-    """Hold the migration lock until the event is set: a migration waits for it, in plain view."""
-    locked, release = threading.Event(), threading.Event()
-
-    async def hold() -> None:
-        connection = await asyncpg.connect(url)
-        await connection.execute(f"SELECT pg_advisory_lock({migration_lock()})")
-        locked.set()
-        await asyncio.to_thread(release.wait)
-        await connection.close()
-
-    holder = threading.Thread(target=asyncio.run, args=(hold(),))
-    holder.start()
-    try:
-        assert locked.wait(30)
-        yield release
-    finally:
-        release.set()
-        holder.join()
-
-
 def migrating_child(server: Server, timeout: float = 30) -> Process:
     deadline = time.monotonic() + timeout
     while not (found := [p for p in server.descendants() if "migrate" in p.argv]):
@@ -106,7 +73,7 @@ def migrating_child(server: Server, timeout: float = 30) -> Process:
 
 
 def test_no_process_title_or_log_line_shows_the_password(postgres_server_url: str, tmp_path: Path):
-    with postgres_database(postgres_server_url, "notes_e2e") as url, migrations_held(url) as held:
+    with postgres_database(postgres_server_url, "notes_e2e") as url, migration_lock_held(url) as held:
         server = Server(with_password(url), tmp_path / "server.log", "--workers", "2")
         try:
             child = migrating_child(server)
