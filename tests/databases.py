@@ -120,12 +120,17 @@ def _start_container() -> Any:
 
 async def owner_is_held(database_url: str, name: str) -> bool:
     """Whether another transaction holds the owner's row, so that `remove_owner`, which locks it
-    FOR UPDATE before it counts the owner's notes, would wait for that transaction (NOWAIT: the
-    answer comes at once, from the lock itself)."""
+    FOR UPDATE before it counts the owner's notes, would wait for that transaction."""
+    return await row_is_held(database_url, "SELECT 1 FROM owners WHERE name = $1", name)
+
+
+async def row_is_held(database_url: str, select: str, *args: Any) -> bool:
+    """Whether another transaction holds a row that `select` finds, so that a write of it would
+    wait for that transaction (FOR UPDATE NOWAIT: the answer comes at once, from the lock itself)."""
     probe = await asyncpg.connect(database_url)
     try:
         async with probe.transaction():
-            await probe.fetchval("SELECT 1 FROM owners WHERE name = $1 FOR UPDATE NOWAIT", name)
+            await probe.fetchval(f"{select} FOR UPDATE NOWAIT", *args)
         return False
     except asyncpg.LockNotAvailableError:
         return True

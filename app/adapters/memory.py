@@ -640,6 +640,7 @@ class MemoryStore:
                 holder.give_way(note.id, change, at)
                 if change.version != note.version:
                     imported.renumbered[note.id] = note.version
+                imported.from_other_owners += change.kept_up_to == 0
                 record = NoteRecord(record.owner, replace(note, version=change.version), record.deleted_at)
                 older = [revision for revision in older if revision.version > change.kept_up_to]
                 imported.replaced += 1

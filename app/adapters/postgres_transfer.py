@@ -19,7 +19,7 @@ import asyncpg
 
 from app.adapters import postgres_history
 from app.adapters.postgres_link import BULK_TIMEOUT, transaction
-from app.domain.errors import ImportConflictError, OwnerRemovedError
+from app.domain.errors import ImportConflictError, OwnerRemovedError, StorageUnavailableError
 from app.domain.model import search_text, stored_note, title_sort_key
 from app.domain.owners import Scope
 from app.domain.timestamps import aware
@@ -51,13 +51,19 @@ _SELECT_NOTES = (
     f" UNION ALL SELECT {_EXPORTED}, deleted_at FROM trash) AS n"
 )
 _CONTENT = "title, description, priority, tags, created_by, created_at, updated_at"
-# The target's notes (or notes in the trash) that imported ones meet, each with whether it is
-# the imported one already (every exported value alike).
+# The target's notes (or notes in the trash) that imported ones meet, locked until the import
+# commits (a write of one meanwhile waits, and then finds it replaced), each with whether it holds
+# the imported note already (`transfer.replacement`: every exported value alike but the version,
+# which is the imported one's or above it).
+_COMPARED = (*_NOTE_COLUMNS[:9], "deleted_at")  # (not the version)
 _MEETING = f"""
+WITH n AS (SELECT {_EXPORTED}, NULL::timestamptz AS deleted_at FROM notes
+           WHERE id IN (SELECT id FROM imported_notes) FOR UPDATE),
+     t AS (SELECT {_EXPORTED}, deleted_at FROM trash WHERE id IN (SELECT id FROM imported_notes) FOR UPDATE)
 SELECT i.id, n.owner, n.version, n.deleted_at IS NULL, i.owner, i.version,
-       ({', '.join(f'n.{c}' for c in (*_NOTE_COLUMNS[:10], 'deleted_at'))})
-       IS NOT DISTINCT FROM ({', '.join(f'i.{c}' for c in (*_NOTE_COLUMNS[:10], 'deleted_at'))})
-FROM imported_notes i JOIN ({_SELECT_NOTES}) AS n USING (id) ORDER BY i.id"""
+       n.version >= i.version AND ({', '.join(f'n.{c}' for c in _COMPARED)})
+                                   IS NOT DISTINCT FROM ({', '.join(f'i.{c}' for c in _COMPARED)})
+FROM imported_notes i JOIN (SELECT * FROM n UNION ALL SELECT * FROM t) AS n USING (id)"""
 # What the `Replacement`s (in the table `replacements`) say, done to the imported notes and to the
 # target's, before the imported ones go in.
 _REPLACE = """
@@ -346,41 +352,65 @@ async def _merge_notes(
     )
     await db.copy_records_to_table("imported_notes", records=notes.trashed, columns=_TRASH_COLUMNS)
     await db.execute("ANALYZE imported_notes", timeout=BULK_TIMEOUT)
-    replacements = []
-    kept = []
-    for note_id, owner, version, live, imported_owner, imported_version, same in await db.fetch(
-        _MEETING, timeout=BULK_TIMEOUT
+    await db.execute(
+        "CREATE TEMPORARY TABLE replacements (id bigint PRIMARY KEY, version integer, kept_up_to integer,"
+        " leaves text, old_version integer) ON COMMIT DROP"
+    )
+    left: set[str] = set()
+    batch: list[tuple] = []
+    # a batch at a time (memory stays flat), into the table the statements below read
+    async for note_id, owner, version, live, imported_owner, imported_version, held in db.cursor(
+        _MEETING, prefetch=PREFETCH, timeout=BULK_TIMEOUT
     ):
-        if on_conflict is OnConflict.SKIP or same:
-            kept.append(note_id)
-        else:
-            change = Replacement.over(owner, version, live, imported_owner, imported_version)
-            replacements.append((note_id, change.version, change.kept_up_to, change.leaves, version))
-            if change.version != imported_version:
-                imported.renumbered[note_id] = imported_version
-    imported.skipped += kept
-    imported.replaced += len(replacements)
-    await db.execute("DELETE FROM imported_notes WHERE id = ANY($1::bigint[])", kept)
-    if replacements:
-        await db.execute(
-            "CREATE TEMPORARY TABLE replacements (id bigint PRIMARY KEY, version integer, kept_up_to integer,"
-            " leaves text, old_version integer) ON COMMIT DROP"
-        )
-        await db.copy_records_to_table("replacements", records=replacements, timeout=BULK_TIMEOUT)
+        if on_conflict is OnConflict.SKIP or held:
+            imported.skipped.append(note_id)
+            continue
+        change = Replacement.over(owner, version, live, imported_owner, imported_version)
+        batch.append((note_id, change.version, change.kept_up_to, change.leaves, version))
+        imported.replaced += 1
+        imported.from_other_owners += change.kept_up_to == 0
+        if change.version != imported_version:
+            imported.renumbered[note_id] = imported_version
+        if change.leaves is not None:
+            left.add(change.leaves)
+        if len(batch) == PREFETCH:
+            await db.copy_records_to_table("replacements", records=batch, timeout=BULK_TIMEOUT)
+            batch = []
+    await db.copy_records_to_table("replacements", records=batch, timeout=BULK_TIMEOUT)
+    await db.execute("DELETE FROM imported_notes WHERE id = ANY($1::bigint[])", imported.skipped)
+    if imported.replaced:
         await db.execute(_REPLACE, timeout=BULK_TIMEOUT)
         await db.execute(_LEFT, xid, at, timeout=BULK_TIMEOUT)
     columns = ", ".join(_NOTE_COLUMNS)
-    status = await db.execute(
-        f"INSERT INTO notes ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM imported_notes"
-        " WHERE deleted_at IS NULL", timeout=BULK_TIMEOUT,
+    try:
+        status = await db.execute(
+            f"INSERT INTO notes ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM imported_notes"
+            " WHERE deleted_at IS NULL", timeout=BULK_TIMEOUT,
+        )
+        imported.notes += int(status.split()[-1])
+        status = await db.execute(
+            f"INSERT INTO trash ({', '.join(_TRASH_COLUMNS)}) SELECT {', '.join(_TRASH_COLUMNS)} FROM imported_notes"
+            " WHERE deleted_at IS NOT NULL", timeout=BULK_TIMEOUT,
+        )
+        imported.notes += int(status.split()[-1])
+    except asyncpg.UniqueViolationError as error:  # restored from the trash meanwhile
+        found = _DUPLICATE_ID.search(error.detail or "")
+        raise _moved_meanwhile(int(found[1]) if found else None) from None
+    # deleted meanwhile: gone to the trash after the lock above found it gone from the notes
+    both = await db.fetchval(
+        "SELECT min(id) FROM trash JOIN notes USING (id) WHERE id IN (SELECT id FROM imported_notes)"
     )
-    imported.notes += int(status.split()[-1])
-    status = await db.execute(
-        f"INSERT INTO trash ({', '.join(_TRASH_COLUMNS)}) SELECT {', '.join(_TRASH_COLUMNS)} FROM imported_notes"
-        " WHERE deleted_at IS NOT NULL", timeout=BULK_TIMEOUT,
+    if both is not None:
+        raise _moved_meanwhile(both)
+    return sorted(left)
+
+
+def _moved_meanwhile(note_id: int | None) -> StorageUnavailableError:
+    which = "a note" if note_id is None else f"note {note_id}"
+    return StorageUnavailableError(
+        f"{which} moved between the notes and the trash while it was being imported: nothing was imported;"
+        " run the import again"
     )
-    imported.notes += int(status.split()[-1])
-    return sorted({row[3] for row in replacements if row[3] is not None})
 
 
 async def _write_token(db: asyncpg.Connection, token: TokenRecord, on_conflict: OnConflict, imported: Imported) -> None:

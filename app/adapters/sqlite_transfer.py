@@ -404,6 +404,7 @@ def _write_notes(
                 if record.note.id in replaced and replaced[record.note.id].version != record.note.version
             )
             batches.imported.replaced += len(replaced)
+            batches.imported.from_other_owners += sum(change.kept_up_to == 0 for change in replaced.values())
     with unavailable_on_error():
         insert_rows(db, f"notes ({_NOTE_COLUMNS}, title_key, search_text)", notes)
         db.executemany(_INSERT_TRASH, trashed)

@@ -11,7 +11,7 @@ imported notes: each note's revisions, oldest first, and a delete for each note 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -91,9 +91,12 @@ class Replacement:
 
 
 def replacement(target: NoteRecord, imported: NoteRecord) -> Replacement | None:
-    """None when the target holds the imported note already (the same copy run again): nothing
-    is written, and no follower hears of it."""
-    if target == imported:
+    """None when the target holds the imported note already: the same in all but the version,
+    which is the imported one's or, after an earlier replace that took a version past the
+    target's, above it (the same copy run again). Nothing is written, and no follower hears of it."""
+    if target.note.version >= imported.note.version and replace(
+        target, note=replace(target.note, version=imported.note.version)
+    ) == imported:
         return None
     return Replacement.over(
         target.owner, target.note.version, target.deleted_at is None, imported.owner, imported.note.version
@@ -113,6 +116,7 @@ class Imported:
     replaced: int = 0
     # note id -> the imported version, of each replaced note that took another (`Replacement`)
     renumbered: dict[int, int] = field(default_factory=dict)
+    from_other_owners: int = 0  # replaced notes that another owner had
     revisions: int = 0  # older revisions written
 
 

@@ -125,8 +125,8 @@ def build_parser() -> EnvParser:
 
 
 ON_CONFLICT_HELP = ("what to do with a note or token whose id the target has already: fail (default: import"
-                    " nothing, naming the id), skip (keep the target's) or replace (take the imported one, as"
-                    " the next version of the target's note)")
+                    " nothing, naming the id), skip (keep the target's) or replace (take the imported one, with"
+                    " a version the target never gave the note)")
 
 
 def _transfer_commands(commands: argparse._SubParsersAction) -> None:

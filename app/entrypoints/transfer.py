@@ -252,21 +252,34 @@ async def lines_of(source: IO[bytes], chunks_ahead: int = 4) -> AsyncIterator[by
 def _imported(imported: Imported) -> str:
     said = (f"{_plural(imported.notes, 'note')}, {_plural(imported.tokens, 'token')}"
             f" and {_plural(imported.owners, 'new owner')}")
-    if imported.skipped:
-        said += f" ({_plural(len(imported.skipped), 'note')} the target had already were kept as they were)"
-    if imported.replaced:
-        said += f" ({_plural(imported.replaced, 'note')} the target had were replaced"
-        said += f"; {_renumbered(imported)})" if imported.renumbered else ")"
+    if conflicts := _conflicts(imported):
+        said += f" ({'; '.join(conflicts)})"
     if imported.revisions:
         said += f", with {_plural(imported.revisions, 'older revision')}"
     return said
 
 
-def _renumbered(imported: Imported) -> str:
-    """Why some replaced notes have versions other than the file's."""
-    count = len(imported.renumbered)
-    return (f"{_plural(count, 'replaced note')} {'has' if count == 1 else 'have'} a new version, past the"
-            " target's: the imported version names other content there")
+def _conflicts(imported: Imported) -> list[str]:
+    """What became of the notes whose ids the target had, one phrase each."""
+    said = []
+    if kept := len(imported.skipped):
+        said.append(f"{_plural(kept, 'note')} the target had already {_was(kept)} kept as"
+                    f" {_was(kept, 'it was', 'they were')}")
+    if replaced := imported.replaced:
+        def some(count: int) -> str:  # of the replaced notes
+            return "it" if replaced == 1 else f"{count:,} of them"
+
+        said.append(f"{_plural(replaced, 'note')} the target had {_was(replaced)} replaced")
+        if others := imported.from_other_owners:
+            said.append(f"{some(others)} {_was(others, 'was', 'were')} another owner's")
+        if renumbered := len(imported.renumbered):
+            said.append(f"{some(renumbered)} took a version past the target's own, so that no version names"
+                        " two states of a note")
+    return said
+
+
+def _was(count: int, one: str = "was", more: str = "were") -> str:
+    return one if count == 1 else more
 
 
 # copy
@@ -404,10 +417,8 @@ class CopyReport:
         rate = self.notes / self.elapsed if self.elapsed else 0
         said = (f"{self.notes:,} notes of {_plural(self.owners, 'owner')} copied"
                 f" in {self.elapsed:.1f} s ({rate:,.0f} notes/s), compared in {self.compared:.1f} s")
-        if self.imported.skipped:
-            said += f"; {_plural(len(self.imported.skipped), 'note')} the target had already kept as they were"
-        if self.imported.renumbered:
-            said += f"; {_renumbered(self.imported)}"
+        if conflicts := _conflicts(self.imported):
+            said += f"; {'; '.join(conflicts)}; the revisions were not compared (the target keeps its own of those)"
         if self.matches:
             return f"{said}; checksums match (SHA-256 {self.sha256[:16]})"
         return f"{said}; checksums differ: {'; '.join(self.differing)}"

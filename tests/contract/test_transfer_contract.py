@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -30,12 +31,13 @@ from app.domain.transfer import (
     OnConflict,
     OwnerRecord,
     Record,
+    Replacement,
     RevisionRecord,
     Selection,
     TokenRecord,
 )
 from tests.conftest import BACKENDS, _empty, settings_for
-from tests.databases import in_thread, owner_is_held
+from tests.databases import in_thread, owner_is_held, row_is_held
 from tests.factories import T0, draft, owner
 
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
@@ -267,6 +269,40 @@ async def test_replacing_a_note_with_itself_changes_nothing(storage: Storage) ->
     assert (again.notes, again.replaced, again.revisions, len(again.skipped)) == (0, 0, 0, 2)
     assert await everything(storage) == records
     assert await _changes_after(storage, LOCAL, before) == []
+
+
+async def test_the_same_replace_run_again_writes_nothing_though_it_took_another_version(storage: Storage) -> None:
+    mine = await _edited(storage, LOCAL, "mine 1", "mine 2", "mine 3")
+    records = _file_note(LOCAL, mine.id, "theirs 1", "theirs 2")
+    first = await storage.import_records(_stream(*records), OnConflict.REPLACE, at=T0)
+    assert (first.replaced, first.renumbered) == (1, {mine.id: 2})
+    before = (await storage.notes_of(LOCAL).changes(None, 1000)).next
+    again = await storage.import_records(_stream(*records), OnConflict.REPLACE, at=T0)
+    assert (again.replaced, again.skipped, again.renumbered) == (0, [mine.id], {})
+    assert (await storage.notes_of(LOCAL).get(mine.id)).version == 4
+    assert await _changes_after(storage, LOCAL, before) == []
+
+
+async def test_a_replace_holds_each_note_it_compares_until_it_commits(
+    storage: Storage, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL, where a server may write the note while the import runs: the import takes a
+    version past the one it read, so a write between the read and its commit would give out that
+    version again. The note is locked from the moment it is read."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite and memory write one transaction at a time")
+    mine = await _edited(storage, LOCAL, "mine")
+    held: list[bool] = []
+    over = Replacement.over
+
+    def deciding(cls: type[Replacement], *args: Any) -> Replacement:
+        # (the import's connection waits meanwhile; the probe is another one)
+        held.append(in_thread(asyncio.run, row_is_held(database_url, "SELECT 1 FROM notes WHERE id = $1", mine.id)))
+        return over(*args)
+
+    monkeypatch.setattr(Replacement, "over", classmethod(deciding))
+    replaced = await storage.import_records(_stream(*_file_note(LOCAL, mine.id, "theirs")), OnConflict.REPLACE, at=T0)
+    assert (replaced.replaced, held) == (1, [True])
 
 
 async def test_a_note_replaced_by_another_owners_leaves_the_first_owner_with_a_delete(storage: Storage) -> None:
