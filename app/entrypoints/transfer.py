@@ -312,7 +312,7 @@ class Progress:
             self._bar = tqdm(total=total, unit=" notes", unit_scale=True, file=err, dynamic_ncols=True,
                              desc="copying", smoothing=0.1)
         else:
-            err.write(f"copying {total:,} notes\n")
+            err.write(f"copying {_plural(total, 'note')}\n")
 
     def advance(self, count: int) -> None:
         self.done += count
@@ -415,7 +415,7 @@ class CopyReport:
 
     def summary(self) -> str:
         rate = self.notes / self.elapsed if self.elapsed else 0
-        said = (f"{self.notes:,} notes of {_plural(self.owners, 'owner')} copied"
+        said = (f"{_plural(self.notes, 'note')} of {_plural(self.owners, 'owner')} copied"
                 f" in {self.elapsed:.1f} s ({rate:,.0f} notes/s), compared in {self.compared:.1f} s")
         if conflicts := _conflicts(self.imported):
             said += f"; {'; '.join(conflicts)}; the revisions were not compared (the target keeps its own of those)"
