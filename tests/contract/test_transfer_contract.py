@@ -305,6 +305,32 @@ async def test_a_replace_holds_each_note_it_compares_until_it_commits(
     assert (replaced.replaced, held) == (1, [True])
 
 
+@pytest.mark.parametrize(("target_binned", "file_binned"), [(True, False), (False, True), (True, True)],
+                         ids=["from the trash", "to the trash", "in the trash"])
+async def test_a_replace_across_the_trash_takes_a_new_version_and_tells_followers(
+    storage: Storage, target_binned: bool, file_binned: bool
+) -> None:
+    notes = storage.notes_of(LOCAL)
+    mine = await _edited(storage, LOCAL, "same")
+    if target_binned:
+        await notes.delete(mine.id, at=T0 + timedelta(5))
+    file = _file_note(LOCAL, mine.id, "same")
+    if file_binned:  # the same note, but in the file's trash
+        file[1] = replace(file[1], note=mine, deleted_at=T0 + timedelta(6))
+    else:
+        file[1] = replace(file[1], note=mine)
+    before = (await notes.changes(None, 1000)).next
+    replaced = await storage.import_records(_stream(*file), OnConflict.REPLACE, at=T0)
+    assert (replaced.replaced, replaced.renumbered) == (1, {mine.id: 1})
+    logged = [("put", mine.id, 2)] + ([("delete", mine.id, 2)] if file_binned else [])
+    assert await _changes_after(storage, LOCAL, before) == logged
+    binned = [(trashed.note.id, trashed.note.version) for trashed in await notes.trash(limit=10)]
+    if file_binned:
+        assert binned == [(mine.id, 2)]
+    else:
+        assert binned == [] and await _history(storage, LOCAL, mine.id) == [(2, "same"), (1, "same")]
+
+
 async def test_a_note_replaced_by_another_owners_leaves_the_first_owner_with_a_delete(storage: Storage) -> None:
     alice = await owner(storage, "alice")
     hers = await _edited(storage, alice, "hers 1", "hers 2")
