@@ -154,7 +154,7 @@ class MemoryNoteRepository:
             self._replace(note, None)
         else:
             self._trash_take(note_id)
-        if change.kept_up_to == 0:
+        if change.from_another_owner:
             self._drop_revisions(note_id)
         if change.leaves is not None and note is not None:
             self._log(ChangeOp.DELETE, note_id, note.version, at, None)
@@ -638,12 +638,9 @@ class MemoryStore:
                     imported.skipped.append(note.id)
                     continue
                 holder.give_way(note.id, change, at)
-                if change.version != note.version:
-                    imported.renumbered[note.id] = note.version
-                imported.from_other_owners += change.kept_up_to == 0
+                imported.count_replaced(note.id, note.version, change)
                 record = NoteRecord(record.owner, replace(note, version=change.version), record.deleted_at)
                 older = [revision for revision in older if revision.version > change.kept_up_to]
-                imported.replaced += 1
             self._repository(record.owner).take_imported(record, older)
             self._ids.advance_past(note.id)
             imported.notes += 1

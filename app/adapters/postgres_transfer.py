@@ -367,10 +367,7 @@ async def _merge_notes(
             continue
         change = Replacement.over(owner, version, live, imported_owner, imported_version)
         batch.append((note_id, change.version, change.kept_up_to, change.leaves, version))
-        imported.replaced += 1
-        imported.from_other_owners += change.kept_up_to == 0
-        if change.version != imported_version:
-            imported.renumbered[note_id] = imported_version
+        imported.count_replaced(note_id, imported_version, change)
         if change.leaves is not None:
             left.add(change.leaves)
         if len(batch) == PREFETCH:

@@ -399,12 +399,9 @@ def _write_notes(
         if replaced:
             _give_way(db, existing, replaced, batches.at)
             batches.kept.update((note_id, change.kept_up_to) for note_id, change in replaced.items())
-            batches.imported.renumbered.update(
-                (record.note.id, record.note.version) for record in records
-                if record.note.id in replaced and replaced[record.note.id].version != record.note.version
-            )
-            batches.imported.replaced += len(replaced)
-            batches.imported.from_other_owners += sum(change.kept_up_to == 0 for change in replaced.values())
+            for record in records:
+                if (change := replaced.get(record.note.id)) is not None:
+                    batches.imported.count_replaced(record.note.id, record.note.version, change)
     with unavailable_on_error():
         insert_rows(db, f"notes ({_NOTE_COLUMNS}, title_key, search_text)", notes)
         db.executemany(_INSERT_TRASH, trashed)

@@ -77,7 +77,8 @@ class Replacement:
 
     version: int  # the imported note's version in the target
     kept_up_to: int  # the target keeps its revisions up to this version, and takes the file's above it
-    leaves: str | None  # another owner whose notes it leaves (their followers hear a delete)
+    from_another_owner: bool  # whose revisions of it go
+    leaves: str | None  # that owner, if the note was one of their notes (their followers hear a delete)
 
     @classmethod
     def over(cls, owner: str, version: int, live: bool, imported_owner: str, imported_version: int) -> Replacement:
@@ -86,6 +87,7 @@ class Replacement:
         return cls(
             version=max(imported_version, version + 1),
             kept_up_to=version if same_owner else 0,
+            from_another_owner=not same_owner,
             leaves=None if same_owner or not live else owner,
         )
 
@@ -118,6 +120,12 @@ class Imported:
     renumbered: dict[int, int] = field(default_factory=dict)
     from_other_owners: int = 0  # replaced notes that another owner had
     revisions: int = 0  # older revisions written
+
+    def count_replaced(self, note_id: int, imported_version: int, change: Replacement) -> None:
+        self.replaced += 1
+        self.from_other_owners += change.from_another_owner
+        if change.version != imported_version:
+            self.renumbered[note_id] = imported_version
 
 
 @dataclass(frozen=True, slots=True)
