@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import sys
 import tempfile
 import threading
@@ -100,20 +101,41 @@ def run_export(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
 
 @contextlib.contextmanager
 def _output(path: str | None) -> Iterator[IO[bytes]]:
-    """Standard output, or a file that appears, complete, only when the export succeeded."""
+    """Standard output; what is not a regular file (a device, a pipe), written as it is; or a
+    file (through a symbolic link, the file it names) that appears, complete, only when the export
+    succeeded, with the mode of the file it replaces."""
     if path is None:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, partial = tempfile.mkstemp(prefix=".export-", dir=directory)
+    path = os.path.realpath(path)
     try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    else:
+        if stat.S_ISDIR(found.st_mode):
+            raise ValueError(f"{path} is a directory: give --output a file's name")
+        if not stat.S_ISREG(found.st_mode):
+            with open(path, "wb") as sink:
+                yield sink
+            return
+        mode = stat.S_IMODE(found.st_mode)
+    handle, partial = tempfile.mkstemp(prefix=".export-", dir=os.path.dirname(path))
+    try:
+        os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as sink:
             yield sink
         os.replace(partial, path)
     except BaseException:
         os.unlink(partial)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 async def _export(database_url: str, selection: Selection, kind: str, sink: IO[bytes]) -> dict[str, int]:

@@ -10,6 +10,7 @@ import os
 import pty
 import signal
 import sqlite3
+import stat
 import struct
 import subprocess
 import sys
@@ -391,3 +392,30 @@ def test_a_dash_is_standard_output_and_standard_input(tmp_path: Path) -> None:
                               timeout=60, check=False)
     assert imported.returncode == 0, imported.stderr
     assert body_of(target) == body_of(source) and not (Path.cwd() / "-").exists()
+
+
+def test_an_export_writes_through_a_link_into_a_pipe_and_over_a_file_keeping_its_mode(tmp_path: Path) -> None:
+    """What --output names is written, not replaced: the file a symbolic link names (the link
+    stays), a named pipe as it is (the reader gets the file), a file with the mode it had."""
+    source = f"sqlite:///{tmp_path / 'laptop.db'}"
+    fill(source, 3)
+    kept = tmp_path / "kept.ndjson"
+    kept.write_text("an older export")
+    kept.chmod(0o640)
+    link = tmp_path / "link"
+    link.symlink_to(kept)
+    assert run("export", "--database-url", source, "-o", str(link)).returncode == 0
+    assert link.is_symlink() and kept.read_text().startswith('{"kind":"header"')
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with subprocess.Popen(["cat", str(pipe)], stdout=subprocess.PIPE) as reader:
+        done = run("export", "--database-url", source, "-o", str(pipe))
+        read = reader.communicate(timeout=30)[0]
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert read.splitlines()[1:-1] == kept.read_bytes().splitlines()[1:-1]  # (the header and end carry the time)
+    refused = run("export", "--database-url", source, "-o", str(tmp_path))
+    assert refused.returncode != 0
+    assert refused.stderr == f"notes-api: error: {tmp_path} is a directory: give --output a file's name\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export-")] == []
