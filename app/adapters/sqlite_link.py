@@ -71,6 +71,17 @@ def is_busy(error: sqlite3.Error) -> bool:
     return (getattr(error, "sqlite_errorcode", 0) & 0xFF) == SQLITE_BUSY
 
 
+# SQLite rolls a transaction back by itself on some errors (a full disk, out of memory): what the
+# block writes after that would commit statement by statement, outside it.
+ENDED = "SQLite rolled the transaction back (a full disk?): nothing was written"
+
+
+def in_the_transaction(db: sqlite3.Connection) -> None:
+    """Before each part of a long transaction's work: that it is still open."""
+    if not db.in_transaction:
+        raise StorageUnavailableError(ENDED)
+
+
 class unavailable_on_error:
     """Turn the driver's operational errors (locked, I/O, full, read-only) into a 503."""
 
@@ -205,10 +216,13 @@ class Writer:
         try:
             yield self.db
         except BaseException:
-            with unavailable_on_error():
-                self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # (SQLite itself rolls back on some errors: a full disk)
+                with unavailable_on_error():
+                    self.db.execute("ROLLBACK")
             raise
         else:
+            if not self.db.in_transaction:  # rolled back by SQLite, and the block went on
+                raise StorageUnavailableError(ENDED)
             self._commit()
         finally:
             self._turn.release()

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import orjson
 
 from app.adapters import sqlite_history
-from app.adapters.sqlite_link import Writer, connect, insert_rows, unavailable_on_error
+from app.adapters.sqlite_link import Writer, connect, in_the_transaction, insert_rows, unavailable_on_error
 from app.domain.errors import ImportConflictError
 from app.domain.model import search_text, stored_note, title_sort_key
 from app.domain.owners import Scope
@@ -262,10 +262,15 @@ class _Batches:
         await self.run(_write_notes, self._db, records, notes, trashed, self)
 
     async def run(self, work: Callable[..., None], *args: Any) -> None:
-        """`work(*args)` in the thread, after the work handed to it before."""
+        """`work(*args)` in the thread, after the work handed to it before, while the
+        transaction is open (after a failure SQLite may have ended it)."""
         while len(self._pending) >= AHEAD:
             await asyncio.wrap_future(self._pending.popleft())
-        self._pending.append(self._thread.submit(work, *args))
+        self._pending.append(self._thread.submit(self._in_the_transaction, work, *args))
+
+    def _in_the_transaction(self, work: Callable[..., None], *args: Any) -> None:
+        in_the_transaction(self._db)
+        work(*args)
 
     async def finish(self) -> None:
         while self._pending:

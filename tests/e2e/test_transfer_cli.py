@@ -8,6 +8,7 @@ import dataclasses
 import fcntl
 import os
 import pty
+import resource
 import signal
 import sqlite3
 import stat
@@ -18,6 +19,7 @@ import termios
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -419,3 +421,28 @@ def test_an_export_writes_through_a_link_into_a_pipe_and_over_a_file_keeping_its
     assert refused.returncode != 0
     assert refused.stderr == f"notes-api: error: {tmp_path} is a directory: give --output a file's name\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export-")] == []
+
+
+def test_an_import_that_runs_out_of_disk_writes_nothing(tmp_path: Path) -> None:
+    """SQLite rolls the transaction back by itself when a write fails for want of space; the
+    batches of notes still queued then committed one by one, outside it (a store holding 4,000
+    of 300,000 notes, whose owner it lacked). A file size limit (RLIMIT_FSIZE) stands in for a
+    full disk."""
+    source, target = f"sqlite:///{tmp_path / 'laptop.db'}", tmp_path / "small.db"
+    fill(source, 30_000)
+    exported = tmp_path / "notes.ndjson"
+    ok("export", "--database-url", source, "-o", str(exported))
+    limit = 4 << 20  # bytes: the store's files fill some batches after the first
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # (Python ignores SIGXFSZ: writes fail)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "import", "--database-url", f"sqlite:///{target}", "-i", str(exported)],
+        capture_output=True, text=True, env=_environment(None), timeout=120, check=False, preexec_fn=small_disk,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("notes-api: error: ") and "Traceback" not in done.stderr, done.stderr
+    with closing(sqlite3.connect(target)) as db:
+        assert db.execute("SELECT count(*) FROM notes").fetchone() == (0,)
+        assert db.execute("SELECT name FROM owners").fetchall() == [("local",)]
