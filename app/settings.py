@@ -20,9 +20,25 @@ _PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")  # scheme://host[:port]
 
 
+def _unencoded_credentials(database_url: str) -> bool:
+    """Whether the URL's user part holds a character it must percent-encode (`/`, `?`, `#`):
+    then the host appears to end early, and what follows its last `@` is the real host."""
+    parts = urlsplit(database_url)
+    if "@" in parts.netloc or "@" not in database_url.partition("://")[2]:
+        return False
+    try:
+        port_is_a_port = parts.port is not None or ":" not in parts.netloc
+    except ValueError:
+        port_is_a_port = False
+    return "@" in parts.path + parts.fragment or not port_is_a_port
+
+
 def redacted(database_url: str) -> str:
     """The URL with its password (in the user part or a `password=` parameter) shown as ***:
     what any message may say of a DATABASE_URL."""
+    if _unencoded_credentials(database_url):  # all of the user part, wherever it seems to end
+        scheme, _, rest = database_url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
     parts = urlsplit(database_url)
     if parts.password is not None:
         user_part, _, host_part = parts.netloc.rpartition("@")
@@ -45,11 +61,17 @@ def backend_of(database_url: str) -> str:
     """The storage for a DATABASE_URL; raises with the supported forms when there is none."""
     scheme = urlsplit(database_url).scheme.lower()
     try:
-        return BACKENDS[scheme]
+        backend = BACKENDS[scheme]
     except KeyError:
         raise UnsupportedDatabaseError(
             f"unsupported DATABASE_URL {redacted(database_url)!r}: use one of {SUPPORTED_URLS}"
         ) from None
+    if backend == "postgresql" and _unencoded_credentials(database_url):
+        raise UnsupportedDatabaseError(
+            f"the user or password of DATABASE_URL {redacted(database_url)!r} holds a character that must be"
+            " percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40"
+        )
+    return backend
 
 
 # The CORS origins are checked here with the other settings: a wrong one is refused before the

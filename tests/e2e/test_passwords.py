@@ -104,6 +104,26 @@ def test_the_migration_child_gets_the_url_in_its_environment_not_its_arguments()
      "postgresql://u:***@db/notes?password=***&sslmode=require"),
     ("postgresql://u@db/notes", "postgresql://u@db/notes"),
     ("sqlite:////var/lib/notes.db", "sqlite:////var/lib/notes.db"),
+    # a password that should have been percent-encoded: the host seems to end early
+    ("postgresql://u:pa/s3cret@db:5432/notes", "postgresql://***@db:5432/notes"),
+    ("postgresql://u:pa?s3cret@db/notes", "postgresql://***@db/notes"),
+    ("postgresql://u:pa#s3cret@db/notes", "postgresql://***@db/notes"),
+    ("postgresql://u:123/s3cret@db/notes", "postgresql://***@db/notes"),
+    ("postgresql://u:p%2Fs3cret@db/notes", "postgresql://u:***@db/notes"),
+    ("postgresql://db:5432/notes?application_name=a@b", "postgresql://db:5432/notes?application_name=a@b"),
 ])
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     assert redacted(url) == shown
+
+
+@pytest.mark.parametrize("url", ["postgresql://postgres:pa/s3cret@127.0.0.1/db", "postgresql://postgres:pa?s3cret@127.0.0.1/db"])
+def test_a_password_that_needs_percent_encoding_is_named_as_such_and_not_shown(url: str) -> None:
+    for command in (["users", "list", "--database-url", url], ["serve", "--database-url", url],
+                    ["copy", "--from", "sqlite:///nowhere.db", "--to", url]):
+        done = run(*command)
+        assert done.returncode != 0
+        assert done.stderr == (
+            f"notes-api: error: the user or password of DATABASE_URL '{redacted(url)}' holds a character that must"
+            " be percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40\n"
+        ), command
+        assert "s3cret" not in done.stderr + done.stdout
