@@ -14,6 +14,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import asyncpg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -89,8 +90,11 @@ def _lock_file(fd: int, timeout: float) -> None:
 
 
 async def migrate_postgres(database_url: str, lock_timeout: float) -> None:
-    url = sa.make_url(database_url).set(drivername="postgresql+asyncpg")
-    engine = create_async_engine(url, poolclass=sa.NullPool)
+    # asyncpg reads the URL itself, as the server's pool does: its parameters (sslmode,
+    # connect_timeout, ...) are asyncpg's, which SQLAlchemy would pass on as keywords it lacks.
+    engine = create_async_engine(
+        "postgresql+asyncpg://", poolclass=sa.NullPool, async_creator=lambda: asyncpg.connect(database_url)
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(lambda sync: command.upgrade(_config(sync, lock_timeout), "head"))

@@ -158,3 +158,13 @@ def _tables(url: str) -> list[str]:
             await connection.close()
 
     return in_thread(asyncio.run, names())
+
+
+def test_a_postgresql_url_with_parameters_migrates_as_the_server_connects(postgres_server_url: str) -> None:
+    """The migration reads the URL as the server's driver does: `sslmode` and the like are
+    asyncpg's parameters, which the migration once refused ("unexpected keyword argument")."""
+    with postgres_database(postgres_server_url, "notes_migrations") as url:
+        with_parameters = f"{url}?sslmode=disable&application_name=notes-migrate"
+        done = run("migrate", "--database-url", with_parameters, "--log-level", "warning")
+        assert done.returncode == 0, done.stderr
+        assert "notes" in _tables(url)
