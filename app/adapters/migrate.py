@@ -31,6 +31,7 @@ SCRIPTS = Path(migrations.__file__).parent
 
 
 POLL = 0.05  # seconds between two tries of a SQLite file's migration lock
+SQLITE_LONGEST_WAIT = (2**31 - 1) / 1000  # seconds: SQLite's busy timeout is an int of milliseconds
 # PostgreSQL's advisory lock of a migration (migrations/env.py): any constant works, as long as
 # every process of this service uses the same one.
 MIGRATION_LOCK = 7_461_220_310
@@ -55,7 +56,8 @@ def migrate_sqlite(database_url: str, lock_timeout: float) -> None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _lock_file(fd, lock_timeout)
-        engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.NullPool, connect_args={"timeout": lock_timeout})
+        busy = min(lock_timeout, SQLITE_LONGEST_WAIT)  # (SQLite takes milliseconds in an int)
+        engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.NullPool, connect_args={"timeout": busy})
         try:
             with engine.connect() as connection:
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")  # (not inside a transaction)

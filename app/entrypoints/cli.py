@@ -287,6 +287,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _check_workers(args: argparse.Namespace, backend: str) -> None:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535 (0 picks a free one), not {args.port}")
+    for flag, least in (("--max-body-bytes", 1), ("--max-import-bytes", 1), ("--pool-size", 1)):
+        if getattr(args, flag[2:].replace("-", "_")) < least:
+            raise UsageError(f"{flag} must be at least {least}")
     for flag, seconds in (("--body-timeout", args.body_timeout), ("--db-timeout", args.db_timeout)):
         if not 0 < seconds < math.inf:  # nan and inf too
             raise UsageError(f"{flag} must be a number of seconds above 0")

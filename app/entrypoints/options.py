@@ -103,6 +103,17 @@ def _reason(convert: Callable[[str], Any], error: Exception) -> str:
     return str(error)
 
 
+def _token_id(text: str) -> int:
+    """A token's id as the stores keep them: a positive 64-bit integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text!r} is no token's id (a whole number from 1 to {2**63 - 1:,})")
+    return value
+
+
 def build_parser() -> EnvParser:
     parser = EnvParser(
         prog="notes-api", description="The Notes REST API.",
@@ -204,7 +215,7 @@ def _account_commands(commands: argparse._SubParsersAction) -> None:
                                        description="List tokens, never their secrets.")
     listed.add_argument("name", nargs="?", help="only this owner's")
     revoke = _leaf(token_commands, "revoke", help="revoke a token", description="Revoke a token by its id.")
-    revoke.add_argument("id", type=int)
+    revoke.add_argument("id", type=_token_id)
 
     notes = commands.add_parser("notes", help="hand notes from one owner to another",
                                 description="Operations on notes of the store.")

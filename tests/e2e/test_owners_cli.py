@@ -123,3 +123,13 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 def migrated_sqlite_url(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> str:
     """One migrated store for the commands that change nothing."""
     return sqlite_copy(sqlite_template, tmp_path_factory.mktemp("cli") / "notes.db")
+
+
+@pytest.mark.parametrize("token_id", ["0", "99999999999999999999", "seven"])
+def test_a_token_id_no_store_could_hold_is_a_usage_error(token_id: str, tmp_path: Path) -> None:
+    done = run("tokens", "revoke", token_id, "--database-url", f"sqlite:///{tmp_path / 'notes.db'}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"notes-api tokens revoke: error: argument id: {token_id!r} is no token's id"
+        " (a whole number from 1 to 9,223,372,036,854,775,807)"
+    )

@@ -176,6 +176,11 @@ OUT_OF_RANGE = [
     ("--workers", "0", "--workers must be at least 1"),
     ("--rate-limit", "0", "--rate-limit must be at least 1 request a second; leave it out for no limit"),
     ("--keep-revisions", "0", "--keep-revisions must be at least 1"),
+    ("--port", "99999", "--port must be from 0 to 65535 (0 picks a free one), not 99999"),  # (it wrapped to 34463)
+    ("--port", "-1", "--port must be from 0 to 65535 (0 picks a free one), not -1"),
+    ("--max-body-bytes", "-1", "--max-body-bytes must be at least 1"),
+    ("--max-import-bytes", "0", "--max-import-bytes must be at least 1"),
+    ("--pool-size", "0", "--pool-size must be at least 1"),
 ]
 
 
