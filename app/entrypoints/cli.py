@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -47,6 +48,8 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(_log_settings(args))
+    if args.command != "serve":  # (which stops on SIGTERM as on Ctrl-C by itself)
+        signal.signal(signal.SIGTERM, _as_ctrl_c)
     try:
         if args.command in TRANSFER_COMMANDS:
             return _transfer_command(args)
@@ -60,6 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(2, error)
     except (NoteError, OSError, ValueError) as error:
         return _fail(1, error)
+    except KeyboardInterrupt:  # (import, copy and export say what they left: transfer.Interrupted)
+        return _fail(130, UsageError("interrupted"))
+
+
+def _as_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM (systemd, `docker stop`, `timeout`) stops a command as Ctrl-C does: it says so,
+    and what it leaves behind, instead of vanishing mid-way with its temporary files."""
+    raise KeyboardInterrupt
 
 
 def _transfer_command(args: argparse.Namespace) -> int:
@@ -212,7 +223,10 @@ def _migrate_in_child(args: argparse.Namespace) -> None:
     """`migrate` in a child process: the server then never loads SQLAlchemy and Alembic, which
     would hold some 25 MB of its memory for as long as it runs. The child reports its own errors."""
     command, env = migration_command(args)
-    done = subprocess.run(command, env=env, check=False)
+    try:
+        done = subprocess.run(command, env=env, check=False)
+    except KeyboardInterrupt:  # Ctrl-C reached the child too (one process group): it says so
+        raise SystemExit(130) from None
     if done.returncode != 0:
         raise SystemExit(done.returncode)
 

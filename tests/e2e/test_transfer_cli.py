@@ -243,7 +243,9 @@ def holds_write_lock(path: Path) -> bool:
         db.close()
 
 
-def test_ctrl_c_during_an_import_from_a_pipe_leaves_the_target_as_it_was(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_ctrl_c_during_an_import_from_a_pipe_leaves_the_target_as_it_was(stop: int, tmp_path: Path) -> None:
+    """SIGTERM (systemd, `docker stop`, `timeout`) as Ctrl-C: it ended the command without a word."""
     source, target = f"sqlite:///{tmp_path / 'laptop.db'}", tmp_path / "target.db"
     fill(source)
     lines = ok("export", "--database-url", source).encode().splitlines(keepends=True)
@@ -256,7 +258,7 @@ def test_ctrl_c_during_an_import_from_a_pipe_leaves_the_target_as_it_was(tmp_pat
     process.stdin.write(b"".join(lines[:2500]))  # half of the file; the pipe stays open
     process.stdin.flush()
     until(lambda: holds_write_lock(target), "the import's transaction")
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     process.wait(timeout=30)  # the pipe stays open: the interrupt, not the end of the input, stops it
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
@@ -446,3 +448,33 @@ def test_an_import_that_runs_out_of_disk_writes_nothing(tmp_path: Path) -> None:
     with closing(sqlite3.connect(target)) as db:
         assert db.execute("SELECT count(*) FROM notes").fetchone() == (0,)
         assert db.execute("SELECT name FROM owners").fetchall() == [("local",)]
+
+
+async def test_ctrl_c_during_an_account_command_is_one_line(tmp_path: Path, postgres_url: str) -> None:
+    """`notes move`, stopped where it waits for a lock this test holds on the notes: it printed a
+    54-line traceback ending in KeyboardInterrupt."""
+    await asyncio.to_thread(fill, postgres_url, 30)
+    before = await asyncio.to_thread(body_of, postgres_url)
+    reader, watcher = await asyncpg.connect(postgres_url), await asyncpg.connect(postgres_url)
+    try:
+        async with reader.transaction():
+            await reader.execute("LOCK TABLE notes IN SHARE MODE")  # no writer gets past it
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "app", "notes", "move", "--from", "alice", "--to", "bob",
+                "--database-url", postgres_url, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                env=_environment(None), preexec_fn=interruptible)
+            deadline = time.monotonic() + 30
+            while not await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> $1", reader.get_server_pid()
+            ):
+                assert process.returncode is None and time.monotonic() < deadline
+                await asyncio.sleep(0.005)  # looks again at the other process's state
+            process.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        await reader.close()
+        await watcher.close()
+    assert process.returncode == 130, err
+    assert err.decode() == "notes-api: error: interrupted\n"
+    assert await asyncio.to_thread(body_of, postgres_url) == before
