@@ -75,6 +75,9 @@ _EXISTS = "SELECT 1 FROM notes WHERE id = $1 AND owner = $2"
 # more, so that a machine busy with other work still gets through; at 5,000 a second, 30,000
 # notes were a 503 there). Its bulk statements answer to that deadline alone.
 BULK_ROWS_PER_SECOND = 1_000
+# the rows a move or removal of an owner's notes writes, about: their notes, the trash, the log
+_ROWS_OF_OWNER = """SELECT (SELECT count(*) FROM notes WHERE owner = $1) + (SELECT count(*) FROM trash WHERE owner = $1)
+    + (SELECT count(*) FROM changes WHERE owner = $1)"""
 # A page of the log is read again while its bound is a transaction that ended since its snapshot
 # (`postgres_history`, note 2): each time needs another transaction to end in that instant.
 READS_OF_A_PAGE = 5
@@ -357,14 +360,21 @@ class PostgresAccounts:
         )
         return [OwnerSummary(row[0], row[1], row[2]) for row in rows]
 
+    async def _budget(self, owner: str) -> float:
+        """A transaction's time for all of an owner's notes, as an import's rows get theirs: a
+        move or removal of a hundred thousand notes outlasted --db-timeout alone."""
+        rows = await self._run("fetchval", _ROWS_OF_OWNER, owner)
+        return self._timeout + rows / BULK_ROWS_PER_SECOND
+
     async def remove_owner(self, name: str, *, delete_notes: bool) -> int:
-        async with transaction(self._pool, self._timeout) as db:
+        budget = await self._budget(name)  # (the pool gives each statement --db-timeout otherwise)
+        async with transaction(self._pool, budget) as db:
             await _lock_owner(db, name)
             count = await db.fetchval("SELECT count(*) FROM notes WHERE owner = $1", name)
             if count and not delete_notes:
                 raise OwnerHasNotesError(name, count)
             for table in ("notes", "trash", "changes", "tokens", "idempotency_records"):
-                await db.execute(f"DELETE FROM {table} WHERE owner = $1", name)
+                await db.execute(f"DELETE FROM {table} WHERE owner = $1", name, timeout=budget)
             await db.execute("DELETE FROM owners WHERE name = $1", name)
         return int(count)
 
@@ -410,19 +420,20 @@ class PostgresAccounts:
         await self._run("execute", "UPDATE tokens SET last_used_at = $1 WHERE id = $2", used_at, token_id)
 
     async def move_notes(self, source: str, target: str, *, at: datetime) -> int:
-        async with transaction(self._pool, self._timeout) as db:
+        budget = await self._budget(source)  # (the pool gives each statement --db-timeout otherwise)
+        async with transaction(self._pool, budget) as db:
             await _lock_owner(db, source)
             await _lock_owner(db, target)
             if source == target:
                 return 0
             # The notes that move, locked until the commit: a write of one of them meanwhile
             # waits, then finds it gone; a note made meanwhile stays where it was made.
-            live = [row[0] for row in await db.fetch(postgres_history.MOVING_NOTES, source)]
-            trashed = [row[0] for row in await db.fetch(postgres_history.MOVING_TRASH, source)]
-            await db.execute(postgres_history.MOVE_HISTORY, source, target, live + trashed)
-            await db.execute(postgres_history.MOVE, source, target, at, live, trashed)
-            await db.execute(postgres_history.MOVE_NOTES, target, live)
-            await db.execute(postgres_history.MOVE_TRASH, target, trashed)
+            live = [row[0] for row in await db.fetch(postgres_history.MOVING_NOTES, source, timeout=budget)]
+            trashed = [row[0] for row in await db.fetch(postgres_history.MOVING_TRASH, source, timeout=budget)]
+            await db.execute(postgres_history.MOVE_HISTORY, source, target, live + trashed, timeout=budget)
+            await db.execute(postgres_history.MOVE, source, target, at, live, trashed, timeout=budget)
+            await db.execute(postgres_history.MOVE_NOTES, target, live, timeout=budget)
+            await db.execute(postgres_history.MOVE_TRASH, target, trashed, timeout=budget)
             # heard by the followers of both in every process, once this commits (a rare write:
             # the notify lock it takes at commit costs no one)
             await db.execute(postgres_history.NOTIFY, [source, target])

@@ -61,7 +61,8 @@ async def _users_list(accounts: AccountService, args: argparse.Namespace, out: T
 
 async def _users_remove(accounts: AccountService, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     deleted = await accounts.remove_owner(args.name, delete_notes=args.delete_notes)
-    err.write(f"removed owner {args.name} and its tokens" + (f", and its {deleted} notes\n" if deleted else "\n"))
+    notes = f", and its {deleted:,} note{'' if deleted == 1 else 's'}" if deleted else ""
+    err.write(f"removed owner {args.name} and its tokens{notes}\n")
 
 
 async def _tokens_issue(accounts: AccountService, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
@@ -92,7 +93,7 @@ async def _tokens_revoke(accounts: AccountService, args: argparse.Namespace, out
 
 async def _notes_move(accounts: AccountService, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     moved = await accounts.move_notes(args.source, args.target)
-    err.write(f"moved {moved} note{'' if moved == 1 else 's'} from {args.source} to {args.target}\n")
+    err.write(f"moved {moved:,} note{'' if moved == 1 else 's'} from {args.source} to {args.target}\n")
 
 
 ACTIONS: dict[tuple[str, str], Action] = {
