@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from array import array
+from bisect import bisect_left
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -157,6 +159,10 @@ class _Reading:
         self.owners: set[str] = set()
         self.last_id = {"token": 0, "note": 0}
         self.last_revision = (0, 0)  # (note id, version): revisions ascend by both
+        # each note line's id, version and owner (as an index into `owner_names`), in id order:
+        # a revision line must be an older version of one of them, of the same owner
+        self.note_ids, self.note_versions, self.note_owners = array("q"), array("q"), array("I")
+        self.owner_names: dict[str, int] = {}
         self.ended = False
         self.foreign = False  # its first line is no notes header: the rest is not read
 
@@ -303,10 +309,17 @@ def _owner_of(state: _Reading, document: dict[str, Any]) -> str | None:
     return owner  # type: ignore[no-any-return]
 
 
+# The largest id a file may hold: every JSON client reads it exactly (JavaScript's numbers end
+# at 2**53), and the ids a store gives after an import, past the largest imported, have room.
+# (One of 2**63 - 1 was imported, and every note made afterwards failed.)
+MAX_ID = 2**53 - 1
+_BAD_ID = f"an id is a whole number from 1 to {MAX_ID:,}"
+
+
 def _id(state: _Reading, document: dict[str, Any], kind: str) -> int | None:
     value = document.get("id")
-    if type(value) is not int or value < 1:
-        state.fail(f"has id {_shown(value)}: an id is a whole number of 1 or more")
+    if type(value) is not int or not 1 <= value <= MAX_ID:
+        state.fail(f"has id {_shown(value)}: {_BAD_ID}")
         return None
     if value <= state.last_id[kind]:
         state.fail(f"has id {value}, not above the {kind} before it ({state.last_id[kind]}): ids ascend, each once")
@@ -367,8 +380,8 @@ def _token(state: _Reading, document: dict[str, Any]) -> TokenRecord | None:
 def _revision_id(state: _Reading, document: dict[str, Any]) -> int | None:
     """A revision's note id: revisions ascend by note id, then version, each once."""
     value, version = document.get("id"), document.get("version")
-    if type(value) is not int or value < 1:
-        state.fail(f"has id {_shown(value)}: an id is a whole number of 1 or more")
+    if type(value) is not int or not 1 <= value <= MAX_ID:
+        state.fail(f"has id {_shown(value)}: {_BAD_ID}")
         return None
     if type(version) is int and (value, version) <= state.last_revision:
         state.fail(f"is revision {version} of note {value}, not after the revision before it"
@@ -400,5 +413,24 @@ def _note(state: _Reading, document: dict[str, Any], *, revision: bool = False) 
     deleted_at = _time(state, document, "deleted_at", nullable=True) if not revision else None
     if state.count > failed:
         return None
+    if revision:
+        _check_revision_of_a_note(state, note_id, owner, version)  # type: ignore[arg-type]
+    else:
+        state.note_ids.append(note_id)  # type: ignore[arg-type]
+        state.note_versions.append(version)  # type: ignore[arg-type]
+        state.note_owners.append(state.owner_names.setdefault(owner, len(state.owner_names)))  # type: ignore[arg-type]
     note = Note(id=note_id, updated_at=updated_at, version=version, **values)  # type: ignore[arg-type]
     return RevisionRecord(owner, note) if revision else NoteRecord(owner, note, deleted_at)  # type: ignore[arg-type]
+
+
+def _check_revision_of_a_note(state: _Reading, note_id: int, owner: str, version: int) -> None:
+    """A revision line is an older version of a note line above it, of the same owner: a store
+    would otherwise hold the history of a note that is not there (shown when the id is next given)."""
+    at = bisect_left(state.note_ids, note_id)
+    if at == len(state.note_ids) or state.note_ids[at] != note_id:
+        state.fail(f"is a revision of note {note_id}, which has no note line")
+    elif state.note_owners[at] != state.owner_names.get(owner):
+        state.fail(f"is a revision of note {note_id} of owner {_shown(owner)}, but the note line is another owner's")
+    elif version >= state.note_versions[at]:
+        state.fail(f"is revision {version} of note {note_id}, whose note line is version {state.note_versions[at]}:"
+                   " a revision is older than its note")

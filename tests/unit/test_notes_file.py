@@ -190,3 +190,31 @@ def test_a_file_of_before_revisions_counts_none_and_reads() -> None:
     end = orjson.loads(lines[-1])
     del end["counts"]["revision"]
     assert read_all([*lines[:-1], orjson.dumps(end) + b"\n"]) == records
+
+
+def _revision(owner: str, note_id: int, version: int) -> RevisionRecord:
+    return RevisionRecord(owner, Note(id=note_id, title="old", description="", priority=0, tags=(), created_by=None,
+                                      created_at=T0, updated_at=T0, version=version))
+
+
+@pytest.mark.parametrize(("revision", "detail"), [
+    (_revision("alice", 9, 1), "is a revision of note 9, which has no note line"),
+    (_revision("local", 3, 1), "is a revision of note 3 of owner 'local', but the note line is another owner's"),
+    (_revision("alice", 3, 3),
+     "is revision 3 of note 3, whose note line is version 3: a revision is older than its note"),
+], ids=["no note", "another owner's note", "not older"])
+def test_a_revision_is_an_older_version_of_a_note_line_of_its_owner(revision: RevisionRecord, detail: str) -> None:
+    """A store took such a line as the history of a note it did not have, and showed it as the
+    history of the next note it made with that id."""
+    records = [r for r in RECORDS if not isinstance(r, RevisionRecord)] + [revision]
+    assert problems(lines_of(records)) == [(len(records) + 1, detail)]
+
+
+def test_an_id_past_what_every_json_client_reads_is_refused() -> None:
+    """A note of id 2**63 - 1 was imported, and every note made afterwards failed."""
+    records = [RECORDS[0], NoteRecord("alice", Note(
+        id=2**53, title="far", description="", priority=0, tags=(), created_by=None, created_at=T0, updated_at=T0,
+        version=1))]
+    assert problems(lines_of(records)) == [
+        (3, "has id 9007199254740992: an id is a whole number from 1 to 9,007,199,254,740,991")
+    ]
