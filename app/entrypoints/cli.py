@@ -118,10 +118,12 @@ def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
         check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)
         return int(transfer.run_export(args))
     if args.input not in (None, "-"):
-        if not os.path.isfile(args.input):
+        if not os.path.exists(args.input):
             raise UsageError(f"there is no file {args.input}: give --input a notes file made by `notes-api export`,"
                              " or leave it out to read standard input")
-        transfer.check_first_line(args.input)  # another kind of file makes no store
+        if os.path.isdir(args.input):
+            raise UsageError(f"{args.input} is a directory: give --input a notes file made by `notes-api export`")
+    args.opened_input = transfer.Input.opened(args.input)  # another kind of file makes no store
     _migrated(args.database_url)  # a new store takes an import as it is
     return int(transfer.run_import(args))
 

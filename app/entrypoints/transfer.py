@@ -53,6 +53,9 @@ ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
 PROGRESS_EVERY = 5.0  # seconds between two plain progress lines when standard error is no terminal
 
 
+LONGEST_LINE = 64 << 20  # bytes: a note is at most --max-body-bytes of JSON (1 MiB by default)
+
+
 class Interrupted(Exception):
     """Ctrl-C: the command stopped, and says what it left behind."""
 
@@ -205,38 +208,55 @@ async def _markdown_zip(records: Counted, sink: IO[bytes]) -> None:
 # import
 
 
-def check_first_line(path: str) -> None:
-    """A file that is no notes file is refused before any store is made or touched."""
-    with open(path, "rb") as source:
-        notes_file.check_first_line(source.readline())
+@dataclass
+class Input:
+    """What an import reads (a file, a pipe, standard input), with what was read of it already:
+    its first line, checked before any store is made or touched, so that a file that is no
+    notes file changes nothing."""
+
+    stream: IO[bytes]
+    read_ahead: bytes
+
+    @classmethod
+    def opened(cls, path: str | None) -> Input:
+        source = cls(sys.stdin.buffer if path is None or path == "-" else open(path, "rb"), b"")  # noqa: SIM115
+        try:
+            read = bytearray()
+            while b"\n" not in read and len(read) <= LONGEST_LINE:
+                if not (chunk := os.read(source.stream.fileno(), 1 << 16)):
+                    break
+                read += chunk
+            end = read.find(b"\n")
+            notes_file.check_first_line(bytes(read if end < 0 else read[:end + 1]))
+        except BaseException:
+            source.close()
+            raise
+        source.read_ahead = bytes(read)
+        return source
+
+    def close(self) -> None:
+        if self.stream is not sys.stdin.buffer:
+            self.stream.close()
 
 
 def run_import(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     target = redacted(args.database_url)
     try:
-        with _input(args.input) as lines:
-            imported = asyncio.run(_import(args.database_url, lines, OnConflict(args.on_conflict)))
+        with contextlib.closing(args.opened_input) as source:
+            imported = asyncio.run(_import(args.database_url, source, OnConflict(args.on_conflict)))
     except KeyboardInterrupt:
         raise Interrupted(f"import interrupted: nothing was written to {target}") from None
     err.write(f"imported {_imported(imported)} into {target}\n")
     return 0
 
 
-@contextlib.contextmanager
-def _input(path: str | None) -> Iterator[IO[bytes]]:
-    if path is None or path == "-":
-        yield sys.stdin.buffer
-        return
-    with open(path, "rb") as source:
-        yield source
-
-
-async def _import(database_url: str, source: IO[bytes], on_conflict: OnConflict) -> Imported:
+async def _import(database_url: str, source: Input, on_conflict: OnConflict) -> Imported:
     async with opened(database_url) as store:
-        return await store.import_records(read_notes_file(lines_of(source)), on_conflict, at=datetime.now(UTC))
+        lines = lines_of(source.stream, read_ahead=source.read_ahead)
+        return await store.import_records(read_notes_file(lines), on_conflict, at=datetime.now(UTC))
 
 
-async def lines_of(source: IO[bytes], chunks_ahead: int = 4) -> AsyncIterator[bytes]:
+async def lines_of(source: IO[bytes], chunks_ahead: int = 4, *, read_ahead: bytes = b"") -> AsyncIterator[bytes]:
     """The lines of a file or a pipe, read in a thread of their own 1 MiB at a time, so that the
     event loop never blocks on a pipe that is slow to fill and Ctrl-C is seen at once. The thread
     reads the descriptor itself (`os.read`), holding no lock of Python's buffered file, and is a
@@ -258,17 +278,34 @@ async def lines_of(source: IO[bytes], chunks_ahead: int = 4) -> AsyncIterator[by
             loop.call_soon_threadsafe(arrived.put_nowait, error)
 
     threading.Thread(target=read, name="notes-file-reader", daemon=True).start()
-    rest = b""
-    while chunk := await arrived.get():
-        if isinstance(chunk, BaseException):
-            raise chunk
-        room.release()
-        lines = (rest + chunk).splitlines(keepends=True)
-        rest = lines.pop() if not lines[-1].endswith(b"\n") else b""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        if read_ahead:
+            yield read_ahead  # (read from the descriptor before the thread began)
+        while chunk := await arrived.get():
+            if isinstance(chunk, BaseException):
+                raise chunk
+            room.release()
+            yield chunk
+
+    started: list[bytes] = []  # the pieces of a line that has not ended yet
+    started_size = 0
+    async for chunk in chunks():
+        lines = chunk.splitlines(keepends=True)
+        unended = lines.pop() if not lines[-1].endswith(b"\n") else None
+        if lines and started:
+            lines[0] = b"".join([*started, lines[0]])
+            started, started_size = [], 0
         for line in lines:
             yield line
-    if rest:
-        yield rest
+        if unended is not None:
+            started.append(unended)
+            started_size += len(unended)
+            if started_size > LONGEST_LINE:  # (/dev/zero, say: it grew without end)
+                raise ValueError(f"the input has a line longer than {LONGEST_LINE >> 20} MiB, which no notes file"
+                                 " has: nothing was imported")
+    if started:
+        yield b"".join(started)
 
 
 def _imported(imported: Imported) -> str:

@@ -478,3 +478,16 @@ async def test_ctrl_c_during_an_account_command_is_one_line(tmp_path: Path, post
     assert process.returncode == 130, err
     assert err.decode() == "notes-api: error: interrupted\n"
     assert await asyncio.to_thread(body_of, postgres_url) == before
+
+
+@pytest.mark.parametrize("given", [b"hello\n", b"", b"x" * (65 << 20)],
+                         ids=["no header", "empty", "a line without end"])
+def test_standard_input_that_is_no_notes_file_makes_no_store(given: bytes, tmp_path: Path) -> None:
+    """As for --input FILE: the first line is read and checked before any store is made. A line
+    without end once grew in memory for as long as the input lasted (/dev/zero)."""
+    target = tmp_path / "new.db"
+    done = subprocess.run([sys.executable, "-m", "app", "import", "--database-url", f"sqlite:///{target}"],
+                          input=given, capture_output=True, env=_environment(None), timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.decode().startswith("notes-api: error: line 1: ") and len(done.stderr.splitlines()) == 1
+    assert not target.exists()
