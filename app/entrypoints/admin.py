@@ -66,10 +66,18 @@ async def _users_remove(accounts: AccountService, args: argparse.Namespace, out:
 
 
 async def _tokens_issue(accounts: AccountService, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    if out is None:  # (a closed standard output: `>&-`)
+        raise OSError("standard output is closed, so the token could not be shown: nothing was issued")
     issued = await accounts.issue_token(
         args.name, label=args.label, scope=Scope(args.scope), expires_in_days=args.expires_in
     )
-    out.write(issued.secret + "\n")  # alone: TOKEN=$(notes-api tokens issue alice)
+    try:
+        out.write(issued.secret + "\n")  # alone: TOKEN=$(notes-api tokens issue alice)
+        out.flush()
+    except OSError as error:  # a full disk, a closed pipe: the secret is lost, so the token goes
+        await accounts.revoke_token(issued.token.id)
+        raise OSError(f"the token could not be written to standard output ({error.strerror or error}),"
+                      f" so token {issued.token.id} was revoked at once: run the command again") from None
     token = issued.token
     expiry = "never expires" if token.expires_at is None else f"expires {_when(token.expires_at)} UTC"
     err.write(

@@ -4,6 +4,8 @@ with --auth required takes it, `auto` opens only on loopback, and revocation rea
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 import requests
 
 from tests.databases import sqlite_copy
-from tests.e2e.processes import Server, run
+from tests.e2e.processes import Server, _environment, run
 
 pytestmark = pytest.mark.slow
 TOKEN = re.compile(r"notes_[A-Za-z0-9_-]{43}")
@@ -133,3 +135,19 @@ def test_a_token_id_no_store_could_hold_is_a_usage_error(token_id: str, tmp_path
         f"notes-api tokens revoke: error: argument id: {token_id!r} is no token's id"
         " (a whole number from 1 to 9,223,372,036,854,775,807)"
     )
+
+
+def test_a_token_that_cannot_be_shown_is_revoked_at_once(tmp_path: Path) -> None:
+    """Its secret exists only in that output: a token issued into a full disk was kept, usable
+    by no one who knew it, and the message did not say it existed."""
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    assert run("migrate", "--database-url", url, "--log-level", "warning").returncode == 0
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "app", "tokens", "issue", "local", "--database-url", url],
+                              stdout=full, stderr=subprocess.PIPE, text=True, env=_environment(None), timeout=60,
+                              check=False)
+    assert done.returncode == 1
+    assert done.stderr == ("notes-api: error: the token could not be written to standard output (No space left on"
+                           " device), so token 1 was revoked at once: run the command again\n")
+    listed = run("tokens", "list", "local", "--database-url", url)
+    assert listed.returncode == 0 and listed.stdout.splitlines()[1:] == []
