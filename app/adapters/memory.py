@@ -627,7 +627,9 @@ class MemoryStore:
         if on_conflict is OnConflict.FAIL and (conflicts or token_conflicts):
             raise ImportConflictError(*(("note", conflicts[0]) if conflicts else ("token", token_conflicts[0])))
         imported.owners = self.accounts.import_owners(owners)
-        imported.tokens = self.accounts.import_tokens(tokens, replace=on_conflict is OnConflict.REPLACE)
+        imported.tokens = self.accounts.import_tokens(
+            tokens, replace=on_conflict is OnConflict.REPLACE, skipped=imported.skipped_tokens
+        )
         for record in notes:
             note = record.note
             older = [r.note for r in revisions.get(note.id, [])]
@@ -748,11 +750,12 @@ class MemoryAccounts:
             self._owners[owner.name] = owner.created_at
         return len(added)
 
-    def import_tokens(self, tokens: Sequence[TokenRecord], *, replace: bool) -> int:
+    def import_tokens(self, tokens: Sequence[TokenRecord], *, replace: bool, skipped: list[int]) -> int:
         written = 0
         for t in tokens:
             if t.id in self._tokens or t.secret_hash in self._hashes:
                 if not replace:
+                    skipped.append(t.id)
                     continue
                 for clash in {t.id, self._hashes.get(t.secret_hash, t.id)} & self._tokens.keys():
                     self._forget(clash)

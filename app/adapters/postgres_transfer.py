@@ -424,6 +424,7 @@ async def _write_token(db: asyncpg.Connection, token: TokenRecord, on_conflict: 
         if on_conflict is OnConflict.FAIL:
             raise ImportConflictError("token", token.id)
         if on_conflict is OnConflict.SKIP:
+            imported.skipped_tokens.append(token.id)
             return
         await db.execute("DELETE FROM tokens WHERE id = ANY($1::bigint[])", clashes)
     await db.execute(

@@ -366,6 +366,7 @@ def _write_token(db: sqlite3.Connection, token: TokenRecord, on_conflict: OnConf
         if on_conflict is OnConflict.FAIL:
             raise ImportConflictError("token", token.id)
         if on_conflict is OnConflict.SKIP:
+            imported.skipped_tokens.append(token.id)
             return
         db.executemany("DELETE FROM tokens WHERE id = ?", [(clash,) for clash in clashes])
     db.execute(

@@ -115,6 +115,7 @@ class Imported:
     notes: int = 0
     # note ids the target kept as they were: skipped, or (replace) holding the imported note already
     skipped: list[int] = field(default_factory=list)
+    skipped_tokens: list[int] = field(default_factory=list)  # imported tokens whose id or secret the target had
     replaced: int = 0
     # note id -> the imported version, of each replaced note that took another (`Replacement`)
     renumbered: dict[int, int] = field(default_factory=dict)

@@ -324,6 +324,9 @@ def _conflicts(imported: Imported) -> list[str]:
     if kept := len(imported.skipped):
         said.append(f"{_plural(kept, 'note')} the target had already {_was(kept)} kept as"
                     f" {_was(kept, 'it was', 'they were')}")
+    if kept_tokens := len(imported.skipped_tokens):
+        said.append(f"{_plural(kept_tokens, 'token')} whose id or secret the target had already"
+                    f" {_was(kept_tokens, 'was', 'were')} left out")
     if replaced := imported.replaced:
         def some(count: int) -> str:  # of the replaced notes
             return "it" if replaced == 1 else f"{count:,} of them"
@@ -477,7 +480,9 @@ class CopyReport:
         said = (f"{_plural(self.notes, 'note')} of {_plural(self.owners, 'owner')} copied"
                 f" in {self.elapsed:.1f} s ({rate:,.0f} notes/s), compared in {self.compared:.1f} s")
         if conflicts := _conflicts(self.imported):
-            said += f"; {'; '.join(conflicts)}; the revisions were not compared (the target keeps its own of those)"
+            said += f"; {'; '.join(conflicts)}"
+        if self.imported.skipped or self.imported.replaced:
+            said += "; the revisions were not compared (the target keeps its own of those notes)"
         if self.matches:
             return f"{said}; checksums match (SHA-256 {self.sha256[:16]})"
         return f"{said}; checksums differ: {'; '.join(self.differing)}"
@@ -554,7 +559,7 @@ async def _compare(target: Store, source: Fingerprints, imported: Imported) -> l
         elif isinstance(record, TokenRecord):
             if record.id in source.tokens:
                 seen_tokens.add(record.id)
-                if source.tokens[record.id] != values:
+                if source.tokens[record.id] != values and record.id not in imported.skipped_tokens:
                     differing.append(f"token {record.id} differs")
         elif isinstance(record, OwnerRecord) and record.name in source.owners:
             seen_owners.add(record.name)
@@ -565,7 +570,8 @@ async def _compare(target: Store, source: Fingerprints, imported: Imported) -> l
         differing.append(f"the revisions differ ({source.revisions.count:,} in the source,"
                          f" {revisions.count:,} in the target)")
     differing += [f"owner {name} is missing" for name in sorted(source.owners.keys() - seen_owners)]
-    differing += [f"token {token_id} is missing" for token_id in sorted(source.tokens.keys() - seen_tokens)]
+    left_out = seen_tokens.union(imported.skipped_tokens)
+    differing += [f"token {token_id} is missing" for token_id in sorted(source.tokens.keys() - left_out)]
     for notes, how in ((wrong_notes, "differ"), (missing_notes, "are missing")):
         if notes:
             shown = ", ".join(map(str, notes[:10])) + (", ..." if len(notes) > 10 else "")

@@ -488,3 +488,14 @@ async def test_an_import_holds_the_owners_it_writes_for_until_it_commits(storage
     exported = await everything(storage)
     owners = {r.name for r in exported if isinstance(r, OwnerRecord)}
     assert {r.owner for r in exported if isinstance(r, NoteRecord)} <= owners
+
+
+async def test_a_token_the_target_has_is_counted_when_skipped(storage: Storage) -> None:
+    """So that a copy neither reports the target's own token as a difference nor leaves out the
+    source's without a word."""
+    issued = await AccountService(storage, Clock()).issue_token(LOCAL, label="mine", scope=Scope.WRITE)
+    theirs = TokenRecord(id=issued.token.id, owner=LOCAL, label="theirs", scope=Scope.READ, secret_hash="ab" * 32,
+                         created_at=T0, expires_at=None, last_used_at=None)
+    skipped = await storage.import_records(_stream(OwnerRecord(LOCAL, None), theirs), OnConflict.SKIP, at=T0)
+    assert (skipped.tokens, skipped.skipped_tokens) == (0, [issued.token.id])
+    assert [token.label for token in await storage.accounts.tokens(LOCAL)] == ["mine"]

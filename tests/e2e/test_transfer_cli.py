@@ -204,7 +204,7 @@ def test_an_id_that_exists_fails_skips_or_replaces_as_asked(tmp_path: Path, post
     assert (
         "; 28 notes the target had already were kept as they were; 2 notes the target had were replaced; 1 of them"
         " took a version past the target's own, so that no version names two states of a note; the revisions were"
-        " not compared (the target keeps its own of those); checksums match (SHA-256 "
+        " not compared (the target keeps its own of those notes); checksums match (SHA-256 "
     ) in replaced.stderr
     notes = {record.note.id: record.note for record in body_of(postgres_url) if isinstance(record, NoteRecord)}
     assert (notes[1].title, notes[1].version) == ("edited on the laptop", 2)
