@@ -27,6 +27,16 @@ from app.domain.services import Clock
 VERIFIED_FOR = timedelta(seconds=5)  # how long a verified token is trusted without asking the store
 MAX_CACHED = 10_000  # verified tokens remembered at most (the oldest go first)
 LABEL_MAX = 100
+# A label is one line of text: control characters (a newline, a tab) would break the table of
+# `notes-api tokens list`, and could forge rows in it.
+LABEL_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+LABEL_RULE = f"text of at most {LABEL_MAX} characters, without control characters (a newline, a tab)"
+
+
+def label_is_valid(label: object) -> bool:
+    return isinstance(label, str) and len(label) <= LABEL_MAX and not any(
+        ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in label
+    )
 MAX_DAYS = 36_500
 
 
@@ -67,8 +77,8 @@ class AccountService:
         VERIFIED_FOR, cannot hand itself on."""
         if issuer is not None and not issuer.scope.allows(scope):
             raise InsufficientScopeError("a read token cannot issue a write token")
-        if not 0 <= len(label) <= LABEL_MAX:
-            raise ValueError(f"a label has at most {LABEL_MAX} characters")
+        if not label_is_valid(label):
+            raise ValueError(f"a label is {LABEL_RULE}")
         if expires_in_days is not None and not 1 <= expires_in_days <= MAX_DAYS:
             raise ValueError(f"expires in 1 to {MAX_DAYS} days")
         now = self._clock()

@@ -151,3 +151,12 @@ def test_a_token_that_cannot_be_shown_is_revoked_at_once(tmp_path: Path) -> None
                            " device), so token 1 was revoked at once: run the command again\n")
     listed = run("tokens", "list", "local", "--database-url", url)
     assert listed.returncode == 0 and listed.stdout.splitlines()[1:] == []
+
+
+def test_a_label_is_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    assert run("migrate", "--database-url", url, "--log-level", "warning").returncode == 0
+    done = run("tokens", "issue", "local", "--label", "laptop\n9  local  x  write", "--database-url", url)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == ("notes-api: error: a label is text of at most 100 characters, without control characters"
+                           " (a newline, a tab)\n")

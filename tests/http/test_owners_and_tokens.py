@@ -249,7 +249,8 @@ async def test_me_and_the_tokens_of_the_caller(make_client, database_url: str) -
     await problem(await client.delete(f"/tokens/{token['id']}", headers=bob), 404)  # not bob's
     assert (await client.delete(f"/tokens/{token['id']}", headers=alice)).status == 204
     await problem(await client.delete(f"/tokens/{token['id']}", headers=alice), 404)
-    for bad in ({"scope": "admin"}, {"label": 7}, {"expires_in_days": 0}, {"expires_in_days": 1.5}, {"x": 1}):
+    for bad in ({"scope": "admin"}, {"label": 7}, {"expires_in_days": 0}, {"expires_in_days": 1.5}, {"x": 1},
+                {"label": "phone\n7  alice  admin"}, {"label": "a\tb"}):  # (a forged row of `tokens list`)
         await problem(await client.post("/tokens", json=bad, headers=alice), 422)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from app.domain.accounts import LABEL_MAX, MAX_DAYS
+from app.domain.accounts import LABEL_RULE, MAX_DAYS, label_is_valid
 from app.domain.errors import IssuerRevokedError, TokenNotFoundError
 from app.domain.owners import Scope, Token
 from app.domain.timestamps import format_timestamp
@@ -67,8 +67,8 @@ def _token_request(body: dict[str, Any], default_scope: Scope) -> tuple[str, Sco
     errors = [{"pointer": f"/{name}", "detail": "is not a field of a token request; known: label, scope,"
                " expires_in_days"} for name in body if name not in ("label", "scope", "expires_in_days")]
     label = body.get("label", "")
-    if not isinstance(label, str) or len(label) > LABEL_MAX:
-        errors.append({"pointer": "/label", "detail": f"must be text of at most {LABEL_MAX} characters"})
+    if not label_is_valid(label):
+        errors.append({"pointer": "/label", "detail": f"must be {LABEL_RULE}"})
     scope = body.get("scope", str(default_scope))
     if scope not in ("read", "write"):
         errors.append({"pointer": "/scope", "detail": "must be read or write"})

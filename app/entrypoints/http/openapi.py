@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.domain.accounts import LABEL_MAX, MAX_DAYS
+from app.domain.accounts import LABEL_MAX, LABEL_PATTERN, MAX_DAYS
 from app.entrypoints.http import schemas
 from app.entrypoints.http.conditions import CONDITION_PATTERN
 from app.entrypoints.http.handlers import DELETE_PARAMETERS
@@ -431,7 +431,7 @@ def _token_schemas() -> dict[str, Any]:
         "IssuedToken": {"type": "object", "required": [*token, "token"], "additionalProperties": False,
                         "properties": {**token, "token": secret}},
         "TokenRequest": {"type": "object", "additionalProperties": False, "properties": {
-            "label": {"type": "string", "maxLength": LABEL_MAX, "default": ""},
+            "label": {"type": "string", "maxLength": LABEL_MAX, "pattern": LABEL_PATTERN, "default": ""},
             "scope": {**scope, "description": "default: the scope of the caller's token"},
             "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_DAYS,
                                 "description": "null or left out: never expires"}}},
