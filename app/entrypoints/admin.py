@@ -16,6 +16,7 @@ from typing import TextIO
 
 from app.container import build_container
 from app.domain.accounts import AccountService
+from app.domain.errors import OwnerNotFoundError
 from app.domain.owners import Scope
 from app.settings import Settings
 
@@ -87,6 +88,8 @@ async def _tokens_issue(accounts: AccountService, args: argparse.Namespace, out:
 
 
 async def _tokens_list(accounts: AccountService, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    if args.name is not None and args.name not in {owner.name for owner in await accounts.owners()}:
+        raise OwnerNotFoundError(args.name)  # (an empty table said nothing of the typo)
     rows = [["ID", "OWNER", "LABEL", "SCOPE", "CREATED", "LAST USED", "EXPIRES"]]
     for t in await accounts.tokens(args.name):
         rows.append([str(t.id), t.owner, t.label or "-", str(t.scope), _when(t.created_at),
@@ -100,6 +103,8 @@ async def _tokens_revoke(accounts: AccountService, args: argparse.Namespace, out
 
 
 async def _notes_move(accounts: AccountService, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    if args.source == args.target:
+        raise ValueError(f"--from and --to both name {args.source}: the notes are where they would go")
     moved = await accounts.move_notes(args.source, args.target)
     err.write(f"moved {moved:,} note{'' if moved == 1 else 's'} from {args.source} to {args.target}\n")
 

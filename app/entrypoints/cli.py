@@ -106,6 +106,8 @@ def _transfer_command(args: argparse.Namespace) -> int:
 
 def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
     if args.command == "copy":
+        if not 0 < args.progress_every < math.inf:  # nan and inf too
+            raise UsageError("--progress-every must be a number of seconds above 0")
         for url, flag in ((args.source, "--from"), (args.target, "--to")):
             _not_memory(url, flag)
         _existing(args.source, "--from")

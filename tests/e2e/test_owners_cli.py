@@ -160,3 +160,22 @@ def test_a_label_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == ("notes-api: error: a label is text of at most 100 characters, without control characters"
                            " (a newline, a tab)\n")
+
+
+def test_commands_that_would_do_nothing_say_why(tmp_path: Path) -> None:
+    """A typo of an owner listed an empty table; a move to the same owner said 'moved 0 notes';
+    a copy took any --progress-every, nan included."""
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    assert run("migrate", "--database-url", url, "--log-level", "warning").returncode == 0
+    for command, code, line in (
+        (["tokens", "list", "nobody"], 1, "no owner named nobody: add one with `notes-api users add nobody`"),
+        (["notes", "move", "--from", "local", "--to", "local"], 1,
+         "--from and --to both name local: the notes are where they would go"),
+    ):
+        done = run(*command, "--database-url", url)
+        assert (done.returncode, done.stdout, done.stderr) == (code, "", f"notes-api: error: {line}\n"), command
+    for every in ("nan", "inf", "-1", "0"):
+        done = run("copy", "--from", url, "--to", f"sqlite:///{tmp_path / 'copy.db'}", "--progress-every", every)
+        assert (done.returncode, done.stderr) == (2, "notes-api: error: --progress-every must be a number of"
+                                                     " seconds above 0\n")
+    assert not (tmp_path / "copy.db").exists()
