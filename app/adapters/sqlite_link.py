@@ -33,6 +33,7 @@ from app.domain.errors import StorageUnavailableError
 T = TypeVar("T")
 
 SQLITE_BUSY = 5  # the primary result code of "database is locked" and its extended forms
+BUSY = "the database is busy: another process has been writing to it for longer than the wait allows; try again"
 SQLITE_READONLY_ROLLBACK = 776  # a hot journal, which a read-only connection cannot roll back
 # Rows written (by statements and their triggers) between two checkpoints: a row is a page or a
 # few with its indexes, so about the 1,000 pages of SQLite's own automatic checkpoint.
@@ -91,6 +92,8 @@ class unavailable_on_error:
     def __exit__(self, kind: type | None, error: BaseException | None, tb: Any) -> None:
         # Exactly these two: their other subclasses (IntegrityError, ProgrammingError) are bugs.
         if type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError):
+            if isinstance(error, sqlite3.Error) and is_busy(error):  # ("database is locked")
+                raise StorageUnavailableError(BUSY) from error
             raise StorageUnavailableError(str(error)) from error
 
 

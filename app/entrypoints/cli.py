@@ -135,6 +135,8 @@ def _existing(url: str, flag: str) -> None:
     no migration would mend."""
     if backend_of(url) == "sqlite" and not os.path.exists(path := sqlite_path(url)):
         raise UsageError(f"there is no file {path}: give {flag} the URL of a store made by `notes-api serve`")
+    if backend_of(url) == "sqlite" and os.path.isdir(path):
+        raise UsageError(f"{path} is a directory: give {flag} the URL of a store's file, made by `notes-api serve`")
 
 
 def _new_sqlite_file(url: str) -> str | None:

@@ -97,6 +97,12 @@ def run_export(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
         raise Interrupted(
             "export interrupted" + ("" if args.output is None else f": {args.output} was not written")
         ) from None
+    except OSError as error:  # writing: a full disk, say (reading a store fails as StorageUnavailableError)
+        if error.filename is not None or error.strerror is None:
+            raise
+        where = "standard output" if args.output is None else args.output
+        raise OSError(f"cannot write {where}: {error.strerror}"
+                      + ("" if args.output is None else f"; {args.output} was not written")) from None
     where = "standard output" if args.output is None else args.output
     err.write(f"exported {_counted(counts)} to {where}\n")
     return 0

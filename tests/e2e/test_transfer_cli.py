@@ -491,3 +491,18 @@ def test_standard_input_that_is_no_notes_file_makes_no_store(given: bytes, tmp_p
     assert done.returncode == 1, done.stderr
     assert done.stderr.decode().startswith("notes-api: error: line 1: ") and len(done.stderr.splitlines()) == 1
     assert not target.exists()
+
+
+def test_an_export_that_cannot_write_or_read_names_what(tmp_path: Path) -> None:
+    """It said '[Errno 28] No space left on device', naming nothing, and 'disk I/O error' for a
+    store's URL that names a directory."""
+    source = f"sqlite:///{tmp_path / 'laptop.db'}"
+    fill(source, 3)
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "app", "export", "--database-url", source], stdout=full,
+                              stderr=subprocess.PIPE, text=True, env=_environment(None), timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (1, "notes-api: error: cannot write standard output: No space left on"
+                                                 " device\n")
+    done = run("export", "--database-url", f"sqlite:///{tmp_path}")
+    assert (done.returncode, done.stderr) == (2, f"notes-api: error: {tmp_path} is a directory: give --database-url"
+                                                 " the URL of a store's file, made by `notes-api serve`\n")
