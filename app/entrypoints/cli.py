@@ -79,35 +79,35 @@ def _transfer_command(args: argparse.Namespace) -> int:
 
     target = args.target if args.command == "copy" else args.database_url
     new_file = _new_sqlite_file(target) if args.command != "export" else None
-    code = 1
+    more: list[str] = []  # lines after the one: a bad file's further problems
     try:
-        code = _transfer(args, transfer)
+        return _transfer(args, transfer)
     except transfer.Interrupted as interrupted:
-        code = _fail(130, interrupted)
+        code, said = 130, str(interrupted)
+    except KeyboardInterrupt:  # before the command began its work (making the target, say)
+        code, said = 130, "interrupted"
     except NotesFileError as error:
-        _fail(1, error)
-        for problem in error.problems[1:10]:
-            sys.stderr.write(f"  line {problem.line}: {problem.detail}\n")
+        code, said = 1, str(error)
+        more = [f"  line {problem.line}: {problem.detail}" for problem in error.problems[1:10]]
     except (UsageError, UnsupportedDatabaseError) as error:
-        code = _fail(2, error)
+        code, said = 2, str(error)
     except (NoteError, OSError, ValueError) as error:
-        _fail(1, error)
+        code, said = 1, str(error) or type(error).__name__
     except Exception as error:  # e.g. a row that a SQLite file let in against its schema's types
         logging.getLogger("app").debug("%s failed", args.command, exc_info=True)
-        _fail(1, RuntimeError(f"{args.command} failed ({type(error).__name__}: {error}); {_left_behind(args)};"
-                              " --log-level debug shows where"))
-    finally:
-        if code != 0 and new_file is not None and _holds_no_notes(new_file):
-            # Not removed: another process may have opened it meanwhile (a server started on it).
-            sys.stderr.write(f"notes-api: {redacted(target)} was made for this {args.command} and holds no notes;"
-                             " delete it, or run the command again\n")
+        code, said = 1, (f"{args.command} failed ({type(error).__name__}: {error}); {_left_behind(args)};"
+                         " --log-level debug shows where")
+    if new_file is not None and _holds_no_notes(new_file):
+        # Not removed: another process may have opened it meanwhile (a server started on it).
+        said += f"; {redacted(target)} was made for this {args.command} and holds no notes: delete it, or run it again"
+    sys.stderr.write("".join(f"{line}\n" for line in [f"notes-api: error: {said}", *more]))
     return code
 
 
 def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
     if args.command == "copy":
-        if not 0 < args.progress_every < math.inf:  # nan and inf too
-            raise UsageError("--progress-every must be a number of seconds above 0")
+        if not 0 <= args.progress_every < math.inf:  # nan and inf too; 0: a line for each batch
+            raise UsageError("--progress-every must be a number of seconds, 0 or more")
         for url, flag in ((args.source, "--from"), (args.target, "--to")):
             _not_memory(url, flag)
         _existing(args.source, "--from")
