@@ -25,7 +25,7 @@ from app.adapters.schema_version import SchemaMismatchError, StoreUnreachableErr
 from app.adapters.sqlite_link import sqlite_path
 from app.domain.errors import NoteError, StorageUnavailableError
 from app.entrypoints.logs import LogSettings, configure_logging
-from app.entrypoints.options import build_parser
+from app.entrypoints.options import build_parser, named
 from app.settings import (
     MIGRATION_LOCK_TIMEOUT,
     InvalidOriginError,
@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _transfer_command(args)
         backend = backend_of(args.database_url)
         if args.command == "migrate":
+            if not args.lock_timeout > 0:
+                raise UsageError(f"{named(args, '--lock-timeout')} must be more than 0 seconds,"
+                                 f" not {args.lock_timeout:g}")
             return _migrate(args.database_url, backend, args.lock_timeout)
         if args.command in ACCOUNT_COMMANDS:
             return _account_command(args, backend)
@@ -208,8 +211,6 @@ def _migrate(database_url: str, backend: str, lock_timeout: float = MIGRATION_LO
         raise UsageError(
             "nothing to migrate: memory:// keeps no schema; give --database-url or DATABASE_URL"
         )
-    if not lock_timeout > 0:
-        raise UsageError(f"--lock-timeout must be more than 0 seconds, not {lock_timeout:g}")
     from app.adapters.migrate import migrate  # loads SQLAlchemy and Alembic: only when migrating
 
     migrate(database_url, backend, lock_timeout)  # raises StorageUnavailableError with one line
@@ -306,21 +307,22 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _check_workers(args: argparse.Namespace, backend: str) -> None:
     if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
+        raise UsageError(f"{named(args, '--workers')} must be at least 1")
     if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be from 0 to 65535 (0 picks a free one), not {args.port}")
-    for flag, least in (("--max-body-bytes", 1), ("--max-import-bytes", 1), ("--pool-size", 1)):
-        if getattr(args, flag[2:].replace("-", "_")) < least:
-            raise UsageError(f"{flag} must be at least {least}")
+        raise UsageError(f"{named(args, '--port')} must be from 0 to 65535 (0 picks a free one), not {args.port}")
+    for flag in ("--max-body-bytes", "--max-import-bytes", "--pool-size"):
+        if getattr(args, flag[2:].replace("-", "_")) < 1:
+            raise UsageError(f"{named(args, flag)} must be at least 1")
     for flag, seconds in (("--body-timeout", args.body_timeout), ("--db-timeout", args.db_timeout)):
         if not 0 < seconds < math.inf:  # nan and inf too
-            raise UsageError(f"{flag} must be a number of seconds above 0")
+            raise UsageError(f"{named(args, flag)} must be a number of seconds above 0")
     if args.rate_limit is not None and args.rate_limit < 1:
-        raise UsageError("--rate-limit must be at least 1 request a second; leave it out for no limit")
+        raise UsageError(f"{named(args, '--rate-limit')} must be at least 1 request a second; leave it out for no"
+                         " limit")
     for flag, value in (("--keep-revisions", args.keep_revisions), ("--trash-days", args.trash_days),
                         ("--keep-changes-days", args.keep_changes_days)):
         if value < 1:
-            raise UsageError(f"{flag} must be at least 1")
+            raise UsageError(f"{named(args, flag)} must be at least 1")
     if args.workers > 1 and backend == "memory":
         raise UsageError("memory:// lives inside one process and cannot be shared by --workers;"
                          " use one worker, or sqlite:// or postgresql://")

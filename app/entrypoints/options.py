@@ -73,9 +73,13 @@ class EnvParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         parsed, extras = super().parse_known_args(args, namespace)
+        from_env = getattr(parsed, "from_env", {})
         for setting in self._from_env:
             if getattr(parsed, setting.action.dest, None) is None:  # not given as a flag
                 setattr(parsed, setting.action.dest, self._env_value(setting))
+                if setting.env in os.environ:
+                    from_env[setting.action.option_strings[0]] = setting.env
+        parsed.from_env = from_env  # flag -> the variable that gave its value
         return parsed, extras
 
     def _env_value(self, setting: _FromEnv) -> Any:
@@ -95,6 +99,12 @@ class EnvParser(argparse.ArgumentParser):
             self.exit(2, f"{self.prog}: error: {setting.env}={given!r} is not a valid value"
                          f" for {flag}: {_reason(setting.convert, error)}\n")
         return value
+
+
+def named(args: argparse.Namespace, flag: str) -> str:
+    """The flag as a message names it: by the environment variable that gave its value, if one did."""
+    env = getattr(args, "from_env", {}).get(flag)
+    return flag if env is None else f"{env} (the value of {flag})"
 
 
 def _reason(convert: Callable[[str], Any], error: Exception) -> str:

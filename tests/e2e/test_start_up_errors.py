@@ -199,3 +199,19 @@ def test_migrate_without_a_database_says_there_is_nothing_to_migrate() -> None:
     assert only_line(result) == (
         "notes-api: error: nothing to migrate: memory:// keeps no schema;"
         " give --database-url or DATABASE_URL")
+
+
+@pytest.mark.parametrize(("variable", "value", "reason"), [
+    ("NOTES_WORKERS", "-3", "NOTES_WORKERS (the value of --workers) must be at least 1"),
+    ("NOTES_PORT", "99999", "NOTES_PORT (the value of --port) must be from 0 to 65535 (0 picks a free one), not 99999"),
+    ("NOTES_DB_TIMEOUT", "inf", "NOTES_DB_TIMEOUT (the value of --db-timeout) must be a number of seconds above 0"),
+])
+def test_a_value_out_of_range_from_the_environment_is_named_by_its_variable(
+    variable: str, value: str, reason: str, tmp_path: Path
+) -> None:
+    """It was named by a flag the command line did not hold."""
+    path = tmp_path / "notes.db"
+    result = run("serve", "--database-url", f"sqlite:///{path}", env={variable: value})
+    assert result.returncode == 2
+    assert only_line(result) == f"notes-api: error: {reason}"
+    assert not path.exists()
