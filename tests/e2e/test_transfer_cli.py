@@ -274,27 +274,9 @@ async def test_ctrl_c_during_a_copy_leaves_the_target_as_it_was(tmp_path: Path, 
     await asyncio.to_thread(issue, source, "alice")
     await asyncio.to_thread(migrate, postgres_url, "postgresql")
     before = await asyncio.to_thread(body_of, postgres_url)
-    reader, watcher = await asyncpg.connect(postgres_url), await asyncpg.connect(postgres_url)
-    try:
-        async with reader.transaction():
-            await reader.execute("LOCK TABLE notes IN SHARE MODE")  # no writer gets past it
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "app", "copy", "--from", source, "--to", postgres_url,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_environment(None),
-                preexec_fn=interruptible)
-            deadline = time.monotonic() + 30
-            while not await watcher.fetchval(  # outside a transaction: each look is a fresh one
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE 'COPY %notes%'"
-            ):
-                assert process.returncode is None and time.monotonic() < deadline
-                await asyncio.sleep(0.005)  # looks again at the other process's state
-            process.send_signal(signal.SIGINT)
-            _, err = await asyncio.wait_for(process.communicate(), 30)
-    finally:
-        await reader.close()
-        await watcher.close()
-    assert process.returncode == 130, err
+    code, err = await interrupted_while_it_waits_for_the_notes(postgres_url, "copy", "--from", source, "--to",
+                                                              postgres_url)
+    assert code == 130, err
     assert err.decode().strip().endswith(f"notes-api: error: copy interrupted: nothing was written to {postgres_url}")
     assert await asyncio.to_thread(body_of, postgres_url) == before
 
@@ -454,27 +436,10 @@ async def test_ctrl_c_during_an_account_command_is_one_line(tmp_path: Path, post
     54-line traceback ending in KeyboardInterrupt."""
     await asyncio.to_thread(fill, postgres_url, 30)
     before = await asyncio.to_thread(body_of, postgres_url)
-    reader, watcher = await asyncpg.connect(postgres_url), await asyncpg.connect(postgres_url)
-    try:
-        async with reader.transaction():
-            await reader.execute("LOCK TABLE notes IN SHARE MODE")  # no writer gets past it
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "app", "notes", "move", "--from", "alice", "--to", "bob",
-                "--database-url", postgres_url, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                env=_environment(None), preexec_fn=interruptible)
-            deadline = time.monotonic() + 30
-            while not await watcher.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND pid <> $1", reader.get_server_pid()
-            ):
-                assert process.returncode is None and time.monotonic() < deadline
-                await asyncio.sleep(0.005)  # looks again at the other process's state
-            process.send_signal(signal.SIGINT)
-            _, err = await asyncio.wait_for(process.communicate(), 30)
-    finally:
-        await reader.close()
-        await watcher.close()
-    assert process.returncode == 130, err
+    code, err = await interrupted_while_it_waits_for_the_notes(
+        postgres_url, "notes", "move", "--from", "alice", "--to", "bob", "--database-url", postgres_url
+    )
+    assert code == 130, err
     assert err.decode() == "notes-api: error: interrupted\n"
     assert await asyncio.to_thread(body_of, postgres_url) == before
 
@@ -505,3 +470,28 @@ def test_an_export_that_cannot_write_or_read_names_what(tmp_path: Path) -> None:
     done = run("export", "--database-url", f"sqlite:///{tmp_path}")
     assert (done.returncode, done.stderr) == (2, f"notes-api: error: {tmp_path} is a directory: give --database-url"
                                                  " the URL of a store's file, made by `notes-api serve`\n")
+
+
+async def interrupted_while_it_waits_for_the_notes(postgres_url: str, *command: str) -> tuple[int | None, bytes]:
+    """`python -m app COMMAND`, given Ctrl-C where it waits for a lock this test holds on the
+    notes (no writer gets past it); its exit code and standard error."""
+    reader, watcher = await asyncpg.connect(postgres_url), await asyncpg.connect(postgres_url)
+    try:
+        async with reader.transaction():
+            await reader.execute("LOCK TABLE notes IN SHARE MODE")
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "app", *command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                env=_environment(None), preexec_fn=interruptible)
+            deadline = time.monotonic() + 30
+            while not await watcher.fetchval(  # outside a transaction: each look is a fresh one
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> $1", reader.get_server_pid()
+            ):
+                assert process.returncode is None and time.monotonic() < deadline
+                await asyncio.sleep(0.005)  # looks again at the other process's state
+            process.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        await reader.close()
+        await watcher.close()
+    return process.returncode, err
