@@ -30,7 +30,9 @@ def _unencoded_credentials(database_url: str) -> bool:
         port_is_a_port = parts.port is not None or ":" not in parts.netloc
     except ValueError:
         port_is_a_port = False
-    return "@" in parts.path + parts.fragment or not port_is_a_port
+    # (a query field has its name, then `=`: an `@` before the first `=` or `&` is the host's)
+    first_field = re.split("[=&]", parts.query, maxsplit=1)[0]
+    return "@" in parts.path + parts.fragment + first_field or not port_is_a_port
 
 
 def redacted(database_url: str) -> str:

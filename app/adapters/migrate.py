@@ -93,7 +93,7 @@ def _lock_file(fd: int, timeout: float) -> None:
 
 async def migrate_postgres(database_url: str, lock_timeout: float) -> None:
     # asyncpg reads the URL itself, as the server's pool does: its parameters (sslmode,
-    # connect_timeout, ...) are asyncpg's, which SQLAlchemy would pass on as keywords it lacks.
+    # application_name, server settings) are asyncpg's, which SQLAlchemy passed on as keywords.
     engine = create_async_engine(
         "postgresql+asyncpg://", poolclass=sa.NullPool, async_creator=lambda: asyncpg.connect(database_url)
     )

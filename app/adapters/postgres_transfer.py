@@ -162,7 +162,7 @@ async def import_records(
     imported = Imported()
     stream = aiter(records)
     async with transaction(pool, None) as db:
-        await db.execute(_WATCH_CLIENT)
+        await _watch_the_client(db)
         xid = await db.fetchval("SELECT pg_current_xact_id()")  # the key of every row of the log it writes
         first_note = None
         async for record in stream:
@@ -341,6 +341,16 @@ async def _defer_indexes(db: asyncpg.Connection) -> list[str]:
     for name, _ in indexes:
         await db.execute(f"DROP INDEX {name}")
     return [definition for _, definition in indexes]
+
+
+async def _watch_the_client(db: asyncpg.Connection) -> None:
+    """_WATCH_CLIENT, where the server allows it (not every platform does): a refusal changes nothing."""
+    await db.execute("SAVEPOINT watch_client")
+    try:
+        await db.execute(_WATCH_CLIENT)
+    except asyncpg.PostgresError:
+        await db.execute("ROLLBACK TO SAVEPOINT watch_client")
+    await db.execute("RELEASE SAVEPOINT watch_client")
 
 
 async def _merge_notes(

@@ -114,37 +114,34 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
     file (through a symbolic link, the file it names) that appears, complete, only when the export
     succeeded, with the mode of the file it replaces."""
     if path is None:
+        if sys.stdout is None:  # (closed: `>&-`)
+            raise ValueError("standard output is closed: give --output FILE")
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    path = os.path.realpath(path)
     try:
-        found = os.stat(path)
+        found = os.stat(path)  # (following links, /dev/stdout's into /proc included)
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
-    else:
-        if stat.S_ISDIR(found.st_mode):
-            raise ValueError(f"{path} is a directory: give --output a file's name")
-        if not stat.S_ISREG(found.st_mode):
-            with open(path, "wb") as sink:
-                yield sink
-            return
-        mode = stat.S_IMODE(found.st_mode)
-    handle, partial = tempfile.mkstemp(prefix=".export-", dir=os.path.dirname(path))
-    try:
-        os.fchmod(handle, mode)
+        found = None
+    if found is not None and stat.S_ISDIR(found.st_mode):
+        raise ValueError(f"{path} is a directory: give --output a file's name")
+    if (found is not None and not stat.S_ISREG(found.st_mode)) or path.startswith(("/dev/", "/proc/")):
+        # a device, a pipe, /dev/stdout: written as it is, where it is (appending: a shell's `>`
+        # has emptied it already, and its `>>` asks for that)
+        with open(path, "ab") as sink:
+            yield sink
+        return
+    path = os.path.realpath(path)
+    handle, partial = tempfile.mkstemp(prefix=".export-", dir=os.path.dirname(path))  # (mode 0600: every
+    try:  # owner's notes and the tokens' hashes; a file replaced keeps its own mode)
+        if found is not None:
+            os.fchmod(handle, stat.S_IMODE(found.st_mode))
         with os.fdopen(handle, "wb") as sink:
             yield sink
         os.replace(partial, path)
     except BaseException:
         os.unlink(partial)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 async def _export(database_url: str, selection: Selection, kind: str, sink: IO[bytes]) -> dict[str, int]:
@@ -225,13 +222,17 @@ class Input:
 
     @classmethod
     def opened(cls, path: str | None) -> Input:
+        if (path is None or path == "-") and sys.stdin is None:  # (closed: `<&-`)
+            raise ValueError("standard input is closed: give --input FILE")
         source = cls(sys.stdin.buffer if path is None or path == "-" else open(path, "rb"), b"")  # noqa: SIM115
         try:
             read = bytearray()
-            while b"\n" not in read and len(read) <= LONGEST_LINE:
-                if not (chunk := os.read(source.stream.fileno(), 1 << 16)):
+            while len(read) <= LONGEST_LINE:
+                if not (chunk := os.read(source.stream.fileno(), 1 << 20)):
                     break
                 read += chunk
+                if b"\n" in chunk:
+                    break
             end = read.find(b"\n")
             notes_file.check_first_line(bytes(read if end < 0 else read[:end + 1]))
         except BaseException:

@@ -109,6 +109,8 @@ def test_the_migration_child_gets_the_url_in_its_environment_not_its_arguments()
     ("postgresql://u:pa?s3cret@db/notes", "postgresql://***@db/notes"),
     ("postgresql://u:pa#s3cret@db/notes", "postgresql://***@db/notes"),
     ("postgresql://u:123/s3cret@db/notes", "postgresql://***@db/notes"),
+    ("postgresql://u:2024?s3cret@db/notes", "postgresql://***@db/notes"),
+    ("postgresql://u?x:s3cret@db/notes", "postgresql://***@db/notes"),
     ("postgresql://u:p%2Fs3cret@db/notes", "postgresql://u:***@db/notes"),
     ("postgresql://db:5432/notes?application_name=a@b", "postgresql://db:5432/notes?application_name=a@b"),
 ])

@@ -400,6 +400,13 @@ def test_an_export_writes_through_a_link_into_a_pipe_and_over_a_file_keeping_its
     assert done.returncode == 0, done.stderr
     assert stat.S_ISFIFO(pipe.stat().st_mode)
     assert read.splitlines()[1:-1] == kept.read_bytes().splitlines()[1:-1]  # (the header and end carry the time)
+    new = tmp_path / "new.ndjson"
+    assert run("export", "--database-url", source, "-o", str(new)).returncode == 0
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600  # every owner's notes, and the tokens' hashes
+    into_a_pipe = subprocess.run(  # /dev/stdout is a link into /proc, to a pipe here
+        [sys.executable, "-m", "app", "export", "--database-url", source, "-o", "/dev/stdout"],
+        capture_output=True, env=_environment(None), timeout=60, check=False)
+    assert into_a_pipe.returncode == 0 and into_a_pipe.stdout.startswith(b'{"kind":"header"'), into_a_pipe.stderr
     refused = run("export", "--database-url", source, "-o", str(tmp_path))
     assert refused.returncode != 0
     assert refused.stderr == f"notes-api: error: {tmp_path} is a directory: give --output a file's name\n"
