@@ -419,10 +419,10 @@ def test_an_import_that_runs_out_of_disk_writes_nothing(tmp_path: Path) -> None:
     of 300,000 notes, whose owner it lacked). A file size limit (RLIMIT_FSIZE) stands in for a
     full disk."""
     source, target = f"sqlite:///{tmp_path / 'laptop.db'}", tmp_path / "small.db"
-    fill(source, 30_000)
+    fill(source, 12_000)
     exported = tmp_path / "notes.ndjson"
     ok("export", "--database-url", source, "-o", str(exported))
-    limit = 4 << 20  # bytes: the store's files fill some batches after the first
+    limit = 3 << 19  # bytes: the store's files fill some batches after the first
 
     def small_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # (Python ignores SIGXFSZ: writes fail)
