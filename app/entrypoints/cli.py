@@ -109,6 +109,9 @@ def _transfer_command(args: argparse.Namespace) -> int:
 
 def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
     if args.command == "copy":
+        for url, flag, env in ((args.source, "--from", "NOTES_COPY_FROM"), (args.target, "--to", "NOTES_COPY_TO")):
+            if not url:
+                raise UsageError(f"give {flag} URL, or {env} (a password in it then stays out of `ps`)")
         if not 0 <= args.progress_every < math.inf:  # nan and inf too; 0: a line for each batch
             raise UsageError("--progress-every must be a number of seconds, 0 or more")
         for url, flag in ((args.source, "--from"), (args.target, "--to")):
@@ -142,8 +145,10 @@ def _existing(url: str, flag: str) -> None:
         raise UsageError(f"{path} is a directory: give {flag} the URL of a store's file, made by `notes-api serve`")
 
 
-def _new_sqlite_file(url: str) -> str | None:
+def _new_sqlite_file(url: str | None) -> str | None:
     """The path of a SQLite store that is not there yet (this command will make it), else None."""
+    if not url:
+        return None  # (said by the command itself)
     try:
         path = sqlite_path(url) if backend_of(url) == "sqlite" else None
     except (UnsupportedDatabaseError, ValueError):

@@ -53,12 +53,12 @@ class EnvParser(argparse.ArgumentParser):
 
     def env_flag(
         self, flag: str, env: str, default: str | None, help: str, *,
-        type: Callable[[str], Any] = str, choices: Sequence[str] | None = None,
+        type: Callable[[str], Any] = str, choices: Sequence[str] | None = None, **more: Any,
     ) -> None:
         """A flag read from `env` when not given; `default` (None: none) when neither is."""
         shown = "none" if default is None else default
         action = self.add_argument(
-            flag, type=type, choices=choices, help=f"{help} [env {env}; default {shown}]"
+            flag, type=type, choices=choices, help=f"{help} [env {env}; default {shown}]", **more
         )
         self._from_env.append(_FromEnv(action, env, default, type))
 
@@ -178,8 +178,9 @@ def _transfer_commands(commands: argparse._SubParsersAction) -> None:
         description="Copy a whole store into another one (migrated first, as serve would), in one transaction,"
         " then compare both sides record by record.",
     )
-    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="the store to copy")
-    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="the store to fill")
+    # (from the environment, a URL's password stays out of `ps`, as serve's DATABASE_URL does)
+    copy.env_flag("--from", "NOTES_COPY_FROM", None, "the store to copy", dest="source", metavar="URL")
+    copy.env_flag("--to", "NOTES_COPY_TO", None, "the store to fill", dest="target", metavar="URL")
     copy.add_argument("--on-conflict", choices=("fail", "skip", "replace"), default="fail", help=ON_CONFLICT_HELP)
     copy.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
                       help="seconds between two progress lines when standard error is not a terminal (default 5;"
