@@ -94,18 +94,31 @@ def run_export(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
         with _output(args.output) as sink:
             counts = asyncio.run(_export(args.database_url, selection, args.format, sink))
     except KeyboardInterrupt:
-        raise Interrupted(
-            "export interrupted" + ("" if args.output is None else f": {args.output} was not written")
-        ) from None
+        raise Interrupted(f"export interrupted: {_left_of(args.output)}") from None
     except OSError as error:  # writing: a full disk, say (reading a store fails as StorageUnavailableError)
         if error.filename is not None or error.strerror is None:
             raise
         where = "standard output" if args.output is None else args.output
-        raise OSError(f"cannot write {where}: {error.strerror}"
-                      + ("" if args.output is None else f"; {args.output} was not written")) from None
+        raise OSError(f"cannot write {where}: {error.strerror}; {_left_of(args.output)}") from None
     where = "standard output" if args.output is None else args.output
     err.write(f"exported {_counted(counts)} to {where}\n")
     return 0
+
+
+def _left_of(path: str | None) -> str:
+    """What a failed export left where it wrote."""
+    if path is None or _in_place(path):
+        return f"{'standard output' if path is None else path} holds a part of the export"
+    return f"{path} was not written"
+
+
+def _in_place(path: str) -> bool:
+    """Whether the export writes into `path` as it is: a device, a pipe, /dev/stdout."""
+    try:
+        found = os.stat(path)  # (following links, /dev/stdout's into /proc included)
+    except FileNotFoundError:
+        return False
+    return (not stat.S_ISREG(found.st_mode) and not stat.S_ISDIR(found.st_mode)) or path.startswith(("/dev/", "/proc/"))
 
 
 @contextlib.contextmanager
@@ -119,18 +132,13 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    try:
-        found = os.stat(path)  # (following links, /dev/stdout's into /proc included)
-    except FileNotFoundError:
-        found = None
-    if found is not None and stat.S_ISDIR(found.st_mode):
+    if os.path.isdir(path):
         raise ValueError(f"{path} is a directory: give --output a file's name")
-    if (found is not None and not stat.S_ISREG(found.st_mode)) or path.startswith(("/dev/", "/proc/")):
-        # a device, a pipe, /dev/stdout: written as it is, where it is (appending: a shell's `>`
-        # has emptied it already, and its `>>` asks for that)
+    if _in_place(path):  # appending: a shell's `>` has emptied it already, and its `>>` asks for that
         with open(path, "ab") as sink:
             yield sink
         return
+    found = os.stat(path) if os.path.exists(path) else None
     path = os.path.realpath(path)
     handle, partial = tempfile.mkstemp(prefix=".export-", dir=os.path.dirname(path))  # (mode 0600: every
     try:  # owner's notes and the tokens' hashes; a file replaced keeps its own mode)

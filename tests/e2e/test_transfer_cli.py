@@ -473,7 +473,7 @@ def test_an_export_that_cannot_write_or_read_names_what(tmp_path: Path) -> None:
         done = subprocess.run([sys.executable, "-m", "app", "export", "--database-url", source], stdout=full,
                               stderr=subprocess.PIPE, text=True, env=_environment(None), timeout=60, check=False)
     assert (done.returncode, done.stderr) == (1, "notes-api: error: cannot write standard output: No space left on"
-                                                 " device\n")
+                                                 " device; standard output holds a part of the export\n")
     done = run("export", "--database-url", f"sqlite:///{tmp_path}")
     assert (done.returncode, done.stderr) == (2, f"notes-api: error: {tmp_path} is a directory: give --database-url"
                                                  " the URL of a store's file, made by `notes-api serve`\n")
