@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -105,6 +106,7 @@ async def _tokens_revoke(accounts: AccountService, args: argparse.Namespace, out
 async def _notes_move(accounts: AccountService, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     if args.source == args.target:
         raise ValueError(f"--from and --to both name {args.source}: the notes are where they would go")
+    logging.getLogger("app.accounts").debug("moving the notes of %s to %s", args.source, args.target)
     moved = await accounts.move_notes(args.source, args.target)
     err.write(f"moved {moved:,} note{'' if moved == 1 else 's'} from {args.source} to {args.target}\n")
 

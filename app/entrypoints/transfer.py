@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import stat
@@ -53,6 +54,7 @@ ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
 PROGRESS_EVERY = 5.0  # seconds between two plain progress lines when standard error is no terminal
 
 
+log = logging.getLogger("app.transfer")
 LONGEST_LINE = 64 << 20  # bytes: a note is at most --max-body-bytes of JSON (1 MiB by default)
 
 
@@ -267,6 +269,7 @@ def run_import(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
 
 async def _import(database_url: str, source: Input, on_conflict: OnConflict) -> Imported:
     async with opened(database_url) as store:
+        log.debug("importing into %s", redacted(database_url))
         lines = lines_of(source.stream, read_ahead=source.read_ahead)
         return await store.import_records(read_notes_file(lines), on_conflict, at=datetime.now(UTC))
 

@@ -16,7 +16,6 @@ import struct
 import subprocess
 import sys
 import termios
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -223,26 +222,6 @@ def edit(url: str, note_id: int, title: str) -> None:
     in_thread(asyncio.run, write())
 
 
-def until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    """Wait for a state of another process, looking at it again every few milliseconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"never saw: {what}"
-        time.sleep(0.005)
-
-
-def holds_write_lock(path: Path) -> bool:
-    db = sqlite3.connect(path, timeout=0, isolation_level=None)
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("ROLLBACK")
-        return False
-    except sqlite3.OperationalError:
-        return True
-    finally:
-        db.close()
-
-
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
 def test_ctrl_c_during_an_import_from_a_pipe_leaves_the_target_as_it_was(stop: int, tmp_path: Path) -> None:
     """SIGTERM (systemd, `docker stop`, `timeout`) as Ctrl-C: it ended the command without a word."""
@@ -251,13 +230,16 @@ def test_ctrl_c_during_an_import_from_a_pipe_leaves_the_target_as_it_was(stop: i
     lines = ok("export", "--database-url", source).encode().splitlines(keepends=True)
     in_thread(migrate, f"sqlite:///{target}", "sqlite")
     before = body_of(f"sqlite:///{target}")
-    process = subprocess.Popen([sys.executable, "-m", "app", "import", "--database-url", f"sqlite:///{target}"],
+    process = subprocess.Popen([sys.executable, "-m", "app", "import", "--database-url", f"sqlite:///{target}",
+                                "--log-level", "debug"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=_environment(None), preexec_fn=interruptible)
-    assert process.stdin is not None
+    assert process.stdin is not None and process.stderr is not None
     process.stdin.write(b"".join(lines[:2500]))  # half of the file; the pipe stays open
     process.stdin.flush()
-    until(lambda: holds_write_lock(target), "the import's transaction")
+    begun = f"importing into sqlite:///{target}\n".encode()  # (it cannot end: the input has no end yet)
+    while not (said := process.stderr.readline()).endswith(begun):  # each line as it is written
+        assert said, "the import ended before it began"
     process.send_signal(stop)
     process.wait(timeout=30)  # the pipe stays open: the interrupt, not the end of the input, stops it
     _, err = process.communicate(timeout=30)
@@ -267,15 +249,16 @@ def test_ctrl_c_during_an_import_from_a_pipe_leaves_the_target_as_it_was(stop: i
 
 
 async def test_ctrl_c_during_a_copy_leaves_the_target_as_it_was(tmp_path: Path, postgres_url: str) -> None:
-    """The copy is stopped where it waits for a lock this test holds on the target's notes: after
-    it wrote the owners and tokens, as it begins to copy the notes."""
+    """The copy is stopped once it has begun, and before it can end: this test holds a lock on the
+    target's notes that its writes wait for."""
     source = f"sqlite:///{tmp_path / 'laptop.db'}"
     await asyncio.to_thread(fill, source)
     await asyncio.to_thread(issue, source, "alice")
     await asyncio.to_thread(migrate, postgres_url, "postgresql")
     before = await asyncio.to_thread(body_of, postgres_url)
-    code, err = await interrupted_while_it_waits_for_the_notes(postgres_url, "copy", "--from", source, "--to",
-                                                              postgres_url)
+    code, err = await interrupted_while_it_waits_for_the_notes(
+        postgres_url, "copying 3,000 notes", "copy", "--from", source, "--to", postgres_url
+    )
     assert code == 130, err
     assert err.decode().strip().endswith(f"notes-api: error: copy interrupted: nothing was written to {postgres_url}")
     assert await asyncio.to_thread(body_of, postgres_url) == before
@@ -439,12 +422,13 @@ def test_an_import_that_runs_out_of_disk_writes_nothing(tmp_path: Path) -> None:
 
 
 async def test_ctrl_c_during_an_account_command_is_one_line(tmp_path: Path, postgres_url: str) -> None:
-    """`notes move`, stopped where it waits for a lock this test holds on the notes: it printed a
-    54-line traceback ending in KeyboardInterrupt."""
+    """`notes move`, stopped once it has begun and before it can end (this test holds a lock on the
+    notes): it printed a 54-line traceback ending in KeyboardInterrupt."""
     await asyncio.to_thread(fill, postgres_url, 30)
     before = await asyncio.to_thread(body_of, postgres_url)
     code, err = await interrupted_while_it_waits_for_the_notes(
-        postgres_url, "notes", "move", "--from", "alice", "--to", "bob", "--database-url", postgres_url
+        postgres_url, "moving the notes of alice to bob", "notes", "move", "--from", "alice", "--to", "bob",
+        "--database-url", postgres_url, "--log-level", "debug",
     )
     assert code == 130, err
     assert err.decode() == "notes-api: error: interrupted\n"
@@ -479,39 +463,24 @@ def test_an_export_that_cannot_write_or_read_names_what(tmp_path: Path) -> None:
                                                  " the URL of a store's file, made by `notes-api serve`\n")
 
 
-async def interrupted_while_it_waits_for_the_notes(postgres_url: str, *command: str) -> tuple[int | None, bytes]:
-    """`python -m app COMMAND`, given Ctrl-C where it waits for a lock this test holds on the
-    notes (no writer gets past it); its exit code and standard error."""
-    reader, watcher = await asyncpg.connect(postgres_url), await asyncpg.connect(postgres_url)
+async def interrupted_while_it_waits_for_the_notes(
+    postgres_url: str, begun: str, *command: str
+) -> tuple[int | None, bytes]:
+    """`python -m app COMMAND`, given Ctrl-C once its standard error says `begun`: it cannot end
+    meanwhile, since this test holds a lock on the notes that no writer gets past. Its exit code
+    and the rest of its standard error."""
+    reader = await asyncpg.connect(postgres_url)
     try:
         async with reader.transaction():
             await reader.execute("LOCK TABLE notes IN SHARE MODE")
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "app", *command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 env=_environment(None), preexec_fn=interruptible)
-            deadline = time.monotonic() + 30
-            while not await watcher.fetchval(  # outside a transaction: each look is a fresh one
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND pid <> $1", reader.get_server_pid()
-            ):
-                assert process.returncode is None and time.monotonic() < deadline
-                await asyncio.sleep(0.005)  # looks again at the other process's state
+            assert process.stderr is not None
+            while begun not in (said := await asyncio.wait_for(process.stderr.readline(), 30)).decode():
+                assert said, f"it ended before it said {begun!r}"  # (each line as it is written)
             process.send_signal(signal.SIGINT)
             _, err = await asyncio.wait_for(process.communicate(), 30)
     finally:
         await reader.close()
-        await watcher.close()
     return process.returncode, err
-
-
-def test_a_copy_takes_its_stores_from_the_environment(tmp_path: Path) -> None:
-    """So that a password in a URL stays out of `ps` (the command line is visible to every user of
-    the machine), as serve's DATABASE_URL does."""
-    source, target = f"sqlite:///{tmp_path / 'laptop.db'}", f"sqlite:///{tmp_path / 'copy.db'}"
-    fill(source, 3)
-    missing = run("copy", env={"NOTES_COPY_FROM": source})
-    assert (missing.returncode, missing.stderr) == (2, "notes-api: error: give --to URL, or NOTES_COPY_TO (a password"
-                                                       " in it then stays out of `ps`)\n")
-    done = run("copy", env={"NOTES_COPY_FROM": source, "NOTES_COPY_TO": target})
-    assert done.returncode == 0, done.stderr
-    assert body_of(target) == body_of(source)
