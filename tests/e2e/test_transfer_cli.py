@@ -484,3 +484,16 @@ async def interrupted_while_it_waits_for_the_notes(
     finally:
         await reader.close()
     return process.returncode, err
+
+
+def test_a_copy_takes_its_stores_from_the_environment(tmp_path: Path) -> None:
+    """So that a password in a URL stays out of `ps` (the command line is visible to every user of
+    the machine), as serve's DATABASE_URL does."""
+    source, target = f"sqlite:///{tmp_path / 'laptop.db'}", f"sqlite:///{tmp_path / 'copy.db'}"
+    fill(source, 3)
+    missing = run("copy", env={"NOTES_COPY_FROM": source})
+    assert (missing.returncode, missing.stderr) == (2, "notes-api: error: give --to URL, or NOTES_COPY_TO (a password"
+                                                       " in it then stays out of `ps`)\n")
+    done = run("copy", env={"NOTES_COPY_FROM": source, "NOTES_COPY_TO": target})
+    assert done.returncode == 0, done.stderr
+    assert body_of(target) == body_of(source)
