@@ -12,6 +12,11 @@ class Proxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
+        # asyncio holds a connection's handler only through its client transport, and not at all
+        # once that transport stops reading: a handler left waiting on the database side could be
+        # collected as garbage mid-connection, with its sockets open (an "unclosed transport"
+        # warning in whichever test the collector ran). The proxy holds every handler itself.
+        self._handlers: set[asyncio.Task[None]] = set()
         self.black_hole = False  # accept, then never answer
         self.black_hole_after: int | None = None  # or only the connections after this many
         self.accepted = 0  # connections accepted so far
@@ -23,7 +28,8 @@ class Proxy:
         return self
 
     async def cut(self) -> None:
-        """Refuse new connections and break every open one, as a database crash would."""
+        """Refuse new connections and break every open one, as a database crash would; returns once
+        every connection's handler has ended and its sockets are closed."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -31,6 +37,10 @@ class Proxy:
         for writer in list(self._links):
             writer.transport.abort()
         self._links.clear()
+        # Each handler ends on its broken connection, having closed its sockets (an aborted
+        # transport's socket closes on the loop's next turn, before the handler's end is announced).
+        while self._handlers:
+            await asyncio.gather(*self._handlers, return_exceptions=True)
 
     async def restore(self) -> None:
         self.black_hole = False
@@ -45,6 +55,10 @@ class Proxy:
         # A connection accepted just before a cut may be served only after it (Python 3.11's
         # Server.wait_closed does not wait for them): it is cut too, and so is every connection
         # when its handler ends, so that none is left open for the garbage collector to find.
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        handler.add_done_callback(self._handlers.discard)
         self._links.add(writer)
         async with self._news:
             self.accepted += 1
