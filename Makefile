@@ -23,7 +23,8 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-serve
 	DATABASE_URL='$(DATABASE_URL)' NOTES_PORT='$(PORT)' $(BIN)/python -m app serve $(ARGS)
 
-# One test process per core (pytest-xdist), an idle one taking tests from a busy one (worksteal):
+# One test process per core and one more (pytest-xdist; tests/conftest.py says why), an idle one
+# taking tests from a busy one (worksteal):
 # the end-to-end tests are long and mostly wait on the processes they start.
 # The suite starts some 200 Python processes. Where the environment sets PYTHONDONTWRITEBYTECODE
 # (some images do), each compiled the service and pytest re-rewrote every test module: about a
