@@ -24,7 +24,7 @@ from urllib.parse import quote
 from app.adapters.schema_version import SchemaMismatchError, StoreUnreachableError, check_schema
 from app.adapters.sqlite_link import sqlite_path
 from app.domain.errors import NoteError, StorageUnavailableError
-from app.entrypoints.logs import LogSettings, configure_logging
+from app.entrypoints.logs import LogSettings, configure_logging, failure_lines
 from app.entrypoints.options import build_parser, named
 from app.settings import (
     MIGRATION_LOCK_TIMEOUT,
@@ -63,11 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _account_command(args, backend)
         return _serve(args, backend)
     except (UsageError, UnsupportedDatabaseError) as error:
-        return _fail(2, error)
+        return _fail(2, error, args)
     except (NoteError, OSError, ValueError) as error:
-        return _fail(1, error)
+        return _fail(1, error, args)
     except KeyboardInterrupt:  # (import, copy and export say what they left: transfer.Interrupted)
-        return _fail(130, UsageError("interrupted"))
+        return _fail(130, UsageError("interrupted"), args)
 
 
 def _as_ctrl_c(signum: int, frame: object) -> None:
@@ -103,7 +103,7 @@ def _transfer_command(args: argparse.Namespace) -> int:
     if new_file is not None and _holds_no_notes(new_file):
         # Not removed: another process may have opened it meanwhile (a server started on it).
         said += f"; {redacted(target)} was made for this {args.command} and holds no notes: delete it, or run it again"
-    sys.stderr.write("".join(f"{line}\n" for line in [f"notes-api: error: {said}", *more]))
+    sys.stderr.write(failure_lines(_log_settings(args), [said, *more]))
     return code
 
 
@@ -206,8 +206,9 @@ def _account_command(args: argparse.Namespace, backend: str) -> int:
     return run_account_command(args)
 
 
-def _fail(code: int, error: Exception) -> int:
-    sys.stderr.write(f"notes-api: error: {str(error) or type(error).__name__}\n")  # (a bare TimeoutError says nothing)
+def _fail(code: int, error: Exception, args: argparse.Namespace) -> int:
+    said = str(error) or type(error).__name__  # (a bare TimeoutError says nothing)
+    sys.stderr.write(failure_lines(_log_settings(args), [said]))
     return code
 
 
@@ -260,7 +261,7 @@ def _serve(args: argparse.Namespace, backend: str) -> int:
             return run_workers(settings, args.host, args.port, args.workers, logs=_log_settings(args))
         run_server(settings, args.host, args.port, logs=_log_settings(args))
     except ServeError as error:
-        return _fail(1, error)
+        return _fail(1, error, args)
     return 0
 
 

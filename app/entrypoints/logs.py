@@ -42,6 +42,17 @@ def configure_logging(settings: LogSettings) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
+def failure_lines(settings: LogSettings, lines: list[str]) -> str:
+    """What a command writes on stderr as it fails: `notes-api: error: ...` and any lines that
+    follow it; with --log-format json one JSON record, at ERROR, so that a collector reading the
+    process's stderr as JSON parses its last line too. (Written whatever --log-level says: it is
+    the command's answer, not a log record that a level may leave out.)"""
+    if settings.format != "json":
+        return "".join(f"notes-api: error: {line}\n" if i == 0 else f"{line}\n" for i, line in enumerate(lines))
+    record = logging.LogRecord("app.cli", logging.ERROR, __file__, 0, "\n".join(lines), None, None)
+    return JsonFormatter().format(record) + "\n"
+
+
 def client_protocol_errors(record: logging.LogRecord) -> bool:
     """aiohttp answers a malformed request (a NUL in a header, a broken request line) with 400
     before any handler runs, and logs it with a traceback; it is the client's error, so one

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.processes import Server
+from tests.e2e.processes import Server, run
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +63,30 @@ def test_each_request_is_one_json_line_and_every_line_is_json(tmp_path: Path) ->
     assert all(isinstance(access[i]["duration_ms"], float) and access[i]["bytes"] > 0 for i in access)
     assert any(d["logger"] == "app.server" and "serving on" in d["message"] for d in documents)
     assert not [secret for secret in SECRETS if secret in server.output()]
+
+
+@pytest.mark.parametrize("how", [("--log-format", "json"), ("NOTES_LOG_FORMAT", "json")], ids=["flag", "environment"])
+def test_with_json_logs_a_failing_command_ends_with_a_json_record_too(how: tuple[str, str], tmp_path: Path) -> None:
+    """A collector that reads stderr as JSON lines parses the failure as well: one record at
+    ERROR holding the line (and the lines after it) that text logs would show."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind":"header","format":"notes","version":1}\n{"kind":"nope"}\nnot json\n')
+    flag, env = (list(how), None) if how[0].startswith("--") else ([], dict([how]))
+    failures = [
+        run("serve", "--database-url", "memory://", "--port", "99999", *flag, env=env),
+        run("import", "--database-url", f"sqlite:///{tmp_path / 'notes.db'}", "--input", str(bad), *flag, env=env),
+    ]
+    texts = [run("serve", "--database-url", "memory://", "--port", "99999"),
+             run("import", "--database-url", f"sqlite:///{tmp_path / 'text.db'}", "--input", str(bad))]
+    for failure, text in zip(failures, texts, strict=True):
+        assert failure.returncode == text.returncode != 0
+        lines = failure.stderr.splitlines()
+        record = json.loads(lines[-1])  # raises on a line of text
+        assert [json.loads(line) for line in lines]  # and every line before it is a record too
+        assert record["level"] == "ERROR" and {"time", "logger", "message"} <= set(record)
+        said = text.stderr.removeprefix("notes-api: error: ").rstrip("\n")
+        assert record["message"] == said.replace("text.db", "notes.db")
+    assert "\n  line 3: " in json.loads(failures[1].stderr.splitlines()[-1])["message"]
 
 
 def test_text_is_the_default_and_warning_turns_the_access_log_off(tmp_path: Path) -> None:
