@@ -24,7 +24,7 @@ from urllib.parse import quote
 from app.adapters.schema_version import SchemaMismatchError, StoreUnreachableError, check_schema
 from app.adapters.sqlite_link import sqlite_path
 from app.domain.errors import NoteError, StorageUnavailableError
-from app.entrypoints.logs import LogSettings, configure_logging, failure_lines
+from app.entrypoints.logs import LogSettings, configure_logging, failure_lines, reports
 from app.entrypoints.options import build_parser, named
 from app.settings import (
     MIGRATION_LOCK_TIMEOUT,
@@ -119,12 +119,12 @@ def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
         _existing(args.source, "--from")
         check_schema(args.source, backend_of(args.source), ACCOUNT_TIMEOUT)
         _migrated(args.target)  # as serve would
-        return int(transfer.run_copy(args))
+        return int(transfer.run_copy(args, reports(_log_settings(args))))
     backend = _not_memory(args.database_url, "--database-url")
     if args.command == "export":
         _existing(args.database_url, "--database-url")
         check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)
-        return int(transfer.run_export(args))
+        return int(transfer.run_export(args, reports(_log_settings(args))))
     if args.input not in (None, "-"):
         if not os.path.exists(args.input):
             raise UsageError(f"there is no file {args.input}: give --input a notes file made by `notes-api export`,"
@@ -133,7 +133,7 @@ def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
             raise UsageError(f"{args.input} is a directory: give --input a notes file made by `notes-api export`")
     args.opened_input = transfer.Input.opened(args.input)  # another kind of file makes no store
     _migrated(args.database_url)  # a new store takes an import as it is
-    return int(transfer.run_import(args))
+    return int(transfer.run_import(args, reports(_log_settings(args))))
 
 
 def _existing(url: str, flag: str) -> None:
@@ -203,7 +203,7 @@ def _account_command(args: argparse.Namespace, backend: str) -> int:
     check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)  # a store the server has not migrated: one line
     from app.entrypoints.admin import run_account_command
 
-    return run_account_command(args)
+    return run_account_command(args, err=reports(_log_settings(args)))
 
 
 def _fail(code: int, error: Exception, args: argparse.Namespace) -> int:

@@ -7,11 +7,14 @@ request pipeline notes the request being answered in `CURRENT_REQUEST`; the form
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import re
+import sys
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TextIO, cast
 
 import orjson
 
@@ -51,6 +54,35 @@ def failure_lines(settings: LogSettings, lines: list[str]) -> str:
         return "".join(f"notes-api: error: {line}\n" if i == 0 else f"{line}\n" for i, line in enumerate(lines))
     record = logging.LogRecord("app.cli", logging.ERROR, __file__, 0, "\n".join(lines), None, None)
     return JsonFormatter().format(record) + "\n"
+
+
+class RecordLines(io.TextIOBase):
+    """A text stream whose lines become JSON records (INFO, logger app.cli) on `sink`: what a
+    command reports on stderr (what it exported, the token it issued, a copy's progress) when
+    --log-format json asks that stderr hold nothing but JSON lines."""
+
+    def __init__(self, sink: TextIO) -> None:
+        super().__init__()
+        self._sink, self._partial, self._format = sink, "", JsonFormatter()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            record = logging.LogRecord("app.cli", logging.INFO, __file__, 0, line, None, None)
+            self._sink.write(self._format.format(record) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+
+def reports(settings: LogSettings) -> TextIO:
+    """Where a command writes what it did: stderr, as text or as JSON records."""
+    # (a TextIOBase is a TextIO to every use here, though not to the type checker)
+    return cast(TextIO, RecordLines(sys.stderr)) if settings.format == "json" else sys.stderr
 
 
 def client_protocol_errors(record: logging.LogRecord) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.databases import sqlite_copy
 from tests.e2e.processes import Server, run
 
 pytestmark = pytest.mark.slow
@@ -87,6 +88,18 @@ def test_with_json_logs_a_failing_command_ends_with_a_json_record_too(how: tuple
         said = text.stderr.removeprefix("notes-api: error: ").rstrip("\n")
         assert record["message"] == said.replace("text.db", "notes.db")
     assert "\n  line 3: " in json.loads(failures[1].stderr.splitlines()[-1])["message"]
+
+
+def test_with_json_logs_what_a_command_reports_is_json_records(tmp_path: Path, sqlite_template: Path) -> None:
+    url = sqlite_copy(sqlite_template, tmp_path / "notes.db")
+    added = run("users", "add", "ann", "--database-url", url, "--log-format", "json")
+    exported = run("export", "--database-url", url, env={"NOTES_LOG_FORMAT": "json"})
+    assert added.returncode == exported.returncode == 0, added.stderr + exported.stderr
+    records = [json.loads(line) for line in (added.stderr + exported.stderr).splitlines()]
+    assert [(r["level"], r["logger"], r["message"].split(" ")[0]) for r in records] == [
+        ("INFO", "app.cli", "added"), ("INFO", "app.cli", "exported")]
+    assert records[1]["message"] == "exported 2 owners, 0 tokens and 0 notes to standard output"
+    assert exported.stdout.startswith('{"kind":"header"')  # the export itself is untouched
 
 
 def test_text_is_the_default_and_warning_turns_the_access_log_off(tmp_path: Path) -> None:
