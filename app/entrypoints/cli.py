@@ -1,9 +1,10 @@
 """The command line: `python -m app serve`, `migrate`, `users`, `tokens`, `notes`, `export`, `import` and
 `copy` (also `notes-api ...`).
 
-Every failure an operator can fix ends the process with one line, `notes-api: error: ...`,
-naming the fix, never a traceback and never the database's password: 2 for a wrong command
-line, 1 for a store or a port that does not let the server start.
+Every failure an operator can fix ends the process with one line, `notes-api: error: ...` (with
+--log-format json, one JSON record at ERROR), naming the fix, never a traceback and never the
+database's password: 2 for a wrong command line, 1 for a store or a port that does not let the
+server start.
 """
 
 from __future__ import annotations

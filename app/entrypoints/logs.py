@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TextIO, cast
@@ -56,6 +58,19 @@ def failure_lines(settings: LogSettings, lines: list[str]) -> str:
     return JsonFormatter().format(record) + "\n"
 
 
+def json_asked(argv: Sequence[str]) -> bool:
+    """Whether this command line, or else NOTES_LOG_FORMAT, asks for JSON logs, read without
+    parsing it: for the failures that come before the parsed flags do (a bad flag, Ctrl-C while
+    the modules load). The last --log-format wins, as in argparse."""
+    asked = os.environ.get("NOTES_LOG_FORMAT")
+    for i, arg in enumerate(argv):
+        if arg == "--log-format" and i + 1 < len(argv):
+            asked = argv[i + 1]
+        elif arg.startswith("--log-format="):
+            asked = arg.partition("=")[2]
+    return asked == "json"
+
+
 class RecordLines(io.TextIOBase):
     """A text stream whose lines become JSON records (INFO, logger app.cli) on `sink`: what a
     command reports on stderr (what it exported, the token it issued, a copy's progress) when
@@ -68,15 +83,24 @@ class RecordLines(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, text: str) -> int:
+    def write(self, text: str, level: int = logging.INFO) -> int:
         *lines, self._partial = (self._partial + text).split("\n")
         for line in lines:
-            record = logging.LogRecord("app.cli", logging.INFO, __file__, 0, line, None, None)
+            record = logging.LogRecord("app.cli", level, __file__, 0, line, None, None)
             self._sink.write(self._format.format(record) + "\n")
         return len(text)
 
     def flush(self) -> None:
         self._sink.flush()
+
+
+def report_failure(err: TextIO, line: str) -> None:
+    """A report that says the command failed (a copy that does not match its source): a line
+    of text as the others, or a JSON record at ERROR, for a collector that alerts on those."""
+    if isinstance(err, RecordLines):
+        err.write(line + "\n", logging.ERROR)
+    else:
+        err.write(line + "\n")
 
 
 def reports(settings: LogSettings) -> TextIO:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-from app.entrypoints.logs import DEFAULT_LOGS, FORMATS, LEVELS
+from app.entrypoints.logs import DEFAULT_LOGS, FORMATS, LEVELS, LogSettings, failure_lines, json_asked
 from app.settings import MIGRATION_LOCK_TIMEOUT, SUPPORTED_URLS, Settings
 
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
@@ -50,6 +51,19 @@ class EnvParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._from_env: list[_FromEnv] = []
+        self._argv: Sequence[str] = sys.argv[1:]
+
+    def error(self, message: str) -> NoReturn:
+        """A wrong command line: argparse's usage and line, or with JSON logs one JSON record."""
+        if not json_asked(self._argv):
+            super().error(message)
+        self._fail(f"{message} ({self.prog} --help shows the usage)")
+
+    def _fail(self, line: str) -> NoReturn:
+        if json_asked(self._argv):
+            sys.stderr.write(failure_lines(LogSettings(format="json"), [line]))
+            raise SystemExit(2)
+        self.exit(2, f"{self.prog}: error: {line}\n")
 
     def env_flag(
         self, flag: str, env: str, default: str | None, help: str, *,
@@ -72,6 +86,8 @@ class EnvParser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        if args is not None:
+            self._argv = args
         parsed, extras = super().parse_known_args(args, namespace)
         from_env = getattr(parsed, "from_env", {})
         for setting in self._from_env:
@@ -96,8 +112,7 @@ class EnvParser(argparse.ArgumentParser):
             if given is None:
                 raise  # a default that does not fit its own flag: a bug, not a user's error
             flag = setting.action.option_strings[0]
-            self.exit(2, f"{self.prog}: error: {setting.env}={given!r} is not a valid value"
-                         f" for {flag}: {_reason(setting.convert, error)}\n")
+            self._fail(f"{setting.env}={given!r} is not a valid value for {flag}: {_reason(setting.convert, error)}")
         return value
 
 

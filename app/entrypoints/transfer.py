@@ -47,6 +47,7 @@ from app.domain.transfer import (
     TokenRecord,
 )
 from app.entrypoints import notes_file
+from app.entrypoints.logs import report_failure
 from app.entrypoints.notes_file import KINDS, kind_of, read_notes_file, write_notes_file
 from app.settings import Settings, backend_of, redacted
 
@@ -375,8 +376,11 @@ def run_copy(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
         if committed[0]:
             raise Interrupted(f"copy interrupted while comparing: {target} holds the copy, not compared") from None
         raise Interrupted(f"copy interrupted: nothing was written to {target}") from None
-    err.write(report.summary() + "\n")
-    return 0 if report.matches else 1
+    if report.matches:
+        err.write(report.summary() + "\n")
+        return 0
+    report_failure(err, report.summary())
+    return 1
 
 
 class Progress:

@@ -88,6 +88,10 @@ def test_with_json_logs_a_failing_command_ends_with_a_json_record_too(how: tuple
         said = text.stderr.removeprefix("notes-api: error: ").rstrip("\n")
         assert record["message"] == said.replace("text.db", "notes.db")
     assert "\n  line 3: " in json.loads(failures[1].stderr.splitlines()[-1])["message"]
+    wrong = run("serve", "--port", "abc", *flag, env=env)  # before the flags are parsed: no usage text
+    assert wrong.returncode == 2 and len(wrong.stderr.splitlines()) == 1, wrong.stderr
+    assert json.loads(wrong.stderr)["message"] == (
+        "argument --port: invalid int value: 'abc' (notes-api serve --help shows the usage)")
 
 
 def test_with_json_logs_what_a_command_reports_is_json_records(tmp_path: Path, sqlite_template: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fcntl
+import json
 import os
 import pty
 import resource
@@ -264,7 +265,8 @@ async def test_ctrl_c_during_a_copy_leaves_the_target_as_it_was(tmp_path: Path, 
     assert await asyncio.to_thread(body_of, postgres_url) == before
 
 
-def test_a_copy_into_a_store_that_differs_says_what_differs_and_exits_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_copy_into_a_store_that_differs_says_what_differs_and_exits_1(log_format: str, tmp_path: Path) -> None:
     source, target = f"sqlite:///{tmp_path / 'laptop.db'}", f"sqlite:///{tmp_path / 'target.db'}"
     fill(source, 30)
     in_thread(migrate, target, "sqlite")
@@ -274,9 +276,13 @@ def test_a_copy_into_a_store_that_differs_says_what_differs_and_exits_1(tmp_path
             await store.accounts.add_owner("alice", datetime(2025, 1, 1, tzinfo=UTC))
 
     in_thread(asyncio.run, alice_already_there())
-    done = run("copy", "--from", source, "--to", target)
+    done = run("copy", "--from", source, "--to", target, "--log-format", log_format)
     assert done.returncode == 1, done.stderr
     last = done.stderr.strip().splitlines()[-1]
+    if log_format == "json":  # a failure: at ERROR, for a collector that alerts on those
+        record = json.loads(last)
+        assert (record["level"], record["logger"]) == ("ERROR", "app.cli")
+        last = record["message"]
     assert last.startswith("30 notes of 3 owners copied in ")
     assert last.endswith("checksums differ: owner alice differs (the target had it already, created at another time)")
 
