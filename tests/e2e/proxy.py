@@ -29,14 +29,16 @@ class Proxy:
 
     async def cut(self) -> None:
         """Refuse new connections and break every open one, as a database crash would; returns once
-        every connection's handler has ended and its sockets are closed."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        every handler that had started has ended with its sockets closed. (One accepted in the
+        same instant may start later: it finds the proxy cut and closes its connection at once.)"""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for writer in list(self._links):
             writer.transport.abort()
         self._links.clear()
+        if server is not None:  # (from Python 3.12 on, this waits for its connections: aborted first)
+            await server.wait_closed()
         # Each handler ends on its broken connection, having closed its sockets (an aborted
         # transport's socket closes on the loop's next turn, before the handler's end is announced).
         while self._handlers:
