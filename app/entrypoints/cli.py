@@ -109,6 +109,7 @@ def _transfer_command(args: argparse.Namespace) -> int:
 
 
 def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
+    err = reports(_log_settings(args))  # what the command did: text, or JSON records
     if args.command == "copy":
         for url, flag, env in ((args.source, "--from", "NOTES_COPY_FROM"), (args.target, "--to", "NOTES_COPY_TO")):
             if not url:
@@ -120,12 +121,12 @@ def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
         _existing(args.source, "--from")
         check_schema(args.source, backend_of(args.source), ACCOUNT_TIMEOUT)
         _migrated(args.target)  # as serve would
-        return int(transfer.run_copy(args, reports(_log_settings(args))))
+        return int(transfer.run_copy(args, err))
     backend = _not_memory(args.database_url, "--database-url")
     if args.command == "export":
         _existing(args.database_url, "--database-url")
         check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)
-        return int(transfer.run_export(args, reports(_log_settings(args))))
+        return int(transfer.run_export(args, err))
     if args.input not in (None, "-"):
         if not os.path.exists(args.input):
             raise UsageError(f"there is no file {args.input}: give --input a notes file made by `notes-api export`,"
@@ -134,7 +135,7 @@ def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
             raise UsageError(f"{args.input} is a directory: give --input a notes file made by `notes-api export`")
     args.opened_input = transfer.Input.opened(args.input)  # another kind of file makes no store
     _migrated(args.database_url)  # a new store takes an import as it is
-    return int(transfer.run_import(args, reports(_log_settings(args))))
+    return int(transfer.run_import(args, err))
 
 
 def _existing(url: str, flag: str) -> None:

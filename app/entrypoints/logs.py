@@ -54,8 +54,12 @@ def failure_lines(settings: LogSettings, lines: list[str]) -> str:
     the command's answer, not a log record that a level may leave out.)"""
     if settings.format != "json":
         return "".join(f"notes-api: error: {line}\n" if i == 0 else f"{line}\n" for i, line in enumerate(lines))
-    record = logging.LogRecord("app.cli", logging.ERROR, __file__, 0, "\n".join(lines), None, None)
-    return JsonFormatter().format(record) + "\n"
+    return _command_record(JsonFormatter(), logging.ERROR, "\n".join(lines))
+
+
+def _command_record(formatter: JsonFormatter, level: int, message: str) -> str:
+    """A line a command writes on stderr, as a JSON record of the logger app.cli."""
+    return formatter.format(logging.LogRecord("app.cli", level, __file__, 0, message, None, None)) + "\n"
 
 
 def json_asked(argv: Sequence[str]) -> bool:
@@ -86,8 +90,7 @@ class RecordLines(io.TextIOBase):
     def write(self, text: str, level: int = logging.INFO) -> int:
         *lines, self._partial = (self._partial + text).split("\n")
         for line in lines:
-            record = logging.LogRecord("app.cli", level, __file__, 0, line, None, None)
-            self._sink.write(self._format.format(record) + "\n")
+            self._sink.write(_command_record(self._format, level, line))
         return len(text)
 
     def flush(self) -> None:
