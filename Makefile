@@ -26,10 +26,11 @@ run: $(VENV)/.installed-serve
 # One test process per core and one more (pytest-xdist; tests/conftest.py says why), an idle one
 # taking tests from a busy one (worksteal):
 # the end-to-end tests are long and mostly wait on the processes they start.
-# The suite starts some 200 Python processes. Where the environment sets PYTHONDONTWRITEBYTECODE
-# (some images do), each compiled the service and pytest re-rewrote every test module: about a
-# quarter of the suite's CPU. The tests keep their bytecode inside .venv instead, so the tree
-# stays as clean as that setting meant.
+# The suite starts some 300 service processes, most of them forked from one per test process
+# that has imported the service (tests/e2e/fork_server.py). Where the environment sets
+# PYTHONDONTWRITEBYTECODE (some images do), each new interpreter compiled the service and pytest
+# re-rewrote every test module: about a quarter of the suite's CPU. The tests keep their bytecode
+# inside .venv instead, so the tree stays as clean as that setting meant.
 test: $(VENV)/.installed-test
 	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX='$(abspath $(VENV))/pycache' \
 	  $(BIN)/python -m pytest -n auto --dist worksteal

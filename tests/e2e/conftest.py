@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.databases import postgres_database, sqlite_copy
+from tests.e2e import fork_server
 
 # Another process: writes in a transaction, in rollback-journal mode, more than its page cache
 # holds, so that its changes reach the file before it commits; says so, and waits to be killed.
@@ -22,6 +23,10 @@ db.executemany("INSERT INTO half_written VALUES (randomblob(4000))", [()] * 500)
 print("written", flush=True)
 sys.stdin.readline()
 """
+
+
+def pytest_sessionfinish() -> None:
+    fork_server.stop()
 
 
 def _sql_store(request: pytest.FixtureRequest, tmp_path: Path, kind: str, *, migrated: bool) -> Iterator[str]:

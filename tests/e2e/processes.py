@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 import os
 import signal
 import socket
@@ -9,11 +10,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from tests.e2e import fork_server
 
 
 def free_port() -> int:
@@ -35,11 +38,10 @@ class Server:
         log.touch()  # readable at once, before the first line is copied
         self._news = threading.Condition()  # notified on every line the process writes, and at its end
         self._ended = False
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--database-url", database_url,
-             "--port", str(self.port), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_environment(env),
-            start_new_session=own_process_group,  # so that a test can signal the whole group
+        self.process = start(
+            ["serve", "--database-url", database_url, "--port", str(self.port), *args],
+            _environment(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            new_session=own_process_group,  # so that a test can signal the whole group
         )
         threading.Thread(target=self._copy_output, daemon=True).start()
 
@@ -127,12 +129,37 @@ def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
+def start(
+    args: Sequence[str], env: Mapping[str, str], *, stdout: int, stderr: int, new_session: bool = False
+) -> subprocess.Popen[bytes] | fork_server.ForkedProcess:
+    """`python -m app ARGS`, forked from the fork server where it can be (fork_server.py says how
+    such a process differs from a new interpreter's, and which tests start theirs fresh)."""
+    if fork_server.enabled():
+        fork_server.start(_environment(None))
+        if fork_server.can_fork(env):
+            return fork_server.spawn(args, env, stdout=stdout, stderr=stderr, new_session=new_session)
+    return subprocess.Popen([sys.executable, "-m", "app", *args], stdout=stdout, stderr=stderr, env=env,
+                            start_new_session=new_session)
+
+
 def run(
     *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess:
-    """`python -m app ARGS` to its end, with stdout and stderr as text."""
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True,
-                          env=_environment(env), timeout=timeout, check=False)
+    """`python -m app ARGS` to its end, with stdout and stderr as text (as subprocess.run's)."""
+    process = start(args, _environment(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(process.args, process.returncode, _text(out), _text(err))
+
+
+def _text(output: bytes) -> str:
+    """As subprocess decodes output with text=True."""
+    return output.decode(locale.getpreferredencoding(False)).replace("\r\n", "\n").replace("\r", "\n")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,46 @@
+"""The processes the tests fork (fork_server.py) answer as new interpreters do."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import fork_server
+from tests.e2e.processes import Server, run
+
+TIME = r"\d{4}-\d\d-\d\dT[\d:.]+Z"  # the logs' timestamps
+COMMANDS: list[tuple[list[str], dict[str, str]]] = [  # relative paths: in the working directory
+    (["users", "list", "--database-url", "sqlite:///none.db"], {}),  # exit 1: no schema
+    (["users", "add", "Not A Name", "--database-url", "memory://"], {}),  # exit 2, a usage line
+    (["serve", "--port", "abc"], {"NOTES_LOG_FORMAT": "json"}),  # exit 2, a JSON record
+    (["migrate", "--database-url", "sqlite:///notes.db"], {}),  # exit 0, Alembic's lines
+    (["users", "add", "alice"], {"DATABASE_URL": "sqlite:///notes.db"}),  # exit 0, a report
+]
+
+
+def test_a_forked_command_answers_as_a_new_interpreter_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {}
+    for how in ("on", "off"):
+        monkeypatch.setenv("NOTES_TEST_FORK_SERVER", how)
+        (tmp_path / how).mkdir()
+        monkeypatch.chdir(tmp_path / how)
+        answers[how] = [(done.returncode, done.stdout, re.sub(TIME, "TIME", done.stderr))
+                        for done in (run(*args, env=env) for args, env in COMMANDS)]
+    assert [code for code, _, _ in answers["on"]] == [1, 2, 2, 0, 0]
+    assert answers["on"] == answers["off"]
+    assert (tmp_path / "on" / "notes.db").exists() and (tmp_path / "off" / "notes.db").exists()
+
+
+def test_a_forked_server_has_its_own_session_and_dies_by_the_signal_it_gets(tmp_path: Path) -> None:
+    server = Server("memory://", tmp_path / "server.log", own_process_group=True).wait_ready()
+    try:
+        assert isinstance(server.process, fork_server.ForkedProcess)  # this file tests the fork server
+        assert os.getpgid(server.process.pid) == os.getsid(server.process.pid) == server.process.pid
+        assert server.process.poll() is None
+    finally:
+        server.process.send_signal(signal.SIGKILL)
+    assert server.process.wait(10) == -signal.SIGKILL
