@@ -20,6 +20,7 @@ from tests.http.spec_check import SpecChecker
 BACKENDS = ("memory", "sqlite", "postgresql")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: `-p no:xdist` runs without it
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: one test process more than there are cores. The end-to-end tests spend much of
     their time waiting on the processes they start and on PostgreSQL, so one process per core left

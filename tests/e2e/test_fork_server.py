@@ -35,12 +35,16 @@ def test_a_forked_command_answers_as_a_new_interpreter_does(tmp_path: Path, monk
     assert (tmp_path / "on" / "notes.db").exists() and (tmp_path / "off" / "notes.db").exists()
 
 
-def test_a_forked_server_has_its_own_session_and_dies_by_the_signal_it_gets(tmp_path: Path) -> None:
+def test_a_forked_server_has_its_own_session_and_dies_by_the_signal_it_gets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTES_TEST_FORK_SERVER", "on")
     server = Server("memory://", tmp_path / "server.log", own_process_group=True).wait_ready()
     try:
-        assert isinstance(server.process, fork_server.ForkedProcess)  # this file tests the fork server
+        assert isinstance(server.process, fork_server.ForkedProcess)
         assert os.getpgid(server.process.pid) == os.getsid(server.process.pid) == server.process.pid
         assert server.process.poll() is None
-    finally:
         server.process.send_signal(signal.SIGKILL)
-    assert server.process.wait(10) == -signal.SIGKILL
+        assert server.process.wait(10) == -signal.SIGKILL
+    finally:
+        server.kill()
