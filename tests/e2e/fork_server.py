@@ -1,16 +1,19 @@
 """A fork server for the processes under test.
 
 Each `python -m app ...` a test starts was a new interpreter importing the service and its
-libraries: 0.42 s of CPU to start and stop a server, 0.14 s for a short command, some 300 times a
-suite. Instead, one process per test worker imports them once and forks a child for each
-command (as Python's multiprocessing `forkserver` does): 0.07 s either way. The child is a
+libraries: 0.42 s of CPU to start and stop a server, 0.14 s for a short command (on a quiet
+machine), some 300 times a suite. Instead, one process per test worker imports them once (0.7 s)
+and forks a child for each command, as Python's multiprocessing `forkserver` does: 0.07 s of CPU
+for a command, a little more for a server. The child is a
 process of its own. It gets the command line, the environment, the working directory and the
 standard streams it was started with, runs the service's `__main__` module as `python -m app`
 does, and ends as an interpreter ends (atexit, exit status, a death by signal); it starts as from
 a terminal (SIGINT raises KeyboardInterrupt, no signal blocked). It differs from a new
-interpreter only in what was fixed before the fork: the `PYTHON*` and locale variables (a command
-that sets others is started fresh; see `can_fork`), `/proc/PID/cmdline`, the hash seed, and the
-modules already in memory.
+interpreter only in what was fixed before the fork: the `PYTHON*`, locale and `TZ` variables (a
+command that sets others is started fresh; see `can_fork`), `/proc/PID/cmdline` and
+`sys.orig_argv`, the parent (the fork server), the umask and resource limits, the hash seed, and
+the modules already in memory (so `app/__main__.py`'s Ctrl-C-while-loading branch never runs in
+one).
 
 New interpreters still run where it matters: the processes the service starts itself (its
 migration child, its workers), and the tests that start theirs with subprocess because they need
@@ -39,13 +42,14 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 # Read by the interpreter as it starts (its path, flags, encodings): a child takes the fork
 # server's, so a command that needs other values is started fresh.
-_FIXED_AT_START = ("PYTHON", "LC_", "LANG")
+_FIXED_AT_START = ("PYTHON", "LC_", "LANG", "TZ")
 
 
 def enabled() -> bool:
@@ -72,18 +76,17 @@ class ForkedProcess:
         self.stdout, self.stderr = stdout, stderr
         self.returncode: int | None = None
         self._status = status
+        weakref.finalize(self, status.close)  # closed with this object, even within a cycle
         self._waiting = threading.Lock()
-
-    def __del__(self) -> None:
-        self._status.close()
 
     def _collect(self, timeout: float | None) -> bool:
         """Take the exit status if it comes within `timeout`; False if it has not."""
-        if not self._waiting.acquire(blocking=timeout != 0):  # another thread is waiting
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._waiting.acquire(timeout=-1 if timeout is None else timeout):  # another thread waits
             return False
         try:
             if self.returncode is None:
-                self._status.settimeout(timeout)
+                self._status.settimeout(None if deadline is None else max(0, deadline - time.monotonic()))
                 try:
                     message = self._status.recv(64)
                 except (BlockingIOError, TimeoutError):
@@ -107,7 +110,13 @@ class ForkedProcess:
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        if self.poll() is None:  # as Popen: never a pid that may have been given to another process
+        """As Popen's: not once the exit status has come. The fork server reaps a child just before
+        it reports it, so the pid may be gone (ProcessLookupError, ignored, as Popen does); and a
+        fork server that has died reports nothing, so its children are signalled still."""
+        with contextlib.suppress(RuntimeError):  # the fork server died
+            if self.poll() is not None:
+                return
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, sig)
 
     def terminate(self) -> None:
@@ -139,8 +148,9 @@ class ForkedProcess:
 
 def spawn(args: Sequence[str], env: Mapping[str, str], *, stdin: int | None = None,
           stdout: int | None = None, stderr: int | None = None, new_session: bool = False) -> ForkedProcess:
-    """`python -m app ARGS` forked from this process's fork server. Each stream is subprocess.PIPE,
-    subprocess.DEVNULL, subprocess.STDOUT (stderr only), or None for this process's own."""
+    """`python -m app ARGS` forked from this process's fork server. Each stream is subprocess.PIPE
+    (stdout and stderr), subprocess.DEVNULL, subprocess.STDOUT (stderr), or None for this
+    process's own."""
     server = _server()
     ours: list[int] = []  # this process's ends of pipes, and descriptors to close once sent
     theirs: list[int] = []  # what the child gets as 0, 1 and 2
@@ -153,12 +163,11 @@ def spawn(args: Sequence[str], env: Mapping[str, str], *, stdin: int | None = No
         elif how == subprocess.DEVNULL:
             theirs.append(os.open(os.devnull, os.O_RDWR))
             ours.append(theirs[-1])
-        elif how == subprocess.PIPE:
+        elif how == subprocess.PIPE and target > 0:
             read, write = os.pipe()
-            parent_end, child_end = (write, read) if target == 0 else (read, write)
-            pipes[target] = os.fdopen(parent_end, "wb" if target == 0 else "rb")
-            theirs.append(child_end)
-            ours.append(child_end)
+            pipes[target] = os.fdopen(read, "rb")
+            theirs.append(write)
+            ours.append(write)
         else:
             raise ValueError(f"unsupported stream: {how!r}")
     status, child_status = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -183,12 +192,14 @@ _control_env: dict[str, str] = {}
 
 
 def start(env: Mapping[str, str]) -> None:
-    """Start this process's fork server in `env`, once; the next calls do nothing. It ends when
-    this process does (its control socket closes)."""
+    """Start this process's fork server in `env`, once; the next calls do nothing while it runs.
+    It ends when this process does (its control socket closes)."""
     global _process, _control, _control_env
     with _started:
-        if _control is not None:
+        if _control is not None and _process is not None and _process.poll() is None:
             return
+        if _control is not None:  # the fork server died: a new one
+            _control.close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with tempfile.TemporaryFile() as errors, theirs:
             process = subprocess.Popen(
@@ -294,6 +305,7 @@ def _run_in_child(request: dict[str, Any]) -> None:
     """Become `python -m app ARGS` as started in the request's directory and environment."""
     import runpy
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored by the fork server
     if request["new_session"]:
         os.setsid()
     os.chdir(request["cwd"])
@@ -306,9 +318,10 @@ def _run_in_child(request: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     sys.path[0] = os.getcwd()
-    # Its children start as from a terminal, whatever the thread that started it had done:
-    # SIGINT raises KeyboardInterrupt, and no signal is blocked.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # It outlives a Ctrl-C to the tests' process group, which their teardown still needs it
+    # for; its children start as from a terminal, whatever the thread that started it had done:
+    # SIGINT raises KeyboardInterrupt (see _run_in_child), and no signal is blocked.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     _control_socket = socket.socket(fileno=int(sys.argv[1]))
     _preload()

@@ -115,8 +115,8 @@ def interruptible() -> None:
 
 # Modules of the test extras that a process under test would import if it could see them:
 # dependency-injector looks for pydantic-settings (and then pydantic) and werkzeug, which
-# schemathesis brings, and imports them when they are there (about 0.12 s a process, which the
-# suite pays some 250 times). Production has none of them (`make run` installs no test extra), and
+# schemathesis brings, and imports them when they are there (about 0.12 s a process, which each
+# new interpreter and fork server paid). Production has none of them (`make run` installs no test extra), and
 # neither do the processes under test: this folder, first on their path, hides them.
 WITHOUT_TEST_EXTRAS = Path(__file__).parent / "without_test_extras"
 

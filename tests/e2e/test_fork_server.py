@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import fork_server
-from tests.e2e.processes import Server, run
+from tests.e2e.processes import Server, _environment, run
 
 TIME = r"\d{4}-\d\d-\d\dT[\d:.]+Z"  # the logs' timestamps
 COMMANDS: list[tuple[list[str], dict[str, str]]] = [  # relative paths: in the working directory
@@ -26,6 +28,9 @@ def test_a_forked_command_answers_as_a_new_interpreter_does(tmp_path: Path, monk
     answers = {}
     for how in ("on", "off"):
         monkeypatch.setenv("NOTES_TEST_FORK_SERVER", how)
+        if how == "on":  # each command of this run is forked
+            fork_server.start(_environment(None))
+            assert [args for args, env in COMMANDS if not fork_server.can_fork(_environment(env))] == []
         (tmp_path / how).mkdir()
         monkeypatch.chdir(tmp_path / how)
         answers[how] = [(done.returncode, done.stdout, re.sub(TIME, "TIME", done.stderr))
@@ -48,3 +53,24 @@ def test_a_forked_server_has_its_own_session_and_dies_by_the_signal_it_gets(
         assert server.process.wait(10) == -signal.SIGKILL
     finally:
         server.kill()
+
+
+def test_the_children_of_a_fork_server_that_died_can_be_stopped_and_the_next_command_is_forked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTES_TEST_FORK_SERVER", "on")
+    server = Server("memory://", tmp_path / "server.log").wait_ready()
+    try:
+        dead = fork_server._process
+        assert dead is not None
+        dead.kill()
+        dead.wait()
+    finally:
+        server.process.send_signal(signal.SIGKILL)  # its status will never come: signalled all the same
+    deadline = time.monotonic() + 10
+    with contextlib.suppress(ProcessLookupError):  # gone: reaped by whoever adopted the orphan
+        while True:
+            os.kill(server.process.pid, 0)
+            assert time.monotonic() < deadline, "the orphan was not stopped"
+    assert run("serve", "--help").returncode == 0
+    assert fork_server._process is not dead
