@@ -13,9 +13,9 @@ import gzip
 import re
 from typing import Any
 
+import jsonschema_rs
 import orjson
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
-from jsonschema import Draft202012Validator
 from multidict import CIMultiDictProxy
 
 from app.entrypoints.http.openapi import build_openapi
@@ -32,12 +32,12 @@ class _Description:
             (re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", template) + "$"), item)
             for template, item in self.spec["paths"].items()
         ]
-        self._validators: dict[int, Draft202012Validator] = {}
+        self._validators: dict[int, jsonschema_rs.Draft202012Validator] = {}
 
-    def validator(self, schema: dict[str, Any]) -> Draft202012Validator:
+    def validator(self, schema: dict[str, Any]) -> jsonschema_rs.Draft202012Validator:
         found = self._validators.get(id(schema))  # the schema lives as long as the description
         if found is None:
-            found = Draft202012Validator({**schema, "components": self.spec["components"]})
+            found = jsonschema_rs.Draft202012Validator({**schema, "components": self.spec["components"]})
             self._validators[id(schema)] = found
         return found
 
@@ -102,7 +102,7 @@ class SpecChecker:
         schema = content[media_type].get("schema")
         if schema and (media_type == "application/json" or media_type.endswith("+json")):
             for error in self._description.validator(schema).iter_errors(orjson.loads(body)):
-                self.violations.append(f"{where}: {error.message} at {list(error.absolute_path)}")
+                self.violations.append(f"{where}: {error.message} at {list(error.instance_path)}")
 
     def _resolve(self, node: dict[str, Any]) -> dict[str, Any]:
         while "$ref" in node:

@@ -110,7 +110,7 @@ def test_the_spec_hook_reports_a_response_that_breaks_the_description() -> None:
     json = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json", "ETag": '"1"'}))
     checker.check("GET", "/notes/1", 200, json, b'{"id": "one"}')
     checker.check("GET", "/notes/1", 418, CIMultiDictProxy(CIMultiDict()), b"")
-    assert "'one' is not of type 'integer'" in checker.violations[0]
+    assert 'GET /notes/1 -> 200: "one" is not of type "integer" at [\'id\']' in checker.violations
     assert checker.violations[-1] == "GET /notes/1 -> 418: status not described"
 
 
