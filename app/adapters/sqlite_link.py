@@ -28,13 +28,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
-from app.domain.errors import StorageUnavailableError
+from app.domain.errors import StorageReadOnlyError, StorageUnavailableError
 
 T = TypeVar("T")
 
 SQLITE_BUSY = 5  # the primary result code of "database is locked" and its extended forms
 BUSY = "the database is busy: another process has been writing to it for longer than the wait allows; try again"
+SQLITE_READONLY = 8  # the primary result code of "attempt to write a readonly database"
 SQLITE_READONLY_ROLLBACK = 776  # a hot journal, which a read-only connection cannot roll back
+# Unlike most reasons for a 503 it does not pass by itself: a connection that SQLite opened
+# read-only stays so after the file becomes writable. The message names the fix.
+READ_ONLY = (
+    "the SQLite database is read-only to this process: make the file, and the directory that holds it"
+    " (SQLite keeps its -wal and -shm files there), writable by the user it runs as, then start it again"
+)
 # Rows written (by statements and their triggers) between two checkpoints: a row is a page or a
 # few with its indexes, so about the 1,000 pages of SQLite's own automatic checkpoint.
 CHECKPOINT_ROWS = 1000
@@ -72,6 +79,13 @@ def is_busy(error: sqlite3.Error) -> bool:
     return (getattr(error, "sqlite_errorcode", 0) & 0xFF) == SQLITE_BUSY
 
 
+def is_read_only(error: sqlite3.Error) -> bool:
+    """A write refused because the file, its directory or the file system is read-only (not a
+    hot journal left to roll back, which schema_version names with its own fix)."""
+    code = getattr(error, "sqlite_errorcode", 0)
+    return (code & 0xFF) == SQLITE_READONLY and code != SQLITE_READONLY_ROLLBACK
+
+
 # SQLite rolls a transaction back by itself on some errors (a full disk, out of memory): what the
 # block writes after that would commit statement by statement, outside it.
 ENDED = "SQLite rolled the transaction back (a full disk?): nothing was written"
@@ -94,6 +108,8 @@ class unavailable_on_error:
         if type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError):
             if isinstance(error, sqlite3.Error) and is_busy(error):  # ("database is locked")
                 raise StorageUnavailableError(BUSY) from error
+            if isinstance(error, sqlite3.Error) and is_read_only(error):
+                raise StorageReadOnlyError(READ_ONLY) from error
             raise StorageUnavailableError(str(error)) from error
 
 

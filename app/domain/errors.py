@@ -53,6 +53,11 @@ class StorageUnavailableError(NoteError):
     """The database cannot be reached now; the request may be retried later."""
 
 
+class StorageReadOnlyError(StorageUnavailableError):
+    """The store refuses every write, and goes on refusing them until an operator changes it and
+    starts the process again (a SQLite file this process may not write)."""
+
+
 class IdempotencyKeyInUseError(NoteError):
     """A request with the same Idempotency-Key is still being processed."""
 

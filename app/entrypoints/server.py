@@ -21,9 +21,9 @@ from aiohttp import web
 
 from app.adapters.connect_errors import connect_problem
 from app.container import build_container, http_app
-from app.domain.errors import StorageUnavailableError
+from app.domain.errors import StorageReadOnlyError, StorageUnavailableError
 from app.entrypoints.http.access_log import AccessLog
-from app.entrypoints.http.keys import AUTHENTICATION
+from app.entrypoints.http.keys import AUTHENTICATION, NOTES
 from app.entrypoints.logs import DEFAULT_LOGS, LogSettings
 from app.settings import Settings, redacted
 
@@ -119,6 +119,12 @@ async def _start(
         await runner.setup()  # opens the storage (the application's cleanup_ctx)
     except StorageUnavailableError as error:
         raise ServeError(connect_problem(error, database_url) or str(error)) from error
+    try:  # what GET /readyz would answer, once now: a store that refuses every write is no start
+        await runner.app[NOTES].check_storage()
+    except StorageReadOnlyError as error:
+        raise ServeError(str(error)) from error
+    except StorageUnavailableError as error:  # it may pass (a full disk, a standby promoted)
+        log.warning("not ready: %s; GET /readyz answers 503 until that changes", error)
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
     try:
         await site.start()

@@ -6,10 +6,12 @@ Each through the real command line, in a real process.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sqlite3
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -165,6 +167,46 @@ def test_a_hot_journal_is_named_with_the_command_that_rolls_it_back(command, hot
         f" journal): 'notes-api migrate --database-url {url}' rolls it back")
     assert run("migrate", "--database-url", url, "--log-level", "warning").returncode == 0
     assert run("users", "list", "--database-url", url).returncode == 0
+
+
+@pytest.fixture
+def read_only_store(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """The URL of a migrated SQLite file this process may read but not write: its mode says so,
+    or for root, whom no mode stops, the file system's immutable attribute."""
+    path = tmp_path / "notes.db"
+    url = sqlite_copy(sqlite_template, path)
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        yield url
+        return
+    made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"this file system keeps no immutable attribute: {made.stderr.strip()}")
+    try:
+        yield url
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+READ_ONLY = (
+    "notes-api: error: the SQLite database is read-only to this process: make the file, and the directory"
+    " that holds it (SQLite keeps its -wal and -shm files there), writable by the user it runs as, then"
+    " start it again"
+)
+
+
+@pytest.mark.parametrize("command", [("serve",), ("serve", "--workers", "2"), ("users", "add", "bob"),
+                                     ("tokens", "issue", "local")], ids=" ".join)
+def test_a_read_only_sqlite_store_is_named_with_the_fix(command, read_only_store: str) -> None:
+    """A server on it once started, served reads and answered every write, and /readyz, 503
+    "retry shortly" for ever: SQLite keeps the connection read-only even after the file becomes
+    writable. A command that only reads it still works."""
+    port = ("--port", str(free_port())) if command[0] == "serve" else ()
+    result = run(*command, "--database-url", read_only_store, *port, "--log-level", "warning", timeout=60)
+    assert result.returncode == 1
+    assert only_line(result) == READ_ONLY
+    listed = run("users", "list", "--database-url", read_only_store)
+    assert listed.returncode == 0 and listed.stdout.splitlines()[1].split() == ["local", "0", "0"], listed
 
 
 OUT_OF_RANGE = [
