@@ -546,6 +546,9 @@ class MemoryStore:
     async def check(self) -> None:
         return None
 
+    async def check_not_read_only(self) -> None:
+        return None
+
     def watch(self, owner: str) -> AbstractAsyncContextManager[Watch]:
         return self._history.signals.watch(owner)
 

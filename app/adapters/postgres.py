@@ -304,6 +304,9 @@ class PostgresStore:
     async def close(self) -> None:
         await self._notifications.close()
 
+    async def check_not_read_only(self) -> None:
+        return None  # a standby or a read-only transaction default may change: `check` says so
+
     async def check(self) -> None:
         writable = await self._run(
             "fetchval",

@@ -406,6 +406,9 @@ class SqliteStore:
             )
         self._signals.changed(owner)  # committed
 
+    async def check_not_read_only(self) -> None:
+        self._writer.check_not_read_only()
+
     async def check(self) -> None:
         """A real write, so that a full disk or a read-only file system shows here."""
         async with self._writer.transaction() as db:

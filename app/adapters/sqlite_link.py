@@ -193,6 +193,27 @@ class Writer:
         self._checkpoints = Checkpoints(path, self._turn)
         self._waiter = ThreadPoolExecutor(1, thread_name_prefix="sqlite-lock")
 
+    def check_not_read_only(self) -> None:
+        """Raise `StorageReadOnlyError` if SQLite opened the connection read-only (as it does,
+        silently, for a file or a directory this process may not write): a row written and
+        rolled back at once, on the loop, while no transaction of this process holds the
+        connection. A lock another process holds makes it fail at once (busy), which is no
+        answer: it passes."""
+        if self._turn.locked():
+            return  # a transaction of this process is writing
+        try:
+            with unavailable_on_error():
+                self.db.execute("BEGIN IMMEDIATE")  # (in WAL mode it begins on a read-only file too)
+                try:
+                    self.db.execute("INSERT OR REPLACE INTO store_settings (name, value) VALUES ('ready_probe', '')")
+                finally:
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+        except StorageReadOnlyError:
+            raise
+        except StorageUnavailableError:
+            return
+
     async def execute(self, sql: str, args: tuple) -> sqlite3.Cursor:
         """One statement in a transaction of its own. While no transaction of this process holds
         the connection, it runs at once in autocommit mode, a single call on the loop; a

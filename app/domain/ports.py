@@ -171,6 +171,11 @@ class Store(Protocol):
     async def check(self) -> None:
         """Return when the store can take writes now; raise `StorageUnavailableError` if not."""
 
+    async def check_not_read_only(self) -> None:
+        """Raise `StorageReadOnlyError` when the store will refuse every write for as long as
+        this process runs (a SQLite file it could open only to read). Answers at once: it waits
+        for no lock, and a store that is busy or unreachable now passes (`check` is for that)."""
+
     def export(self, selection: Selection) -> AsyncIterator[Record]:
         """What `selection` covers, streamed in constant memory and read in one snapshot: its
         owners by name, then (the whole store only) the tokens by id, then the notes by id."""

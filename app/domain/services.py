@@ -295,6 +295,11 @@ class NoteService:
         """Raise `StorageUnavailableError` unless the store can take writes now."""
         await self._store.check()
 
+    async def check_not_read_only(self) -> None:
+        """Raise `StorageReadOnlyError` if the store refuses every write until it is mended
+        and this process started again."""
+        await self._store.check_not_read_only()
+
     async def list(self, owner: str, query: ListQuery) -> Page:
         """One page, and the key to continue from when more notes follow it."""
         found = await self._store.notes_of(owner).list(replace(query, limit=query.limit + 1))

@@ -119,12 +119,10 @@ async def _start(
         await runner.setup()  # opens the storage (the application's cleanup_ctx)
     except StorageUnavailableError as error:
         raise ServeError(connect_problem(error, database_url) or str(error)) from error
-    try:  # what GET /readyz would answer, once now: a store that refuses every write is no start
-        await runner.app[NOTES].check_storage()
+    try:  # a store that would refuse every write is no start (/readyz: whether it takes one now)
+        await runner.app[NOTES].check_not_read_only()
     except StorageReadOnlyError as error:
         raise ServeError(str(error)) from error
-    except StorageUnavailableError as error:  # it may pass (a full disk, a standby promoted)
-        log.warning("not ready: %s; GET /readyz answers 503 until that changes", error)
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
     try:
         await site.start()

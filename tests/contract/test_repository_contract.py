@@ -139,6 +139,17 @@ async def test_check_succeeds_while_the_store_answers(storage: Storage) -> None:
     await storage.check()
 
 
+async def test_a_writable_store_is_not_read_only_and_takes_writes_after_the_question(storage: Storage) -> None:
+    """(SQLite asks by writing a row and rolling it back: nothing may stay open after.)"""
+    note = await storage.notes_of(LOCAL).add(draft(title="before"))
+    await storage.check_not_read_only()
+    after = await storage.notes_of(LOCAL).add(draft(title="after"))
+    async with storage.transaction(LOCAL) as tx:
+        await tx.notes.add(draft(title="in a transaction"))
+    assert [n.title for n in await storage.notes_of(LOCAL).list(ListQuery())] == ["before", "after", "in a transaction"]
+    assert await storage.notes_of(LOCAL).get(after.id) == after and note.id < after.id
+
+
 
 async def test_each_store_has_its_own_random_cursor_secret(storage: Storage) -> None:
     assert len(storage.cursor_secret) >= 32 and storage.cursor_secret != "notes-cursor"

@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from app.adapters import sqlite, sqlite_link
 from app.adapters.migrate import migrate
 from app.domain.owners import LOCAL
 from tests.databases import in_thread, sqlite_copy
+from tests.e2e.processes import Server
 from tests.factories import T0, draft
 from tests.http.support import create, problem, send
 
@@ -71,6 +73,28 @@ async def test_reads_and_healthz_answer_at_once_while_another_process_holds_the_
     # leaves room for a busy two-core machine (a test suite, a CI neighbour); the median does not.
     seconds = sorted(seconds for _, seconds in latencies)
     assert seconds[len(seconds) // 2] < 0.05 and seconds[-1] < 0.5, seconds
+
+
+def test_a_server_starts_at_once_while_another_process_holds_the_lock(sqlite_url: str, tmp_path: Path) -> None:
+    """The start asks whether the file is read-only (tests/e2e/test_start_up_errors.py) without
+    waiting for the lock: with --db-timeout 60, a start that waited would be "serving" only
+    after the holder let go, which it does only once the server serves."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, sqlite_url.removeprefix("sqlite:///")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    server = None
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        server = Server(sqlite_url, tmp_path / "server.log", "--db-timeout", "60")
+        server.wait_for("serving on")
+        assert requests.get(f"{server.base}/notes", timeout=10).json() == {"notes": [], "next_cursor": None}
+        holder.communicate("go\n", timeout=10)
+        server.wait_ready()
+    finally:
+        holder.kill()
+        if server is not None:
+            assert server.stop() == 0, server.output()
 
 
 async def test_a_write_that_cannot_get_the_lock_in_time_is_503_and_the_service_recovers(
