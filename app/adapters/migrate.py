@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import migrations
 from app.adapters.connect_errors import connect_problem, missing_directory, one_line
 from app.adapters.sqlite import sqlite_path
-from app.adapters.sqlite_link import is_busy
-from app.domain.errors import StorageUnavailableError
+from app.adapters.sqlite_link import READ_ONLY, is_busy, refused_as_read_only
+from app.domain.errors import StorageReadOnlyError, StorageUnavailableError
 from app.settings import MIGRATION_LOCK_TIMEOUT, redacted
 
 SCRIPTS = Path(migrations.__file__).parent
@@ -53,6 +53,15 @@ def migrate_sqlite(database_url: str, lock_timeout: float) -> None:
     path = sqlite_path(database_url)
     if (problem := missing_directory(path)) is not None:  # never made here: a typo would be too
         raise StorageUnavailableError(problem)
+    try:
+        _migrate_sqlite(path, lock_timeout)
+    except (OSError, sa.exc.OperationalError) as error:
+        if refused_as_read_only(getattr(error, "orig", None) or error, path):
+            raise StorageReadOnlyError(READ_ONLY) from error
+        raise
+
+
+def _migrate_sqlite(path: str, lock_timeout: float) -> None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _lock_file(fd, lock_timeout)

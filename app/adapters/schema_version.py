@@ -18,8 +18,8 @@ from urllib.parse import quote
 import asyncpg
 
 from app.adapters.connect_errors import connect_problem, missing_directory, one_line
-from app.adapters.sqlite_link import SQLITE_READONLY_ROLLBACK, is_busy, sqlite_path
-from app.domain.errors import StorageUnavailableError
+from app.adapters.sqlite_link import READ_ONLY, SQLITE_READONLY_ROLLBACK, is_busy, refused_as_read_only, sqlite_path
+from app.domain.errors import StorageReadOnlyError, StorageUnavailableError
 from app.settings import redacted
 
 # Every revision in migrations/versions, oldest first; the last is the head this code expects.
@@ -103,6 +103,8 @@ def _sqlite_revisions(database_url: str, timeout: float) -> frozenset[str] | Non
                 f"{database_url} did not give its schema version within {timeout:g} s: does another"
                 f" process hold a lock on it? '{who}' names the processes that have it open"
             ) from error
+        if refused_as_read_only(error, path):  # even a look makes the -shm file if there is none
+            raise StorageReadOnlyError(READ_ONLY) from error
         raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error
     except sqlite3.Error as error:  # not a database, for one
         raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,11 +38,15 @@ SQLITE_BUSY = 5  # the primary result code of "database is locked" and its exten
 BUSY = "the database is busy: another process has been writing to it for longer than the wait allows; try again"
 SQLITE_READONLY = 8  # the primary result code of "attempt to write a readonly database"
 SQLITE_READONLY_ROLLBACK = 776  # a hot journal, which a read-only connection cannot roll back
+
+
 # Unlike most reasons for a 503 it does not pass by itself: a connection that SQLite opened
-# read-only stays so after the file becomes writable. The message names the fix.
+# read-only stays so after the file becomes writable. The -wal and -shm files are named because a
+# run refused for a read-only file leaves them behind with its mode, and they refuse the next run
+# once the file is mended.
 READ_ONLY = (
-    "the SQLite database is read-only to this process: make the file, and the directory that holds it"
-    " (SQLite keeps its -wal and -shm files there), writable by the user it runs as, then start it again"
+    "the SQLite database is read-only to this process: make the file, the -wal and -shm files beside it,"
+    " and the directory that holds them writable by the user it runs as, then run it again"
 )
 # Rows written (by statements and their triggers) between two checkpoints: a row is a page or a
 # few with its indexes, so about the 1,000 pages of SQLite's own automatic checkpoint.
@@ -79,6 +85,32 @@ def is_busy(error: sqlite3.Error) -> bool:
     return (getattr(error, "sqlite_errorcode", 0) & 0xFF) == SQLITE_BUSY
 
 
+SQLITE_CANTOPEN = 14  # "unable to open database file": also what a directory SQLite may not write gives
+REFUSED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})  # the errors of opening a file one may not write
+
+
+def refused_as_read_only(error: BaseException, path: str) -> bool:
+    """Whether `error`, met opening or writing the SQLite file at `path`, means this process may
+    not write it. SQLite says so itself for the file, but for a directory it may not write (which
+    must hold the -wal and -shm files) it may only say it cannot open the file, as may the system:
+    then it is asked whether the file, those two or the directory are writable."""
+    if isinstance(error, sqlite3.Error):
+        if is_read_only(error):
+            return True
+        if (getattr(error, "sqlite_errorcode", 0) & 0xFF) != SQLITE_CANTOPEN:
+            return False
+    elif not (isinstance(error, OSError) and error.errno in REFUSED):
+        return False
+    directory = os.path.dirname(os.path.abspath(path))
+    beside = (path, f"{path}-wal", f"{path}-shm")
+    return not _may(directory, os.W_OK | os.X_OK) or any(os.path.exists(f) and not _may(f, os.W_OK) for f in beside)
+
+
+def _may(path: str, mode: int) -> bool:
+    """access(2) as this process's effective user (the one that opens files), where it is known."""
+    return os.access(path, mode, effective_ids=os.access in os.supports_effective_ids)
+
+
 def is_read_only(error: sqlite3.Error) -> bool:
     """A write refused because the file, its directory or the file system is read-only (not a
     hot journal left to roll back, which schema_version names with its own fix)."""
@@ -105,12 +137,17 @@ class unavailable_on_error:
 
     def __exit__(self, kind: type | None, error: BaseException | None, tb: Any) -> None:
         # Exactly these two: their other subclasses (IntegrityError, ProgrammingError) are bugs.
-        if type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError):
-            if isinstance(error, sqlite3.Error) and is_busy(error):  # ("database is locked")
-                raise StorageUnavailableError(BUSY) from error
-            if isinstance(error, sqlite3.Error) and is_read_only(error):
-                raise StorageReadOnlyError(READ_ONLY) from error
-            raise StorageUnavailableError(str(error)) from error
+        if isinstance(error, sqlite3.Error) and type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError):
+            raise unavailable(error) from error
+
+
+def unavailable(error: sqlite3.Error) -> StorageUnavailableError:
+    """The 503 that one of the driver's operational errors is."""
+    if is_busy(error):  # ("database is locked")
+        return StorageUnavailableError(BUSY)
+    if is_read_only(error):
+        return StorageReadOnlyError(READ_ONLY)
+    return StorageUnavailableError(str(error))
 
 
 class Checkpoints:
@@ -202,17 +239,15 @@ class Writer:
         if self._turn.locked():
             return  # a transaction of this process is writing
         try:
-            with unavailable_on_error():
-                self.db.execute("BEGIN IMMEDIATE")  # (in WAL mode it begins on a read-only file too)
-                try:
-                    self.db.execute("INSERT OR REPLACE INTO store_settings (name, value) VALUES ('ready_probe', '')")
-                finally:
-                    if self.db.in_transaction:
-                        self.db.execute("ROLLBACK")
-        except StorageReadOnlyError:
-            raise
-        except StorageUnavailableError:
-            return
+            self.db.execute("BEGIN IMMEDIATE")  # (in WAL mode it begins on a read-only file too)
+            try:
+                self.db.execute("INSERT OR REPLACE INTO store_settings (name, value) VALUES ('ready_probe', '')")
+            finally:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            if is_read_only(error):
+                raise unavailable(error) from error
 
     async def execute(self, sql: str, args: tuple) -> sqlite3.Cursor:
         """One statement in a transaction of its own. While no transaction of this process holds
@@ -276,7 +311,7 @@ class Writer:
             return
         except sqlite3.OperationalError as error:
             if not is_busy(error):
-                raise StorageUnavailableError(str(error)) from error
+                raise unavailable(error) from error
         except sqlite3.ProgrammingError as error:  # closed: the store is closing
             raise StorageUnavailableError("the store is closing") from error
         waiting = loop.run_in_executor(self._waiter, self._begin_waiting, deadline - loop.time())

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -169,29 +170,39 @@ def test_a_hot_journal_is_named_with_the_command_that_rolls_it_back(command, hot
     assert run("users", "list", "--database-url", url).returncode == 0
 
 
-@pytest.fixture
-def read_only_store(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
-    """The URL of a migrated SQLite file this process may read but not write: its mode says so,
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """`path`, a file or a directory, one this process may read but not write: its mode says so,
     or for root, whom no mode stops, the file system's immutable attribute."""
-    path = tmp_path / "notes.db"
-    url = sqlite_copy(sqlite_template, path)
     if os.geteuid() != 0:
-        path.chmod(0o444)
-        yield url
+        mode = path.stat().st_mode
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
         return
     made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
     if made.returncode != 0:
         pytest.skip(f"this file system keeps no immutable attribute: {made.stderr.strip()}")
     try:
-        yield url
+        yield
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
+@pytest.fixture
+def read_only_store(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """The URL of a migrated SQLite file this process may read but not write."""
+    path = tmp_path / "notes.db"
+    url = sqlite_copy(sqlite_template, path)
+    with read_only(path):
+        yield url
+
+
 READ_ONLY = (
-    "notes-api: error: the SQLite database is read-only to this process: make the file, and the directory"
-    " that holds it (SQLite keeps its -wal and -shm files there), writable by the user it runs as, then"
-    " start it again"
+    "notes-api: error: the SQLite database is read-only to this process: make the file, the -wal and -shm"
+    " files beside it, and the directory that holds them writable by the user it runs as, then run it again"
 )
 
 
@@ -207,6 +218,33 @@ def test_a_read_only_sqlite_store_is_named_with_the_fix(command, read_only_store
     assert only_line(result) == READ_ONLY
     listed = run("users", "list", "--database-url", read_only_store)
     assert listed.returncode == 0 and listed.stdout.splitlines()[1].split() == ["local", "0", "0"], listed
+
+
+@pytest.mark.parametrize("command", [("serve",), ("users", "add", "bob")], ids=" ".join)
+@pytest.mark.parametrize("what", ["directory", "-shm file"])
+def test_a_writable_file_in_a_read_only_directory_or_beside_a_read_only_shm_file_is_named_with_the_fix(
+    command, what: str, tmp_path: Path, sqlite_template: Path,
+) -> None:
+    """SQLite keeps its -wal and -shm files beside the database: a directory that cannot hold
+    them, or a -shm file left behind read-only (as a run refused for a read-only file leaves
+    it), refuses writes as the file itself would. It once said "unable to open database file",
+    or "attempt to write a readonly database" after the file was mended."""
+    directory = tmp_path / "store"
+    directory.mkdir()
+    url = sqlite_copy(sqlite_template, directory / "notes.db")
+    if what == "directory":
+        assert not list(directory.glob("notes.db-*"))  # nothing SQLite needs is there already
+        made_read_only = read_only(directory)
+    else:
+        shm = directory / "notes.db-shm"
+        shm.write_bytes(bytes(32768))
+        made_read_only = read_only(shm)
+    port = ("--port", str(free_port())) if command[0] == "serve" else ()
+    with made_read_only:
+        result = run(*command, "--database-url", url, *port, "--log-level", "warning", timeout=60)
+    assert result.returncode == 1
+    assert only_line(result) == READ_ONLY
+    assert run("users", "add", "bob", "--database-url", url).returncode == 0  # mended: it writes
 
 
 OUT_OF_RANGE = [

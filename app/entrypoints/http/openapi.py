@@ -164,7 +164,7 @@ def _paths() -> dict[str, Any]:
                 "properties": {"name": {"type": "string"}, "links": {"type": "object"}}}}}},
             **UNCHANGED, **_problems(400, 406)}}},
         "/healthz": {"get": _status("health", "the process is up")},
-        "/readyz": {"get": _status("readiness", "the database answers", 503)},
+        "/readyz": {"get": _status("readiness", "the database takes a write", 503)},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This description",
                                   "parameters": [IF_NONE_MATCH],
                                   "responses": {"200": {"description": "OpenAPI 3.1",
