@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDictProxy, istr
 
 from app.domain.owners import LOCAL_IDENTITY, Identity, Scope
 from app.entrypoints.http.keys import ACCOUNTS, IDENTITY
@@ -74,6 +74,7 @@ def insufficient_scope() -> ProblemError:
 
 
 _NO_OTHER_SITE = frozenset({"none", "same-origin"})
+SEC_FETCH_SITE = istr("Sec-Fetch-Site")  # an istr: a plain str is folded to compare on every lookup
 
 
 def names_no_other_host(host: str) -> bool:
@@ -104,11 +105,17 @@ class Authentication:
         self.mode = mode
         self._origins = frozenset(origins)  # --cors-origin: pages trusted as the machine's own
         self._local_hosts: set[str] = set()  # Host values seen to be no rebound name (a few)
-        # auto stays closed until the addresses are known (`listening`)
-        self.in_force = AuthMode.LOCAL if mode is AuthMode.LOCAL else AuthMode.REQUIRED
+        # auto stays closed until the addresses are known (`listening`). A bool, not the mode: it
+        # is read on every request, and reading an enum's member costs several times as much.
+        self._local = mode is AuthMode.LOCAL
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._identities: dict[int, Identity] = {}  # by token id: one per token the process trusts
         self._needs: dict[web.AbstractRoute, bool] = {}  # by route: needs an identity (not open)
+
+    @property
+    def in_force(self) -> AuthMode:
+        """`local` or `required`: the mode `auto` became once the server listens (`required` until then)."""
+        return AuthMode.LOCAL if self._local else AuthMode.REQUIRED
 
     def listening(self, hosts: Iterable[str]) -> str:
         """Decide `auto` from the addresses listened on; the reason, for the start-up log."""
@@ -116,9 +123,9 @@ class Authentication:
         if self.mode is not AuthMode.AUTO:
             return f"auth {self.mode}"
         if hosts and all(is_loopback(host) for host in hosts):
-            self.in_force = AuthMode.LOCAL
+            self._local = True
             return "auth local (--auth auto: listening on loopback only)"
-        self.in_force = AuthMode.REQUIRED
+        self._local = False
         return "auth required (--auth auto: listening beyond loopback)"
 
     def identify(
@@ -139,7 +146,13 @@ class Authentication:
         if needs and self._limiter is None:
             header = headers.get(hdrs.AUTHORIZATION)  # `_authorization` only when there is one
             if header is None:
-                if self.in_force is AuthMode.LOCAL and self._from_this_machine(headers):
+                if self._local and (
+                    # what the machine's own clients send (`_from_this_machine` in short, inline: a
+                    # call costs more than the test)
+                    (headers.get(hdrs.HOST) in self._local_hosts and hdrs.ORIGIN not in headers
+                     and SEC_FETCH_SITE not in headers)
+                    or self._from_this_machine(headers)
+                ):
                     request[IDENTITY] = LOCAL_IDENTITY
                     noted[3] = LOCAL_IDENTITY.owner  # for the access log
                     return None
@@ -177,12 +190,12 @@ class Authentication:
                 self._local_hosts.add(host)
         origin = headers.get(hdrs.ORIGIN)
         if origin is None:  # a browser's own navigation ("none"), or no browser at all
-            return headers.get("Sec-Fetch-Site", "none") in _NO_OTHER_SITE
+            return headers.get(SEC_FETCH_SITE, "none") in _NO_OTHER_SITE
         return (
             origin in self._origins
             or (host is not None and origin.partition("://")[2].lower() == host.lower())  # /docs
             # a same-origin page under Referrer-Policy: no-referrer sends `Origin: null`
-            or (origin == "null" and headers.get("Sec-Fetch-Site") == "same-origin")
+            or (origin == "null" and headers.get(SEC_FETCH_SITE) == "same-origin")
         )
 
     @staticmethod
@@ -202,7 +215,7 @@ class Authentication:
     async def _identity(self, request: web.Request) -> Identity:
         header = _authorization(request.headers)
         if header is None:
-            if self.in_force is not AuthMode.LOCAL:
+            if not self._local:
                 raise unauthorized("this request needs a token: send Authorization: Bearer <token>", invalid=False)
             if not self._from_this_machine(request.headers):
                 raise unauthorized(
