@@ -59,18 +59,19 @@ class UnsupportedDatabaseError(ValueError):
     """DATABASE_URL names a store this service cannot use."""
 
 
-def backend_of(database_url: str) -> str:
-    """The storage for a DATABASE_URL; raises with the supported forms when there is none."""
+def backend_of(database_url: str, setting: str = "DATABASE_URL") -> str:
+    """The storage for a DATABASE_URL; raises with the supported forms when there is none,
+    naming the URL by `setting`, the flag or variable that gave it."""
     scheme = urlsplit(database_url).scheme.lower()
     try:
         backend = BACKENDS[scheme]
     except KeyError:
         raise UnsupportedDatabaseError(
-            f"unsupported DATABASE_URL {redacted(database_url)!r}: use one of {SUPPORTED_URLS}"
+            f"unsupported {setting} {redacted(database_url)!r}: use one of {SUPPORTED_URLS}"
         ) from None
     if backend == "postgresql" and _unencoded_credentials(database_url):
         raise UnsupportedDatabaseError(
-            f"the user or password of DATABASE_URL {redacted(database_url)!r} holds a character that must be"
+            f"the user or password of {setting} {redacted(database_url)!r} holds a character that must be"
             " percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40"
         )
     return backend

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in TRANSFER_COMMANDS:
             return _transfer_command(args)
-        backend = backend_of(args.database_url)
+        backend = backend_of(args.database_url, named(args, "--database-url"))
         if args.command == "migrate":
             if not args.lock_timeout > 0:
                 raise UsageError(f"{named(args, '--lock-timeout')} must be more than 0 seconds,"
@@ -117,12 +117,12 @@ def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
         if not 0 <= args.progress_every < math.inf:  # nan and inf too; 0: a line for each batch
             raise UsageError("--progress-every must be a number of seconds, 0 or more")
         for url, flag in ((args.source, "--from"), (args.target, "--to")):
-            _not_memory(url, flag)
+            _not_memory(url, named(args, flag))
         _existing(args.source, "--from")
         check_schema(args.source, backend_of(args.source), ACCOUNT_TIMEOUT)
         _migrated(args.target)  # as serve would
         return int(transfer.run_copy(args, err))
-    backend = _not_memory(args.database_url, "--database-url")
+    backend = _not_memory(args.database_url, named(args, "--database-url"))
     if args.command == "export":
         _existing(args.database_url, "--database-url")
         check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)
@@ -190,7 +190,7 @@ def _migrated(database_url: str) -> None:
 
 
 def _not_memory(url: str, flag: str) -> str:
-    backend = backend_of(url)
+    backend = backend_of(url, flag)
     if backend == "memory":
         raise UsageError(f"memory:// keeps nothing between processes: give a sqlite:// or postgresql:// URL to {flag}")
     return backend

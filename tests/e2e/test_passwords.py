@@ -39,10 +39,12 @@ def test_a_failed_start_up_does_not_show_the_password(command, postgres_server_u
 
 @pytest.mark.parametrize("command", [*COMMANDS, ("copy", "--to", "sqlite:///nowhere.db", "--from")], ids=" ".join)
 def test_an_unsupported_database_url_is_named_without_its_password(command) -> None:
+    """Named by the flag that gave it (copy once said DATABASE_URL of its --from)."""
     url = f"mysql://bob:{SECRET}@db/notes?password={SECRET}"
     result = run(*command, url) if command[0] == "copy" else run(*command, "--database-url", url)
     assert result.returncode == 2
-    assert "unsupported DATABASE_URL 'mysql://bob:***@db/notes?password=***'" in result.stderr
+    flag = "--from" if command[0] == "copy" else "--database-url"
+    assert f"unsupported {flag} 'mysql://bob:***@db/notes?password=***'" in result.stderr
     assert SECRET not in result.stdout + result.stderr
 
 
@@ -125,7 +127,12 @@ def test_a_password_that_needs_percent_encoding_is_named_as_such_and_not_shown(u
         done = run(*command)
         assert done.returncode != 0
         assert done.stderr == (
-            f"notes-api: error: the user or password of DATABASE_URL '{redacted(url)}' holds a character that must"
+            f"notes-api: error: the user or password of {command[-2]} '{redacted(url)}' holds a character that must"
             " be percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40\n"
         ), command
+        given = run(*command[:-2], env={"DATABASE_URL": url, "NOTES_COPY_TO": url})  # from the environment
+        variable = ("NOTES_COPY_TO (the value of --to)" if command[0] == "copy"
+                    else "DATABASE_URL (the value of --database-url)")
+        assert f"error: the user or password of {variable} '{redacted(url)}'" in given.stderr, command
+        assert "s3cret" not in given.stderr + given.stdout
         assert "s3cret" not in done.stderr + done.stdout
