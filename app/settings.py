@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from app.domain.history import DEFAULT_RETENTION
 
@@ -38,6 +38,9 @@ def _unencoded_credentials(database_url: str) -> bool:
 def redacted(database_url: str) -> str:
     """The URL with its password (in the user part or a `password=` parameter) shown as ***:
     what any message may say of a DATABASE_URL."""
+    scheme, colon, rest = database_url.partition(":")
+    if colon and not rest.startswith("//") and "@" in rest:  # `postgresql:bob:pw@host`: no // to find a user part by
+        return _PASSWORD_PARAMETER.sub(r"\g<1>***", f"{scheme}:***@{rest.rpartition('@')[2]}")
     if _unencoded_credentials(database_url):  # all of the user part, wherever it seems to end
         scheme, _, rest = database_url.partition("://")
         return f"{scheme}://***@{rest.rpartition('@')[2]}"
@@ -63,18 +66,31 @@ def backend_of(database_url: str, setting: str = "DATABASE_URL") -> str:
     """The storage for a DATABASE_URL; raises with the supported forms when there is none,
     naming the URL by `setting`, the flag or variable that gave it."""
     scheme = urlsplit(database_url).scheme.lower()
-    try:
-        backend = BACKENDS[scheme]
-    except KeyError:
+    backend = BACKENDS.get(scheme) if database_url[len(scheme):].startswith("://") else None
+    if backend is None:
         raise UnsupportedDatabaseError(
             f"unsupported {setting} {redacted(database_url)!r}: use one of {SUPPORTED_URLS}"
-        ) from None
+        )
+    if backend == "sqlite":
+        try:
+            sqlite_path(database_url)
+        except ValueError as error:
+            raise UnsupportedDatabaseError(f"{setting} {error}") from None
     if backend == "postgresql" and _unencoded_credentials(database_url):
         raise UnsupportedDatabaseError(
             f"the user or password of {setting} {redacted(database_url)!r} holds a character that must be"
             " percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40"
         )
     return backend
+
+
+def sqlite_path(database_url: str) -> str:
+    """`sqlite:///notes.db` -> notes.db, `sqlite:////var/lib/notes.db` -> /var/lib/notes.db."""
+    scheme, _, rest = database_url.partition(":///")
+    path = unquote(rest.split("?", 1)[0])
+    if scheme.lower() != "sqlite" or not path or path == ":memory:":
+        raise ValueError(f"{redacted(database_url)!r} names no database file: use sqlite:///path/to/notes.db")
+    return path
 
 
 # The CORS origins are checked here with the other settings: a wrong one is refused before the

@@ -25,9 +25,9 @@ import asyncpg
 import orjson
 import sqlalchemy as sa
 
-from app.adapters.sqlite import sqlite_path
 from app.domain.model import title_sort_key
 from app.domain.timestamps import parse_timestamp
+from app.settings import sqlite_path
 from bench import data
 from bench.processes import ROOT, run_quietly
 

@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.adapters.migrate import MIGRATION_LOCK
-from app.adapters.sqlite_link import sqlite_path
+from app.settings import sqlite_path
 
 T = TypeVar("T")
 

@@ -65,19 +65,19 @@ def _missing_database(error: BaseException, to: PostgresTarget) -> str | None:
 def _refused_login(error: BaseException, to: PostgresTarget) -> str | None:
     if isinstance(error, asyncpg.InvalidPasswordError):
         return (f'PostgreSQL at {to.where} refused the password of user "{to.user}":'
-                " check the password in DATABASE_URL")
+                " check the password in the database URL")
     if not isinstance(error, asyncpg.InvalidAuthorizationSpecificationError):
         return None
     if "does not exist" in str(error):
         command = shlex.join(["createuser", *to.options, "--pwprompt", to.user])
         return (f'role "{to.user}" does not exist on {to.where}: create it as a superuser with'
-                f" '{command}', or name another user in DATABASE_URL")
+                f" '{command}', or name another user in the database URL")
     return f'PostgreSQL at {to.where} refused user "{to.user}": {_first_line(error)}'
 
 
 def _unreachable(error: BaseException, to: PostgresTarget) -> str | None:
     if isinstance(error, socket.gaierror):
-        return f"cannot find the host {to.host!r} of DATABASE_URL: {error.strerror}"
+        return f"cannot find the host {to.host!r} of the database URL: {error.strerror}"
     if isinstance(error, TimeoutError):
         return (f"PostgreSQL at {to.where} did not answer in time: is the host right,"
                 " and does no firewall drop the connection?")

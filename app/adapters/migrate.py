@@ -22,10 +22,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import migrations
 from app.adapters.connect_errors import connect_problem, missing_directory, one_line
-from app.adapters.sqlite import sqlite_path
-from app.adapters.sqlite_link import READ_ONLY, is_busy, refused_as_read_only
+from app.adapters.sqlite_link import is_busy, read_only, refused_as_read_only
 from app.domain.errors import StorageReadOnlyError, StorageUnavailableError
-from app.settings import MIGRATION_LOCK_TIMEOUT, redacted
+from app.settings import MIGRATION_LOCK_TIMEOUT, redacted, sqlite_path
 
 SCRIPTS = Path(migrations.__file__).parent
 
@@ -57,7 +56,7 @@ def migrate_sqlite(database_url: str, lock_timeout: float) -> None:
         _migrate_sqlite(path, lock_timeout)
     except (OSError, sa.exc.OperationalError) as error:
         if refused_as_read_only(getattr(error, "orig", None) or error, path):
-            raise StorageReadOnlyError(READ_ONLY) from error
+            raise StorageReadOnlyError(read_only(path)) from error
         raise
 
 

@@ -18,9 +18,9 @@ from urllib.parse import quote
 import asyncpg
 
 from app.adapters.connect_errors import connect_problem, missing_directory, one_line
-from app.adapters.sqlite_link import READ_ONLY, SQLITE_READONLY_ROLLBACK, is_busy, refused_as_read_only, sqlite_path
+from app.adapters.sqlite_link import SQLITE_READONLY_ROLLBACK, is_busy, read_only, refused_as_read_only
 from app.domain.errors import StorageReadOnlyError, StorageUnavailableError
-from app.settings import redacted
+from app.settings import redacted, sqlite_path
 
 # Every revision in migrations/versions, oldest first; the last is the head this code expects.
 # Add each new migration here: tests/e2e/test_schema_version.py holds this to Alembic's history.
@@ -104,7 +104,7 @@ def _sqlite_revisions(database_url: str, timeout: float) -> frozenset[str] | Non
                 f" process hold a lock on it? '{who}' names the processes that have it open"
             ) from error
         if refused_as_read_only(error, path):  # even a look makes the -shm file if there is none
-            raise StorageReadOnlyError(READ_ONLY) from error
+            raise StorageReadOnlyError(read_only(path)) from error
         raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error
     except sqlite3.Error as error:  # not a database, for one
         raise StorageUnavailableError(f"cannot read {database_url}: {error}") from error

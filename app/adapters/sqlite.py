@@ -34,7 +34,6 @@ from app.adapters.sqlite_link import (
     connect,
     insert_rows,
     is_busy,
-    sqlite_path,
     to_the_end_in_a_thread,
     unavailable_on_error,
 )
@@ -57,6 +56,7 @@ from app.domain.ports import IDEMPOTENCY_RETENTION
 from app.domain.query import ListQuery
 from app.domain.timestamps import from_microseconds, to_microseconds
 from app.domain.transfer import Imported, OnConflict, Record, Selection
+from app.settings import sqlite_path
 
 __all__ = ["open_storage", "sqlite_path"]
 READ_THREADS = 4

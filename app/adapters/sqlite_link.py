@@ -28,7 +28,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote
 
 from app.domain.errors import StorageReadOnlyError, StorageUnavailableError
 
@@ -40,14 +39,20 @@ SQLITE_READONLY = 8  # the primary result code of "attempt to write a readonly d
 SQLITE_READONLY_ROLLBACK = 776  # a hot journal, which a read-only connection cannot roll back
 
 
-# Unlike most reasons for a 503 it does not pass by itself: a connection that SQLite opened
-# read-only stays so after the file becomes writable. The -wal and -shm files are named because a
-# run refused for a read-only file leaves them behind with its mode, and they refuse the next run
-# once the file is mended.
-READ_ONLY = (
-    "the SQLite database is read-only to this process: make the file, the -wal and -shm files beside it,"
-    " and the directory that holds them writable by the user it runs as, then run it again"
-)
+def read_only(path: str | None = None) -> str:
+    """What to do about a SQLite database this process may not write. Unlike most reasons for a
+    503 it does not pass by itself: a connection that SQLite opened read-only stays so after the
+    file becomes writable. The -wal and -shm files are named because a run refused for a
+    read-only file leaves them behind with its mode, and they refuse the next run once the file
+    is mended."""
+    database = "the SQLite database" if path is None else f"the SQLite database {path}"
+    return (
+        f"{database} is read-only to this process: make the file, the -wal and -shm files beside it, and the"
+        " directory that holds them writable by the user it runs as (on a file system mounted read-write),"
+        " then run it again"
+    )
+
+
 # Rows written (by statements and their triggers) between two checkpoints: a row is a page or a
 # few with its indexes, so about the 1,000 pages of SQLite's own automatic checkpoint.
 CHECKPOINT_ROWS = 1000
@@ -57,15 +62,6 @@ RESTART_PAGES = 10_000
 RESTART_BACKLOG = 1_000  # pages a restart may have left to copy while this process's writes wait
 WAL_KEEP_BYTES = 64 * 2**20  # a WAL file that grew past this (a long read held it) shrinks back
 log = logging.getLogger("app.adapters.sqlite")
-
-
-def sqlite_path(database_url: str) -> str:
-    """`sqlite:///notes.db` -> notes.db, `sqlite:////var/lib/notes.db` -> /var/lib/notes.db."""
-    scheme, _, rest = database_url.partition(":///")
-    path = unquote(rest.split("?", 1)[0])
-    if scheme.lower() != "sqlite" or not path or path == ":memory:":
-        raise ValueError(f"{database_url!r} names no database file: use sqlite:///path/to/notes.db")
-    return path
 
 
 def connect(path: str, busy_seconds: float) -> sqlite3.Connection:
@@ -102,8 +98,10 @@ def refused_as_read_only(error: BaseException, path: str) -> bool:
     elif not (isinstance(error, OSError) and error.errno in REFUSED):
         return False
     directory = os.path.dirname(os.path.abspath(path))
-    beside = (path, f"{path}-wal", f"{path}-shm")
-    return not _may(directory, os.W_OK | os.X_OK) or any(os.path.exists(f) and not _may(f, os.W_OK) for f in beside)
+    present = [f for f in (path, f"{path}-wal", f"{path}-shm") if os.path.lexists(f)]
+    if not _may(directory, os.X_OK) or not all(os.path.isfile(f) and _may(f, os.R_OK) for f in present):
+        return False  # unreadable, or not a file: no mode of writing would mend it
+    return not _may(directory, os.W_OK) or not all(_may(f, os.W_OK) for f in present)
 
 
 def _may(path: str, mode: int) -> bool:
@@ -141,12 +139,12 @@ class unavailable_on_error:
             raise unavailable(error) from error
 
 
-def unavailable(error: sqlite3.Error) -> StorageUnavailableError:
-    """The 503 that one of the driver's operational errors is."""
+def unavailable(error: sqlite3.Error, path: str | None = None) -> StorageUnavailableError:
+    """The 503 that one of the driver's operational errors is; `path`, the database's, where known."""
     if is_busy(error):  # ("database is locked")
         return StorageUnavailableError(BUSY)
     if is_read_only(error):
-        return StorageReadOnlyError(READ_ONLY)
+        return StorageReadOnlyError(read_only(path))
     return StorageUnavailableError(str(error))
 
 
@@ -222,6 +220,7 @@ class Writer:
     """The write connection, taken in turns by this process's transactions."""
 
     def __init__(self, path: str, timeout: float) -> None:
+        self._path = path
         self.db = connect(path, 0)
         self.db.execute("PRAGMA wal_autocheckpoint = 0")  # Checkpoints does it, off the loop
         self.db.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")  # applied when a write restarts it
@@ -247,7 +246,7 @@ class Writer:
                     self.db.execute("ROLLBACK")
         except sqlite3.Error as error:
             if is_read_only(error):
-                raise unavailable(error) from error
+                raise unavailable(error, self._path) from error
 
     async def execute(self, sql: str, args: tuple) -> sqlite3.Cursor:
         """One statement in a transaction of its own. While no transaction of this process holds
@@ -260,6 +259,8 @@ class Writer:
                     done = self.db.execute(sql, args)
                 self._checkpoints.wrote(self.db.total_changes)
                 return done
+            except StorageReadOnlyError as error:
+                raise StorageReadOnlyError(read_only(self._path)) from error.__cause__
             except StorageUnavailableError as error:
                 if not isinstance(error.__cause__, sqlite3.Error) or not is_busy(error.__cause__):
                     raise
@@ -290,10 +291,12 @@ class Writer:
             raise
         try:
             yield self.db
-        except BaseException:
+        except BaseException as error:
             if self.db.in_transaction:  # (SQLite itself rolls back on some errors: a full disk)
                 with unavailable_on_error():
                     self.db.execute("ROLLBACK")
+            if isinstance(error, StorageReadOnlyError):
+                raise StorageReadOnlyError(read_only(self._path)) from error.__cause__
             raise
         else:
             if not self.db.in_transaction:  # rolled back by SQLite, and the block went on
@@ -311,7 +314,7 @@ class Writer:
             return
         except sqlite3.OperationalError as error:
             if not is_busy(error):
-                raise unavailable(error) from error
+                raise unavailable(error, self._path) from error
         except sqlite3.ProgrammingError as error:  # closed: the store is closing
             raise StorageUnavailableError("the store is closing") from error
         waiting = loop.run_in_executor(self._waiter, self._begin_waiting, deadline - loop.time())
@@ -325,8 +328,10 @@ class Writer:
         """In the lock thread: BEGIN IMMEDIATE with a busy timeout of `seconds`."""
         self.db.execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
         try:
-            with unavailable_on_error():
+            try:
                 self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                raise unavailable(error, self._path) from error
         finally:
             self.db.execute("PRAGMA busy_timeout = 0")
 

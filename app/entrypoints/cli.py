@@ -23,7 +23,6 @@ from types import ModuleType
 from urllib.parse import quote
 
 from app.adapters.schema_version import SchemaMismatchError, StoreUnreachableError, check_schema
-from app.adapters.sqlite_link import sqlite_path
 from app.domain.errors import NoteError, StorageUnavailableError
 from app.entrypoints.logs import LogSettings, configure_logging, failure_lines, reports
 from app.entrypoints.options import build_parser, named
@@ -35,6 +34,7 @@ from app.settings import (
     backend_of,
     normalized_origins,
     redacted,
+    sqlite_path,
 )
 
 ACCOUNT_COMMANDS = ("users", "tokens", "notes")
@@ -118,13 +118,13 @@ def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
             raise UsageError("--progress-every must be a number of seconds, 0 or more")
         for url, flag in ((args.source, "--from"), (args.target, "--to")):
             _not_memory(url, named(args, flag))
-        _existing(args.source, "--from")
+        _existing(args.source, named(args, "--from"))
         check_schema(args.source, backend_of(args.source), ACCOUNT_TIMEOUT)
         _migrated(args.target)  # as serve would
         return int(transfer.run_copy(args, err))
     backend = _not_memory(args.database_url, named(args, "--database-url"))
     if args.command == "export":
-        _existing(args.database_url, "--database-url")
+        _existing(args.database_url, named(args, "--database-url"))
         check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)
         return int(transfer.run_export(args, err))
     if args.input not in (None, "-"):

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.adapters.migrate import SCRIPTS, migrate
 from app.adapters.schema import metadata
-from app.adapters.sqlite_link import sqlite_path
 from app.domain.errors import StorageUnavailableError
+from app.settings import sqlite_path
 from tests.databases import in_thread, migration_lock_held, postgres_database
 from tests.e2e.processes import run
 

@@ -37,6 +37,19 @@ def test_a_failed_start_up_does_not_show_the_password(command, postgres_server_u
     assert SECRET not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("url", [
+    "sqlite://bob:s3cret@host/notes.db",  # a user part, and no file
+    "sqlite:notes.db?password=s3cret",  # no //
+    "postgresql:bob:s3cret@127.0.0.1/notes",  # no //: PostgreSQL would have echoed it all as a database name
+])
+def test_a_malformed_url_is_refused_before_use_without_its_password(url: str) -> None:
+    for command in (["users", "list", "--database-url", url], ["copy", "--from", url, "--to", "sqlite:///unused.db"]):
+        done = run(*command)
+        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done
+        assert f" {'--from' if command[0] == 'copy' else '--database-url'} '" in done.stderr  # named as given
+        assert "s3cret" not in done.stderr + done.stdout
+
+
 @pytest.mark.parametrize("command", [*COMMANDS, ("copy", "--to", "sqlite:///nowhere.db", "--from")], ids=" ".join)
 def test_an_unsupported_database_url_is_named_without_its_password(command) -> None:
     """Named by the flag that gave it (copy once said DATABASE_URL of its --from)."""
@@ -115,6 +128,9 @@ def test_the_migration_child_gets_the_url_in_its_environment_not_its_arguments()
     ("postgresql://u?x:s3cret@db/notes", "postgresql://***@db/notes"),
     ("postgresql://u:p%2Fs3cret@db/notes", "postgresql://u:***@db/notes"),
     ("postgresql://db:5432/notes?application_name=a@b", "postgresql://db:5432/notes?application_name=a@b"),
+    # no // before the user part: all of it hidden
+    ("mysql:bob:s3cret@db/notes", "mysql:***@db/notes"),
+    ("postgresql:u:s3cret@db/notes?password=s3cret", "postgresql:***@db/notes?password=***"),
 ])
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     assert redacted(url) == shown

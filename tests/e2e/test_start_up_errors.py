@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from app.settings import sqlite_path
 from tests.databases import postgres_database, sqlite_copy
 from tests.e2e.fake_postgres import password_refusing_server
 from tests.e2e.processes import free_port, run
@@ -79,7 +80,7 @@ def test_a_missing_role_is_named_with_the_command_that_creates_it(command, postg
     assert only_line(result) == (
         f"notes-api: error: role \"{role}\" does not exist on {host}:{port}: create it as a"
         f" superuser with 'createuser -h {host} -p {port} --pwprompt {role}',"
-        " or name another user in DATABASE_URL")
+        " or name another user in the database URL")
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -99,7 +100,7 @@ def test_a_refused_password_points_to_the_password_in_database_url(command) -> N
     assert result.returncode == 1
     assert only_line(result) == (
         f"notes-api: error: PostgreSQL at 127.0.0.1:{port} refused the password of user"
-        ' "postgres": check the password in DATABASE_URL')
+        ' "postgres": check the password in the database URL')
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -200,10 +201,12 @@ def read_only_store(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
         yield url
 
 
-READ_ONLY = (
-    "notes-api: error: the SQLite database is read-only to this process: make the file, the -wal and -shm"
-    " files beside it, and the directory that holds them writable by the user it runs as, then run it again"
-)
+def read_only_line(url: str) -> str:
+    return (
+        f"notes-api: error: the SQLite database {sqlite_path(url)} is read-only to this process: make the file,"
+        " the -wal and -shm files beside it, and the directory that holds them writable by the user it runs as"
+        " (on a file system mounted read-write), then run it again"
+    )
 
 
 @pytest.mark.parametrize("command", [("serve",), ("serve", "--workers", "2"), ("users", "add", "bob"),
@@ -215,7 +218,7 @@ def test_a_read_only_sqlite_store_is_named_with_the_fix(command, read_only_store
     port = ("--port", str(free_port())) if command[0] == "serve" else ()
     result = run(*command, "--database-url", read_only_store, *port, "--log-level", "warning", timeout=60)
     assert result.returncode == 1
-    assert only_line(result) == READ_ONLY
+    assert only_line(result) == read_only_line(read_only_store)
     listed = run("users", "list", "--database-url", read_only_store)
     assert listed.returncode == 0 and listed.stdout.splitlines()[1].split() == ["local", "0", "0"], listed
 
@@ -243,8 +246,22 @@ def test_a_writable_file_in_a_read_only_directory_or_beside_a_read_only_shm_file
     with made_read_only:
         result = run(*command, "--database-url", url, *port, "--log-level", "warning", timeout=60)
     assert result.returncode == 1
-    assert only_line(result) == READ_ONLY
+    assert only_line(result) == read_only_line(url)
     assert run("users", "add", "bob", "--database-url", url).returncode == 0  # mended: it writes
+
+
+def test_a_copy_names_the_store_that_is_read_only(tmp_path: Path, sqlite_template: Path) -> None:
+    """A copy reads one SQLite store and writes another: the line says which refused, the
+    source (in a directory that cannot hold its -shm file) or the target."""
+    (tmp_path / "locked").mkdir()
+    source = sqlite_copy(sqlite_template, tmp_path / "locked" / "source.db")
+    target = sqlite_copy(sqlite_template, tmp_path / "target.db")
+    with read_only(tmp_path / "locked"):
+        result = run("copy", "--from", source, "--to", f"sqlite:///{tmp_path / 'new.db'}")
+    assert result.returncode == 1 and only_line(result) == read_only_line(source)
+    with read_only(tmp_path / "target.db"):
+        result = run("copy", "--from", sqlite_copy(sqlite_template, tmp_path / "plain.db"), "--to", target)
+    assert result.returncode == 1 and result.stderr.splitlines()[-1] == read_only_line(target), result.stderr
 
 
 OUT_OF_RANGE = [
