@@ -328,10 +328,9 @@ class Writer:
         """In the lock thread: BEGIN IMMEDIATE with a busy timeout of `seconds`."""
         self.db.execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
         try:
-            try:
-                self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                raise unavailable(error, self._path) from error
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise unavailable(error, self._path) from error
         finally:
             self.db.execute("PRAGMA busy_timeout = 0")
 
