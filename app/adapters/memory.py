@@ -235,10 +235,12 @@ class MemoryNoteRepository:
             raise NotInTrashError(note_id)
         return trashed
 
-    async def restore(self, note_id: int, at: datetime) -> Note:
+    async def restore(self, note_id: int, at: datetime, version: int | None = None) -> Note:
         trashed = self._trash.get(note_id) if self._owner in self._owners else None  # gone with them
         if trashed is None:
             raise NotInTrashError(note_id)
+        if version is not None and trashed.note.version != version:
+            raise VersionConflictError(note_id)
         self._trash_take(note_id)
         note = replace(trashed.note, version=trashed.note.version + 1, updated_at=at)
         self._store(note)

@@ -177,9 +177,11 @@ class PostgresNoteRepository:
             raise NotInTrashError(note_id)
         return postgres_history.trashed(row)
 
-    async def restore(self, note_id: int, at: datetime) -> Note:
-        row = await self._run("fetchrow", postgres_history.RESTORE, note_id, self._owner, at)
+    async def restore(self, note_id: int, at: datetime, version: int | None = None) -> Note:
+        row = await self._run("fetchrow", postgres_history.RESTORE, note_id, self._owner, at, version)
         if row is None:
+            if version is not None and await self._run("fetchval", postgres_history.IN_TRASH, note_id, self._owner):
+                raise VersionConflictError(note_id)
             raise NotInTrashError(note_id)
         self._changed(self._owner)
         return postgres_history.content_note(row)

@@ -146,7 +146,7 @@ NOTIFY = f"SELECT pg_notify('{CHANNEL}', o) FROM unnest($1::text[]) AS o"  # $1:
 # $1 id, $2 owner, $3 the time of the restore
 RESTORE = f"""
 WITH t AS (
-    DELETE FROM trash WHERE id = $1 AND owner = $2
+    DELETE FROM trash WHERE id = $1 AND owner = $2 AND ($4::bigint IS NULL OR version = $4)
         AND EXISTS (SELECT FROM owners WHERE name = $2 FOR KEY SHARE)  -- as INSERT does
     RETURNING id, owner, {CONTENT}, version, title_key, search_text, change_key
 ), n AS (

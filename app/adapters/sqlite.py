@@ -285,9 +285,9 @@ class SqliteNoteRepository:
             raise NotInTrashError(note_id)
         return sqlite_history.trashed(row)
 
-    async def restore(self, note_id: int, at: datetime) -> Note:
+    async def restore(self, note_id: int, at: datetime, version: int | None = None) -> Note:
         async with self._bulk() as db:
-            trashed = sqlite_history.take_from_trash(db, self._owner, note_id)
+            trashed = sqlite_history.take_from_trash(db, self._owner, note_id, version)
             note = replace(trashed.note, version=trashed.note.version + 1, updated_at=at)
             with unavailable_on_error():
                 db.execute(_RESTORE, (note.id, *_row_values(note), self._owner, note.version))

@@ -163,7 +163,13 @@ def delete(db: sqlite3.Connection, owner: str, note_id: int, at: datetime, versi
     return True
 
 
-def take_from_trash(db: sqlite3.Connection, owner: str, note_id: int) -> Trashed:
+def take_from_trash(db: sqlite3.Connection, owner: str, note_id: int, version: int | None = None) -> Trashed:
+    """The note, out of the trash; with `version`, only if the trash holds it at that version."""
+    if version is not None:
+        with unavailable_on_error():
+            found = db.execute("SELECT version FROM trash WHERE id = ? AND owner = ?", (note_id, owner)).fetchone()
+        if found is not None and found[0] != version:  # (in the write's transaction: it stays so)
+            raise VersionConflictError(note_id)
     with unavailable_on_error():
         row = db.execute(
             f"DELETE FROM trash WHERE id = ? AND owner = ? RETURNING {TRASH_COLUMNS}", (note_id, owner)
@@ -174,12 +180,7 @@ def take_from_trash(db: sqlite3.Connection, owner: str, note_id: int) -> Trashed
 
 
 def purge(db: sqlite3.Connection, owner: str, note_id: int, version: int | None = None) -> None:
-    if version is not None:
-        with unavailable_on_error():
-            found = db.execute("SELECT version FROM trash WHERE id = ? AND owner = ?", (note_id, owner)).fetchone()
-        if found is not None and found[0] != version:  # (in the write's transaction: it stays so)
-            raise VersionConflictError(note_id)
-    take_from_trash(db, owner, note_id)
+    take_from_trash(db, owner, note_id, version)
     with unavailable_on_error(), keeping_last_position(db):
         db.execute("DELETE FROM changes WHERE note_id = ? AND owner = ? AND op = 'put'", (note_id, owner))
 

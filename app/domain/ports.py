@@ -48,9 +48,10 @@ class NoteRepository(Protocol):
     async def in_trash(self, note_id: int) -> Trashed:
         """The note in the trash with this id; `NotInTrashError` if there is none."""
 
-    async def restore(self, note_id: int, at: datetime) -> Note:
+    async def restore(self, note_id: int, at: datetime, version: int | None = None) -> Note:
         """Take the note out of the trash, under its id, at one version more than it had, changed
-        `at`; a `put` joins the log. `NotInTrashError` if it is not in the trash."""
+        `at`; a `put` joins the log. `NotInTrashError` if it is not in the trash; with `version`,
+        `VersionConflictError` when the trash holds it at another version."""
 
     async def purge(self, note_id: int, version: int | None = None) -> None:
         """Delete the note in the trash for good, with its revisions. `NotInTrashError`; with

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from app.domain.errors import (
     PreconditionFailedError,
@@ -107,22 +107,24 @@ class _Waiting:
         return not self._watch.closing
 
 
+_Written = TypeVar("_Written")
+
+
 async def _conditionally(
     condition: Precondition, note_id: int, read: Callable[[], Awaitable[Note]],
-    write: Callable[[int | None], Awaitable[None]],
-) -> None:
+    write: Callable[[int | None], Awaitable[_Written]],
+) -> _Written:
     """`write` (given the version it must find, or None for any) if `condition` holds. With none,
     or "*", which holds for any note there is, the write itself finds the note. Else the note is
     read and checked, and written only at the version checked: one that changed meanwhile (a
     VersionConflictError) fails the condition too."""
     if condition == NO_PRECONDITION or condition == Precondition(Versions(any=True)):
-        await write(None)
-        return
+        return await write(None)
     current = await read()
     if not condition.holds(current):
         raise PreconditionFailedError(note_id)
     try:
-        await write(current.version)
+        return await write(current.version)
     except VersionConflictError:
         raise PreconditionFailedError(note_id) from None
 
@@ -226,9 +228,16 @@ class NoteService:
     async def in_trash(self, owner: str, note_id: int) -> Trashed:
         return await self._store.notes_of(owner).in_trash(note_id)
 
-    async def restore(self, owner: str, note_id: int) -> Note:
-        """The note back from the trash, under its id."""
-        return await self._store.notes_of(owner).restore(note_id, self._clock())
+    async def restore(self, owner: str, note_id: int, condition: Precondition = NO_PRECONDITION) -> Note:
+        """The note back from the trash, under its id, if `condition` holds for it as it was deleted."""
+        notes = self._store.notes_of(owner)
+
+        async def as_deleted() -> Note:
+            return (await notes.in_trash(note_id)).note
+
+        return await _conditionally(
+            condition, note_id, as_deleted, lambda version: notes.restore(note_id, self._clock(), version)
+        )
 
     async def purge(self, owner: str, note_id: int, condition: Precondition = NO_PRECONDITION) -> None:
         """Delete a note in the trash for good, if `condition` holds for it as it was deleted."""

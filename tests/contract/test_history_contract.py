@@ -111,6 +111,23 @@ async def test_a_purge_at_a_version_purges_the_note_only_if_the_trash_holds_it_a
         await notes.purge(note.id, note.version)
 
 
+async def test_a_restore_at_a_version_restores_the_note_only_if_the_trash_holds_it_at_that_version(
+    storage: Storage,
+) -> None:
+    notes = storage.notes_of(LOCAL)
+    note = await notes.add(draft())
+    await notes.delete(note.id, at=T0)
+    with pytest.raises(VersionConflictError):
+        await notes.restore(note.id, T0, note.version + 1)
+    assert (await notes.in_trash(note.id)).note.version == note.version  # still there, and not in /notes
+    with pytest.raises(NoteNotFoundError):
+        await notes.get(note.id)
+    back = await notes.restore(note.id, T0, note.version)
+    assert (back.id, back.version) == (note.id, note.version + 1)
+    with pytest.raises(NotInTrashError):
+        await notes.restore(note.id, T0, note.version)
+
+
 async def test_a_token_beyond_the_log_is_refused_as_an_expired_one_is(storage: Storage) -> None:
     """No follower of this store was given it (another store's, or a memory store's before it
     restarted): following from it would skip every change up to it without a word."""

@@ -161,6 +161,27 @@ async def test_a_purge_from_the_trash_is_conditional_like_every_delete(timed) ->
     await problem(await client.get(f"/trash/{note['id']}"), 404)
 
 
+async def test_a_restore_from_the_trash_is_conditional_as_a_purge_is(timed) -> None:
+    """If-Match names the version the note was deleted at (its ETag in the trash): a restore that
+    it does not match is a 412 and restores nothing, and a malformed one is a 400. It is not
+    required: --require-if-match is for PUT, PATCH and DELETE, and a restore loses no change."""
+    client, _ = await timed(require_if_match=True)
+    note = await create(client)
+    tag = f'"{note["version"]}"'
+    assert (await client.delete(f"/notes/{note['id']}", headers={"If-Match": tag})).status == 204
+    restore = f"/trash/{note['id']}/restore"
+    for refused in ({"If-Match": '"99"'}, {"If-Match": f'W/{tag}'}, {"If-Match": tag, "If-None-Match": "*"},
+                    {"If-None-Match": tag}):
+        await problem(await client.post(restore, headers=refused), 412)
+    await problem(await client.post(restore, headers={"If-Match": "garbage"}), 400)
+    assert (await body(await client.get(f"/trash/{note['id']}")))["id"] == note["id"]  # still there
+    await problem(await client.get(f"/notes/{note['id']}"), 404)
+    back = await body(await client.post(restore, headers={"If-Match": tag}))
+    assert (back["id"], back["version"]) == (note["id"], note["version"] + 1)
+    assert (await client.delete(f"/notes/{note['id']}", headers={"If-Match": f'"{back["version"]}"'})).status == 204
+    assert (await client.post(restore)).status == 200  # without If-Match, even with --require-if-match
+
+
 async def test_the_trash_pages_most_recently_deleted_first(timed) -> None:
     client, clock = await timed()
     notes = [await create(client, title=str(i)) for i in range(5)]

@@ -20,7 +20,7 @@ from app.domain.history import Change, ChangesPage, ChangeToken, Trashed
 from app.domain.rules import Integer, Text
 from app.domain.timestamps import format_timestamp, from_microseconds, to_microseconds
 from app.entrypoints.http.auth import invalid_token, still_authorized
-from app.entrypoints.http.conditions import etag, if_match_holds, if_none_match
+from app.entrypoints.http.conditions import etag, if_match_holds, if_none_match, precondition
 from app.entrypoints.http.handlers import note_id, owner, page_response, write_precondition
 from app.entrypoints.http.keys import NOTES
 from app.entrypoints.http.listing import Parameter, no_parameters, parse_parameters
@@ -153,8 +153,14 @@ async def get_trashed(request: web.Request) -> web.Response:
 
 
 async def restore_from_trash(request: web.Request) -> web.Response:
+    """If-Match names the version the note was deleted at (its ETag in the trash), as on a purge;
+    not required by --require-if-match, which is for PUT, PATCH and DELETE: a restore loses no
+    one's change."""
     no_parameters(request)
-    return note_response(await request.app[NOTES].restore(owner(request), note_id(request)))
+    note_id_ = note_id(request)
+    headers = request.headers
+    condition = precondition(headers.get(hdrs.IF_MATCH), headers.get(hdrs.IF_NONE_MATCH))
+    return note_response(await request.app[NOTES].restore(owner(request), note_id_, condition))
 
 
 async def purge_from_trash(request: web.Request) -> web.Response:

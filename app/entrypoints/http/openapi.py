@@ -373,7 +373,8 @@ def _history_paths() -> dict[str, Any]:
         "/trash/{id}/restore": {"parameters": [NOTE_ID], "post": {
             "operationId": "restoreNote",
             "summary": "Bring a note back from the trash under its id, one version on",
-            "responses": {**restored, **_problems(404, 406, 503)}}},
+            "parameters": [IF_MATCH, IF_NONE_MATCH_WRITE],
+            "responses": {**restored, **_problems(400, 404, 406, 412, 503)}}},
         "/changes": {"get": {
             "operationId": "listChanges",
             "summary": "The caller's changes in commit order: JSON, or server-sent events",
