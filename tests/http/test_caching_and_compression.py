@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import logging
 import zlib
 
 import orjson
@@ -137,6 +139,25 @@ async def test_a_request_body_in_gzip_or_deflate_is_read_and_a_damaged_one_is_40
         assert document["type"].endswith("/problems/malformed-body")
         assert document["detail"].startswith("the request body cannot be read")
         assert damaged.headers["Connection"] == "close"
+
+
+async def test_a_damaged_body_is_logged_as_no_error_of_the_server(client, caplog: pytest.LogCaptureFixture) -> None:
+    """aiohttp reads what a handler left of a body once the answer is sent: that read met the
+    damage again and logged it as an unhandled exception, with a traceback, for any client that
+    liked. The body ends with the 400; the connection closes after it (waited for here, so that
+    whatever the server logs for the request is logged by then)."""
+    packed = bytearray(gzip.compress(orjson.dumps({"title": "t"}) + b" " * 5000))
+    packed[-8] ^= 0xFF  # its CRC
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"POST /notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                 b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(packed), packed))
+    answer = await reader.read()  # to the end: the server closed the connection
+    writer.close()
+    head, _, document = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"application/problem+json" in head
+    assert orjson.loads(document)["type"].endswith("/problems/malformed-body")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "Traceback" not in caplog.text
 
 
 @pytest.mark.parametrize("coding", ["foo", "gzip, gzip", "x-gzip", "compress"])

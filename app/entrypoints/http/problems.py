@@ -179,7 +179,11 @@ def problem_response(error: Exception, request: web.Request) -> web.Response:
         case web.HTTPException():
             return _from_http(error, request).response(request)
         case web.RequestPayloadError():  # a gzip or deflate body that does not decode, a bad chunk
-            # and the connection ends: the rest of such a body cannot be read past to the next request
+            # and the connection ends: the rest of such a body cannot be read past to the next request.
+            # Nor is it read to its end once the answer is sent, as aiohttp reads what a handler left:
+            # it would meet the error again and log it as an unhandled exception, a traceback that
+            # any client could have written as often as it liked.
+            request.content.feed_eof()
             return ProblemError(400, "the request body cannot be read: its Content-Encoding or chunks are damaged",
                                 slug="malformed-body", close=True).response(request)
     log.error(
