@@ -20,7 +20,7 @@ from app.domain.model import Note, NoteContent, NoteDraft
 from app.domain.ports import ChangeWatch, Store
 from app.domain.query import ListQuery, Page
 from app.domain.rules import merge_patch, parse_content
-from app.domain.transfer import Record, Selection
+from app.domain.transfer import NoteRecord, Record, Selection
 
 Clock = Callable[[], datetime]
 
@@ -292,13 +292,19 @@ class NoteService:
         each note, the revisions GET /notes/{id}/revisions shows (the ones kept)."""
         return self._store.export(Selection((owner,), keep_revisions=self._retention.keep_revisions))
 
-    async def import_notes(self, owner: str, notes: Sequence[Note]) -> Sequence[Note]:
-        """New notes of `owner` with the content of `notes` (their `created_at` kept), at version 1
-        under new ids, in one transaction: all of them or none."""
+    async def import_notes(self, owner: str, records: Sequence[NoteRecord]) -> Sequence[Note]:
+        """New notes of `owner` with the content of the records' notes (their `created_at` kept), at
+        version 1 under new ids, in one transaction: all of them or none. A note that was in the
+        trash is put in the trash (deleted when it was, or now if that is yet to come), not brought
+        back to life."""
         now = self._clock()
-        drafts = [NoteDraft.from_content(note.content(), now) for note in notes]
+        drafts = [NoteDraft.from_content(record.note.content(), now) for record in records]
         async with self._store.transaction(owner, rows=len(drafts)) as tx:
-            return await tx.notes.add_many(drafts)
+            made = await tx.notes.add_many(drafts)
+            for record, note in zip(records, made, strict=True):
+                if record.deleted_at is not None:
+                    await tx.notes.delete(note.id, at=min(record.deleted_at, now))
+            return made
 
     async def check_storage(self) -> None:
         """Raise `StorageUnavailableError` unless the store can take writes now."""

@@ -107,6 +107,28 @@ async def test_an_export_imported_by_another_owner_becomes_new_notes_with_the_sa
     assert [n["id"] for n in await notes_of(client, alice)] == [original["id"]]  # alice's own is untouched
 
 
+async def test_a_note_from_the_trash_is_imported_into_the_trash_not_brought_back(
+    make_client, database_url: str
+) -> None:
+    client = await required_client(make_client, database_url)
+    alice, bob = await issue(client, "alice"), await issue(client, "bob")
+    kept, binned = [orjson.loads(await (await client.post("/notes", json={"title": t}, headers=alice)).read())
+                    for t in ("kept", "binned")]
+    assert (await client.delete(f"/notes/{binned['id']}", headers=alice)).status == 204
+    [deleted] = orjson.loads(await (await client.get("/trash", headers=alice)).read())["trash"]
+    exported = await (await client.get("/export", headers=alice)).read()
+
+    response = await client.post("/import", data=exported, headers={**bob, **NDJSON})
+    assert response.status == 200, await response.text()
+    ids = orjson.loads(await response.read())["ids"]
+    assert [n["id"] for n in await notes_of(client, bob)] == [ids[str(kept["id"])]]
+    [trashed] = orjson.loads(await (await client.get("/trash", headers=bob)).read())["trash"]
+    assert (trashed["id"], trashed["title"]) == (ids[str(binned["id"])], "binned")
+    assert trashed["deleted_at"] == deleted["deleted_at"]  # deleted when it was
+    restored = await client.post(f"/trash/{trashed['id']}/restore", headers=bob)
+    assert restored.status == 200 and orjson.loads(await restored.read())["title"] == "binned"
+
+
 async def test_a_bad_line_at_line_5000_imports_nothing_and_names_the_line(make_client, database_url: str) -> None:
     client = await make_client(database_url)
     response = await client.post("/import", data=io.BytesIO(notes_file(6000, broken_line=5000)), headers=NDJSON)

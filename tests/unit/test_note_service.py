@@ -13,10 +13,12 @@ import pytest
 from app.adapters.memory import MemoryStore
 from app.domain.errors import NoteNotFoundError, NoteValidationError, PreconditionFailedError
 from app.domain.history import Change, ChangeOp, ChangesPage, ChangeToken
+from app.domain.model import Note
 from app.domain.owners import LOCAL
 from app.domain.ports import Store
 from app.domain.query import ListQuery, Sort, SortField
 from app.domain.services import NoteService, Precondition, Versions
+from app.domain.transfer import NoteRecord
 from tests.factories import T0
 
 
@@ -135,3 +137,22 @@ async def test_a_wake_up_that_finds_nothing_leaves_the_follower_idle() -> None:
     store = WokenOnce()
     page = await NoteService(cast(Store, store), Clock()).changes(LOCAL, None, 10, wait=0.5)
     assert page.changes == () and store.reads == 3  # before the wait, after the wake-up, at its end
+
+
+async def test_an_imported_note_from_the_trash_stays_there_deleted_when_it_was_or_now_at_the_latest(
+    service: NoteService,
+) -> None:
+    """A file's `deleted_at` yet to come (a clock ahead, a hand-made file) is now: else the note
+    would outlive the trash's days."""
+    live, past, future = (Note(id=i, title=f"n{i}", description="", priority=0, tags=(), created_by=None,
+                               created_at=T0, updated_at=T0, version=3) for i in (7, 8, 9))
+    made = await service.import_notes(LOCAL, [
+        NoteRecord(LOCAL, live), NoteRecord(LOCAL, past, deleted_at=T0 - timedelta(days=1)),
+        NoteRecord(LOCAL, future, deleted_at=T0 + timedelta(days=365)),
+    ])
+    assert [n.title for n in made] == ["n7", "n8", "n9"] and {n.version for n in made} == {1}
+    assert made[2].updated_at == T0 + timedelta(seconds=1)  # the import's moment, by the clock
+    assert [n.id for n in (await service.list(LOCAL, ListQuery())).notes] == [made[0].id]
+    trash = (await service.trash(LOCAL, 10)).notes
+    deleted = {made[1].id: T0 - timedelta(days=1), made[2].id: made[2].updated_at}
+    assert {t.note.id: t.deleted_at for t in trash} == deleted

@@ -67,8 +67,8 @@ async def import_notes(request: web.Request) -> web.Response:
             " nothing was imported", slug="invalid-notes-file",
             errors=[{"line": p.line, "detail": p.detail} for p in error.problems],
         ) from None
-    notes = [record.note for record in records if isinstance(record, NoteRecord)]
+    notes = [record for record in records if isinstance(record, NoteRecord)]
     made = await request.app[NOTES].import_notes(request[IDENTITY].owner, notes)
-    ids = {str(old.id): new.id for old, new in zip(notes, made, strict=True)}
+    ids = {str(old.note.id): new.id for old, new in zip(notes, made, strict=True)}
     return web.Response(body=dumps({"imported": len(made), "ids": ids}),
                         headers={hdrs.CONTENT_TYPE: "application/json", hdrs.CACHE_CONTROL: "no-store"})
