@@ -119,7 +119,7 @@ def _in_place(path: str) -> bool:
     """Whether the export writes into `path` as it is: a device, a pipe, /dev/stdout."""
     try:
         found = os.stat(path)  # (following links, /dev/stdout's into /proc included)
-    except FileNotFoundError:
+    except OSError:  # none there, or none that can be reached: writing it says which
         return False
     return (not stat.S_ISREG(found.st_mode) and not stat.S_ISDIR(found.st_mode)) or path.startswith(("/dev/", "/proc/"))
 
@@ -135,6 +135,8 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
+    if not path:
+        raise ValueError("--output is empty: give it a file's name, or - for standard output")
     if os.path.isdir(path):
         raise ValueError(f"{path} is a directory: give --output a file's name")
     if _in_place(path):  # appending: a shell's `>` has emptied it already, and its `>>` asks for that
@@ -142,9 +144,20 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
             yield sink
         return
     found = os.stat(path) if os.path.exists(path) else None
-    path = os.path.realpath(path)
-    handle, partial = tempfile.mkstemp(prefix=".export-", dir=os.path.dirname(path))  # (mode 0600: every
-    try:  # owner's notes and the tokens' hashes; a file replaced keeps its own mode)
+    given, path = path, os.path.realpath(path)
+    directory = os.path.dirname(path)
+    # Written beside the file it becomes, in mode 0600 (every owner's notes and the tokens'
+    # hashes); a file it replaces keeps its own mode.
+    try:
+        handle, partial = tempfile.mkstemp(prefix=".export-", dir=directory)
+    except FileNotFoundError:
+        raise ValueError(f"the directory {directory} of --output {given} does not exist: create it first") from None
+    except PermissionError:
+        raise ValueError(f"cannot write {given}: this user may not create files in {directory};"
+                         " give --output a file in a directory it may write") from None
+    except NotADirectoryError:
+        raise ValueError(f"cannot write {given}: a part of {directory} is a file, not a directory") from None
+    try:
         if found is not None:
             os.fchmod(handle, stat.S_IMODE(found.st_mode))
         with os.fdopen(handle, "wb") as sink:

@@ -36,6 +36,7 @@ from app.settings import backend_of
 from tests.databases import in_thread, postgres_database
 from tests.e2e.processes import Server, _environment, interruptible, run
 from tests.e2e.test_owners_cli import issue, ok
+from tests.e2e.test_start_up_errors import read_only
 
 pytestmark = pytest.mark.slow
 NOTES = 3000
@@ -400,6 +401,36 @@ def test_an_export_writes_through_a_link_into_a_pipe_and_over_a_file_keeping_its
     assert refused.returncode != 0
     assert refused.stderr == f"notes-api: error: {tmp_path} is a directory: give --output a file's name\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export-")] == []
+
+
+def test_an_output_that_cannot_be_written_is_one_line_naming_why_before_the_store_is_read(tmp_path: Path) -> None:
+    """Not the error of the export's own file beside it (`.export-...`), nor a file made
+    elsewhere: --output names a file in a directory that is missing, read-only, or a file; or
+    nothing at all."""
+    source = f"sqlite:///{tmp_path / 'laptop.db'}"
+    fill(source, 3)
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "shut").mkdir()
+    cases = {
+        str(tmp_path / "missing" / "x.ndjson"):
+            f"the directory {tmp_path / 'missing'} of --output {tmp_path / 'missing' / 'x.ndjson'} does not exist:"
+            " create it first",
+        str(tmp_path / "a-file" / "x.ndjson"):
+            f"cannot write {tmp_path / 'a-file' / 'x.ndjson'}: a part of {tmp_path / 'a-file'} is a file, not a"
+            " directory",
+        "": "--output is empty: give it a file's name, or - for standard output",
+        str(tmp_path / "shut" / "x.ndjson"):
+            f"cannot write {tmp_path / 'shut' / 'x.ndjson'}: this user may not create files in {tmp_path / 'shut'};"
+            " give --output a file in a directory it may write",
+    }
+    before = sorted(tmp_path.parent.iterdir())
+    with read_only(tmp_path / "shut"):
+        for output, line in cases.items():
+            for kind in ("jsonl", "markdown"):
+                refused = run("export", "--database-url", source, "--format", kind, "-o", output)
+                assert (refused.returncode, refused.stderr) == (1, f"notes-api: error: {line}\n"), output
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.name.startswith(".export-")) == []
+    assert sorted(tmp_path.parent.iterdir()) == before  # nothing made beside the working directory's
 
 
 def test_an_import_that_runs_out_of_disk_writes_nothing(tmp_path: Path) -> None:
