@@ -31,7 +31,7 @@ from typing import IO, Any, TextIO
 import orjson
 
 from app.container import build_container
-from app.domain.errors import OwnerNotFoundError
+from app.domain.errors import ImportConflictError, OwnerNotFoundError
 from app.domain.owners import owner_name
 from app.domain.ports import Store
 from app.domain.timestamps import format_timestamp, to_microseconds
@@ -284,8 +284,15 @@ def run_import(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
 async def _import(database_url: str, source: Input, on_conflict: OnConflict) -> Imported:
     async with opened(database_url) as store:
         log.debug("importing into %s", redacted(database_url))
-        lines = lines_of(source.stream, read_ahead=source.read_ahead)
-        return await store.import_records(read_notes_file(lines), on_conflict, at=datetime.now(UTC))
+        records = read_notes_file(lines_of(source.stream, read_ahead=source.read_ahead))
+        try:
+            return await store.import_records(records, on_conflict, at=datetime.now(UTC))
+        except ImportConflictError:
+            # Read to its end first: a file cut short or altered is what to mend, and the advice
+            # of a conflict (--on-conflict) would not mend it.
+            async for _ in records:
+                pass
+            raise
 
 
 async def lines_of(source: IO[bytes], chunks_ahead: int = 4, *, read_ahead: bytes = b"") -> AsyncIterator[bytes]:

@@ -212,6 +212,29 @@ def test_an_id_that_exists_fails_skips_or_replaces_as_asked(tmp_path: Path, post
     assert (notes[2].title, notes[2].version) == ("edited on the laptop too", 3)  # "2" named the other title
 
 
+def test_a_damaged_file_is_told_as_damaged_even_where_its_ids_exist_already(tmp_path: Path) -> None:
+    """The conflict came first (a token's, met as its line is read), and its advice
+    (--on-conflict) only led to the damage."""
+    source, target = f"sqlite:///{tmp_path / 'laptop.db'}", f"sqlite:///{tmp_path / 'server.db'}"
+    fill(source, 30)
+    issue(source, "alice")
+    exported = tmp_path / "notes.ndjson"
+    ok("export", "--database-url", source, "-o", str(exported))
+    ok("import", "--database-url", target, "-i", str(exported))
+    before = body_of(target)
+    lines = exported.read_bytes().splitlines(keepends=True)
+    damaged = {
+        "cut short": (b"".join(lines[:-1]), "without its end line: it was cut short"),
+        "altered": (b"".join(lines).replace(b'"title":"', b'"title":"X', 1), "it was altered or damaged"),
+    }
+    for name, (data, told) in damaged.items():
+        file = tmp_path / f"{name}.ndjson"
+        file.write_bytes(data)
+        done = run("import", "--database-url", target, "-i", str(file))
+        assert done.returncode == 1 and told in done.stderr and "exists in the target" not in done.stderr, done.stderr
+    assert body_of(target) == before
+
+
 def edit(url: str, note_id: int, title: str) -> None:
     """A new version of alice's note with this title, written through the store's port."""
     async def write() -> None:
