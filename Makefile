@@ -20,8 +20,9 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.$(if $(filter serve,$*),,[$*])'
 	touch $@
 
+# Not echoed: the URL may hold a password (the server's first line names it, the password masked).
 run: $(VENV)/.installed-serve
-	DATABASE_URL='$(DATABASE_URL)' NOTES_PORT='$(PORT)' $(BIN)/python -m app serve $(ARGS)
+	@DATABASE_URL='$(DATABASE_URL)' NOTES_PORT='$(PORT)' $(BIN)/python -m app serve $(ARGS)
 
 # One test process per core and one more (pytest-xdist; tests/conftest.py says why), an idle one
 # taking tests from a busy one (worksteal):
