@@ -22,8 +22,14 @@ _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")  # scheme://host[:port]
 
 def _unencoded_credentials(database_url: str) -> bool:
     """Whether the URL's user part holds a character it must percent-encode (`/`, `?`, `#`):
-    then the host appears to end early, and what follows its last `@` is the real host."""
-    parts = urlsplit(database_url)
+    then the host appears to end early, and what follows its last `@` is the real host; or `@`
+    itself, which leaves two of them before the host."""
+    try:
+        parts = urlsplit(database_url)
+    except ValueError:  # an unclosed [ (an IPv6 host): `backend_of` says so
+        return False
+    if parts.netloc.count("@") > 1:
+        return True
     if "@" in parts.netloc or "@" not in database_url.partition("://")[2]:
         return False
     try:
@@ -41,10 +47,15 @@ def redacted(database_url: str) -> str:
     scheme, colon, rest = database_url.partition(":")
     if colon and not rest.startswith("//") and "@" in rest:  # `postgresql:bob:pw@host`: no // to find a user part by
         return _PASSWORD_PARAMETER.sub(r"\g<1>***", f"{scheme}:***@{rest.rpartition('@')[2]}")
-    if _unencoded_credentials(database_url):  # all of the user part, wherever it seems to end
+    try:
+        parts = urlsplit(database_url)
+    except ValueError:  # an unclosed [ (an IPv6 host): no user part can be told apart from the rest
+        parts = None
+    if parts is None or _unencoded_credentials(database_url):  # all of the user part, wherever it seems to end
         scheme, _, rest = database_url.partition("://")
-        return f"{scheme}://***@{rest.rpartition('@')[2]}"
-    parts = urlsplit(database_url)
+        if "@" in rest:
+            database_url = f"{scheme}://***@{rest.rpartition('@')[2]}"
+        return _PASSWORD_PARAMETER.sub(r"\g<1>***", database_url)
     if parts.password is not None:
         user_part, _, host_part = parts.netloc.rpartition("@")
         user = user_part.partition(":")[0]
@@ -65,7 +76,13 @@ class UnsupportedDatabaseError(ValueError):
 def backend_of(database_url: str, setting: str = "DATABASE_URL") -> str:
     """The storage for a DATABASE_URL; raises with the supported forms when there is none,
     naming the URL by `setting`, the flag or variable that gave it."""
-    scheme = urlsplit(database_url).scheme.lower()
+    try:
+        parts = urlsplit(database_url)
+    except ValueError:  # urlsplit's "Invalid IPv6 URL"
+        raise UnsupportedDatabaseError(
+            f"{setting} {redacted(database_url)!r} opens a [ that it does not close: write an IPv6 host as [::1]"
+        ) from None
+    scheme = parts.scheme.lower()
     backend = BACKENDS.get(scheme) if database_url[len(scheme):].startswith("://") else None
     if backend is None:
         raise UnsupportedDatabaseError(
@@ -81,6 +98,15 @@ def backend_of(database_url: str, setting: str = "DATABASE_URL") -> str:
             f"the user or password of {setting} {redacted(database_url)!r} holds a character that must be"
             " percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40"
         )
+    if backend == "postgresql" and "," not in parts.netloc:  # (a list of hosts has a port each)
+        try:
+            port = parts.port
+        except ValueError:  # not a number, or over 65535
+            port = 0
+        if port == 0:
+            raise UnsupportedDatabaseError(
+                f"the port of {setting} {redacted(database_url)!r} must be a number from 1 to 65535"
+            )
     return backend
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import time
 from pathlib import Path
 
@@ -131,12 +132,18 @@ def test_the_migration_child_gets_the_url_in_its_environment_not_its_arguments()
     # no // before the user part: all of it hidden
     ("mysql:bob:s3cret@db/notes", "mysql:***@db/notes"),
     ("postgresql:u:s3cret@db/notes?password=s3cret", "postgresql:***@db/notes?password=***"),
+    # a user part that must be percent-encoded, and a password parameter too
+    ("postgresql://u:pa/s3cret@db/notes?password=s3cret", "postgresql://***@db/notes?password=***"),
+    ("postgresql://u:pa@s3cret@db/notes", "postgresql://***@db/notes"),
+    # an unclosed [: urlsplit cannot read it at all
+    ("postgresql://u:s3cret@[::1/notes?password=s3cret", "postgresql://***@[::1/notes?password=***"),
 ])
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     assert redacted(url) == shown
 
 
-@pytest.mark.parametrize("url", ["postgresql://postgres:pa/s3cret@127.0.0.1/db", "postgresql://postgres:pa?s3cret@127.0.0.1/db"])
+@pytest.mark.parametrize("url", ["postgresql://postgres:pa/s3cret@127.0.0.1/db", "postgresql://postgres:pa?s3cret@127.0.0.1/db",
+                                 "postgresql://postgres:pa@s3cret@127.0.0.1/db"])
 def test_a_password_that_needs_percent_encoding_is_named_as_such_and_not_shown(url: str) -> None:
     for command in (["users", "list", "--database-url", url], ["serve", "--database-url", url],
                     ["copy", "--from", "sqlite:///nowhere.db", "--to", url]):
@@ -152,3 +159,31 @@ def test_a_password_that_needs_percent_encoding_is_named_as_such_and_not_shown(u
         assert f"error: the user or password of {variable} '{redacted(url)}'" in given.stderr, command
         assert "s3cret" not in given.stderr + given.stdout
         assert "s3cret" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(("url", "line"), [
+    ("postgresql://u:s3cret@127.0.0.1:notaport/db",
+     "the port of --database-url 'postgresql://u:***@127.0.0.1:notaport/db' must be a number from 1 to 65535"),
+    ("postgresql://u:s3cret@127.0.0.1:99999/db",
+     "the port of --database-url 'postgresql://u:***@127.0.0.1:99999/db' must be a number from 1 to 65535"),
+    ("postgresql://u:s3cret@[::1/db",
+     "--database-url 'postgresql://***@[::1/db' opens a [ that it does not close: write an IPv6 host as [::1]"),
+])
+def test_a_url_that_names_no_address_is_one_line_naming_the_fix(url: str, line: str) -> None:
+    """Not the driver's words (`invalid literal for int()`, `port must be 0-65535`) or urllib's
+    (`Invalid IPv6 URL`), with no setting named."""
+    for command in (["users", "list"], ["serve", "--port", "0"], ["migrate"]):
+        done = run(*command, "--database-url", url)
+        assert (done.returncode, done.stderr) == (2, f"notes-api: error: {line}\n"), command
+        assert "s3cret" not in done.stdout
+
+
+def test_make_run_does_not_echo_the_url_it_was_given(tmp_path: Path) -> None:
+    """make echoes each command it runs: `make run DATABASE_URL=...` showed the password, however
+    carefully the server masks it. (`-o`: the serving install is taken as made.)"""
+    root = Path(__file__).parents[2]
+    url = f"postgresql://u:{SECRET}@127.0.0.1:{free_port()}/db"  # nothing listens there: serve stops at once
+    done = subprocess.run(["make", "-o", ".venv/.installed-serve", "run", f"DATABASE_URL={url}"],
+                          cwd=root, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0 and "notes-api: error: nothing is listening at 127.0.0.1:" in done.stderr, done
+    assert SECRET not in done.stdout + done.stderr
