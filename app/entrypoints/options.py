@@ -52,11 +52,35 @@ class EnvParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._from_env: list[_FromEnv] = []
         self._argv: Sequence[str] = sys.argv[1:]
+        self._commands: tuple[str, dict[str, Any]] | None = None  # (dest, its parsers by name)
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        commands = super().add_subparsers(**kwargs)
+        if kwargs.get("dest"):  # which command was given: for `parse_args`'s error
+            self._commands = (kwargs["dest"], commands.choices)
+        return commands
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """As argparse's, but a flag no command knows is told by the command given, whose --help
+        lists the flags it takes (argparse tells it by the program, whose --help does not)."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            self._given(parsed).error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
+
+    def _given(self, parsed: argparse.Namespace) -> EnvParser:
+        parser = self
+        while parser._commands is not None:
+            dest, parsers = parser._commands
+            chosen = parsers.get(getattr(parsed, dest, ""))
+            if chosen is None:
+                break
+            parser = chosen
+        return parser
 
     def error(self, message: str) -> NoReturn:
-        """A wrong command line: argparse's usage and line, or with JSON logs one JSON record."""
-        if not json_asked(self._argv):
-            super().error(message)
+        """A wrong command line: one line (with JSON logs one JSON record), naming the --help
+        that shows the usage, rather than argparse's usage and line."""
         self._fail(f"{message} ({self.prog} --help shows the usage)")
 
     def _fail(self, line: str) -> NoReturn:

@@ -56,3 +56,20 @@ def test_switches_read_their_words_from_the_environment(tmp_path: Path) -> None:
     result = run("serve", "--database-url", url, "--port", str(free_port()),
                  env={"NOTES_NO_MIGRATE": "Yes"}, timeout=60)
     assert result.returncode == 1 and "has no schema yet" in result.stderr
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (("serve", "--port", "abc"), "notes-api serve: error: argument --port: invalid int value: 'abc'"
+                                 " (notes-api serve --help shows the usage)"),
+    (("users", "add", "bob", "--frobnicate"), "notes-api users add: error: unrecognized arguments: --frobnicate"
+                                              " (notes-api users add --help shows the usage)"),
+    (("tokens", "issue"), "notes-api tokens issue: error: the following arguments are required: name"
+                          " (notes-api tokens issue --help shows the usage)"),
+    (("frob",), "notes-api: error: argument COMMAND: invalid choice: 'frob' (choose from 'serve', 'migrate', 'users',"
+                " 'tokens', 'notes', 'export', 'import', 'copy') (notes-api --help shows the usage)"),
+])
+def test_a_bad_command_line_is_one_line_naming_the_help_of_the_command_given(argv: tuple[str, ...], line: str) -> None:
+    """Not argparse's usage block first (15 lines for serve), and an unknown flag told by the
+    command it was given to, whose --help lists its flags, not by the program's."""
+    result = run(*argv, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"{line}\n")
