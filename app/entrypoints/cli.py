@@ -202,6 +202,7 @@ def _account_command(args: argparse.Namespace, backend: str) -> int:
             "memory:// keeps nothing between processes: give the server's store with --database-url or"
             " DATABASE_URL (for `make run`: sqlite:///notes.db)"
         )
+    _existing(args.database_url, named(args, "--database-url"))  # a mistyped path: not "migrate it"
     check_schema(args.database_url, backend, ACCOUNT_TIMEOUT)  # a store the server has not migrated: one line
     from app.entrypoints.admin import run_account_command
 

@@ -179,3 +179,15 @@ def test_commands_that_would_do_nothing_say_why(tmp_path: Path) -> None:
         assert (done.returncode, done.stderr) == (2, "notes-api: error: --progress-every must be a number of"
                                                      " seconds, 0 or more\n")
     assert not (tmp_path / "copy.db").exists()
+
+
+def test_a_store_file_that_is_not_there_is_a_mistyped_path_not_one_to_migrate(tmp_path: Path) -> None:
+    """Migrating it, as the line once advised, made a second, empty store beside the real one."""
+    missing = tmp_path / "typo.db"
+    for command in (("users", "add", "zed"), ("users", "list"), ("tokens", "list"), ("tokens", "issue", "local"),
+                    ("notes", "move", "--from", "local", "--to", "zed")):
+        done = run(*command, "--database-url", f"sqlite:///{missing}")
+        assert (done.returncode, done.stderr) == (
+            2, f"notes-api: error: there is no file {missing}: give --database-url the URL of a store made by"
+               " `notes-api serve`\n"), command
+    assert list(tmp_path.iterdir()) == []
