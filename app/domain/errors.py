@@ -42,10 +42,11 @@ class VersionConflictError(NoteError):
 
 
 class PreconditionFailedError(NoteError):
-    """The client's If-Match names a version the note no longer has."""
+    """The caller's precondition does not hold for the note: it names a version the note no
+    longer has, or asks for no note where there is one."""
 
     def __init__(self, note_id: int) -> None:
-        super().__init__(f"note {note_id} does not match the If-Match precondition")
+        super().__init__(f"the precondition does not hold for note {note_id}")
         self.note_id = note_id
 
 

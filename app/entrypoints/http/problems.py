@@ -120,7 +120,8 @@ def _from_domain(error: errors.NoteError) -> ProblemError:
                 errors=[{"pointer": p.pointer, "detail": p.detail} for p in problems],
             )
         case errors.PreconditionFailedError() | errors.VersionConflictError():
-            return ProblemError(412, str(error), slug="precondition-failed")
+            return ProblemError(412, f"If-Match or If-None-Match does not hold for note {error.note_id}: its ETag"
+                                " is not one If-Match names, or is one If-None-Match names", slug="precondition-failed")
         case errors.IdempotencyKeyInUseError():
             return ProblemError(
                 409,
