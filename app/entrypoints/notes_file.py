@@ -274,6 +274,11 @@ def _shown(value: Any) -> str:
     return repr(value)[:60]
 
 
+def _has_id(document: dict[str, Any]) -> str:
+    """What a line says of its id: none at all, or one that is not an id."""
+    return f"has id {_shown(document['id'])}" if "id" in document else "has no id"
+
+
 def _not_a_notes_file(state: _Reading) -> None:
     """A first line that is no notes header: some other file, whose every line would be a problem
     of its own. One is said, and the rest is not read."""
@@ -319,7 +324,7 @@ _BAD_ID = f"an id is a whole number from 1 to {MAX_ID:,}"
 def _id(state: _Reading, document: dict[str, Any], kind: str) -> int | None:
     value = document.get("id")
     if type(value) is not int or not 1 <= value <= MAX_ID:
-        state.fail(f"has id {_shown(value)}: {_BAD_ID}")
+        state.fail(f"{_has_id(document)}: {_BAD_ID}")
         return None
     if value <= state.last_id[kind]:
         state.fail(f"has id {value}, not above the {kind} before it ({state.last_id[kind]}): ids ascend, each once")
@@ -381,7 +386,7 @@ def _revision_id(state: _Reading, document: dict[str, Any]) -> int | None:
     """A revision's note id: revisions ascend by note id, then version, each once."""
     value, version = document.get("id"), document.get("version")
     if type(value) is not int or not 1 <= value <= MAX_ID:
-        state.fail(f"has id {_shown(value)}: {_BAD_ID}")
+        state.fail(f"{_has_id(document)}: {_BAD_ID}")
         return None
     if type(version) is int and (value, version) <= state.last_revision:
         state.fail(f"is revision {version} of note {value}, not after the revision before it"

@@ -147,6 +147,8 @@ def test_a_newer_version_is_refused_with_what_to_do() -> None:
     ((b'"title":"note 3 \xe2\x9c\x93"', b'"title":""'), "title must be 1 to 200 characters long"),
     ((b'"version":3', b'"version":0'), "has version 0: a version is a whole number of 1 or more"),
     ((b'"id":3', b'"id":2'), "has id 2, not above the note before it (2): ids ascend, each once"),
+    ((b'"id":3,', b''), "has no id: an id is a whole number from 1 to 9,007,199,254,740,991"),
+    ((b'"id":3', b'"id":"3"'), "has id '3': an id is a whole number from 1 to 9,007,199,254,740,991"),
     ((b'"owner":"alice","id":3', b'"owner":"zed","id":3'), "belongs to owner 'zed', which has no owner line before it"),
     ((b'"kind":"note","owner":"alice","id":3', b'"kind":"nope","owner":"alice","id":3'),
      "has kind 'nope': a line's kind is one of header, owner, token, note, revision, end"),
