@@ -95,7 +95,7 @@ def run_export(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     selection = Selection(tuple(owner_name(name) for name in args.owner) if args.owner else None)
     try:
         with _output(args.output) as sink:
-            counts = asyncio.run(_export(args.database_url, selection, args.format, sink))
+            exported = asyncio.run(_export(args.database_url, selection, args.format, sink))
     except KeyboardInterrupt:
         raise Interrupted(f"export interrupted: {_left_of(args.output)}") from None
     except OSError as error:  # writing: a full disk, say (reading a store fails as StorageUnavailableError)
@@ -104,7 +104,7 @@ def run_export(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
         where = "standard output" if args.output is None else args.output
         raise OSError(f"cannot write {where}: {error.strerror}; {_left_of(args.output)}") from None
     where = "standard output" if args.output is None else args.output
-    err.write(f"exported {_counted(counts)} to {where}\n")
+    err.write(f"exported {exported} to {where}\n")
     return 0
 
 
@@ -168,20 +168,20 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
         raise
 
 
-async def _export(database_url: str, selection: Selection, kind: str, sink: IO[bytes]) -> dict[str, int]:
+async def _export(database_url: str, selection: Selection, kind: str, sink: IO[bytes]) -> str:
+    """Write the export; what it holds, for the line that says so."""
     async with opened(database_url) as store:
         if selection.owners is not None:
             known = {owner.name for owner in await store.accounts.owners()}
             for name in selection.owners:
                 if name not in known:
                     raise OwnerNotFoundError(name)
-        counting = Counted(store.export(selection))
         if kind == "markdown":
-            await _markdown_zip(counting, sink)
-        else:
-            async for chunk in write_notes_file(counting, backend_of(database_url), datetime.now(UTC)):
-                sink.write(chunk)
-        return counting.counts
+            return await _markdown_zip(store.export(selection), sink)
+        counting = Counted(store.export(selection))
+        async for chunk in write_notes_file(counting, backend_of(database_url), datetime.now(UTC)):
+            sink.write(chunk)
+        return _counted(counting.counts)
 
 
 class Counted:
@@ -220,16 +220,24 @@ def markdown_note(note: Any) -> bytes:
     return ("---\n" + "\n".join(front) + "\n---\n\n" + note.description + ("\n" if note.description else "")).encode()
 
 
-async def _markdown_zip(records: Counted, sink: IO[bytes]) -> None:
+async def _markdown_zip(records: AsyncIterator[Record], sink: IO[bytes]) -> str:
+    """The notes as Markdown files, a folder for each owner; not the trash, the revisions or the
+    tokens, which the summary says (a whole store's counts would claim more than the zip holds)."""
+    owners: set[str] = set()
+    notes = 0
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         async for record in records:
             if isinstance(record, NoteRecord) and record.deleted_at is None:  # the notes, not the trash
+                owners.add(record.owner)
+                notes += 1
                 note = record.note
                 at = max(note.updated_at.astimezone(UTC), ZIP_EPOCH)  # a zip holds no earlier time
                 stamp = (at.year, at.month, at.day, at.hour, at.minute, at.second)
                 info = zipfile.ZipInfo(f"{record.owner}/{note.id}-{slug(note.title)}.md", stamp)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, markdown_note(note))
+    return (f"{_plural(notes, 'note')} of {_plural(len(owners), 'owner')} as Markdown (not the trash, the"
+            " revisions or the tokens)")
 
 
 # import

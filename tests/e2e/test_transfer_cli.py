@@ -330,6 +330,13 @@ def test_a_markdown_export_is_a_zip_of_notes_with_front_matter(tmp_path: Path) -
                 note.priority, note.created_by, note.version]
             assert str(meta["created_at"]).startswith(note.created_at.strftime("%Y-%m-%d"))
             assert body == "\n" + note.description + ("\n" if note.description else "")
+    issue(source, "bob")  # a token, which a Markdown export leaves out: so does the line that says what it holds
+    whole = run("export", "--database-url", source, "--format", "markdown", "-o", str(tmp_path / "all.zip"))
+    assert whole.stderr == (f"exported 12 notes of 3 owners as Markdown (not the trash, the revisions or the tokens)"
+                            f" to {tmp_path / 'all.zip'}\n")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert len(archive.namelist()) == 12 and {name.split("/")[0] for name in archive.namelist()} == {
+            "alice", "bob", "local"}
 
 
 def test_an_import_from_a_file_that_is_not_there_changes_nothing(tmp_path: Path) -> None:
