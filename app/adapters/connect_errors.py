@@ -115,8 +115,12 @@ def connect_problem(error: BaseException, database_url: str) -> str | None:
     return None
 
 
-def missing_directory(database_file: str) -> str | None:
-    """SQLite creates a missing file, but a missing directory is more likely a typo in the URL."""
+def unusable_path(database_file: str) -> str | None:
+    """What keeps a SQLite database from being made or opened at this path, told before SQLite
+    tries: a missing directory (SQLite creates a missing file, but a missing directory is more
+    likely a typo in the URL), or a directory where the file should be."""
+    if Path(database_file).is_dir():
+        return f"{database_file} is a directory: name the store's file, e.g. sqlite:///{database_file}/notes.db"
     directory = Path(database_file).parent
     if directory.is_dir():
         return None

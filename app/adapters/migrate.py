@@ -21,7 +21,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import migrations
-from app.adapters.connect_errors import connect_problem, missing_directory, one_line
+from app.adapters.connect_errors import connect_problem, one_line, unusable_path
 from app.adapters.sqlite_link import is_busy, read_only, refused_as_read_only
 from app.domain.errors import StorageReadOnlyError, StorageUnavailableError
 from app.settings import MIGRATION_LOCK_TIMEOUT, redacted, sqlite_path
@@ -50,7 +50,7 @@ def _config(connection: sa.Connection, lock_timeout: float) -> Config:
 
 def migrate_sqlite(database_url: str, lock_timeout: float) -> None:
     path = sqlite_path(database_url)
-    if (problem := missing_directory(path)) is not None:  # never made here: a typo would be too
+    if (problem := unusable_path(path)) is not None:  # never made here: a typo would be too
         raise StorageUnavailableError(problem)
     try:
         _migrate_sqlite(path, lock_timeout)

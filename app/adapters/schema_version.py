@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import asyncpg
 
-from app.adapters.connect_errors import connect_problem, missing_directory, one_line
+from app.adapters.connect_errors import connect_problem, one_line, unusable_path
 from app.adapters.sqlite_link import SQLITE_READONLY_ROLLBACK, is_busy, read_only, refused_as_read_only
 from app.domain.errors import StorageReadOnlyError, StorageUnavailableError
 from app.settings import redacted, sqlite_path
@@ -78,7 +78,7 @@ def _migrate_command(url: str) -> str:
 
 def _sqlite_revisions(database_url: str, timeout: float) -> frozenset[str] | None:
     path = sqlite_path(database_url)
-    if (problem := missing_directory(path)) is not None:
+    if (problem := unusable_path(path)) is not None:
         raise StoreUnreachableError(problem)
     if not Path(path).exists():  # and read-only below: checking must not create the file
         return None

@@ -114,6 +114,18 @@ def test_a_missing_sqlite_directory_is_refused_and_not_created(command, tmp_path
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_directory_where_the_sqlite_file_should_be_is_told_as_such(command, tmp_path: Path) -> None:
+    """Not SQLite's or the migration's [Errno 21] Is a directory."""
+    directory = tmp_path / "notes.db"
+    directory.mkdir()
+    result = start(command, f"sqlite:///{directory}")
+    assert result.returncode == 1
+    assert only_line(result) == (
+        f"notes-api: error: {directory} is a directory: name the store's file, e.g. sqlite:///{directory}/notes.db")
+    assert list(directory.iterdir()) == []
+
+
 @pytest.mark.parametrize("command", COMMANDS[:3], ids=" ".join)
 async def test_a_lock_on_the_schema_version_is_named_in_one_line(command, postgres_server_url, postgres_template):
     """Another session holds a lock that keeps the schema version from being read: the start ends

@@ -463,6 +463,21 @@ def test_an_output_that_cannot_be_written_is_one_line_naming_why_before_the_stor
     assert sorted(tmp_path.parent.iterdir()) == before  # nothing made beside the working directory's
 
 
+def test_an_import_or_a_copy_into_a_directory_is_told_as_such(tmp_path: Path) -> None:
+    source = f"sqlite:///{tmp_path / 'laptop.db'}"
+    fill(source, 3)
+    exported = tmp_path / "notes.ndjson"
+    ok("export", "--database-url", source, "-o", str(exported))
+    directory = tmp_path / "server.db"
+    directory.mkdir()
+    line = f"notes-api: error: {directory} is a directory: name the store's file, e.g. sqlite:///{directory}/notes.db\n"
+    for command in (("import", "--database-url", f"sqlite:///{directory}", "-i", str(exported)),
+                    ("copy", "--from", source, "--to", f"sqlite:///{directory}")):
+        done = run(*command)
+        assert (done.returncode, done.stderr) == (1, line), command
+    assert list(directory.iterdir()) == []
+
+
 def test_an_import_that_runs_out_of_disk_writes_nothing(tmp_path: Path) -> None:
     """SQLite rolls the transaction back by itself when a write fails for want of space; the
     batches of notes still queued then committed one by one, outside it (a store holding 4,000
