@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from app.adapters.schema_version import SchemaMismatchError, StoreUnreachableError, check_schema
 from app.domain.errors import NoteError, StorageUnavailableError
@@ -119,6 +119,8 @@ def _transfer(args: argparse.Namespace, transfer: ModuleType) -> int:
         for url, flag in ((args.source, "--from"), (args.target, "--to")):
             _not_memory(url, named(args, flag))
         _existing(args.source, named(args, "--from"))
+        if _same_store(args.source, args.target):
+            raise UsageError("--from and --to name the same store: a copy needs another one to fill")
         check_schema(args.source, backend_of(args.source), ACCOUNT_TIMEOUT)
         _migrated(args.target)  # as serve would
         return int(transfer.run_copy(args, err))
@@ -145,6 +147,19 @@ def _existing(url: str, flag: str) -> None:
         raise UsageError(f"there is no file {path}: give {flag} the URL of a store made by `notes-api serve`")
     if backend_of(url) == "sqlite" and os.path.isdir(path):
         raise UsageError(f"{path} is a directory: give {flag} the URL of a store's file, made by `notes-api serve`")
+
+
+def _same_store(source: str, target: str) -> bool:
+    """Whether two URLs name one store: one SQLite file, however its path is written, or one
+    PostgreSQL database at the same host, port and parameters as written, whoever connects
+    (another name for the same host is not seen through: a copy is refused only when sure)."""
+    if backend_of(source) != backend_of(target):
+        return False
+    if backend_of(source) == "sqlite":
+        return os.path.realpath(sqlite_path(source)) == os.path.realpath(sqlite_path(target))
+    one, other = urlsplit(source), urlsplit(target)
+    return ((one.hostname or "localhost", one.port or 5432, unquote(one.path), one.query)
+            == (other.hostname or "localhost", other.port or 5432, unquote(other.path), other.query))
 
 
 def _new_sqlite_file(url: str | None) -> str | None:

@@ -579,3 +579,18 @@ def test_a_copy_takes_its_stores_from_the_environment(tmp_path: Path) -> None:
     done = run("copy", env={"NOTES_COPY_FROM": source, "NOTES_COPY_TO": target})
     assert done.returncode == 0, done.stderr
     assert body_of(target) == body_of(source)
+
+
+def test_a_copy_onto_its_own_source_is_refused_before_either_is_touched(tmp_path: Path) -> None:
+    """It ended in a conflict, or with --on-conflict skip in 'checksums match'."""
+    source = tmp_path / "laptop.db"
+    fill(f"sqlite:///{source}", 3)
+    before = source.read_bytes()
+    line = "notes-api: error: --from and --to name the same store: a copy needs another one to fill\n"
+    for target in (f"sqlite:///{source}", f"sqlite:///{tmp_path}/../{tmp_path.name}/laptop.db"):
+        done = run("copy", "--from", f"sqlite:///{source}", "--to", target, "--on-conflict", "skip")
+        assert (done.returncode, done.stderr) == (2, line), target
+    for one, other in (("postgresql://u:pw@db.example/notes", "postgresql://v@db.example:5432/notes"),):
+        done = run("copy", "--from", one, "--to", other)  # told before any connection is tried
+        assert (done.returncode, done.stderr) == (2, line)
+    assert source.read_bytes() == before
