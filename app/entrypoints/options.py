@@ -91,10 +91,12 @@ class EnvParser(argparse.ArgumentParser):
 
     def env_flag(
         self, flag: str, env: str, default: str | None, help: str, *,
-        type: Callable[[str], Any] = str, choices: Sequence[str] | None = None, **more: Any,
+        type: Callable[[str], Any] = str, choices: Sequence[str] | None = None, shown: str | None = None,
+        **more: Any,
     ) -> None:
-        """A flag read from `env` when not given; `default` (None: none) when neither is."""
-        shown = "none" if default is None else default
+        """A flag read from `env` when not given; `default` (None: none) when neither is; the
+        help shows `shown` as the default, if given."""
+        shown = shown or ("none" if default is None else default)
         action = self.add_argument(
             flag, type=type, choices=choices, help=f"{help} [env {env}; default {shown}]", **more
         )
@@ -278,7 +280,7 @@ def _account_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _serve_flags(serve: EnvParser) -> None:
-    _database_flag(serve)
+    _database_flag(serve, served=True)
     serve.env_flag("--host", "NOTES_HOST", "127.0.0.1", "address to listen on")
     serve.env_flag("--port", "NOTES_PORT", "8080", "port to listen on; 0 picks a free one",
                    type=int)
@@ -313,7 +315,7 @@ def _serve_flags(serve: EnvParser) -> None:
                    "days a deleted note stays in the trash before it is purged", type=int)
     serve.env_flag("--keep-changes-days", "NOTES_KEEP_CHANGES_DAYS", _shown(_SERVICE.keep_changes_days),
                    "days GET /changes goes back; an older token is 410", type=int)
-    _log_flags(serve)
+    _log_flags(serve, served=True)
     serve.add_argument(
         "--cors-origin", action="append", metavar="ORIGIN",
         help="let browser pages of this origin call the API; repeat for more"
@@ -321,14 +323,20 @@ def _serve_flags(serve: EnvParser) -> None:
     )
 
 
-def _database_flag(parser: EnvParser) -> None:
-    parser.env_flag("--database-url", "DATABASE_URL", _SERVICE.database_url,
-                    f"where notes live: {SUPPORTED_URLS}")
+def _database_flag(parser: EnvParser, *, served: bool = False) -> None:
+    """The store; memory:// (the default) only for serve: no other command could see its notes."""
+    if served:
+        parser.env_flag("--database-url", "DATABASE_URL", _SERVICE.database_url,
+                        f"where notes live: {SUPPORTED_URLS}")
+    else:
+        parser.env_flag("--database-url", "DATABASE_URL", _SERVICE.database_url,
+                        "the store: sqlite:///relative.db, sqlite:////absolute.db, postgresql://user@host/db",
+                        shown="none: give the server's store")
 
 
-def _log_flags(parser: EnvParser) -> None:
+def _log_flags(parser: EnvParser, *, served: bool = False) -> None:
     parser.env_flag("--log-level", "NOTES_LOG_LEVEL", _LOGS.level,
-                    "debug, info (with the access log), warning or error",
+                    f"debug, info{' (with the access log)' if served else ''}, warning or error",
                     type=str.lower, choices=LEVELS)
     parser.env_flag("--log-format", "NOTES_LOG_FORMAT", _LOGS.format,
                     "text, or json: one object per line", type=str.lower, choices=FORMATS)

@@ -73,3 +73,14 @@ def test_a_bad_command_line_is_one_line_naming_the_help_of_the_command_given(arg
     command it was given to, whose --help lists its flags, not by the program's."""
     result = run(*argv, timeout=30)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", f"{line}\n")
+
+
+def test_only_serve_offers_memory_as_its_store_and_its_access_log() -> None:
+    """Every other command refuses memory:// (no other process sees its notes), and has no
+    access log: their --help said both."""
+    for command in (("users", "list"), ("tokens", "issue"), ("export",), ("import",), ("migrate",)):
+        shown = " ".join(run(*command, "--help", timeout=30).stdout.split())
+        assert "default none: give the server's store" in shown and "memory://" not in shown, command
+        assert "access log" not in shown, command
+    served = " ".join(run("serve", "--help", timeout=30).stdout.split())
+    assert "DATABASE_URL; default memory://" in served and "info (with the access log)" in served
