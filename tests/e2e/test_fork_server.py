@@ -16,7 +16,7 @@ from tests.e2e.processes import Server, _environment, run
 
 TIME = r"\d{4}-\d\d-\d\dT[\d:.]+Z"  # the logs' timestamps
 COMMANDS: list[tuple[list[str], dict[str, str]]] = [  # relative paths: in the working directory
-    (["users", "list", "--database-url", "sqlite:///none.db"], {}),  # exit 1: no schema
+    (["migrate", "--database-url", "sqlite:///no/such/dir/notes.db"], {}),  # exit 1: no such directory
     (["users", "add", "Not A Name", "--database-url", "memory://"], {}),  # exit 2, a usage line
     (["serve", "--port", "abc"], {"NOTES_LOG_FORMAT": "json"}),  # exit 2, a JSON record
     (["migrate", "--database-url", "sqlite:///notes.db"], {}),  # exit 0, Alembic's lines

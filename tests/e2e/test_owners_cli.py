@@ -111,6 +111,7 @@ def test_a_command_that_cannot_work_says_why_in_one_line(
 def test_account_commands_refuse_memory_and_an_unmigrated_store(tmp_path: Path) -> None:
     memory = run("users", "list", "--database-url", "memory://")
     assert memory.returncode == 2 and "memory:// keeps nothing between processes" in memory.stderr
+    (tmp_path / "new.db").touch()  # a SQLite file with no tables: one the server never started on
     fresh = run("users", "list", "--database-url", f"sqlite:///{tmp_path / 'new.db'}")
     assert fresh.returncode == 1 and fresh.stderr.count("\n") == 1 and "migrate" in fresh.stderr, fresh.stderr
 
