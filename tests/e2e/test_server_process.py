@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import re
 import signal
@@ -231,3 +232,28 @@ def test_a_malformed_request_is_a_400_and_one_log_line_without_a_traceback(tmp_p
     output = server.output()
     assert "Traceback" not in output
     assert sum("Invalid header value char" in line for line in output.splitlines()) == 1
+
+
+def test_a_client_that_goes_away_mid_body_or_sends_a_damaged_one_is_no_error_of_the_server(tmp_path: Path) -> None:
+    """Each was logged as an unhandled error with a traceback, as often as any client liked: a
+    body the client gave up on (counted as a 500 too), and a damaged gzip body that no handler
+    read (aiohttp read it after the answer). The server's own settings, not the test server's,
+    which cancels a handler whose client is gone."""
+    server = Server("memory://", tmp_path / "server.log").wait_ready()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:
+            raw.sendall(b'POST /notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n'
+                        b'Content-Length: 100\r\n\r\n{"ti')
+        server.wait_for("method=POST path=/notes status=400")
+        packed = bytearray(gzip.compress(b'{"title": "t"}' + b" " * 5000))
+        packed[-8] ^= 0xFF  # its CRC
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:
+            raw.sendall(b"POST /nowhere HTTP/1.1\r\nHost: localhost\r\nContent-Encoding: gzip\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(packed), packed))
+            answer = b"".join(iter(lambda: raw.recv(65536), b""))  # to the end: the server closes it
+        assert answer.startswith(b"HTTP/1.1 404 ") and b"Connection: close" in answer, answer
+        server.wait_for("method=POST path=/nowhere status=404")
+    finally:
+        assert server.stop() == 0
+    output = server.output()
+    assert "Traceback" not in output and " ERROR " not in output, output

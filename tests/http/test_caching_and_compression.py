@@ -141,21 +141,29 @@ async def test_a_request_body_in_gzip_or_deflate_is_read_and_a_damaged_one_is_40
         assert damaged.headers["Connection"] == "close"
 
 
-async def test_a_damaged_body_is_logged_as_no_error_of_the_server(client, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(("target", "host", "status"), [
+    ("/notes", "localhost", 400),  # read by the handler, which meets the damage
+    ("/nowhere", "localhost", 404),  # never read: the answers below come before any handler reads it
+    ("/notes/1", "localhost", 405),
+    ("/notes", "elsewhere.example", 401),  # another host's name: no local access without a token
+])
+async def test_a_damaged_body_is_logged_as_no_error_of_the_server(
+    client, caplog: pytest.LogCaptureFixture, target: str, host: str, status: int
+) -> None:
     """aiohttp reads what a handler left of a body once the answer is sent: that read met the
-    damage again and logged it as an unhandled exception, with a traceback, for any client that
-    liked. The body ends with the 400; the connection closes after it (waited for here, so that
-    whatever the server logs for the request is logged by then)."""
+    damage and logged it as an unhandled exception, with a traceback, for any client that liked,
+    whatever the answer. The body ends with the answer; the connection closes after it (waited
+    for here, so that whatever the server logs for the request is logged by then)."""
     packed = bytearray(gzip.compress(orjson.dumps({"title": "t"}) + b" " * 5000))
     packed[-8] ^= 0xFF  # its CRC
     reader, writer = await asyncio.open_connection(client.host, client.port)
-    writer.write(b"POST /notes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                 b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(packed), packed))
+    writer.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (target.encode(), host.encode(), len(packed), packed))
     answer = await reader.read()  # to the end: the server closed the connection
     writer.close()
     head, _, document = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400 ") and b"application/problem+json" in head
-    assert orjson.loads(document)["type"].endswith("/problems/malformed-body")
+    assert head.startswith(b"HTTP/1.1 %d " % status) and b"application/problem+json" in head, head
+    assert orjson.loads(document)["status"] == status
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert "Traceback" not in caplog.text
 
@@ -168,3 +176,4 @@ async def test_a_request_body_in_a_coding_the_server_does_not_decode_is_415(clie
     document = await problem(refused, 415)
     assert refused.headers["Accept-Encoding"] == "gzip, deflate" and coding not in document["detail"]
     assert (await client.get("/notes", headers={"Content-Encoding": coding})).status == 200  # no body to decode
+

@@ -103,6 +103,7 @@ class Pipeline:
             route = request.match_info.route
             redirect = None  # an HTTPException below 400 stays raised, as aiohttp wants it
             limited = None  # the rate limit's headers
+            encoded = False  # a body in a Content-Encoding
             try:
                 # `_refusal` only for what it could refuse: most requests are none of it
                 accept = headers.get(hdrs.ACCEPT)
@@ -115,6 +116,7 @@ class Pipeline:
                     refusal = None
                 else:
                     refusal = _refusal(request, route)
+                    encoded = hdrs.CONTENT_ENCODING in headers
                 if refusal is None:
                     pending = identify(request, headers, route, noted)  # whom it acts for; with I/O: also 401, 403, 429
                     if pending is not None:
@@ -131,6 +133,8 @@ class Pipeline:
                     response = problem_response(raised, request)
             except Exception as error:
                 response = problem_response(error, request)
+            if encoded:
+                _end_encoded_body(request, response)
             if hdrs.IF_MATCH in headers and method in READS and redirect is None:  # a raised 3xx stays raised
                 response = _if_match(request, response)
             noted[1] = elapsed = perf_counter() - started
@@ -192,6 +196,17 @@ def _refusal(request: web.Request, route: web.AbstractRoute) -> web.Response | N
     if accept is not None and not accepts_json(accept) and _answers_json(request, route):
         return NOT_ACCEPTABLE.response(request)
     return None
+
+
+def _end_encoded_body(request: web.Request, response: web.StreamResponse) -> None:
+    """A compressed body that was not read to its end (a 401, a 404, a handler that reads no
+    body, or one that met damage): aiohttp would read the rest once the answer is sent, meet any
+    damage in it and log it as an unhandled exception, with a traceback, as often as any client
+    liked. It is not read: the body ends here, and so does the connection, since what is left of
+    it cannot be told from a next request."""
+    if not request.content.is_eof():
+        request.content.feed_eof()
+        response.force_close()
 
 
 def _if_match(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

@@ -179,14 +179,18 @@ def problem_response(error: Exception, request: web.Request) -> web.Response:
             return _from_domain(error).response(request)
         case web.HTTPException():
             return _from_http(error, request).response(request)
-        case web.RequestPayloadError():  # a gzip or deflate body that does not decode, a bad chunk
-            # and the connection ends: the rest of such a body cannot be read past to the next request.
-            # Nor is it read to its end once the answer is sent, as aiohttp reads what a handler left:
-            # it would meet the error again and log it as an unhandled exception, a traceback that
-            # any client could have written as often as it liked.
-            request.content.feed_eof()
+        case web.RequestPayloadError():  # a gzip or deflate body that does not decode, and the
+            # connection ends: the rest of such a body cannot be read past to the next request (the
+            # pipeline ends the body, `_end_encoded_body`)
             return ProblemError(400, "the request body cannot be read: its Content-Encoding or chunks are damaged",
                                 slug="malformed-body", close=True).response(request)
+        case ConnectionResetError() if request.transport is None or request.transport.is_closing():
+            # the client went away before its body arrived: no one reads the answer, and nothing
+            # went wrong here (an error with a traceback, as often as clients drop their
+            # connections, would bury the ones that matter)
+            log.debug("%s %s: the client went away: %s", request.method, request.path, error)
+            return ProblemError(400, "the connection closed before the request body arrived", slug="malformed-body",
+                                close=True).response(request)
     log.error(
         "unhandled error in %s %s", request.method, request.path,
         exc_info=(type(error), error, error.__traceback__),
