@@ -16,7 +16,7 @@ BACKENDS = {"memory": "memory", "sqlite": "sqlite", "postgresql": "postgresql", 
 SUPPORTED_URLS = "memory://, sqlite:///relative.db, sqlite:////absolute.db, postgresql://user@host/db"
 
 
-_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&](?:ssl)?password=)[^&#]*")
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")  # scheme://host[:port]
 
 
@@ -30,15 +30,18 @@ def _unencoded_credentials(database_url: str) -> bool:
         return False
     if parts.netloc.count("@") > 1:
         return True
-    if "@" in parts.netloc or "@" not in database_url.partition("://")[2]:
+    if "@" not in database_url.partition("://")[2]:
         return False
-    try:
-        port_is_a_port = parts.port is not None or ":" not in parts.netloc
-    except ValueError:
-        port_is_a_port = False
     # (a query field has its name, then `=`: an `@` before the first `=` or `&` is the host's)
     first_field = re.split("[=&]", parts.query, maxsplit=1)[0]
-    return "@" in parts.path + parts.fragment + first_field or not port_is_a_port
+    if "@" in parts.path + parts.fragment + first_field:  # an @ after a /, ? or # of the user part
+        return True
+    if "@" in parts.netloc:
+        return False
+    try:
+        return not (parts.port is not None or ":" not in parts.netloc)
+    except ValueError:
+        return True
 
 
 def redacted(database_url: str) -> str:
@@ -78,9 +81,11 @@ def backend_of(database_url: str, setting: str = "DATABASE_URL") -> str:
     naming the URL by `setting`, the flag or variable that gave it."""
     try:
         parts = urlsplit(database_url)
-    except ValueError:  # urlsplit's "Invalid IPv6 URL"
+    except ValueError:  # urlsplit's "Invalid IPv6 URL": a [ or ] alone
+        if {"[", "]"} & set(database_url.partition("://")[2].rpartition("@")[0]):  # in the user part
+            raise UnsupportedDatabaseError(_must_encode(setting, database_url)) from None
         raise UnsupportedDatabaseError(
-            f"{setting} {redacted(database_url)!r} opens a [ that it does not close: write an IPv6 host as [::1]"
+            f"{setting} {redacted(database_url)!r} has a [ or ] alone: write an IPv6 host as [::1]"
         ) from None
     scheme = parts.scheme.lower()
     backend = BACKENDS.get(scheme) if database_url[len(scheme):].startswith("://") else None
@@ -94,10 +99,7 @@ def backend_of(database_url: str, setting: str = "DATABASE_URL") -> str:
         except ValueError as error:
             raise UnsupportedDatabaseError(f"{setting} {error}") from None
     if backend == "postgresql" and _unencoded_credentials(database_url):
-        raise UnsupportedDatabaseError(
-            f"the user or password of {setting} {redacted(database_url)!r} holds a character that must be"
-            " percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40"
-        )
+        raise UnsupportedDatabaseError(_must_encode(setting, database_url))
     if backend == "postgresql" and "," not in parts.netloc:  # (a list of hosts has a port each)
         try:
             port = parts.port
@@ -108,6 +110,11 @@ def backend_of(database_url: str, setting: str = "DATABASE_URL") -> str:
                 f"the port of {setting} {redacted(database_url)!r} must be a number from 1 to 65535"
             )
     return backend
+
+
+def _must_encode(setting: str, database_url: str) -> str:
+    return (f"the user or password of {setting} {redacted(database_url)!r} holds a character that must be"
+            " percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40, [ as %5B, ] as %5D")
 
 
 def sqlite_path(database_url: str) -> str:

@@ -156,8 +156,13 @@ def _same_store(source: str, target: str) -> bool:
     if backend_of(source) != backend_of(target):
         return False
     if backend_of(source) == "sqlite":
-        return os.path.realpath(sqlite_path(source)) == os.path.realpath(sqlite_path(target))
+        one_file, other_file = sqlite_path(source), sqlite_path(target)
+        if os.path.exists(one_file) and os.path.exists(other_file):
+            return os.path.samefile(one_file, other_file)  # (a hard link too)
+        return os.path.realpath(one_file) == os.path.realpath(other_file)
     one, other = urlsplit(source), urlsplit(target)
+    if "," in one.netloc + other.netloc or unquote(one.path).strip("/") == "" or unquote(other.path).strip("/") == "":
+        return False  # a list of hosts, or a database named by its user (or the query): not sure
     return ((one.hostname or "localhost", one.port or 5432, unquote(one.path), one.query)
             == (other.hostname or "localhost", other.port or 5432, unquote(other.path), other.query))
 

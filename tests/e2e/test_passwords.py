@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -135,6 +136,9 @@ def test_the_migration_child_gets_the_url_in_its_environment_not_its_arguments()
     # a user part that must be percent-encoded, and a password parameter too
     ("postgresql://u:pa/s3cret@db/notes?password=s3cret", "postgresql://***@db/notes?password=***"),
     ("postgresql://u:pa@s3cret@db/notes", "postgresql://***@db/notes"),
+    ("postgresql://u:pa@Kx/s3cret@db/notes", "postgresql://***@db/notes"),  # an @, then a /
+    ("postgresql://u:pa@Kx?s3cret@db/notes", "postgresql://***@db/notes"),
+    ("postgresql://db/notes?sslpassword=s3cret&sslmode=verify-full", "postgresql://db/notes?sslpassword=***&sslmode=verify-full"),
     # an unclosed [: urlsplit cannot read it at all
     ("postgresql://u:s3cret@[::1/notes?password=s3cret", "postgresql://***@[::1/notes?password=***"),
 ])
@@ -143,7 +147,8 @@ def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
 
 
 @pytest.mark.parametrize("url", ["postgresql://postgres:pa/s3cret@127.0.0.1/db", "postgresql://postgres:pa?s3cret@127.0.0.1/db",
-                                 "postgresql://postgres:pa@s3cret@127.0.0.1/db"])
+                                 "postgresql://postgres:pa@s3cret@127.0.0.1/db", "postgresql://postgres:pa@Kx/s3cret@127.0.0.1/db",
+                                 "postgresql://postgres:pa]s3cret@127.0.0.1/db"])
 def test_a_password_that_needs_percent_encoding_is_named_as_such_and_not_shown(url: str) -> None:
     for command in (["users", "list", "--database-url", url], ["serve", "--database-url", url],
                     ["copy", "--from", "sqlite:///nowhere.db", "--to", url]):
@@ -151,7 +156,7 @@ def test_a_password_that_needs_percent_encoding_is_named_as_such_and_not_shown(u
         assert done.returncode != 0
         assert done.stderr == (
             f"notes-api: error: the user or password of {command[-2]} '{redacted(url)}' holds a character that must"
-            " be percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40\n"
+            " be percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40, [ as %5B, ] as %5D\n"
         ), command
         given = run(*command[:-2], env={"DATABASE_URL": url, "NOTES_COPY_TO": url})  # from the environment
         variable = ("NOTES_COPY_TO (the value of --to)" if command[0] == "copy"
@@ -167,7 +172,7 @@ def test_a_password_that_needs_percent_encoding_is_named_as_such_and_not_shown(u
     ("postgresql://u:s3cret@127.0.0.1:99999/db",
      "the port of --database-url 'postgresql://u:***@127.0.0.1:99999/db' must be a number from 1 to 65535"),
     ("postgresql://u:s3cret@[::1/db",
-     "--database-url 'postgresql://***@[::1/db' opens a [ that it does not close: write an IPv6 host as [::1]"),
+     "--database-url 'postgresql://***@[::1/db' has a [ or ] alone: write an IPv6 host as [::1]"),
 ])
 def test_a_url_that_names_no_address_is_one_line_naming_the_fix(url: str, line: str) -> None:
     """Not the driver's words (`invalid literal for int()`, `port must be 0-65535`) or urllib's
@@ -180,10 +185,12 @@ def test_a_url_that_names_no_address_is_one_line_naming_the_fix(url: str, line: 
 
 def test_make_run_does_not_echo_the_url_it_was_given(tmp_path: Path) -> None:
     """make echoes each command it runs: `make run DATABASE_URL=...` showed the password, however
-    carefully the server masks it. (`-o`: the serving install is taken as made.)"""
+    carefully the server masks it. (`-o`: the serving install is taken as made; BIN: the Python
+    these tests run in, wherever its environment is.)"""
     root = Path(__file__).parents[2]
     url = f"postgresql://u:{SECRET}@127.0.0.1:{free_port()}/db"  # nothing listens there: serve stops at once
-    done = subprocess.run(["make", "-o", ".venv/.installed-serve", "run", f"DATABASE_URL={url}"],
+    done = subprocess.run(["make", "-o", ".venv/.installed-serve", "run", f"DATABASE_URL={url}",
+                           f"BIN={Path(sys.executable).parent}"],
                           cwd=root, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0 and "notes-api: error: nothing is listening at 127.0.0.1:" in done.stderr, done
     assert SECRET not in done.stdout + done.stderr

@@ -590,7 +590,16 @@ def test_a_copy_onto_its_own_source_is_refused_before_either_is_touched(tmp_path
     for target in (f"sqlite:///{source}", f"sqlite:///{tmp_path}/../{tmp_path.name}/laptop.db"):
         done = run("copy", "--from", f"sqlite:///{source}", "--to", target, "--on-conflict", "skip")
         assert (done.returncode, done.stderr) == (2, line), target
+    (tmp_path / "hard.db").hardlink_to(source)
+    done = run("copy", "--from", f"sqlite:///{source}", "--to", f"sqlite:///{tmp_path / 'hard.db'}")
+    assert (done.returncode, done.stderr) == (2, line)
     for one, other in (("postgresql://u:pw@db.example/notes", "postgresql://v@db.example:5432/notes"),):
         done = run("copy", "--from", one, "--to", other)  # told before any connection is tried
         assert (done.returncode, done.stderr) == (2, line)
     assert source.read_bytes() == before
+    # Not refused where it may be two stores: each names its database by its user, or a host is one of a list
+    # (nothing listens on port 1: each fails, later, for want of a server)
+    for one, other in (("postgresql://alice@127.0.0.1:1/", "postgresql://bob@127.0.0.1:1/"),
+                       ("postgresql://u@127.0.0.1:1,127.0.0.2:1/notes", "postgresql://u@127.0.0.1:1/notes")):
+        done = run("copy", "--from", one, "--to", other)
+        assert done.returncode == 1 and "nothing is listening" in done.stderr, done.stderr
