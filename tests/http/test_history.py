@@ -170,10 +170,11 @@ async def test_a_restore_from_the_trash_is_conditional_as_a_purge_is(timed) -> N
     tag = f'"{note["version"]}"'
     assert (await client.delete(f"/notes/{note['id']}", headers={"If-Match": tag})).status == 204
     restore = f"/trash/{note['id']}/restore"
-    for refused in ({"If-Match": '"99"'}, {"If-Match": f'W/{tag}'}, {"If-Match": tag, "If-None-Match": "*"},
-                    {"If-None-Match": tag}):
+    for refused, failed in (({"If-Match": '"99"'}, "If-Match"), ({"If-Match": f'W/{tag}'}, "If-Match"),
+                            ({"If-Match": tag, "If-None-Match": "*"}, "If-Match or If-None-Match"),
+                            ({"If-None-Match": tag}, "If-None-Match")):
         document = await problem(await client.post(restore, headers=refused), 412)
-        assert document["detail"].startswith(f"If-Match or If-None-Match does not hold for note {note['id']}")
+        assert document["detail"].startswith(f"{failed} does not hold for note {note['id']}"), document
     await problem(await client.post(restore, headers={"If-Match": "garbage"}), 400)
     assert (await body(await client.get(f"/trash/{note['id']}")))["id"] == note["id"]  # still there
     await problem(await client.get(f"/notes/{note['id']}"), 404)

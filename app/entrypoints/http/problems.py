@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from app.domain import errors
 from app.entrypoints.http.keys import SETTINGS
@@ -99,7 +99,7 @@ def bad_request(slug: str, detail: str, **extensions: Any) -> ProblemError:
     return ProblemError(400, detail, slug=slug, **extensions)
 
 
-def _from_domain(error: errors.NoteError) -> ProblemError:
+def _from_domain(error: errors.NoteError, request: web.Request) -> ProblemError:
     match error:
         case errors.NoteNotFoundError():
             return ProblemError(404, str(error), slug="note-not-found")
@@ -120,8 +120,7 @@ def _from_domain(error: errors.NoteError) -> ProblemError:
                 errors=[{"pointer": p.pointer, "detail": p.detail} for p in problems],
             )
         case errors.PreconditionFailedError() | errors.VersionConflictError():
-            return ProblemError(412, f"If-Match or If-None-Match does not hold for note {error.note_id}: its ETag"
-                                " is not one If-Match names, or is one If-None-Match names", slug="precondition-failed")
+            return ProblemError(412, _failed_precondition(request, error.note_id), slug="precondition-failed")
         case errors.IdempotencyKeyInUseError():
             return ProblemError(
                 409,
@@ -166,6 +165,16 @@ NOT_ACCEPTABLE = ProblemError(406, "this resource is only available as applicati
 EXPECTATION_FAILED = ProblemError(417, "the only expectation this server meets is 100-continue")
 
 
+def _failed_precondition(request: web.Request, note_id: int) -> str:
+    """412's detail, naming the header that failed by the headers sent."""
+    sent = [name for name in (hdrs.IF_MATCH, hdrs.IF_NONE_MATCH) if name in request.headers]
+    if sent == [hdrs.IF_MATCH]:
+        return f"If-Match does not hold for note {note_id}: its ETag is none of those If-Match names"
+    if sent == [hdrs.IF_NONE_MATCH]:
+        return f"If-None-Match does not hold for note {note_id}: its ETag is one If-None-Match names"
+    return f"If-Match or If-None-Match does not hold for note {note_id}: GET it for its ETag"
+
+
 def problem_response(error: Exception, request: web.Request) -> web.Response:
     """The problem+json answer to what a handler raised (an HTTPException of 400 or more, or any
     other exception); a 5xx other than 503 is logged as the bug it is, a 503 with its cause."""
@@ -174,9 +183,9 @@ def problem_response(error: Exception, request: web.Request) -> web.Response:
             return error.response(request)
         case errors.StorageUnavailableError():  # the client is told to retry; the operator, why
             log.warning("%s %s answered 503: %s", request.method, request.path, error)
-            return _from_domain(error).response(request)
+            return _from_domain(error, request).response(request)
         case errors.NoteError():
-            return _from_domain(error).response(request)
+            return _from_domain(error, request).response(request)
         case web.HTTPException():
             return _from_http(error, request).response(request)
         case web.RequestPayloadError():  # a gzip or deflate body that does not decode, and the
