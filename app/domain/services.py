@@ -295,15 +295,15 @@ class NoteService:
     async def import_notes(self, owner: str, records: Sequence[NoteRecord]) -> Sequence[Note]:
         """New notes of `owner` with the content of the records' notes (their `created_at` kept), at
         version 1 under new ids, in one transaction: all of them or none. A note that was in the
-        trash is put in the trash (deleted when it was, or now if that is yet to come), not brought
-        back to life."""
+        trash is put in the trash, not brought back to life: deleted now, as its `put` is, so the
+        log's times run in order and the owner has the trash's whole time to restore it."""
         now = self._clock()
         drafts = [NoteDraft.from_content(record.note.content(), now) for record in records]
         async with self._store.transaction(owner, rows=len(drafts)) as tx:
             made = await tx.notes.add_many(drafts)
             for record, note in zip(records, made, strict=True):
                 if record.deleted_at is not None:
-                    await tx.notes.delete(note.id, at=min(record.deleted_at, now))
+                    await tx.notes.delete(note.id, at=now)
             return made
 
     async def check_storage(self) -> None:

@@ -115,7 +115,6 @@ async def test_a_note_from_the_trash_is_imported_into_the_trash_not_brought_back
     kept, binned = [orjson.loads(await (await client.post("/notes", json={"title": t}, headers=alice)).read())
                     for t in ("kept", "binned")]
     assert (await client.delete(f"/notes/{binned['id']}", headers=alice)).status == 204
-    [deleted] = orjson.loads(await (await client.get("/trash", headers=alice)).read())["trash"]
     exported = await (await client.get("/export", headers=alice)).read()
 
     response = await client.post("/import", data=exported, headers={**bob, **NDJSON})
@@ -124,7 +123,11 @@ async def test_a_note_from_the_trash_is_imported_into_the_trash_not_brought_back
     assert [n["id"] for n in await notes_of(client, bob)] == [ids[str(kept["id"])]]
     [trashed] = orjson.loads(await (await client.get("/trash", headers=bob)).read())["trash"]
     assert (trashed["id"], trashed["title"]) == (ids[str(binned["id"])], "binned")
-    assert trashed["deleted_at"] == deleted["deleted_at"]  # deleted when it was
+    changes = orjson.loads(await (await client.get("/changes", headers=bob)).read())["changes"]
+    assert [(c["op"], c["id"]) for c in changes] == [("put", ids[str(kept["id"])]), ("put", trashed["id"]),
+                                                      ("delete", trashed["id"])]
+    assert [c["at"] for c in changes] == sorted(c["at"] for c in changes)  # times in the log's order
+    assert trashed["deleted_at"] == changes[-1]["at"]
     restored = await client.post(f"/trash/{trashed['id']}/restore", headers=bob)
     assert restored.status == 200 and orjson.loads(await restored.read())["title"] == "binned"
 
