@@ -139,6 +139,8 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
         raise ValueError("--output is empty: give it a file's name, or - for standard output")
     if os.path.isdir(path):
         raise ValueError(f"{path} is a directory: give --output a file's name")
+    if path.endswith("/"):  # a directory's name, of one that is not there (realpath would drop the /)
+        raise ValueError(f"{path} names a directory, and there is none: give --output a file's name")
     if _in_place(path):  # appending: a shell's `>` has emptied it already, and its `>>` asks for that
         with open(path, "ab") as sink:
             yield sink

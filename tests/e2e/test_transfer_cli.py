@@ -449,6 +449,8 @@ def test_an_output_that_cannot_be_written_is_one_line_naming_why_before_the_stor
             f"cannot write {tmp_path / 'a-file' / 'x.ndjson'}: a part of {tmp_path / 'a-file'} is a file, not a"
             " directory",
         "": "--output is empty: give it a file's name, or - for standard output",
+        f"{tmp_path / 'new'}/":
+            f"{tmp_path / 'new'}/ names a directory, and there is none: give --output a file's name",
         str(tmp_path / "shut" / "x.ndjson"):
             f"cannot write {tmp_path / 'shut' / 'x.ndjson'}: this user may not create files in {tmp_path / 'shut'};"
             " give --output a file in a directory it may write",
