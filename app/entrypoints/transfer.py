@@ -49,7 +49,7 @@ from app.domain.transfer import (
 from app.entrypoints import notes_file
 from app.entrypoints.logs import report_failure
 from app.entrypoints.notes_file import KINDS, kind_of, read_notes_file, write_notes_file
-from app.settings import Settings, backend_of, redacted
+from app.settings import Settings, backend_of, redacted, sqlite_path
 
 ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
 PROGRESS_EVERY = 5.0  # seconds between two plain progress lines when standard error is no terminal
@@ -92,6 +92,8 @@ def run_export(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
         args.output = None
     if args.output is None and args.format == "markdown" and sys.stdout.isatty():
         raise ValueError("a zip file cannot be shown on a terminal: give --output FILE, or redirect standard output")
+    if args.output is not None and _writes_over_the_store(args.output, args.database_url):
+        raise ValueError(f"--output {args.output} is the store being exported (or its -wal or -shm): give another file")
     selection = Selection(tuple(owner_name(name) for name in args.owner) if args.owner else None)
     try:
         with _output(args.output) as sink:
@@ -106,6 +108,15 @@ def run_export(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     where = "standard output" if args.output is None else args.output
     err.write(f"exported {exported} to {where}\n")
     return 0
+
+
+def _writes_over_the_store(output: str, database_url: str) -> bool:
+    """Whether --output names the SQLite file being exported, or one of SQLite's files beside it:
+    the export would replace the store it is read from."""
+    if backend_of(database_url) != "sqlite":
+        return False
+    store = os.path.realpath(sqlite_path(database_url))
+    return os.path.realpath(output) in (store, f"{store}-wal", f"{store}-shm", f"{store}-journal")
 
 
 def _left_of(path: str | None) -> str:
@@ -139,8 +150,8 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
         raise ValueError("--output is empty: give it a file's name, or - for standard output")
     if os.path.isdir(path):
         raise ValueError(f"{path} is a directory: give --output a file's name")
-    if path.endswith("/"):  # a directory's name, of one that is not there (realpath would drop the /)
-        raise ValueError(f"{path} names a directory, and there is none: give --output a file's name")
+    if os.path.basename(path) in ("", ".", ".."):  # a directory's name (realpath would drop it: `n.db/.` was n.db)
+        raise ValueError(f"{path} names a directory, not a file: give --output a file's name")
     if _in_place(path):  # appending: a shell's `>` has emptied it already, and its `>>` asks for that
         with open(path, "ab") as sink:
             yield sink

@@ -253,6 +253,11 @@ def test_a_client_that_goes_away_mid_body_or_sends_a_damaged_one_is_no_error_of_
             answer = b"".join(iter(lambda: raw.recv(65536), b""))  # to the end: the server closes it
         assert answer.startswith(b"HTTP/1.1 404 ") and b"Connection: close" in answer, answer
         server.wait_for("method=POST path=/nowhere status=404")
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:  # an answer If-Match makes a 412
+            raw.sendall(b'GET /notes HTTP/1.1\r\nHost: localhost\r\nIf-Match: "nope"\r\nContent-Encoding: gzip\r\n'
+                        b"Content-Length: %d\r\n\r\n%s" % (len(packed), packed[:5]))
+            answer = b"".join(iter(lambda: raw.recv(65536), b""))  # closed, not left open with its parser dead
+        assert answer.startswith(b"HTTP/1.1 412 ") and b"Connection: close" in answer, answer
     finally:
         assert server.stop() == 0
     output = server.output()

@@ -449,13 +449,21 @@ def test_an_output_that_cannot_be_written_is_one_line_naming_why_before_the_stor
             f"cannot write {tmp_path / 'a-file' / 'x.ndjson'}: a part of {tmp_path / 'a-file'} is a file, not a"
             " directory",
         "": "--output is empty: give it a file's name, or - for standard output",
-        f"{tmp_path / 'new'}/":
-            f"{tmp_path / 'new'}/ names a directory, and there is none: give --output a file's name",
+        f"{tmp_path / 'new'}/": f"{tmp_path / 'new'}/ names a directory, not a file: give --output a file's name",
+        f"{tmp_path / 'new'}/.": f"{tmp_path / 'new'}/. names a directory, not a file: give --output a file's name",
+        f"{tmp_path / 'laptop.db'}/.":  # once: the store replaced by its export
+            f"--output {tmp_path / 'laptop.db'}/. is the store being exported (or its -wal or -shm): give another file",
+        f"{tmp_path / 'a-file'}/..":
+            f"{tmp_path / 'a-file'}/.. names a directory, not a file: give --output a file's name",
+        str(tmp_path / "laptop.db"):
+            f"--output {tmp_path / 'laptop.db'} is the store being exported (or its -wal or -shm): give another file",
+        f"{tmp_path}/./laptop.db-wal":
+            f"--output {tmp_path}/./laptop.db-wal is the store being exported (or its -wal or -shm): give another file",
         str(tmp_path / "shut" / "x.ndjson"):
             f"cannot write {tmp_path / 'shut' / 'x.ndjson'}: this user may not create files in {tmp_path / 'shut'};"
             " give --output a file in a directory it may write",
     }
-    before = sorted(tmp_path.parent.iterdir())
+    before, store = sorted(tmp_path.parent.iterdir()), (tmp_path / "laptop.db").read_bytes()
     with read_only(tmp_path / "shut"):
         for output, line in cases.items():
             for kind in ("jsonl", "markdown"):
@@ -463,6 +471,7 @@ def test_an_output_that_cannot_be_written_is_one_line_naming_why_before_the_stor
                 assert (refused.returncode, refused.stderr) == (1, f"notes-api: error: {line}\n"), output
     assert sorted(p.name for p in tmp_path.rglob("*") if p.name.startswith(".export-")) == []
     assert sorted(tmp_path.parent.iterdir()) == before  # nothing made beside the working directory's
+    assert (tmp_path / "laptop.db").read_bytes() == store and not (tmp_path / "new").exists()
 
 
 def test_an_import_or_a_copy_into_a_directory_is_told_as_such(tmp_path: Path) -> None:

@@ -133,10 +133,10 @@ class Pipeline:
                     response = problem_response(raised, request)
             except Exception as error:
                 response = problem_response(error, request)
-            if encoded:
-                _end_encoded_body(request, response)
             if hdrs.IF_MATCH in headers and method in READS and redirect is None:  # a raised 3xx stays raised
                 response = _if_match(request, response)
+            if encoded:  # (on the answer as it leaves: after If-Match may have made it a 412)
+                _end_encoded_body(request, response)
             noted[1] = elapsed = perf_counter() - started
             answer = response.headers
             answer[X_REQUEST_ID] = request_id
