@@ -17,6 +17,7 @@ SUPPORTED_URLS = "memory://, sqlite:///relative.db, sqlite:////absolute.db, post
 
 
 _PASSWORD_PARAMETER = re.compile(r"(?i)([?&](?:ssl)?password=)[^&#]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # urlsplit drops tabs and line breaks: no part of a URL
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")  # scheme://host[:port]
 
 
@@ -36,17 +37,25 @@ def _unencoded_credentials(database_url: str) -> bool:
     first_field = re.split("[=&]", parts.query, maxsplit=1)[0]
     if "@" in parts.path + parts.fragment + first_field:  # an @ after a /, ? or # of the user part
         return True
+    host = parts.netloc.rpartition("@")[2]
+    if "," not in host:  # (a list of hosts has a port each)
+        try:  # (an IPv6 host's colons are in its brackets)
+            port_is_a_port = parts.port is not None or ":" not in host.rpartition("]")[2]
+        except ValueError:
+            port_is_a_port = False
+        after_host = database_url.partition("://")[2].partition(parts.netloc)[2]
+        if not port_is_a_port and "@" in after_host:  # what reads as a port is a password's end: the host
+            return True  # follows an @ further on
     if "@" in parts.netloc:
         return False
-    try:
-        return not (parts.port is not None or ":" not in parts.netloc)
-    except ValueError:
-        return True
+    return "@" in parts.query and not parts.path  # `u:1234?a=b@host/db`: a ? and = in a password of digits
 
 
 def redacted(database_url: str) -> str:
     """The URL with its password (in the user part or a `password=` parameter) shown as ***:
-    what any message may say of a DATABASE_URL."""
+    what any message may say of a DATABASE_URL. Control characters are left out: urlsplit
+    drops them, so a password holding one was not found to hide."""
+    database_url = _CONTROL.sub("", database_url)
     scheme, colon, rest = database_url.partition(":")
     if colon and not rest.startswith("//") and "@" in rest:  # `postgresql:bob:pw@host`: no // to find a user part by
         return _PASSWORD_PARAMETER.sub(r"\g<1>***", f"{scheme}:***@{rest.rpartition('@')[2]}")
@@ -79,6 +88,11 @@ class UnsupportedDatabaseError(ValueError):
 def backend_of(database_url: str, setting: str = "DATABASE_URL") -> str:
     """The storage for a DATABASE_URL; raises with the supported forms when there is none,
     naming the URL by `setting`, the flag or variable that gave it."""
+    if _CONTROL.search(database_url):
+        raise UnsupportedDatabaseError(
+            f"{setting} {redacted(database_url)!r} holds a control character (a tab or a line break?): remove it,"
+            " or percent-encode it in a password"
+        )
     try:
         parts = urlsplit(database_url)
     except ValueError:  # urlsplit's "Invalid IPv6 URL": a [ or ] alone
@@ -113,8 +127,8 @@ def backend_of(database_url: str, setting: str = "DATABASE_URL") -> str:
 
 
 def _must_encode(setting: str, database_url: str) -> str:
-    return (f"the user or password of {setting} {redacted(database_url)!r} holds a character that must be"
-            " percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40, [ as %5B, ] as %5D")
+    return (f"the user or password (or database name) of {setting} {redacted(database_url)!r} holds a character"
+            " that must be percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40, [ as %5B, ] as %5D")
 
 
 def sqlite_path(database_url: str) -> str:

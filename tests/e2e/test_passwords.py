@@ -155,13 +155,13 @@ def test_a_password_that_needs_percent_encoding_is_named_as_such_and_not_shown(u
         done = run(*command)
         assert done.returncode != 0
         assert done.stderr == (
-            f"notes-api: error: the user or password of {command[-2]} '{redacted(url)}' holds a character that must"
-            " be percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40, [ as %5B, ] as %5D\n"
+            f"notes-api: error: the user or password (or database name) of {command[-2]} '{redacted(url)}' holds a"
+            " character that must be percent-encoded: / as %2F, ? as %3F, # as %23, @ as %40, [ as %5B, ] as %5D\n"
         ), command
         given = run(*command[:-2], env={"DATABASE_URL": url, "NOTES_COPY_TO": url})  # from the environment
         variable = ("NOTES_COPY_TO (the value of --to)" if command[0] == "copy"
                     else "DATABASE_URL (the value of --database-url)")
-        assert f"error: the user or password of {variable} '{redacted(url)}'" in given.stderr, command
+        assert f"or password (or database name) of {variable} '{redacted(url)}'" in given.stderr, command
         assert "s3cret" not in given.stderr + given.stdout
         assert "s3cret" not in done.stderr + done.stdout
 
