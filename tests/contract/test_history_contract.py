@@ -22,7 +22,7 @@ from app.domain.errors import (
     VersionConflictError,
 )
 from app.domain.history import ChangeOp, ChangeToken, Retention
-from app.domain.model import stored_note
+from app.domain.model import Note, stored_note
 from app.domain.owners import LOCAL
 from app.domain.query import ListQuery, NoteFilter
 from app.domain.services import NoteService
@@ -97,35 +97,30 @@ async def test_a_note_comes_back_from_the_trash_under_its_id_one_version_on(stor
     assert [n.version for n in await notes.revisions(note.id, newest=3, oldest=1, limit=9)] == [3, 2, 1]
 
 
-async def test_a_purge_at_a_version_purges_the_note_only_if_the_trash_holds_it_at_that_version(
-    storage: Storage,
+@pytest.mark.parametrize("act", ["purge", "restore"])
+async def test_a_purge_or_a_restore_at_a_version_acts_only_if_the_trash_holds_the_note_at_that_version(
+    storage: Storage, act: str
 ) -> None:
     notes = storage.notes_of(LOCAL)
     note = await notes.add(draft())
     await notes.delete(note.id, at=T0)
+
+    async def at(version: int) -> Note | None:
+        if act == "purge":
+            await notes.purge(note.id, version)
+            return None
+        return await notes.restore(note.id, T0, version)
+
     with pytest.raises(VersionConflictError):
-        await notes.purge(note.id, note.version + 1)
+        await at(note.version + 1)
     assert (await notes.in_trash(note.id)).note.version == note.version  # still there
-    await notes.purge(note.id, note.version)
-    with pytest.raises(NotInTrashError):
-        await notes.purge(note.id, note.version)
-
-
-async def test_a_restore_at_a_version_restores_the_note_only_if_the_trash_holds_it_at_that_version(
-    storage: Storage,
-) -> None:
-    notes = storage.notes_of(LOCAL)
-    note = await notes.add(draft())
-    await notes.delete(note.id, at=T0)
-    with pytest.raises(VersionConflictError):
-        await notes.restore(note.id, T0, note.version + 1)
-    assert (await notes.in_trash(note.id)).note.version == note.version  # still there, and not in /notes
     with pytest.raises(NoteNotFoundError):
-        await notes.get(note.id)
-    back = await notes.restore(note.id, T0, note.version)
-    assert (back.id, back.version) == (note.id, note.version + 1)
+        await notes.get(note.id)  # and not back
+    done = await at(note.version)
+    if act == "restore":
+        assert done is not None and (done.id, done.version) == (note.id, note.version + 1)
     with pytest.raises(NotInTrashError):
-        await notes.restore(note.id, T0, note.version)
+        await at(note.version)
 
 
 async def test_a_token_beyond_the_log_is_refused_as_an_expired_one_is(storage: Storage) -> None:
