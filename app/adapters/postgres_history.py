@@ -143,7 +143,7 @@ MOVE_TRASH = (
     "UPDATE trash SET owner = $1, change_key = greatest(pg_current_xact_id(), change_key) WHERE id = ANY($2::bigint[])"
 )
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', o) FROM unnest($1::text[]) AS o"  # $1: the owners
-# $1 id, $2 owner, $3 the time of the restore
+# $1 id, $2 owner, $3 the time of the restore, $4 the version the trash must hold it at (null: any)
 RESTORE = f"""
 WITH t AS (
     DELETE FROM trash WHERE id = $1 AND owner = $2 AND ($4::bigint IS NULL OR version = $4)
