@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,29 @@ def test_an_origin_that_is_not_an_origin_stops_the_server_before_it_starts() -> 
         timeout=60,
     )
     assert result.returncode == 2 and "scheme://host[:port]" in result.stderr
+
+
+def test_a_stream_a_follower_leaves_is_logged_with_what_was_sent_and_for_how_long(tmp_path: Path) -> None:
+    """The changes' events are sent after the pipeline has timed the request: their line said a
+    few milliseconds and bytes=0 however long the follower stayed and whatever it got."""
+    server = Server("memory://", tmp_path / "server.log").wait_ready()
+    try:
+        with requests.get(f"{server.base}/changes", headers={"Accept": "text/event-stream"}, stream=True,
+                          timeout=10) as follower:
+            chunks = follower.iter_content(chunk_size=None)
+            received = next(chunks)  # the retry hint
+            held_from = time.monotonic()
+            for n in range(20):  # the follower stays for twenty changes, each seen before the next is made
+                title = f"note {n} ".encode()
+                assert requests.post(f"{server.base}/notes", json={"title": title.decode()}, timeout=10).ok
+                while title not in received:
+                    received += next(chunks)
+            held = time.monotonic() - held_from
+        # the next change finds the follower gone, and the stream ends
+        assert requests.post(f"{server.base}/notes", json={"title": "after"}, timeout=10).status_code == 201
+        line = server.wait_for("path=/changes status=200")
+    finally:
+        assert server.stop() == 0
+    logged = dict(field.split("=", 1) for field in line.split() if "=" in field)
+    assert int(logged["bytes"]) >= len(received), line  # (and the headers)
+    assert float(logged["duration_ms"]) >= held * 1000 - 1, (line, held)  # (aiohttp's clock: whole ms)

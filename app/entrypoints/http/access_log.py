@@ -25,6 +25,10 @@ from app.entrypoints.logs import CURRENT_REQUEST, Timestamps
 ACCESS_LOGGER = "app.access"
 FLUSH_SECONDS = 0.05
 MAX_LINES = 2000  # at most this many lines wait: a burst is written without waiting for the timer
+# Seconds by which aiohttp's time of a request must pass the pipeline's for the access log to take
+# it: aiohttp's clock (uvloop's) counts whole milliseconds, so a difference of one or two is its
+# rounding, and the pipeline's own time is the finer.
+STREAMED = 0.005
 _VERBATIM = {"verbatim": True}  # marks a record of finished lines for the formatters (logs.py)
 
 
@@ -93,6 +97,10 @@ class AccessLogger(AbstractAccessLogger):
             id_, seconds, owner = "-", time, None
         else:
             id_, seconds, owner = noted[0], noted[1], noted[3]  # the owner: never the token
+            if time - seconds > STREAMED:  # a body sent long after the pipeline timed the request (the
+                seconds = time  # changes' events, an export): aiohttp's time, to its last byte
+        # what was sent; a stream the client left has no length of its own, but its writer counted it
+        sent = response.body_length or request.writer.output_size
         try:
             # the path as sent, still percent-encoded, so that no URL can split or forge a line;
             # never the query string (it carries search terms)
@@ -102,13 +110,13 @@ class AccessLogger(AbstractAccessLogger):
                     "time": self._timestamps(now()), "level": "INFO", "logger": self._logger_name,
                     "request_id": id_, "method": request.method, "path": path, "status": response.status,
                     "owner": owner, "duration_ms": int(seconds * 1_000_000) / 1000,
-                    "bytes": response.body_length,
+                    "bytes": sent,
                 }).decode()
             else:
                 line = (  # an f-string: about twice as fast as str.format or %
                     f"{self._timestamps(now())} INFO {self._logger_name}: request_id={id_}"
                     f" method={request.method} path={path} status={response.status} owner={owner or '-'}"
-                    f" duration_ms={seconds * 1000:.3f} bytes={response.body_length}"
+                    f" duration_ms={seconds * 1000:.3f} bytes={sent}"
                 )
         except Exception:  # the request is answered already: a failure here must not touch it
             self.access_log.logger.exception("cannot format the access log line")
